@@ -1,0 +1,37 @@
+# The first two commands on a fresh machine: `make demo` and `make test`. Both create the venv and install.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+export BLOCKS_HOME ?= $(CURDIR)/.blocks
+export DAGSTER_HOME ?= $(BLOCKS_HOME)/dagster_home
+
+.PHONY: install demo test bench serve dagster clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/blocks demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+dagster: $(STAMP)
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -p 3000
+
+serve: $(STAMP)
+	$(BIN)/blocks serve
+
+clean:
+	rm -rf $(BLOCKS_HOME) dbt_project/target dbt_project/logs

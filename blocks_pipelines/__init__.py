@@ -1,0 +1,1 @@
+"""Blocks data platform: CUR ingestion, spend models, Savings Plans automation, serving."""

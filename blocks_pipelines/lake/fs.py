@@ -1,0 +1,153 @@
+"""The lake's file system: a local folder by default, S3 in production, one interface for both.
+
+All S3 access goes through boto3 with an optional endpoint override so tests run against a moto server on
+127.0.0.1. Writes are atomic: locally a temp file in the same folder then os.replace; on S3 a single PutObject
+(an object is never visible half-written).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from blocks_pipelines.settings import get_settings
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: str
+    size: int
+    modified: datetime
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    rest = uri[len("s3://") :]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def join(base: str, *parts: str) -> str:
+    out = base.rstrip("/")
+    for p in parts:
+        p = str(p).strip("/")
+        if p:
+            out = f"{out}/{p}"
+    return out
+
+
+@lru_cache(maxsize=8)
+def _s3_client(endpoint_url: str | None, region: str):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+
+
+def s3_client():
+    s = get_settings()
+    return _s3_client(s.s3_endpoint_url, s.aws_region)
+
+
+def list_objects(prefix_uri: str) -> Iterator[ObjectInfo]:
+    """Every object under a prefix (recursively), sorted by uri."""
+    if is_s3(prefix_uri):
+        bucket, key = split_s3(prefix_uri)
+        paginator = s3_client().get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key.rstrip("/") + "/" if key else ""):
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["LastModified"])
+        return
+    root = Path(prefix_uri)
+    if root.is_file():
+        st = root.stat()
+        yield ObjectInfo(str(root), st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
+        return
+    if not root.exists():
+        return
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.name.startswith(".tmp-"):
+            st = p.stat()
+            yield ObjectInfo(str(p), st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+
+def exists(uri: str) -> bool:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        try:
+            s3_client().head_object(Bucket=bucket, Key=key)
+            return True
+        except s3_client().exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+    return Path(uri).exists()
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return Path(uri).read_bytes()
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def put_file(local_path: Path, uri: str) -> None:
+    """Publish a finished local file at uri atomically (move locally, upload on S3)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().upload_file(str(local_path), bucket, key)
+        return
+    dest = Path(uri)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(local_path, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fetch_to_local(uri: str, workdir: Path) -> Path:
+    """A local path for reading uri: the file itself when local, a downloaded copy when on S3."""
+    if not is_s3(uri):
+        return Path(uri)
+    bucket, key = split_s3(uri)
+    dest = workdir / key
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    s3_client().download_file(bucket, key, str(dest))
+    return dest
+
+
+def delete(uri: str) -> None:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client().delete_object(Bucket=bucket, Key=key)
+        return
+    Path(uri).unlink(missing_ok=True)
