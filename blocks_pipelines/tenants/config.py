@@ -50,6 +50,10 @@ class Organization(_Strict):
     @model_validator(mode="after")
     def _accounts_live_in_known_ous(self) -> "Organization":
         known = set(self.organizational_units)
+        ids = [a.account_id for a in self.linked_accounts]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"linked account ids listed more than once: {dupes}; list each account once")
         for acct in self.linked_accounts:
             if acct.ou_path not in known:
                 raise ValueError(

@@ -1,0 +1,58 @@
+"""Root Dagster definitions: only assembles. Each domain declares its own per-tenant definitions.
+
+One asset graph per tenant (an asset factory driven by the registry), so partitions stay per tenant.
+Tenants can be sharded across code locations in workspace.yaml: attribute `shard_<i>_of_<n>` of this module
+holds the tenants whose stable hash falls in shard i (see README, "Scaling out").
+"""
+
+from __future__ import annotations
+
+import zlib
+from functools import lru_cache
+
+import dagster as dg
+
+from blocks_pipelines.ingestion.defs import build_ingestion_defs
+from blocks_pipelines.models.defs import build_model_defs
+from blocks_pipelines.savings_plans.defs import build_sp_defs
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import TenantConfig, load_registry
+
+TENANT_FACTORIES = (build_ingestion_defs, build_model_defs, build_sp_defs)
+
+
+def build_tenant_defs(tenant: TenantConfig) -> dg.Definitions:
+    return dg.Definitions.merge(*(factory(tenant) for factory in TENANT_FACTORIES))
+
+
+def shard_of(tenant_id: str, shards: int) -> int:
+    """Stable across processes and Python versions (unlike hash())."""
+    return zlib.crc32(tenant_id.encode()) % shards
+
+
+def build_definitions(tenants: list[TenantConfig]) -> dg.Definitions:
+    if not tenants:
+        return dg.Definitions()
+    return dg.Definitions.merge(*(build_tenant_defs(t) for t in tenants))
+
+
+@lru_cache(maxsize=None)
+def _registry() -> tuple[TenantConfig, ...]:
+    return tuple(load_registry(get_settings().tenants_dir))
+
+
+def shard_definitions(index: int, shards: int) -> dg.Definitions:
+    return build_definitions([t for t in _registry() if shard_of(t.id, shards) == index])
+
+
+def __getattr__(name: str) -> dg.Definitions:
+    # PEP 562: `defs` and `shard_<i>_of_<n>` are built on first access, so importing this module stays cheap.
+    if name == "defs":
+        value = build_definitions(list(_registry()))
+    elif name.startswith("shard_") and "_of_" in name:
+        i, n = name[len("shard_") :].split("_of_")
+        value = shard_definitions(int(i), int(n))
+    else:
+        raise AttributeError(name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,133 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from blocks_pipelines.cli.main import main
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import TenantConfigError, load_registry, load_tenant_file
+from tests.conftest import DEMO_TENANTS
+
+
+def _demo(name="globex") -> dict:
+    return yaml.safe_load((DEMO_TENANTS / f"{name}.yaml").read_text())
+
+
+def _write(dirpath: Path, data: dict, stem: str | None = None) -> Path:
+    dirpath.mkdir(parents=True, exist_ok=True)
+    path = dirpath / f"{stem or data['id']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_demo_registry_loads_three_formats():
+    registry = load_registry(DEMO_TENANTS)
+    assert {t.id: t.cur_source.format.value for t in registry} == {
+        "acme_corp": "cur1", "globex": "cur2", "initech": "focus",
+    }
+    globex = next(t for t in registry if t.id == "globex")
+    assert len(globex.all_account_ids()) == 5
+    assert globex.organization.account_ou()["222222222202"] == "Root/Engineering/Prod"
+    assert globex.guardrails.max_hourly_commitment == 40.0
+
+
+@pytest.mark.parametrize(
+    "mutate, field, expected",
+    [
+        (lambda d: d["organization"].update(payer_account_id="12345"), "organization.payer_account_id", "pattern"),
+        (lambda d: d["cur_source"].update(format="cur3"), "cur_source.format", "cur1"),
+        (lambda d: d.pop("history_start"), "history_start", "Field required"),
+        (lambda d: d.update(billing_mode="reseller"), "billing_mode", "blocks_vendor"),
+        (lambda d: d["guardrails"].update(max_hourly_commitment=-1), "guardrails.max_hourly_commitment", "greater"),
+        (lambda d: d.update(colour="blue"), "colour", "Extra inputs"),
+        (lambda d: d["cur_source"].update(uri="s3://Bad_Bucket/x"), "cur_source.uri", "bucket"),
+        (lambda d: d["connection"].update(scopes=["data_read", "purchase"], purchase_role_arn=None),
+         "connection", "purchase_role_arn"),
+        (lambda d: d["organization"]["linked_accounts"][1].update(ou_path="Root/Nowhere"), "organization",
+         "Root/Nowhere"),
+        (lambda d: d["organization"]["linked_accounts"][2].update(account_id="222222222202"), "organization",
+         "more than once"),
+    ],
+)
+def test_invalid_file_names_file_field_and_expectation(tmp_path, mutate, field, expected):
+    data = _demo()
+    mutate(data)
+    path = _write(tmp_path, data, stem="globex")
+    with pytest.raises(TenantConfigError) as err:
+        load_tenant_file(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert f"field '{field}" in message
+    assert expected in message
+
+
+def test_id_must_match_file_name(tmp_path):
+    path = _write(tmp_path, _demo(), stem="other")
+    with pytest.raises(TenantConfigError, match="must match the file name"):
+        load_tenant_file(path)
+
+
+def test_not_yaml_and_not_mapping(tmp_path):
+    (tmp_path / "x.yaml").write_text("id: [unclosed")
+    with pytest.raises(TenantConfigError, match="not valid YAML"):
+        load_tenant_file(tmp_path / "x.yaml")
+    (tmp_path / "y.yaml").write_text("- a\n- b\n")
+    with pytest.raises(TenantConfigError, match="mapping"):
+        load_tenant_file(tmp_path / "y.yaml")
+
+
+def test_registry_reports_every_bad_file(tmp_path):
+    good = _demo()
+    _write(tmp_path, good)
+    for stem in ("bad_one", "bad_two"):
+        data = _demo()
+        data["id"] = stem
+        data["guardrails"]["max_hourly_commitment"] = 0
+        _write(tmp_path, data)
+    with pytest.raises(TenantConfigError) as err:
+        load_registry(tmp_path)
+    assert "bad_one.yaml" in str(err.value) and "bad_two.yaml" in str(err.value)
+
+
+def test_assets_config_env_points_elsewhere(blocks_env, tmp_path, monkeypatch):
+    other = tmp_path / "elsewhere"
+    _write(other / "tenants", _demo("initech"))
+    monkeypatch.setenv("BLOCKS_ASSETS_CONFIG", str(other))
+    assert [t.id for t in load_registry(get_settings().tenants_dir)] == ["initech"]
+    result = CliRunner().invoke(main, ["tenants", "list"])
+    assert result.exit_code == 0, result.output
+    assert "initech" in result.output and "globex" not in result.output
+
+
+def test_cli_add_then_validate_roundtrip(blocks_env):
+    runner = CliRunner()
+    args = ["tenants", "add", "--id", "umbrella", "--name", "Umbrella", "--payer", "444444444444",
+            "--format", "focus", "--history-start", "2026-01-01"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    tenant = load_tenant_file(get_settings().tenants_dir / "umbrella.yaml")
+    assert tenant.connection.status == "pending" and tenant.connection.scopes == ["data_read"]
+    assert len(tenant.connection.external_id) >= 16
+    assert runner.invoke(main, args).exit_code != 0  # refuses to overwrite without --force
+    result = runner.invoke(main, ["tenants", "validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok ") == 4
+
+
+def test_cli_validate_fails_on_bad_file(blocks_env):
+    bad = get_settings().tenants_dir / "globex.yaml"
+    bad.write_text(bad.read_text().replace('payer_account_id: "222222222222"', "payer_account_id: nope"))
+    result = CliRunner().invoke(main, ["tenants", "validate"])
+    assert result.exit_code == 1
+    assert "globex.yaml" in result.output and "organization.payer_account_id" in result.output
+
+
+def test_every_command_has_help():
+    from blocks_pipelines.cli.main import COMMANDS
+
+    runner = CliRunner()
+    for name in COMMANDS:
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "unavailable" not in result.output, name
