@@ -1,0 +1,105 @@
+"""`blocks demo`: sample CUR for the demo tenants, the whole pipeline in-process, then the Dagster UI and the API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+
+from blocks_pipelines.settings import REPO_ROOT, get_settings
+from blocks_pipelines.tenants.config import load_registry
+
+DAGSTER_PORT = 3000
+API_PORT = 8000
+
+
+def prepare_dagster_home() -> Path:
+    """A persistent instance (runs stay visible in the UI) configured by the repository's dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or get_settings().home / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _wait_http(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return True
+        except OSError:
+            time.sleep(1)
+    return False
+
+
+def _start(cmd: list[str], log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+@click.command()
+@click.option("--no-serve", is_flag=True, help="Build everything, then exit instead of starting the UI and the API.")
+@click.option("--months", default=3, show_default=True, help="Months of sample CUR per tenant.")
+@click.option("--seed", default=42, show_default=True, help="Generator seed (same seed, same data).")
+def demo(no_serve: bool, months: int, seed: int) -> None:
+    """Generate sample CUR for the demo tenants, materialize every asset, start Dagster (:3000) and the API (:8000).
+
+    Safe to run twice: generation is deterministic and skipped when present, every write replaces its slice."""
+    from blocks_pipelines.runner import generate_demo_sources, materialize_all
+
+    settings = get_settings()
+    dagster_home = prepare_dagster_home()
+    tenants = load_registry(settings.tenants_dir)
+    click.echo(f"Blocks demo: {len(tenants)} tenants, BLOCKS_HOME={settings.home}, DAGSTER_HOME={dagster_home}")
+    generate_demo_sources(tenants, months=months, seed=seed, echo=click.echo)
+    summary = materialize_all(tenants, echo=click.echo)
+    click.echo(summary)
+    if no_serve:
+        return
+
+    logs = settings.home / "logs"
+    bin_dir = Path(sys.executable).parent
+    procs = [
+        _start([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)],
+               logs / "dagster.log"),
+        _start([str(bin_dir / "blocks"), "serve", "--host", "127.0.0.1", "--port", str(API_PORT)], logs / "api.log"),
+    ]
+    ui_ok = _wait_http(f"http://127.0.0.1:{DAGSTER_PORT}/server_info", 180)
+    api_ok = _wait_http(f"http://127.0.0.1:{API_PORT}/healthz", 60)
+    token = subprocess.run([str(bin_dir / "blocks"), "dev-token", "--tenant", tenants[0].id, "--role", "admin"],
+                           capture_output=True, text=True).stdout.strip() if tenants else ""
+    click.echo(f"""
+Where to look
+  Dagster UI   http://127.0.0.1:{DAGSTER_PORT}   {'up' if ui_ok else 'NOT UP: see ' + str(logs / 'dagster.log')}
+               asset groups: {', '.join(t.id for t in tenants)}; each group's sp_proposals shows the proposal
+               awaiting approval: materialize <tenant>/sp_approvals with the proposal id to approve it.
+  API          http://127.0.0.1:{API_PORT}/docs   {'up' if api_ok else 'NOT UP: see ' + str(logs / 'api.log')}
+               curl -H "Authorization: Bearer $(.venv/bin/blocks dev-token --tenant {tenants[0].id if tenants else 'ID'})" \\
+                    "http://127.0.0.1:{API_PORT}/api/projection?period=month"
+  Dev token    {token[:40]}... (for {tenants[0].id if tenants else '-'})
+  Logs         {logs}
+Ctrl-C stops both.""")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
