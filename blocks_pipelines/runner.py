@@ -1,0 +1,128 @@
+"""Run the pipeline in-process, without a daemon: what `blocks materialize` and `blocks demo` do, and what a data
+engineer's CI would do. The same asset definitions the Dagster UI shows run here, recorded in the same instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import dagster as dg
+
+from blocks_pipelines.lake import fs
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
+from blocks_pipelines.tenants.partitions import PARTITION_FMT, tenant_hourly_partitions
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class TenantRunSummary:
+    tenant_id: str
+    runs: list[tuple[str, bool]] = field(default_factory=list)  # (what, success)
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok in self.runs)
+
+    def __str__(self) -> str:
+        lines = [f"{self.tenant_id}: {'ok' if self.ok else 'FAILED'}"]
+        lines += [f"  {'ok  ' if ok else 'FAIL'} {what}" for what, ok in self.runs]
+        return "\n".join(lines)
+
+
+def generate_demo_sources(tenants: list[TenantConfig], *, months: int, seed: int, echo: Echo = print) -> None:
+    """Sample CUR for every tenant whose source is a local folder; skipped where a delivery already exists so a
+    second `blocks demo` does not create a new delivery of the same data."""
+    from blocks_pipelines.sample_data.generator import generate_tenant_cur
+
+    home = get_settings().home
+    fmt_for = {"cur1": "cur1-csv", "cur2": "cur2", "focus": "focus"}
+    for i, tenant in enumerate(tenants):
+        if tenant.cur_source.is_s3:
+            continue
+        out = resolve_source_uri(tenant.cur_source, home)
+        if next(fs.list_objects(out), None) is not None:
+            echo(f"  {tenant.id}: sample CUR already in {out}")
+            continue
+        summary = generate_tenant_cur(
+            tenant, fmt=fmt_for[tenant.cur_source.format.value], out_uri=out, months=months, seed=seed + i,
+            start=tenant.history_start.strftime("%Y-%m"),
+        )
+        echo(f"  {tenant.id}: generated {summary}")
+
+
+def _range_tags(start: datetime, end: datetime) -> dict[str, str]:
+    """Tags that make one run cover an hour range [start, end] (inclusive keys)."""
+    return {
+        "dagster/asset_partition_range_start": start.strftime(PARTITION_FMT),
+        "dagster/asset_partition_range_end": end.strftime(PARTITION_FMT),
+    }
+
+
+def materialize_tenant(
+    tenant: TenantConfig,
+    *,
+    instance: dg.DagsterInstance,
+    select: str | None = None,
+    echo: Echo = print,
+) -> TenantRunSummary:
+    from blocks_pipelines.definitions import build_tenant_defs
+    from blocks_pipelines.ingestion.discovery import delivery_run_request, discover_deliveries
+
+    defs = build_tenant_defs(tenant)
+    job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    summary = TenantRunSummary(tenant.id)
+    partitions = tenant_hourly_partitions(tenant)
+    last_key = partitions.get_last_partition_key()
+    tenant_tags = {"blocks/tenant": tenant.id}
+
+    def run(what: str, keys: list[dg.AssetKey], tags: dict[str, str], run_config: dict | None = None) -> None:
+        if not keys:
+            return
+        echo(f"  {tenant.id}: {what}")
+        result = job.execute_in_process(
+            instance=instance, asset_selection=keys, tags={**tenant_tags, **tags}, run_config=run_config or {},
+            raise_on_error=False,
+        )
+        summary.runs.append((what, result.success))
+
+    if select:
+        keys = sorted(dg.AssetSelection.from_string(select).resolve(graph))
+        partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
+        others = [k for k in keys if graph.get(k).partitions_def is None]
+        run(f"{len(partitioned)} partitioned asset(s) over all hours", partitioned,
+            _range_tags(tenant.history_start_dt, partitions.time_window_for_partition_key(last_key).start))
+        run(f"{len(others)} unpartitioned asset(s)", others, {})
+        return summary
+
+    line_items = dg.AssetKey([tenant.id, "cur_line_items"])
+    for delivery in discover_deliveries(tenant):
+        request = delivery_run_request(tenant, delivery)
+        run(f"ingest {delivery.billing_period} delivery {delivery.delivery_id}", [line_items],
+            dict(request.tags), request.run_config)
+
+    hourly = sorted(k for k in graph.get_all_asset_keys()
+                    if k != line_items and graph.get(k).partitions_def is not None and k.path[0] == tenant.id)
+    end = partitions.time_window_for_partition_key(last_key).start
+    run("dbt models over the tenant's history", hourly, _range_tags(tenant.history_start_dt, end))
+    manual = {dg.AssetKey([tenant.id, "sp_approvals"]), dg.AssetKey([tenant.id, "sp_purchases"])}
+    rest = sorted(k for k in graph.get_all_asset_keys()
+                  if graph.get(k).partitions_def is None and k not in manual and not graph.get(k).is_external)
+    run("rollups, Savings Plans proposals and monitoring", rest, {})
+    return summary
+
+
+def materialize_all(
+    tenants: list[TenantConfig], *, select: str | None = None, echo: Echo = print,
+    instance: dg.DagsterInstance | None = None,
+) -> str:
+    instance = instance or dg.DagsterInstance.get()
+    started = datetime.now(timezone.utc)
+    summaries = [materialize_tenant(t, instance=instance, select=select, echo=echo) for t in tenants]
+    took = (datetime.now(timezone.utc) - started).total_seconds()
+    failed = [s.tenant_id for s in summaries if not s.ok]
+    head = f"materialized {len(tenants)} tenant(s) in {took:.0f} s" + (f"; FAILED: {failed}" if failed else "")
+    return "\n".join([head, *map(str, summaries)])
