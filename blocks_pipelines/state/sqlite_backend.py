@@ -43,6 +43,8 @@ class SqliteBackend:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA busy_timeout=30000")
+            # WAL + NORMAL: a commit is atomic and never corrupts; only an OS crash can drop the last few (local use)
+            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 

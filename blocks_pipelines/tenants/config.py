@@ -80,11 +80,20 @@ class Connection(_Strict):
         return self
 
 
+class AthenaCatalog(_Strict):
+    """Where the customer's CUR is catalogued for Athena (optional: the connection test checks it when set)."""
+
+    database: str = Field(pattern=r"^[\w-]+$")
+    table: str = Field(pattern=r"^[\w-]+$")
+    workgroup: str = Field("primary", pattern=r"^[\w.-]+$")
+
+
 class CurSource(_Strict):
     uri: str = Field(description="s3://bucket/prefix or a local folder holding the report")
     format: CurFormat
     report_name: str = Field(pattern=r"^[\w.-]+$", description="legacy report name or Data Exports export name")
     region: str = "us-east-1"
+    athena: AthenaCatalog | None = None
 
     @field_validator("uri")
     @classmethod

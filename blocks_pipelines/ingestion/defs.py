@@ -1,0 +1,146 @@
+"""Dagster: each tenant's hourly-partitioned `cur_line_items` asset, its delivery sensor and its blocking checks."""
+
+
+import json
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+from dagster import AssetExecutionContext, SensorEvaluationContext
+
+from blocks_pipelines.ingestion.api import IngestSummary, ingest_deliveries
+from blocks_pipelines.ingestion.deliveries import Delivery, discover_deliveries, month_bounds, read_manifest
+from blocks_pipelines.ingestion.lake_checks import check_no_duplicates, check_schema
+from blocks_pipelines.ingestion.lake_writer import Slice
+from blocks_pipelines.ingestion.schema import LAKE_TABLE
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
+from blocks_pipelines.tenants.partitions import PARTITION_FMT, tenant_hourly_partitions
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+MANIFEST_TAG = "blocks/cur_manifest"
+DELIVERY_TAG = "blocks/delivery_id"
+PERIOD_TAG = "blocks/billing_period"
+FINAL_TAG = "blocks/month_final"
+
+CHECK_TOTALS = "unblended_matches_source"
+CHECK_DUPLICATES = "no_duplicated_line_items"
+CHECK_SCHEMA = "schema_as_documented"
+
+
+def _deliveries_for(tenant: TenantConfig, tags: dict[str, str], start: datetime, end: datetime) -> list[Delivery]:
+    """The run's delivery (sensor runs name it) or, for a manual range, the newest delivery of each month it spans."""
+    if tags.get(MANIFEST_TAG):
+        root = resolve_source_uri(tenant.cur_source, get_settings().home)
+        return [read_manifest(tags[MANIFEST_TAG], root)]
+    out = []
+    for d in discover_deliveries(tenant):
+        lo, hi = month_bounds(d.billing_period) if d.billing_period else (start, end)
+        if lo < end and start < hi:
+            out.append(d)
+    return out
+
+
+def _metadata(summary: IngestSummary, start: datetime, end: datetime) -> dict:
+    md: dict = {
+        "rows": dg.MetadataValue.int(summary.rows),
+        "hours": dg.MetadataValue.int(summary.hours),
+        "days_written": dg.MetadataValue.int(summary.days_written),
+        "hour_range": dg.MetadataValue.text(f"{start.isoformat()} / {end.isoformat()}"),
+        "cost_by_line_item_type": dg.MetadataValue.json(summary.cost_by_line_item_type),
+        "amortized_by_line_item_type": dg.MetadataValue.json(summary.amortized_by_line_item_type),
+        "source_vs_lake": dg.MetadataValue.json(
+            {p.billing_period: {"source_unblended": p.source_unblended, "lake_unblended": p.lake_unblended,
+                                "source_rows": p.source_rows, "lake_rows": p.lake_rows, "is_final": p.is_final}
+             for p in summary.periods}),
+        "deliveries": dg.MetadataValue.json(summary.deliveries),
+    }
+    for lit, cost in summary.cost_by_line_item_type.items():
+        md[f"cost/{lit}"] = dg.MetadataValue.float(round(cost, 6))
+    return md
+
+
+def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
+    partitions = tenant_hourly_partitions(tenant)
+    key = dg.AssetKey([tenant.id, LAKE_TABLE])
+    specs = [
+        dg.AssetCheckSpec(CHECK_TOTALS, asset=key, blocking=True,
+                          description="Per billing month, the lake's unblended cost equals the source's to 1e-6."),
+        dg.AssetCheckSpec(CHECK_DUPLICATES, asset=key, blocking=True,
+                          description="One delivery per billing month in the lake, with the source's row count."),
+        dg.AssetCheckSpec(CHECK_SCHEMA, asset=key, blocking=True,
+                          description="Lake files have the documented canonical schema, no blank required value."),
+    ]
+
+    @dg.asset(
+        key=key, group_name=tenant.id, partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=specs, kinds={"polars", "parquet"},
+        description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
+    )
+    def cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+        deliveries = _deliveries_for(tenant, context.run.tags, start, end)
+        if not deliveries:
+            context.log.warning(f"no CUR delivery covers {start} .. {end} for {tenant.id}; nothing ingested")
+        summary = ingest_deliveries(tenant, deliveries, hour_range=(start, end))
+        lake_uri = get_settings().lake_uri
+        periods = frozenset(p.billing_period for p in summary.periods)
+        sl = Slice(start, end, periods)
+        with tempfile.TemporaryDirectory(prefix="blocks-check-") as tmp:
+            dup = check_no_duplicates(lake_uri, tenant.id, sl, {p.billing_period: p.source_rows for p in summary.periods},
+                                      Path(tmp) / "dup")
+            schema = check_schema(lake_uri, tenant.id, sl, Path(tmp) / "schema")
+        mismatched = [p.billing_period for p in summary.periods if not p.matches]
+        checks = [
+            dg.AssetCheckResult(
+                check_name=CHECK_TOTALS, passed=not mismatched, asset_key=key,
+                description="totals match" if not mismatched else f"totals differ for {mismatched}",
+                metadata={p.billing_period: abs(p.source_unblended - p.lake_unblended) for p in summary.periods},
+            ),
+            dg.AssetCheckResult(check_name=CHECK_DUPLICATES, passed=dup.passed, asset_key=key,
+                                description=dup.description, metadata={"lake_rows": dg.MetadataValue.json(dup.metadata)}),
+            dg.AssetCheckResult(check_name=CHECK_SCHEMA, passed=schema.passed, asset_key=key,
+                                description=schema.description, metadata=schema.metadata),
+        ]
+        return dg.MaterializeResult(metadata=_metadata(summary, start, end), check_results=checks)
+
+    @dg.sensor(
+        name=f"{tenant.id}__cur_delivery_sensor", asset_selection=[key], minimum_interval_seconds=300,
+        description=f"Launches {tenant.id}'s month range when a new CUR delivery (manifest) lands.",
+    )
+    def cur_delivery_sensor(context: SensorEvaluationContext) -> dg.SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        seen: dict[str, str] = cursor.get("deliveries", {})
+        final: dict[str, bool] = cursor.get("final", {})
+        now = datetime.now(timezone.utc)
+        requests = []
+        for d in discover_deliveries(tenant, today=now.date()):
+            if not d.billing_period or seen.get(d.billing_period) == d.delivery_id:
+                continue
+            hours = _month_hours(tenant, d.billing_period, now)
+            if hours is None:
+                continue
+            is_final = d.is_final
+            requests.append(dg.RunRequest(
+                run_key=d.delivery_id,
+                tags={RANGE_START_TAG: hours[0], RANGE_END_TAG: hours[1], MANIFEST_TAG: d.manifest_uri or "",
+                      DELIVERY_TAG: d.delivery_id, PERIOD_TAG: d.billing_period, FINAL_TAG: str(is_final).lower()},
+            ))
+            seen[d.billing_period], final[d.billing_period] = d.delivery_id, is_final
+            context.log.info(f"{tenant.id} {d.billing_period}: delivery {d.delivery_id} (final={is_final})")
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"deliveries": seen, "final": final}))
+
+    return dg.Definitions(assets=[cur_line_items], sensors=[cur_delivery_sensor])
+
+
+def _month_hours(tenant: TenantConfig, billing_period: str, now: datetime) -> tuple[str, str] | None:
+    """First and last hourly partition keys of a month, clamped to history_start and the last complete hour."""
+    lo, hi = month_bounds(billing_period)
+    lo = max(lo, tenant.history_start_dt)
+    last = min(hi, now.replace(minute=0, second=0, microsecond=0)) - timedelta(hours=1)
+    if last < lo:
+        return None
+    return lo.strftime(PARTITION_FMT), last.strftime(PARTITION_FMT)

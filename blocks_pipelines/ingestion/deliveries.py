@@ -1,0 +1,214 @@
+"""Where deliveries are: manifests of legacy CUR and AWS Data Exports (CUR 2.0, FOCUS), or bare data files.
+
+Legacy:  {root}/{report}/{YYYYMMDD-YYYYMMDD}/{report}-Manifest.json (newest) and .../{assemblyId}/{report}-Manifest.json
+Exports: {root}/{export}/metadata/BILLING_PERIOD=YYYY-MM/{export}-Manifest.json listing data/BILLING_PERIOD=.../...
+A delivery is always a whole billing month so far; its id is the assemblyId / executionId.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+import polars as pl
+
+from blocks_pipelines.ingestion.errors import CorruptFileError, MissingFileError
+from blocks_pipelines.ingestion.readers import is_data_file
+from blocks_pipelines.ingestion.timeparse import parse_manifest_time
+from blocks_pipelines.lake import fs
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
+
+_PERIOD_DIR = re.compile(r"^\d{8}-\d{8}$")
+INVOICE_COLUMNS = ("bill/InvoiceId", "bill_invoice_id", "InvoiceId")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    billing_period: str | None  # YYYY-MM; None for bare files (taken from the data)
+    delivery_id: str
+    manifest_uri: str | None
+    data_files: tuple[str, ...]
+    fmt: str | None = None  # cur1 | cur2 | focus when the manifest says so
+    period: tuple[datetime, datetime] | None = field(default=None, compare=False)
+
+    @cached_property
+    def is_final(self) -> bool:
+        """True once AWS has invoiced the month (bill/InvoiceId filled), read from the first rows of the data."""
+        return bool(self.data_files) and peek_invoice_id(self.data_files[0]) is not None
+
+
+def _month_bounds(bp: str) -> tuple[datetime, datetime]:
+    y, m = map(int, bp.split("-"))
+    start = datetime(y, m, 1, tzinfo=timezone.utc)
+    return start, datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=timezone.utc)
+
+
+def month_bounds(bp: str) -> tuple[datetime, datetime]:
+    return _month_bounds(bp)
+
+
+def _resolve_key(key: str, report: str, root: str) -> str:
+    """A manifest's bucket key (or s3:// uri) as a uri under `root`, found by the `{report}/` segment in it."""
+    if key.startswith("s3://"):
+        key = fs.split_s3(key)[1]
+    m = re.search(rf"(?:^|/)({re.escape(report)}/(?:\d{{8}}-\d{{8}}|data|metadata)/.*)$", key)
+    if not m:
+        idx = key.find(f"{report}/")
+        if idx < 0:
+            raise MissingFileError(f"data file key {key!r} does not contain '{report}/'",
+                                   fix="the manifest belongs to another report; point at the right source")
+        return fs.join(root, key[idx:])
+    return fs.join(root, m.group(1))
+
+
+def _root_of(manifest_uri: str) -> str:
+    parts = manifest_uri.rstrip("/").split("/")
+    if len(parts) >= 4 and parts[-2].startswith("BILLING_PERIOD="):
+        return "/".join(parts[:-4])
+    if len(parts) >= 3 and _PERIOD_DIR.match(parts[-2]):
+        return "/".join(parts[:-3])
+    if len(parts) >= 4 and _PERIOD_DIR.match(parts[-3]):
+        return "/".join(parts[:-4])
+    return "/".join(parts[:-2])
+
+
+def read_manifest(manifest_uri: str, root: str | None = None) -> Delivery:
+    try:
+        doc = json.loads(fs.read_bytes(manifest_uri))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptFileError(f"manifest is not JSON ({exc})", file=manifest_uri,
+                               fix="wait for AWS to finish writing the delivery, or re-deliver it") from exc
+    root = root if root is not None else _root_of(manifest_uri)
+    report = doc.get("reportName") or manifest_uri.rsplit("/", 1)[-1].removesuffix("-Manifest.json")
+    bp = doc.get("billingPeriod") or {}
+    period = (parse_manifest_time(bp["start"]), parse_manifest_time(bp["end"])) if bp.get("start") else None
+    columns = [c["name"] if isinstance(c, dict) else str(c) for c in doc.get("columns", [])]
+    if "assemblyId" in doc:
+        keys, delivery_id = doc.get("reportKeys", []), doc["assemblyId"]
+        fmt = "cur1"
+    elif "executionId" in doc or "dataFiles" in doc:
+        keys, delivery_id = doc.get("dataFiles", []), doc.get("executionId") or _files_id(doc.get("dataFiles", []))
+        fmt = "focus" if "BilledCost" in columns else "cur2"
+    else:
+        raise CorruptFileError("manifest has neither assemblyId/reportKeys nor executionId/dataFiles",
+                               file=manifest_uri, fix="point at a CUR or Data Exports manifest")
+    files = tuple(_resolve_key(k, report, root) for k in keys)
+    return Delivery(
+        billing_period=period[0].strftime("%Y-%m") if period else None,
+        delivery_id=str(delivery_id), manifest_uri=manifest_uri, data_files=files, fmt=fmt, period=period,
+    )
+
+
+def _files_id(uris: list[str]) -> str:
+    return "files-" + hashlib.sha1("\n".join(sorted(uris)).encode()).hexdigest()[:16]
+
+
+def _months(start: date, end: date) -> list[str]:
+    out, y, m = [], start.year, start.month
+    while (y, m) <= (end.year, end.month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = y + (m == 12), m % 12 + 1
+    return out
+
+
+def tenant_manifest_uri(tenant: TenantConfig, billing_period: str, root: str | None = None) -> str:
+    """Where the newest manifest of one billing month lives, by the tenant's source layout."""
+    root = root or resolve_source_uri(tenant.cur_source, get_settings().home)
+    report = tenant.cur_source.report_name
+    if tenant.cur_source.format.value == "cur1":
+        start, end = _month_bounds(billing_period)
+        return fs.join(root, report, f"{start:%Y%m%d}-{end:%Y%m%d}", f"{report}-Manifest.json")
+    return fs.join(root, report, "metadata", f"BILLING_PERIOD={billing_period}", f"{report}-Manifest.json")
+
+
+def discover_deliveries(tenant: TenantConfig, *, today: date | None = None) -> list[Delivery]:
+    """The newest delivery of every billing month from history_start to today, one manifest read per month
+    (scoped per billing period, so a tick never lists the whole bucket)."""
+    root = resolve_source_uri(tenant.cur_source, get_settings().home)
+    today = today or datetime.now(timezone.utc).date()
+    out = []
+    for bp in _months(tenant.history_start, today):
+        uri = tenant_manifest_uri(tenant, bp, root)
+        if fs.exists(uri):
+            out.append(read_manifest(uri, root))
+    return out
+
+
+def deliveries_in_source(source_uri: str) -> list[Delivery]:
+    """Deliveries in a file, folder or S3 prefix: each month's newest manifest, else the data files as one."""
+    name = source_uri.rsplit("/", 1)[-1]
+    if name.endswith("Manifest.json") and fs.exists(source_uri):
+        return [read_manifest(source_uri)]
+    objects = list(fs.list_objects(source_uri))
+    if not objects:
+        raise MissingFileError("nothing found at this source", file=source_uri,
+                               fix="check the path or S3 prefix (and credentials / endpoint for S3)")
+    manifests = [o.uri for o in objects if o.uri.endswith("-Manifest.json")]
+    if manifests:
+        newest: dict[str, str] = {}
+        for uri in manifests:  # the period-level legacy manifest (shortest path) is the newest assembly
+            d_bp = read_manifest(uri).billing_period or uri
+            if d_bp not in newest or len(uri) < len(newest[d_bp]):
+                newest[d_bp] = uri
+        return [read_manifest(u) for _, u in sorted(newest.items())]
+    files = [o for o in objects if is_data_file(o.uri)]
+    if not files:
+        raise MissingFileError("no CUR data files (.csv, .csv.gz, .zip, .parquet) and no manifest here",
+                               file=source_uri, fix="point at a CUR report folder, a manifest or a data file")
+    return [Delivery(None, _files_id([f"{o.uri}:{o.size}" for o in files]), None, tuple(o.uri for o in files))]
+
+
+def _head_bytes(uri: str, n: int) -> bytes:
+    if fs.is_s3(uri):
+        bucket, key = fs.split_s3(uri)
+        return fs.s3_client().get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{n - 1}")["Body"].read()
+    with open(uri, "rb") as fh:
+        return fh.read(n)
+
+
+def peek_invoice_id(uri: str, head: int = 1 << 18) -> str | None:
+    """The first non-blank invoice id in the first rows of a data file (None while the month is not final)."""
+    low = uri.lower()
+    try:
+        if low.endswith(".parquet") or low.endswith(".zip"):
+            with tempfile.TemporaryDirectory() as tmp:
+                local = fs.fetch_to_local(uri, Path(tmp))
+                if low.endswith(".zip"):
+                    import zipfile
+
+                    with zipfile.ZipFile(local) as zf:
+                        text = zf.read(zf.namelist()[0])[:head]
+                    return _invoice_from_csv(text)
+                cols = pl.read_parquet_schema(local)
+                col = next((c for c in INVOICE_COLUMNS if c in cols), None)
+                if col is None:
+                    return None
+                vals = pl.scan_parquet(local).select(pl.col(col).cast(pl.String)).drop_nulls().head(1).collect()
+                return vals.item() if vals.height and vals.item() else None
+        raw = _head_bytes(uri, head)
+        if low.endswith(".gz"):
+            raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)
+        return _invoice_from_csv(raw)
+    except (OSError, zlib.error, gzip.BadGzipFile, pl.exceptions.PolarsError):
+        return None
+
+
+def _invoice_from_csv(raw: bytes) -> str | None:
+    text = raw[: raw.rfind(b"\n") + 1] or raw
+    df = pl.read_csv(io.BytesIO(text), infer_schema=False)
+    col = next((c for c in INVOICE_COLUMNS if c in df.columns), None)
+    if col is None:
+        return None
+    vals = df.get_column(col).drop_nulls()
+    vals = vals.filter(vals.str.len_bytes() > 0)
+    return vals[0] if len(vals) else None

@@ -1,0 +1,365 @@
+"""Legacy CUR, CUR 2.0 and FOCUS columns mapped onto the canonical schema, as lazy polars expressions.
+
+Legacy names (`lineItem/UsageStartDate`), Athena-style names (`line_item_usage_start_date`) and CUR 2.0 names share one
+mapping: a name squashed to lowercase letters and digits is the same in all three (`lineitemusagestartdate`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from blocks_pipelines.ingestion.errors import FormatDetectionError, MissingColumnError
+from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, LINE_ITEM_TYPES
+from blocks_pipelines.ingestion.timeparse import interval_part, parse_utc
+
+FORMATS = ("cur1", "cur2", "focus")
+BAD = "_bad"  # staging-only flag: a value in this row could not be read
+
+
+def squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    tenant_id: str
+    delivery_id: str
+    file: str
+    billing_period: str | None = None  # from the manifest, when there is one
+
+
+@dataclass(frozen=True)
+class Check:
+    """A value that failed to read: `fails` is true on rows where `column` (a source column) is unusable."""
+
+    column: str
+    fails: pl.Expr
+    problem: str
+
+
+def detect_format(columns: list[str]) -> str:
+    names = set(columns)
+    if {"BilledCost", "ChargePeriodStart"} <= names:
+        return "focus"
+    squashed = {squash(c) for c in columns}
+    if "lineitemlineitemtype" not in squashed:
+        raise FormatDetectionError(
+            "columns match neither legacy CUR, CUR 2.0 nor FOCUS (no lineItem/LineItemType, no BilledCost)",
+            fix="point the ingester at a CUR or FOCUS data file, or pass --format",
+        )
+    if any("/" in c for c in columns):
+        return "cur1"
+    # CUR 2.0 keeps product attributes, tags and cost categories in map columns and adds billing_period.
+    return "cur2" if names & {"product", "resource_tags", "billing_period", "cost_category"} else "cur1"
+
+
+class _Columns:
+    """Finds source columns by squashed name and turns them into typed expressions, recording read checks."""
+
+    def __init__(self, schema: dict[str, pl.DataType]):
+        self.schema = schema
+        self.by_squash: dict[str, str] = {}
+        for c in schema:
+            self.by_squash.setdefault(squash(c), c)
+        self.checks: list[Check] = []
+
+    def find(self, *keys: str) -> str | None:
+        for k in keys:
+            if k in self.schema:
+                return k
+            if squash(k) in self.by_squash:
+                return self.by_squash[squash(k)]
+        return None
+
+    def text(self, *keys: str) -> pl.Expr:
+        col = self.find(*keys)
+        if col is None:
+            return pl.lit(None, pl.String)
+        e = pl.col(col).cast(pl.String)
+        return pl.when(e.str.len_bytes() > 0).then(e) if self.schema[col] == pl.String else e
+
+    def number(self, *keys: str) -> pl.Expr:
+        col = self.find(*keys)
+        if col is None:
+            return pl.lit(None, pl.Float64)
+        dtype = self.schema[col]
+        if dtype != pl.String:
+            return pl.col(col).cast(pl.Float64)
+        raw = pl.col(col).str.strip_chars()
+        parsed = raw.cast(pl.Float64, strict=False)
+        self.checks.append(Check(col, (raw.str.len_bytes() > 0) & parsed.is_null(), "not a number"))
+        return parsed
+
+    def time(self, *keys: str, interval: str | None = None, part: int = 0) -> pl.Expr:
+        col = self.find(*keys)
+        if col is not None:
+            parsed = parse_utc(pl.col(col), self.schema[col])
+            if self.schema[col] == pl.String:
+                self.checks.append(
+                    Check(col, (pl.col(col).str.len_bytes() > 0) & parsed.is_null(), "not a timestamp")
+                )
+            return parsed
+        icol = self.find(interval) if interval else None
+        if icol is None:
+            return pl.lit(None, pl.Datetime("us", "UTC"))
+        raw = interval_part(pl.col(icol), part)
+        parsed = parse_utc(raw, pl.String)
+        self.checks.append(Check(icol, (pl.col(icol).str.len_bytes() > 0) & parsed.is_null(), "not a time interval"))
+        return parsed
+
+    def map_value(self, map_col: str, *keys: str) -> pl.Expr:
+        """A value from a CUR 2.0 map column (read as list of {key, value})."""
+        col = self.find(map_col)
+        if col is None or not isinstance(self.schema[col], pl.List):
+            return pl.lit(None, pl.String)
+        wanted = pl.element().struct.field("key").is_in(list(keys))
+        return pl.col(col).list.eval(pl.element().filter(wanted).struct.field("value")).list.first().cast(pl.String)
+
+
+def _json_escape(e: pl.Expr) -> pl.Expr:
+    return e.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+
+
+def _json_from_columns(pairs: list[tuple[str, str]]) -> pl.Expr:
+    """A JSON object text from flat columns [(key, column)], blank values left out; `{}` when none."""
+    if not pairs:
+        return pl.lit("{}")
+    frags = [
+        pl.when(pl.col(c).cast(pl.String).str.len_bytes() > 0).then(
+            pl.lit('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '":"')
+            + _json_escape(pl.col(c).cast(pl.String))
+            + pl.lit('"')
+        )
+        for k, c in pairs
+    ]
+    return pl.lit("{") + pl.concat_str(frags, separator=",", ignore_nulls=True) + pl.lit("}")
+
+
+def _json_from_map(col: str, rename_prefixes: bool) -> pl.Expr:
+    key = pl.element().struct.field("key")
+    if rename_prefixes:  # CUR 2.0 writes user_team for legacy's user:team
+        key = key.str.replace(r"^(user|aws)_", "$1:")
+    value = pl.element().struct.field("value").cast(pl.String)
+    frag = pl.when(value.str.len_bytes() > 0).then(
+        pl.lit('"') + _json_escape(key) + pl.lit('":"') + _json_escape(value) + pl.lit('"')
+    )
+    joined = pl.col(col).list.eval(frag.drop_nulls()).list.join(",")
+    return pl.lit("{") + joined.fill_null("") + pl.lit("}")
+
+
+def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], rename: bool) -> pl.Expr:
+    mcol = cols.find(map_key)
+    if mcol is not None:
+        dtype = cols.schema[mcol]
+        if isinstance(dtype, pl.List):
+            return _json_from_map(mcol, rename)
+        if dtype == pl.String:  # already JSON text (FOCUS Tags, CSV exports of maps)
+            return pl.col(mcol).fill_null("{}")
+    pairs = []
+    for c in cols.schema:
+        for prefix in flat_prefixes:
+            if c.startswith(prefix) and len(c) > len(prefix):
+                key = c[len(prefix):]
+                if prefix.endswith("_") and rename:
+                    key = re.sub(r"^(user|aws)_", r"\1:", key)
+                pairs.append((key, c))
+    return _json_from_columns(pairs)
+
+
+CUR_REQUIRED = {
+    "lineItem/LineItemType": ("lineItem/LineItemType",),
+    "lineItem/UsageStartDate": ("lineItem/UsageStartDate", "identity/TimeInterval"),
+    "lineItem/UnblendedCost": ("lineItem/UnblendedCost",),
+    "lineItem/CurrencyCode": ("lineItem/CurrencyCode",),
+    "bill/PayerAccountId": ("bill/PayerAccountId",),
+    "lineItem/UsageAccountId": ("lineItem/UsageAccountId",),
+}
+FOCUS_REQUIRED = {
+    "ChargePeriodStart": ("ChargePeriodStart",),
+    "BilledCost": ("BilledCost",),
+    "ChargeCategory": ("ChargeCategory",),
+    "BillingCurrency": ("BillingCurrency",),
+    "BillingAccountId": ("BillingAccountId",),
+}
+
+
+def check_required(fmt: str, columns: list[str], file: str) -> None:
+    cols = _Columns({c: pl.String for c in columns})
+    required = FOCUS_REQUIRED if fmt == "focus" else CUR_REQUIRED
+    missing = [name for name, alts in required.items() if all(cols.find(a) is None for a in alts)]
+    if missing:
+        raise MissingColumnError(
+            f"required {fmt} column(s) missing: {', '.join(missing)}",
+            file=file, column=missing[0],
+            fix=f"export the report with these columns (or pass the right --format; detected {fmt})",
+        )
+
+
+def _amortized(lit: pl.Expr, unblended: pl.Expr, c: _Columns) -> pl.Expr:
+    """The Cloud Intelligence Dashboards amortized cost rule (REFERENCE.md section 1)."""
+    z = lambda e: e.fill_null(0.0)  # noqa: E731 -- absent commitment columns count as zero
+    return (
+        pl.when(lit == "SavingsPlanCoveredUsage").then(z(c.number("savingsPlan/SavingsPlanEffectiveCost")))
+        .when(lit == "SavingsPlanRecurringFee")
+        .then(z(c.number("savingsPlan/TotalCommitmentToDate")) - z(c.number("savingsPlan/UsedCommitment")))
+        .when(lit.is_in(["SavingsPlanNegation", "SavingsPlanUpfrontFee"])).then(0.0)
+        .when(lit == "DiscountedUsage").then(z(c.number("reservation/EffectiveCost")))
+        .when(lit == "RIFee")
+        .then(z(c.number("reservation/UnusedAmortizedUpfrontFeeForBillingPeriod"))
+              + z(c.number("reservation/UnusedRecurringFee")))
+        .when((lit == "Fee") & (c.text("reservation/ReservationARN").is_not_null())).then(0.0)
+        .otherwise(unblended)
+    )
+
+
+def _cur_columns(c: _Columns, fmt: str, ctx: SourceContext) -> dict[str, pl.Expr]:
+    lit = c.text("lineItem/LineItemType")
+    unblended = c.number("lineItem/UnblendedCost")
+    start = c.time("lineItem/UsageStartDate", interval="identity/TimeInterval", part=0)
+    end = c.time("lineItem/UsageEndDate", interval="identity/TimeInterval", part=1)
+    bp_col = c.find("billing_period")
+    if bp_col is not None and c.schema[bp_col] == pl.String:
+        billing_period = pl.col(bp_col).str.slice(0, 7)
+    elif c.find("bill/BillingPeriodStartDate") is not None:
+        billing_period = c.time("bill/BillingPeriodStartDate").dt.strftime("%Y-%m")
+    else:
+        billing_period = pl.lit(ctx.billing_period) if ctx.billing_period else start.dt.strftime("%Y-%m")
+    public = c.number("pricing/publicOnDemandCost").fill_null(0.0)
+    return {
+        "provider": pl.lit("AWS"),
+        "billing_period": billing_period,
+        "usage_start": start,
+        "usage_end": end,
+        "payer_account_id": c.text("bill/PayerAccountId"),
+        "usage_account_id": c.text("lineItem/UsageAccountId"),
+        "line_item_type": lit,
+        "service": pl.coalesce(c.text("lineItem/ProductCode"), c.text("product/servicecode")),
+        "service_name": pl.coalesce(c.text("product/ProductName"), c.map_value("product", "product_name")),
+        "usage_type": c.text("lineItem/UsageType"),
+        "operation": c.text("lineItem/Operation"),
+        "region": pl.coalesce(c.text("product/regionCode"), c.text("product/region"),
+                              c.map_value("product", "region_code", "region")),
+        "availability_zone": c.text("lineItem/AvailabilityZone"),
+        "resource_id": c.text("lineItem/ResourceId"),
+        "instance_type": pl.coalesce(c.text("product/instanceType"), c.map_value("product", "instance_type")),
+        "product_family": pl.coalesce(c.text("product/productFamily"), c.map_value("product", "product_family")),
+        "pricing_term": c.text("pricing/term"),
+        "usage_amount": c.number("lineItem/UsageAmount").fill_null(0.0),
+        "pricing_unit": c.text("pricing/unit"),
+        "currency": c.text("lineItem/CurrencyCode"),
+        "unblended_cost": unblended,
+        "amortized_cost": _amortized(lit, unblended, c),
+        # Negation rows repeat the covered usage's list price: zero them so list-cost sums never double count.
+        "public_on_demand_cost": pl.when(lit == "SavingsPlanNegation").then(0.0).otherwise(public),
+        "savings_plan_arn": c.text("savingsPlan/SavingsPlanARN", "savingsPlan/SavingsPlanArn"),
+        "savings_plan_effective_cost": c.number("savingsPlan/SavingsPlanEffectiveCost"),
+        "savings_plan_total_commitment": c.number("savingsPlan/TotalCommitmentToDate"),
+        "savings_plan_used_commitment": c.number("savingsPlan/UsedCommitment"),
+        "reservation_arn": c.text("reservation/ReservationARN"),
+        "invoice_id": c.text("bill/InvoiceId"),
+        "tags": _json_text(c, "resource_tags", ("resourceTags/", "resource_tags_"), rename=True),
+        "cost_categories": _json_text(c, "cost_category", ("costCategory/", "cost_category_"), rename=False),
+    }
+
+
+# FOCUS has no line item type: it is derived from the charge category and commitment discount columns.
+FOCUS_CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+
+
+def _focus_line_item_type(c: _Columns) -> pl.Expr:
+    cat = c.text("ChargeCategory")
+    ctype = c.text("CommitmentDiscountType").str.to_lowercase()
+    status = c.text("CommitmentDiscountStatus").str.to_lowercase()
+    is_sp = ctype.str.contains("savings").fill_null(False)
+    is_ri = ctype.str.contains("reserv").fill_null(False)
+    return (
+        pl.when((cat == "Usage") & (status == "used") & is_sp).then(pl.lit("SavingsPlanCoveredUsage"))
+        .when((cat == "Usage") & (status == "used") & is_ri).then(pl.lit("DiscountedUsage"))
+        .when((cat == "Usage") & (status == "unused") & is_sp).then(pl.lit("SavingsPlanRecurringFee"))
+        .when((cat == "Usage") & (status == "unused") & is_ri).then(pl.lit("RIFee"))
+        .when(cat == "Usage").then(pl.lit("Usage"))
+        .when((cat == "Purchase") & is_sp).then(pl.lit("SavingsPlanRecurringFee"))
+        .when((cat == "Purchase") & is_ri).then(pl.lit("RIFee"))
+        .when(cat == "Purchase").then(pl.lit("Fee"))
+        .when(cat == "Tax").then(pl.lit("Tax"))
+        .when(cat == "Credit").then(pl.lit("Credit"))
+        .when(cat == "Adjustment").then(pl.lit("Refund"))
+        .otherwise(pl.lit("Unknown:") + cat.fill_null("(blank)"))
+    )
+
+
+def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
+    billed = c.number("BilledCost")
+    start = c.time("ChargePeriodStart")
+    bp_start = c.find("BillingPeriodStart")
+    billing_period = (
+        c.time("BillingPeriodStart").dt.strftime("%Y-%m") if bp_start
+        else pl.lit(ctx.billing_period) if ctx.billing_period else start.dt.strftime("%Y-%m")
+    )
+    ctype = c.text("CommitmentDiscountType").str.to_lowercase()
+    commitment = c.text("CommitmentDiscountId")
+    effective = c.number("EffectiveCost")
+    return {
+        "provider": pl.coalesce(c.text("ProviderName"), c.text("ServiceProviderName"), pl.lit("AWS")),
+        "billing_period": billing_period,
+        "usage_start": start,
+        "usage_end": pl.coalesce(c.time("ChargePeriodEnd"), start + pl.duration(hours=1)),
+        "payer_account_id": c.text("BillingAccountId"),
+        "usage_account_id": pl.coalesce(c.text("SubAccountId"), c.text("BillingAccountId")),
+        "line_item_type": _focus_line_item_type(c),
+        "service": pl.coalesce(c.text("x_ServiceCode"), c.text("ServiceName")),
+        "service_name": c.text("ServiceName"),
+        "usage_type": c.text("x_UsageType"),
+        "operation": c.text("x_Operation"),
+        "region": pl.coalesce(c.text("RegionId"), c.text("Region")),
+        "availability_zone": c.text("AvailabilityZone"),
+        "resource_id": c.text("ResourceId"),
+        "instance_type": pl.lit(None, pl.String),
+        "product_family": c.text("ServiceCategory"),
+        "pricing_term": c.text("PricingCategory"),
+        "usage_amount": pl.coalesce(c.number("ConsumedQuantity"), c.number("PricingQuantity"), pl.lit(0.0)),
+        "pricing_unit": pl.coalesce(c.text("ConsumedUnit"), c.text("PricingUnit")),
+        "currency": c.text("BillingCurrency"),
+        "unblended_cost": billed,
+        "amortized_cost": pl.coalesce(effective, billed),
+        "public_on_demand_cost": pl.coalesce(c.number("ListCost"), billed),
+        "savings_plan_arn": pl.when(ctype.str.contains("savings")).then(commitment),
+        "savings_plan_effective_cost": pl.when(ctype.str.contains("savings")).then(effective),
+        "savings_plan_total_commitment": pl.lit(None, pl.Float64),
+        "savings_plan_used_commitment": pl.lit(None, pl.Float64),
+        "reservation_arn": pl.when(ctype.str.contains("reserv")).then(commitment),
+        "invoice_id": c.text("InvoiceId"),
+        "tags": _json_text(c, "Tags", (), rename=False),
+        "cost_categories": _json_text(c, "x_CostCategories", (), rename=False),
+    }
+
+
+def canonical_exprs(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext) -> tuple[list[pl.Expr], list[Check]]:
+    """Expressions for the canonical columns (plus a `_bad` flag when some values are parsed from text) and the
+    read checks behind that flag."""
+    if fmt not in FORMATS:
+        raise FormatDetectionError(f"unknown format {fmt!r}", file=ctx.file, fix=f"use one of {FORMATS}")
+    cols = _Columns(schema)
+    exprs = _focus_columns(cols, ctx) if fmt == "focus" else _cur_columns(cols, fmt, ctx)
+    start = exprs["usage_start"].dt.truncate("1h")
+    exprs |= {
+        "tenant_id": pl.lit(ctx.tenant_id),
+        "usage_start": start,
+        "usage_date": start.dt.date(),
+        "charge_class": exprs["line_item_type"].replace_strict(LINE_ITEM_TYPES, default=None, return_dtype=pl.String),
+        "source_format": pl.lit(fmt),
+        "delivery_id": pl.lit(ctx.delivery_id),
+    }
+    out = [exprs[name].cast(dtype).alias(name) for name, dtype in CANONICAL_SCHEMA.items()]
+    if cols.checks:
+        out.append(pl.any_horizontal([chk.fails for chk in cols.checks]).fill_null(False).alias(BAD))
+    return out, cols.checks
+
+
+def normalize(lf: pl.LazyFrame, fmt: str, ctx: SourceContext) -> pl.LazyFrame:
+    """A raw frame as canonical columns (pure: no I/O beyond what the lazy frame reads)."""
+    exprs, _ = canonical_exprs(dict(lf.collect_schema()), fmt, ctx)
+    return lf.select(exprs[: len(CANONICAL_SCHEMA)])

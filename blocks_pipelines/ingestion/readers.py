@@ -1,0 +1,92 @@
+"""Open one CUR / FOCUS data file (CSV, CSV.gz, zip, Parquet) as a lazy frame of its raw columns.
+
+Text files are read with every column as text, so the normalizer decides how each value is parsed and can report
+the exact cell that fails. Compressed text is inflated to the work folder first so polars streams a plain file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from blocks_pipelines.ingestion.errors import CorruptFileError, EmptyFileError, FormatDetectionError
+
+DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".zip", ".parquet")
+
+
+@dataclass(frozen=True)
+class RawFile:
+    name: str  # the source uri, for messages
+    path: Path  # local, readable by polars
+    kind: str  # csv | parquet
+
+    def scan(self) -> pl.LazyFrame:
+        if self.kind == "parquet":
+            return pl.scan_parquet(self.path, hive_partitioning=False)
+        return pl.scan_csv(self.path, infer_schema=False, truncate_ragged_lines=False)
+
+    def schema(self) -> dict[str, pl.DataType]:
+        try:
+            return dict(self.scan().collect_schema())
+        except pl.exceptions.NoDataError as exc:
+            raise EmptyFileError("the file has no header and no rows", file=self.name,
+                                 fix="re-deliver the report; AWS never writes an empty CUR file") from exc
+        except (pl.exceptions.ComputeError, OSError) as exc:
+            raise CorruptFileError(f"cannot be read as {self.kind}: {exc}", file=self.name,
+                                   fix="the file is damaged; re-download it or wait for the next delivery") from exc
+
+
+def is_data_file(name: str) -> bool:
+    low = name.lower()
+    return low.endswith(DATA_SUFFIXES) and not low.endswith("manifest.json")
+
+
+def _inflate_gzip(src: Path, dest: Path, name: str) -> None:
+    try:
+        with gzip.open(src, "rb") as fin, open(dest, "wb") as fout:
+            shutil.copyfileobj(fin, fout, length=4 << 20)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise CorruptFileError(f"gzip data is truncated or damaged ({exc})", file=name,
+                               fix="the upload was cut short; re-copy the file from the CUR bucket") from exc
+
+
+def _extract_zip(src: Path, workdir: Path, name: str) -> Path:
+    try:
+        with zipfile.ZipFile(src) as zf:
+            members = [m for m in zf.namelist() if m.lower().endswith(".csv")]
+            if len(members) != 1:
+                raise CorruptFileError(f"expected one .csv inside the zip, found {members or 'none'}", file=name,
+                                       fix="legacy CUR zips hold exactly one CSV; re-deliver the report")
+            return Path(zf.extract(members[0], workdir))
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise CorruptFileError(f"not a readable zip ({exc})", file=name, fix="re-copy the file") from exc
+
+
+def open_raw(name: str, local: Path, workdir: Path) -> RawFile:
+    """A readable RawFile for one data file; raises EmptyFileError / CorruptFileError naming `name`."""
+    if local.stat().st_size == 0:
+        raise EmptyFileError("the file is empty (0 bytes)", file=name,
+                             fix="remove it from the delivery or re-deliver the report")
+    low = name.lower()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if low.endswith(".parquet"):
+        raw = RawFile(name, local, "parquet")
+    elif low.endswith(".gz"):
+        dest = workdir / (local.name[: -len(".gz")] + f".{abs(hash(name))}.csv")
+        _inflate_gzip(local, dest, name)
+        raw = RawFile(name, dest, "csv")
+    elif low.endswith(".zip"):
+        raw = RawFile(name, _extract_zip(local, workdir / f"zip-{abs(hash(name))}", name), "csv")
+    elif low.endswith(".csv"):
+        raw = RawFile(name, local, "csv")
+    else:
+        raise FormatDetectionError(f"unknown data file type {local.suffix!r}", file=name,
+                                   fix=f"CUR data files end with one of {DATA_SUFFIXES}")
+    raw.schema()  # fail here, naming the file, rather than mid-way through the lake write
+    return raw

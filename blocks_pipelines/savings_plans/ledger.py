@@ -1,0 +1,73 @@
+"""The local purchaser (BLOCKS_ENV=local): records the plan in the state store instead of buying it, then feeds it
+back into the tenant's sample CUR so the demo shows coverage rising after an approval.
+
+Plan ids derive from the proposal id, like AWS's clientToken: recording the same proposal twice keeps one plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from blocks_pipelines.savings_plans.orders import PurchaseOrder, Receipt
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.state.store import StateStore
+from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
+
+Feedback = Callable[[TenantConfig, list[dict[str, Any]]], str]
+GENERATOR_FORMAT = {"cur1": "cur1-csv", "cur2": "cur2", "focus": "focus"}
+DEMO_SEED = 42  # `blocks demo`'s default seed; tenant i uses DEMO_SEED + i (see runner.generate_demo_sources)
+
+
+def regenerate_demo_cur(tenant: TenantConfig, plans: list[dict[str, Any]]) -> str:
+    """Hook: re-deliver the current month of the tenant's sample CUR with the ledger's plans in it, as a restatement,
+    so ingestion and the marts pick the new coverage up. Real (S3) sources are never touched."""
+    if tenant.cur_source.is_s3:
+        return "skipped: the tenant's CUR is real (S3); the plan shows up in AWS's next delivery"
+    try:
+        from blocks_pipelines.sample_data.generator import SavingsPlanSpec, generate_tenant_cur
+    except ImportError as exc:
+        return f"skipped: sample CUR generator unavailable ({exc})"
+    from blocks_pipelines.tenants.config import load_registry
+
+    ids = [t.id for t in load_registry(get_settings().tenants_dir)]
+    seed = DEMO_SEED + (ids.index(tenant.id) if tenant.id in ids else 0)
+    now = datetime.now(timezone.utc)
+    specs = [SavingsPlanSpec(p["savings_plan_arn"], float(p["hourly_commitment"]),
+                             datetime.fromisoformat(p["start"]), float(p["rate_ratio"])) for p in plans]
+    summary = generate_tenant_cur(
+        tenant, fmt=GENERATOR_FORMAT[tenant.cur_source.format.value],
+        out_uri=resolve_source_uri(tenant.cur_source, get_settings().home), months=1, seed=seed,
+        start=now.strftime("%Y-%m"), extra_savings_plans=specs, restatement=True,
+    )
+    return f"re-delivered {now:%Y-%m} sample CUR with {len(specs)} ledger plan(s): {summary}"
+
+
+class LedgerPurchaser:
+    name = "ledger"
+
+    def __init__(self, tenant: TenantConfig, store: StateStore, feedback: Feedback | None = regenerate_demo_cur):
+        self.tenant = tenant
+        self.store = store
+        self.feedback = feedback
+
+    def buy(self, order: PurchaseOrder) -> Receipt:
+        plan_id = "ledger-" + hashlib.sha256(order.proposal_id.encode()).hexdigest()[:24]
+        arn = (f"arn:aws:savingsplans::{self.tenant.organization.payer_account_id}:savingsplan/"
+               f"{uuid.uuid5(uuid.NAMESPACE_URL, order.proposal_id)}")
+        start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        plan = {
+            "savings_plan_id": plan_id, "savings_plan_arn": arn, "proposal_id": order.proposal_id,
+            "hourly_commitment": order.hourly_commitment, "term_years": order.term_years,
+            "payment_option": order.payment_option, "rate_ratio": order.rate_ratio, "start": start.isoformat(),
+        }
+        created = self.store.record_ledger_plan(self.tenant.id, plan)
+        stored = next(p for p in self.store.list_ledger_plans(self.tenant.id) if p["savings_plan_id"] == plan_id)
+        feedback = self.feedback(self.tenant, self.store.list_ledger_plans(self.tenant.id)) if self.feedback else "off"
+        self.store.append_audit("sp_ledger", "ledger.record_plan", f"{self.tenant.id}/proposal/{order.proposal_id}",
+                                "recorded" if created else "already_recorded",
+                                {"savings_plan_id": plan_id, "feedback": feedback})
+        return Receipt(savings_plan_id=plan_id, savings_plan_arn=arn, start=datetime.fromisoformat(stored["start"]),
+                       purchaser="ledger", details={"feedback": feedback})

@@ -1,0 +1,1 @@
+"""HTTP routes. Every tenant-data route takes a TenantScope from deps.tenant_scope and nothing else."""

@@ -1,0 +1,86 @@
+"""GET /api/spend and GET /api/projection."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from serving.api.deps import TenantScope, tenant_scope
+from serving.api.negotiation import CSV, CSV_DOC, JSON, query_lists, to_csv, wants_csv
+from serving.data import params as p
+from serving.data.projection import run_projection
+from serving.data.spend import cached_spend, parse_spend_query
+from serving.errors import error_docs
+from serving.models import ProjectionResponse, SpendResponse
+
+router = APIRouter(tags=["spend"])
+
+SPEND_EXAMPLE = {
+    "tenant_id": "acme_corp", "data_status": "ready", "sample": False,
+    "query": {"start": "2026-10-01", "end": "2026-10-02", "granularity": "day", "group_by": "service",
+              "cost_type": "amortized", "filters": {}},
+    "series": [{"period_start": "2026-10-01", "group": "AmazonEC2", "cost": 412.5}],
+    "totals": {"cost": 412.5, "unblended_cost": 450.0, "amortized_cost": 412.5, "public_on_demand_cost": 520.0,
+               "savings": 107.5, "by_group": [{"group": "AmazonEC2", "cost": 412.5, "share_pct": 100.0, "public_on_demand_cost": 520.0, "savings": 107.5}]},
+    "reference": {"endpoint": "/api/spend", "params": {"start": "2026-10-01", "end": "2026-10-02"},
+                  "ui_link": "/app/dashboard?end=2026-10-02&start=2026-10-01"},
+}
+
+
+@router.get(
+    "/api/spend", response_model=SpendResponse, summary="Spend over time, grouped and filtered",
+    responses={200: {"content": CSV_DOC, "description": "series and totals (JSON) or the series (CSV)",
+                     "model": SpendResponse}, **error_docs(400, 401, 403, 503)},
+    openapi_extra={"responses": {"200": {"content": {"application/json": {"example": SPEND_EXAMPLE}}}}},
+)
+async def get_spend(
+    request: Request,
+    scope: TenantScope = Depends(tenant_scope),
+    start: str | None = Query(None, description="first day, YYYY-MM-DD (default: 30 days before end)"),
+    end: str | None = Query(None, description="last day, inclusive, YYYY-MM-DD (default: the latest day with data)"),
+    granularity: Literal["hour", "day", "week", "month"] = Query("day"),
+    group_by: str | None = Query(None, description="account | ou | service | region | charge_class | tag:<key>"),
+    account: list[str] = Query([], description="12-digit account ids"),
+    ou: list[str] = Query([], description="OU paths; an OU includes its sub-OUs"),
+    service: list[str] = Query([], description="service codes, e.g. AmazonEC2"),
+    region: list[str] = Query([], description="region codes; 'global' for services without a region"),
+    tag: list[str] = Query([], description="key=value, e.g. user:team=web"),
+    charge_class: list[Literal["usage", "savings_plan", "reservation", "fee", "credit", "refund", "tax",
+                               "discount"]] = Query([]),
+    cost_type: Literal["unblended", "amortized"] = Query("amortized"),
+    format: Literal["json", "csv"] | None = Query(None, description="csv, or send Accept: text/csv"),
+) -> Response:
+    raw = query_lists(request)
+    q = parse_spend_query(raw, scope.data.last_date, extra_allowed=("format",))
+    as_csv = wants_csv(request, raw)
+    key = ("spend", q, as_csv)
+    body = scope.data.peek(key)
+    if body is None:
+        body = await run_in_threadpool(scope.data.cached, key, lambda: _render_spend(scope, q, as_csv))
+    return Response(body, media_type=CSV if as_csv else JSON)
+
+
+def _render_spend(scope: TenantScope, q, as_csv: bool) -> bytes:
+    result = cached_spend(scope.data, q)
+    if as_csv:
+        return to_csv(["period_start", "group", "cost", "cost_type", "sample"],
+                      ((pt.period_start, pt.group, pt.cost, q.cost_type, result.sample) for pt in result.series))
+    return result.model_dump_json().encode()
+
+
+@router.get("/api/projection", response_model=ProjectionResponse, summary="Baseline vs projected spend",
+            responses=error_docs(400, 401, 403, 503))
+async def get_projection(
+    request: Request,
+    scope: TenantScope = Depends(tenant_scope),
+    period: Literal["day", "week", "month", "ytd"] = Query("month"),
+) -> Response:
+    p.reject_unknown(request.query_params.keys(), ("period",))
+    key = ("projection", period)
+    body = scope.data.peek(key)
+    if body is None:
+        body = await run_in_threadpool(
+            scope.data.cached, key, lambda: run_projection(scope.data, period).model_dump_json().encode())
+    return Response(body, media_type=JSON)

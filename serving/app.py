@@ -1,0 +1,77 @@
+"""The FastAPI app factory: `create_app()` wires auth, tenant scoping, the mart store and Major Tom."""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi import FastAPI
+
+from blocks_pipelines.settings import Settings, get_settings
+from serving import errors
+from serving.api import chat, onboarding, recommendations, savings_plans, spend
+from serving.auth.dev_issuer import DEV_CLIENT_ID, DEV_ISSUER, DevIssuer
+from serving.auth.keys import DevKeySource, JwksKeySource, cognito_jwks_url
+from serving.auth.verify import TokenVerifier
+from serving.config import ServingConfig, load_config
+from serving.data.store import MartStore
+from serving.limits import BodySizeLimit
+from serving.major_tom.providers import make_provider
+from serving.major_tom.ratelimit import RateLimiter
+from serving.models import Health
+from serving.tenants import TenantDirectory
+
+DESCRIPTION = """Spend, projections, recommendations, Savings Plans and Major Tom for one tenant.
+
+Every route except /healthz needs `Authorization: Bearer <jwt>`; the tenant and roles come from the verified token
+only. Until a tenant's backfill has produced marts, responses carry `data_status: "backfill_pending"` and sample data
+flagged `sample: true`. Errors are `{"error": {"code", "message", "field"}}`."""
+
+
+def build_verifier(settings: Settings, config: ServingConfig) -> TokenVerifier:
+    if config.uses_cognito:
+        issuer = f"https://cognito-idp.{config.cognito_region}.amazonaws.com/{config.cognito_user_pool_id}"
+        keys = JwksKeySource(cognito_jwks_url(config.cognito_region, config.cognito_user_pool_id))
+        return TokenVerifier(keys, issuer=issuer, client_id=config.cognito_client_id)
+    return TokenVerifier(DevKeySource(DevIssuer(settings.home)), issuer=DEV_ISSUER, client_id=DEV_CLIENT_ID)
+
+
+class _LazyStateStore:
+    """The state store, opened on first use (routes that never need it do not pay for it)."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._store = None
+        self._lock = threading.Lock()
+
+    def __call__(self):
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    from blocks_pipelines.state import get_state_store
+
+                    self._store = get_state_store(self._settings)
+        return self._store
+
+
+def create_app(settings: Settings | None = None, *, verifier: TokenVerifier | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    config = load_config(settings)
+    app = FastAPI(title="Blocks API", version="0.1.0", description=DESCRIPTION)
+    app.state.settings = settings
+    app.state.config = config
+    app.state.verifier = verifier or build_verifier(settings, config)
+    app.state.tenants = TenantDirectory(settings.tenants_dir)
+    app.state.marts = MartStore(settings.lake_uri, settings.home / "serving_cache", config.refresh_seconds)
+    app.state.state_store = _LazyStateStore(settings)
+    app.state.chat_limiter = RateLimiter(config.chat_per_minute, config.chat_burst)
+    app.state.chat_provider = make_provider(config.bedrock_model_id, settings.aws_region)
+    errors.install(app)
+    for module in (spend, recommendations, savings_plans, chat, onboarding):
+        app.include_router(module.router)
+
+    @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness (no auth)")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    return app

@@ -1,0 +1,1 @@
+"""Bearer JWT authentication: Cognito in production, a local RS256 issuer in development."""

@@ -1,0 +1,53 @@
+"""The mart contract as the serving layer reads it (columns from docs/contracts.md, in order)."""
+
+from __future__ import annotations
+
+MART_COLUMNS: dict[str, dict[str, str]] = {
+    "spend_hourly": {
+        "tenant_id": "VARCHAR", "usage_hour": "TIMESTAMP", "usage_date": "DATE", "billing_period": "VARCHAR",
+        "usage_account_id": "VARCHAR", "account_name": "VARCHAR", "ou_path": "VARCHAR", "region": "VARCHAR",
+        "service": "VARCHAR", "usage_type": "VARCHAR", "charge_class": "VARCHAR", "line_item_type": "VARCHAR",
+        "unblended_cost": "DOUBLE", "amortized_cost": "DOUBLE", "public_on_demand_cost": "DOUBLE",
+        "usage_amount": "DOUBLE", "tags": "VARCHAR",
+    },
+    "spend_daily": {
+        "tenant_id": "VARCHAR", "usage_date": "DATE", "billing_period": "VARCHAR", "usage_account_id": "VARCHAR",
+        "account_name": "VARCHAR", "ou_path": "VARCHAR", "region": "VARCHAR", "service": "VARCHAR",
+        "charge_class": "VARCHAR", "tags": "VARCHAR", "unblended_cost": "DOUBLE", "amortized_cost": "DOUBLE",
+        "public_on_demand_cost": "DOUBLE",
+    },
+    "savings_projection": {
+        "tenant_id": "VARCHAR", "period_type": "VARCHAR", "period_start": "DATE", "period_end": "DATE",
+        "baseline_cost": "DOUBLE", "projected_cost": "DOUBLE", "savings": "DOUBLE", "delta_pct": "DOUBLE",
+        "achievable_cost": "DOUBLE",
+    },
+    "sp_eligible_usage_hourly": {
+        "tenant_id": "VARCHAR", "usage_hour": "TIMESTAMP", "eligible_on_demand_cost": "DOUBLE",
+        "covered_on_demand_cost": "DOUBLE", "uncovered_on_demand_cost": "DOUBLE", "sp_effective_cost": "DOUBLE",
+        "sp_rate_ratio": "DOUBLE",
+    },
+    "sp_position_hourly": {
+        "tenant_id": "VARCHAR", "usage_hour": "TIMESTAMP", "savings_plan_arn": "VARCHAR", "commitment": "DOUBLE",
+        "used_commitment": "DOUBLE", "unused_commitment": "DOUBLE", "eligible_on_demand_cost": "DOUBLE",
+        "covered_on_demand_cost": "DOUBLE", "coverage_pct": "DOUBLE", "utilization_pct": "DOUBLE",
+    },
+    "recommendations": {
+        "recommendation_id": "VARCHAR", "tenant_id": "VARCHAR", "category": "VARCHAR", "rec_type": "VARCHAR",
+        "resource_id": "VARCHAR", "usage_account_id": "VARCHAR", "region": "VARCHAR", "service": "VARCHAR",
+        "title": "VARCHAR", "rationale": "VARCHAR", "expected_monthly_savings": "DOUBLE", "steps": "VARCHAR",
+        "status": "VARCHAR", "generated_at": "TIMESTAMP",
+    },
+}
+
+MARTS: tuple[str, ...] = tuple(MART_COLUMNS)
+SPEND_MARTS = ("spend_hourly", "spend_daily")
+
+
+def empty_table_sql(mart: str) -> str:
+    cols = ", ".join(f"{name} {sql_type}" for name, sql_type in MART_COLUMNS[mart].items())
+    return f"CREATE OR REPLACE TABLE {mart} ({cols})"
+
+
+def projection_sql(mart: str) -> str:
+    """Select exactly the contract columns, cast to the contract types, so a mart with extra columns still loads."""
+    return ", ".join(f"CAST({name} AS {sql_type}) AS {name}" for name, sql_type in MART_COLUMNS[mart].items())

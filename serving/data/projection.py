@@ -1,0 +1,33 @@
+"""Baseline vs projected spend per period (the savings_projection mart), behind GET /api/projection."""
+
+from __future__ import annotations
+
+from serving.data.store import TenantData
+from serving.models import ProjectionResponse, ProjectionRow
+from serving.refs import reference
+
+HISTORY = 12
+
+
+def run_projection(data: TenantData, period: str) -> ProjectionResponse:
+    rows = data.dicts(
+        "SELECT period_type, period_start, period_end, baseline_cost, projected_cost, savings, delta_pct, "
+        "achievable_cost FROM savings_projection WHERE period_type = ? ORDER BY period_start DESC LIMIT ?",
+        [period, HISTORY],
+    )
+    history = [_row(r) for r in reversed(rows)]
+    return ProjectionResponse(
+        tenant_id=data.tenant_id, data_status=data.data_status, sample=data.sample, period=period,
+        current=history[-1] if history else None, history=history,
+        reference=reference("/api/projection", {"period": period}),
+    )
+
+
+def _row(r: dict) -> ProjectionRow:
+    return ProjectionRow(
+        period_type=r["period_type"], period_start=r["period_start"].isoformat(),
+        period_end=r["period_end"].isoformat(), baseline_cost=round(r["baseline_cost"] or 0.0, 6),
+        projected_cost=round(r["projected_cost"] or 0.0, 6), savings=round(r["savings"] or 0.0, 6),
+        delta_pct=round(r["delta_pct"] or 0.0, 4),
+        achievable_cost=None if r["achievable_cost"] is None else round(r["achievable_cost"], 6),
+    )

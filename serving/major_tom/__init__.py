@@ -1,0 +1,1 @@
+"""Major Tom: answers grounded in the same query functions the API serves, every number with a reference."""

@@ -1,0 +1,34 @@
+"""Which grounded question is being asked. Keyword rules on purpose: predictable, testable, no model needed;
+anything else is refused rather than guessed."""
+
+from __future__ import annotations
+
+import re
+
+SAVINGS = "savings_source"
+NEXT_ACTIONS = "next_actions"
+EXPLAIN_VIEW = "explain_view"
+COST_DRIVERS = "cost_drivers"
+UNKNOWN = "unknown"
+
+DEEP_LINK = re.compile(r"(/app/[a-z-]+)(?:\?(\S*))?")
+
+_RULES: tuple[tuple[str, re.Pattern], ...] = (
+    (EXPLAIN_VIEW, re.compile(r"\bexplain\b.*\b(view|chart|page|this|dashboard)\b|\bwhat am i looking at\b")),
+    (NEXT_ACTIONS, re.compile(r"\b(what should i do|next step|next action|what to do|top actions?|recommend|"
+                              r"how (can|do) i save|save more)\b")),
+    (SAVINGS, re.compile(r"\b(where|how)\b.*\bsav(ings?|ed|e)\b.*\b(come|from|coming)\b|\bsavings? (come|from)\b|"
+                         r"\bsource of (my )?savings\b|\bwhere .*\bsav")),
+    (COST_DRIVERS, re.compile(r"\b(what changed|changes?|drives?|drivers?|driving|why .*(up|down|increase|higher|"
+                              r"lower)|increase|spike|biggest cost|most expensive)\b")),
+)
+
+
+def classify(message: str, has_context: bool) -> str:
+    text = message.lower()
+    for intent, pattern in _RULES:
+        if pattern.search(text):
+            return intent
+    if has_context or DEEP_LINK.search(message):
+        return EXPLAIN_VIEW if re.search(r"\b(explain|this|view|mean)\b", text) else UNKNOWN
+    return UNKNOWN

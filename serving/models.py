@@ -1,0 +1,202 @@
+"""Response schemas shared by the API and Major Tom (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DataStatus = Literal["ready", "backfill_pending"]
+
+
+class Reference(BaseModel):
+    """Where a number comes from: the API call that returns it and the UI view that shows it."""
+
+    endpoint: str = Field(examples=["/api/spend"])
+    params: dict[str, str | list[str]] = Field(examples=[{"start": "2026-10-01", "end": "2026-10-31"}])
+    ui_link: str = Field(examples=["/app/dashboard?start=2026-10-01&end=2026-10-31"])
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid_parameter"])
+    message: str = Field(examples=["start: '2026-13-01' is not a calendar date; use YYYY-MM-DD"])
+    field: str | None = Field(None, examples=["start"])
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class _Scoped(BaseModel):
+    tenant_id: str = Field(examples=["acme_corp"])
+    data_status: DataStatus = Field(description="backfill_pending until the tenant's first marts exist")
+    sample: bool = Field(description="true when the figures are sample data shown before the backfill completes")
+
+
+class SpendPoint(BaseModel):
+    period_start: str = Field(examples=["2026-10-01"], description="ISO date, or ISO timestamp for hour granularity")
+    group: str | None = Field(None, examples=["AmazonEC2"])
+    cost: float
+
+
+class GroupTotal(BaseModel):
+    group: str
+    cost: float
+    share_pct: float
+    public_on_demand_cost: float
+    savings: float = Field(description="public on-demand cost minus amortized cost, for this group")
+
+
+class SpendTotals(BaseModel):
+    cost: float = Field(description="sum of the selected cost_type")
+    unblended_cost: float
+    amortized_cost: float
+    public_on_demand_cost: float
+    savings: float = Field(description="public on-demand cost minus amortized cost")
+    by_group: list[GroupTotal]
+
+
+class SpendQueryEcho(BaseModel):
+    start: str
+    end: str
+    granularity: Literal["hour", "day", "week", "month"]
+    group_by: str | None
+    cost_type: Literal["unblended", "amortized"]
+    filters: dict[str, list[str]]
+
+
+class SpendResponse(_Scoped):
+    query: SpendQueryEcho
+    series: list[SpendPoint]
+    totals: SpendTotals
+    reference: Reference
+
+
+class ProjectionRow(BaseModel):
+    period_type: Literal["day", "week", "month", "ytd"]
+    period_start: str
+    period_end: str
+    baseline_cost: float
+    projected_cost: float
+    savings: float
+    delta_pct: float
+    achievable_cost: float | None
+
+
+class ProjectionResponse(_Scoped):
+    period: Literal["day", "week", "month", "ytd"]
+    current: ProjectionRow | None = Field(description="the latest period; null until the projection exists")
+    history: list[ProjectionRow]
+    reference: Reference
+
+
+class Recommendation(BaseModel):
+    recommendation_id: str
+    category: Literal["rightsizing", "modernization", "commitment_posture", "idle"] | str
+    rec_type: str
+    resource_id: str | None
+    usage_account_id: str | None
+    region: str | None
+    service: str | None
+    title: str
+    rationale: str
+    expected_monthly_savings: float
+    steps: list[str]
+    status: str
+    version: str = Field(description="send as If-Match when changing the status (optimistic concurrency)")
+    generated_at: str | None
+
+
+class RecommendationsResponse(_Scoped):
+    items: list[Recommendation]
+    total_expected_monthly_savings: float
+    reference: Reference
+
+
+class RecommendationItemResponse(_Scoped):
+    item: Recommendation
+
+
+class StatusUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["open", "accepted", "dismissed", "done", "snoozed"] = Field(examples=["accepted"])
+
+
+class SpDailyPosition(BaseModel):
+    date: str
+    commitment: float
+    used_commitment: float
+    coverage_pct: float | None
+    utilization_pct: float | None
+
+
+class SpPlan(BaseModel):
+    savings_plan_arn: str
+    hourly_commitment: float
+    utilization_pct: float | None
+
+
+class SpPosition(BaseModel):
+    start: str | None
+    end: str | None
+    hourly_commitment: float
+    coverage_pct: float | None
+    utilization_pct: float | None
+    unused_commitment: float
+    eligible_on_demand_cost: float
+    covered_on_demand_cost: float
+    daily: list[SpDailyPosition]
+    plans: list[SpPlan]
+
+
+class SpProposal(BaseModel):
+    """A Savings Plans purchase proposal as the state store holds it (Analyzing -> PendingApproval -> Purchased ->
+    Monitoring, or Rejected / Expired / Blocked)."""
+
+    model_config = ConfigDict(extra="allow")
+    proposal_id: str
+    status: str = Field(examples=["PendingApproval"])
+    status_reason: str | None = None
+    hourly_commitment: float
+    term_years: int
+    payment_option: str
+    expected: dict[str, Any] = Field(default_factory=dict)
+    rationale: str = ""
+    created_at: str
+    expires_at: str
+
+
+class SavingsPlansResponse(_Scoped):
+    position: SpPosition
+    proposals: list[SpProposal]
+    proposals_available: bool = Field(description="false when the state store does not expose proposals yet")
+    reference: Reference
+
+
+class ChatContext(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(max_length=256, examples=["/app/dashboard"])
+    query: str = Field("", max_length=2048, examples=["granularity=day&group_by=service"])
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=2000, examples=["What should I do next?"])
+    context: ChatContext | None = Field(None, description="the view the user is on, for 'explain this view'")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ConnectionCheckResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    tenant_id: str
+    ok: bool
+    checks: list[dict[str, Any]]
+
+
+class SetupResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    tenant_id: str
+    result: dict[str, Any]

@@ -1,0 +1,113 @@
+"""The Dagster asset (range runs, metadata, blocking checks) and the per-tenant delivery sensor."""
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from blocks_pipelines.ingestion.defs import FINAL_TAG, MANIFEST_TAG, RANGE_END_TAG, RANGE_START_TAG, \
+    build_ingestion_defs
+from blocks_pipelines.ingestion.synthetic import cur2_frame, write_export_delivery
+from blocks_pipelines.lake import layout
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
+
+ACCOUNTS = ["222222222223", "222222222224"]
+
+
+@pytest.fixture
+def globex(blocks_env):
+    return {t.id: t for t in load_registry(get_settings().tenants_dir)}["globex"]
+
+
+def _deliver(tenant, bp, n, tmp_path, **kw):
+    root = resolve_source_uri(tenant.cur_source, get_settings().home)
+    return write_export_delivery(root, "globex-cur2", [cur2_frame(n, bp, "222222222222", ACCOUNTS, **kw)], bp,
+                                 tmp_path / f"{bp}-{n}")
+
+
+def _asset(defs):
+    return defs.resolve_assets_def(dg.AssetKey(["globex", "cur_line_items"]))
+
+
+def test_asset_definition_shape(globex):
+    asset = _asset(build_ingestion_defs(globex))
+    assert asset.group_names_by_key[asset.key] == "globex"
+    assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+    assert asset.partitions_def.get_first_partition_key() == "2026-09-01-00:00"
+    assert {c.name for c in asset.check_specs} == {
+        "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented"}
+    assert all(c.blocking for c in asset.check_specs)
+
+
+def test_materialize_a_month_range_reports_metadata_and_passes_checks(globex, tmp_path):
+    _deliver(globex, "2026-10", 1200, tmp_path)
+    defs = build_ingestion_defs(globex)
+    result = dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00",
+                                                  RANGE_END_TAG: "2026-10-31-23:00"})
+    assert result.success
+    mats = result.get_asset_materialization_events()
+    assert len(mats) == 744  # one event per hourly partition of the single run
+    md = mats[0].materialization.metadata
+    assert md["rows"].value == 1200 and md["hours"].value == 744
+    lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
+    assert md["source_vs_lake"].value["2026-10"]["lake_unblended"] == pytest.approx(lake["unblended_cost"].sum())
+    assert md["cost/Usage"].value == pytest.approx(
+        lake.filter(pl.col("line_item_type") == "Usage")["unblended_cost"].sum(), abs=1e-5)
+    checks = result.get_asset_check_evaluations()
+    assert {c.check_name for c in checks} == {"unblended_matches_source", "no_duplicated_line_items",
+                                              "schema_as_documented"}
+    assert all(c.passed for c in checks)
+
+
+def test_materialize_a_few_hours_replaces_only_them(globex, tmp_path):
+    _deliver(globex, "2026-10", 1488, tmp_path)
+    defs = build_ingestion_defs(globex)
+    assert dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00",
+                                                RANGE_END_TAG: "2026-10-31-23:00"}).success
+    second = _deliver(globex, "2026-10", 1488, tmp_path, offset=3)
+    result = dg.materialize([_asset(defs)], partition_key="2026-10-05-07:00")
+    assert result.success
+    lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
+    hour = lake.filter(pl.col("usage_start") == pl.datetime(2026, 10, 5, 7, time_zone="UTC"))
+    assert hour.height == 2 and hour["delivery_id"].unique().to_list() == [second]
+    assert lake.height == 1488
+    assert lake.filter(pl.col("delivery_id") == second).height == 2
+
+
+def test_sensor_launches_each_new_delivery_once_and_keeps_its_cursor(globex, tmp_path):
+    oct_id = _deliver(globex, "2026-10", 100, tmp_path, invoice_id="INV-10")
+    nov_id = _deliver(globex, "2026-11", 100, tmp_path)
+    defs = build_ingestion_defs(globex)
+    sensor = defs.resolve_sensor_def("globex__cur_delivery_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+
+    result = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    by_key = {r.run_key: r for r in result.run_requests}
+    assert set(by_key) == {oct_id, nov_id}
+    october = by_key[oct_id]
+    assert october.tags[RANGE_START_TAG] == "2026-10-01-00:00"
+    assert october.tags[RANGE_END_TAG] == "2026-10-31-23:00"
+    assert october.tags[FINAL_TAG] == "true" and by_key[nov_id].tags[FINAL_TAG] == "false"
+    assert october.tags[MANIFEST_TAG].endswith("BILLING_PERIOD=2026-10/globex-cur2-Manifest.json")
+    cursor = json.loads(result.cursor)
+    assert cursor["final"] == {"2026-10": True, "2026-11": False}
+
+    # a restart (new context, same stored cursor) launches nothing until a new delivery lands
+    again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs))
+    assert again.run_requests == []
+    restated = _deliver(globex, "2026-11", 120, tmp_path)
+    third = sensor(dg.build_sensor_context(instance=instance, cursor=again.cursor, definitions=defs))
+    assert [r.run_key for r in third.run_requests] == [restated]
+
+
+def test_sensor_run_ingests_the_delivery_it_names(globex, tmp_path):
+    _deliver(globex, "2026-10", 300, tmp_path)
+    defs = build_ingestion_defs(globex)
+    sensor = defs.resolve_sensor_def("globex__cur_delivery_sensor")
+    [request] = sensor(dg.build_sensor_context(definitions=defs)).run_requests
+    result = dg.materialize([_asset(defs)], tags=request.tags)
+    assert result.success
+    md = result.get_asset_materialization_events()[0].materialization.metadata
+    assert md["deliveries"].value[0]["delivery_id"] == request.run_key

@@ -1,0 +1,148 @@
+"""Readers and normalization against real-format CUR samples (koku) and the CID amortization rule."""
+
+import json
+from datetime import datetime, timezone
+
+import polars as pl
+import pytest
+
+from blocks_pipelines.ingestion.deliveries import peek_invoice_id
+from blocks_pipelines.ingestion.formats import SourceContext, detect_format, normalize
+from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA
+from blocks_pipelines.ingestion.timeparse import parse_utc
+from conftest import REAL_CUR
+
+
+def _norm(path, fmt=None):
+    lf = pl.scan_csv(path, infer_schema=False)
+    fmt = fmt or detect_format(lf.collect_schema().names())
+    return fmt, normalize(lf, fmt, SourceContext("t1", "d1", str(path))).collect()
+
+
+def utc(*a):
+    return datetime(*a, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("text", [
+    "2023-06-01T05:00:00Z", "2023-06-01 05:00:00", "2023-06-01T05:00:00.000Z", "2023-06-01 05:00:00.000",
+])
+def test_every_cur_timestamp_form_reads_as_utc(text):
+    out = pl.select(parse_utc(pl.lit(text), pl.String)).item()
+    assert out == utc(2023, 6, 1, 5)
+
+
+def test_unparseable_timestamp_reads_as_null_for_the_checker():
+    assert pl.select(parse_utc(pl.lit("06/01/2023 5am"), pl.String)).item() is None
+
+
+def test_legacy_csv_with_savings_plan_rows_and_cost_categories():
+    fmt, df = _norm(REAL_CUR / "koku-2023-06-01.csv")
+    raw = pl.read_csv(REAL_CUR / "koku-2023-06-01.csv", infer_schema=False)
+    assert fmt == "cur1"
+    assert dict(df.schema) == CANONICAL_SCHEMA
+    assert df["usage_start"].to_list() == [utc(2023, 6, 1, h) for h in range(3)]
+    assert df["billing_period"].unique().to_list() == ["2023-06"]
+    assert df["currency"].unique().to_list() == ["NOK"]
+    # account ids stay text: leading zeros survive
+    assert df["payer_account_id"].unique().to_list() == ["0099999999999"]
+    # SavingsPlanCoveredUsage amortizes to the SP effective cost, not the unblended cost
+    assert df["amortized_cost"].to_list() == raw["savingsPlan/SavingsPlanEffectiveCost"].cast(pl.Float64).to_list()
+    assert df["unblended_cost"].sum() == pytest.approx(raw["lineItem/UnblendedCost"].cast(pl.Float64).sum())
+    cats = json.loads(df["cost_categories"][0])
+    assert cats["cost_env"] == "prod" and cats["qe_source"] == "aws-single"
+    assert df["invoice_id"].unique().to_list() == ["987654321"]
+    assert df["region"].unique().to_list() == ["us-west-1"]
+
+
+def test_not_final_variant_has_no_invoice():
+    _, df = _norm(REAL_CUR / "koku-2023-06-01-not-final.csv")
+    assert df["invoice_id"].null_count() == df.height
+    assert peek_invoice_id(str(REAL_CUR / "koku-2023-06-01-not-final.csv")) is None
+    assert peek_invoice_id(str(REAL_CUR / "koku-2023-06-01.csv")) == "987654321"
+
+
+def test_alt_snake_case_columns_map_to_the_same_fields():
+    fmt, df = _norm(REAL_CUR / "koku-2022-07-01-alt-columns.csv")
+    assert fmt == "cur1"  # legacy content with Athena-style names: no CUR 2.0 map columns
+    assert df["usage_start"].to_list() == [utc(2022, 7, 1, 0), utc(2022, 7, 1, 1)]
+    assert df["service"].to_list() == ["mra", "mra"]
+    assert df["region"].to_list() == ["us-east-1", "us-east-1"]
+    assert json.loads(df["tags"][0]) == {"aws:created_by": "IAMUser:fake:and"}
+
+
+def test_gzip_legacy_csv_with_blank_optional_columns(tmp_path):
+    import gzip
+
+    plain = tmp_path / "cur.csv"
+    plain.write_bytes(gzip.decompress((REAL_CUR / "koku-test_cur.csv.gz").read_bytes()))
+    fmt, df = _norm(plain)
+    raw = pl.read_csv(plain, infer_schema=False)
+    assert df.height == raw.height == 19
+    assert df["unblended_cost"].sum() == pytest.approx(raw["lineItem/UnblendedCost"].cast(pl.Float64).sum(), abs=1e-12)
+    assert df["reservation_arn"].null_count() == 19  # blank optional values become nulls
+    assert df["usage_amount"].null_count() == 0
+
+
+def _legacy_rows(rows):
+    base = {"bill/PayerAccountId": "111111111111", "lineItem/UsageAccountId": "111111111112",
+            "lineItem/UsageStartDate": "2026-11-01T00:00:00Z", "lineItem/CurrencyCode": "USD"}
+    return pl.DataFrame([{**base, **r} for r in rows]).lazy()
+
+
+def test_amortized_cost_follows_the_cid_rule():
+    rows = [
+        {"lineItem/LineItemType": "Usage", "lineItem/UnblendedCost": "5"},
+        {"lineItem/LineItemType": "SavingsPlanCoveredUsage", "lineItem/UnblendedCost": "10",
+         "savingsPlan/SavingsPlanEffectiveCost": "7"},
+        {"lineItem/LineItemType": "SavingsPlanNegation", "lineItem/UnblendedCost": "-10",
+         "pricing/publicOnDemandCost": "10"},
+        {"lineItem/LineItemType": "SavingsPlanRecurringFee", "lineItem/UnblendedCost": "8",
+         "savingsPlan/TotalCommitmentToDate": "8", "savingsPlan/UsedCommitment": "7"},
+        {"lineItem/LineItemType": "SavingsPlanUpfrontFee", "lineItem/UnblendedCost": "100"},
+        {"lineItem/LineItemType": "DiscountedUsage", "lineItem/UnblendedCost": "0", "reservation/EffectiveCost": "3"},
+        {"lineItem/LineItemType": "RIFee", "lineItem/UnblendedCost": "9",
+         "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod": "1", "reservation/UnusedRecurringFee": "2"},
+        {"lineItem/LineItemType": "Fee", "lineItem/UnblendedCost": "50", "reservation/ReservationARN": "arn:ri"},
+        {"lineItem/LineItemType": "Tax", "lineItem/UnblendedCost": "4"},
+    ]
+    df = normalize(_legacy_rows(rows), "cur1", SourceContext("t1", "d1", "x.csv")).collect()
+    assert df["amortized_cost"].to_list() == [5.0, 7.0, 0.0, 1.0, 0.0, 3.0, 3.0, 0.0, 4.0]
+    negation = df.filter(pl.col("line_item_type") == "SavingsPlanNegation")
+    assert negation["public_on_demand_cost"].to_list() == [0.0]
+    assert df["charge_class"].to_list()[:3] == ["usage", "savings_plan", "savings_plan"]
+
+
+def test_focus_rows_keep_their_provider_and_derive_line_item_types():
+    lf = pl.LazyFrame({
+        "ProviderName": ["AWS", "Microsoft", "Google Cloud", "Oracle"],
+        "BillingAccountId": ["111111111111", "ms-ba", "gcp-ba", "oci-ba"],
+        "ChargePeriodStart": ["2026-11-01T00:00:00Z"] * 4,
+        "ChargePeriodEnd": ["2026-11-01T01:00:00Z"] * 4,
+        "ChargeCategory": ["Usage", "Usage", "Tax", "Credit"],
+        "CommitmentDiscountType": ["Savings Plan", None, None, None],
+        "CommitmentDiscountStatus": ["Used", None, None, None],
+        "CommitmentDiscountId": ["arn:sp", None, None, None],
+        "BilledCost": ["2", "3", "0.5", "-1"],
+        "EffectiveCost": ["1.5", "3", "0.5", "-1"],
+        "BillingCurrency": ["USD"] * 4,
+        "Tags": ['{"team":"web"}', None, None, None],
+    })
+    assert detect_format(lf.collect_schema().names()) == "focus"
+    df = normalize(lf, "focus", SourceContext("t1", "d1", "f.csv")).collect()
+    assert df["provider"].to_list() == ["AWS", "Microsoft", "Google Cloud", "Oracle"]
+    assert df["line_item_type"].to_list() == ["SavingsPlanCoveredUsage", "Usage", "Tax", "Credit"]
+    assert df["amortized_cost"].to_list() == [1.5, 3.0, 0.5, -1.0]
+    assert df["savings_plan_arn"].to_list() == ["arn:sp", None, None, None]
+    assert json.loads(df["tags"][0]) == {"team": "web"}
+
+
+def test_cur2_parquet_maps_become_json_text_with_legacy_tag_keys():
+    from blocks_pipelines.ingestion.synthetic import cur2_frame
+
+    raw = cur2_frame(40, "2026-11", "111111111111", ["111111111112"])
+    assert detect_format(raw.columns) == "cur2"
+    df = normalize(raw.lazy(), "cur2", SourceContext("t1", "d1", "x.parquet")).collect()
+    tags = json.loads(df["tags"][0])
+    assert set(tags) == {"user:team", "user:env"}
+    assert df["region"][0] == raw["product_region_code"][0]
+    assert df["unblended_cost"].sum() == pytest.approx(raw["line_item_unblended_cost"].sum())

@@ -1,0 +1,143 @@
+"""ingest_delivery end to end: deliveries in AWS layouts -> lake day files, restatements, hour ranges, S3 (moto)."""
+
+import json
+from datetime import date, datetime, timezone
+
+import boto3
+import polars as pl
+import pytest
+
+from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.deliveries import discover_deliveries
+from blocks_pipelines.ingestion.synthetic import cur1_frame, cur2_frame, focus_frame, write_export_delivery, \
+    write_legacy_delivery
+from blocks_pipelines.lake import layout
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
+
+ACME_ACCOUNTS = ["111111111112", "111111111113"]
+
+
+def tenants():
+    return {t.id: t for t in load_registry(get_settings().tenants_dir)}
+
+
+def source_root(tenant):
+    return resolve_source_uri(tenant.cur_source, get_settings().home)
+
+
+def lake_frame(tenant_id, lake=None):
+    lake = lake or get_settings().lake_uri
+    return pl.read_parquet(layout.line_items_glob(lake, tenant_id), hive_partitioning=False)
+
+
+def test_legacy_delivery_lands_as_one_file_per_day_with_matching_totals(blocks_env, tmp_path):
+    acme = tenants()["acme_corp"]
+    frame = cur1_frame(3000, "2026-10", "111111111111", ACME_ACCOUNTS)
+    write_legacy_delivery(source_root(acme), "acme-cur-hourly", [frame], "2026-10", tmp_path)
+    [delivery] = discover_deliveries(acme, today=date(2026, 11, 25))
+    summary = ingest_delivery(acme, delivery.manifest_uri)
+
+    lake = lake_frame("acme_corp")
+    day_files = sorted((blocks_env / "lake" / "cur_line_items" / "tenant_id=acme_corp").glob("usage_date=*/data.parquet"))
+    assert len(day_files) == 31
+    assert summary.rows == lake.height == 3000
+    assert summary.hours == 744
+    expected = frame["lineItem/UnblendedCost"].cast(pl.Float64).sum()
+    assert lake["unblended_cost"].sum() == pytest.approx(expected, abs=1e-6)
+    [period] = summary.periods
+    assert period.matches and period.billing_period == "2026-10"
+    by_type = frame.group_by("lineItem/LineItemType").agg(pl.col("lineItem/UnblendedCost").cast(pl.Float64).sum())
+    for lit, cost in by_type.iter_rows():
+        assert summary.cost_by_line_item_type[lit] == pytest.approx(cost)
+    # every file holds only its own day, partition column included
+    one = pl.read_parquet(day_files[4], hive_partitioning=False)
+    assert one["usage_date"].unique().to_list() == [date(2026, 10, 5)]
+    assert json.loads(one["tags"][0])["user:team"] in {"web", "api", "data", "ml"}
+
+
+def test_restatement_replaces_the_month_and_never_doubles(blocks_env, tmp_path):
+    globex = tenants()["globex"]
+    root = source_root(globex)
+    write_export_delivery(root, "globex-cur2", [cur2_frame(2000, "2026-10", "222222222222", ACME_ACCOUNTS)],
+                          "2026-10", tmp_path / "a")
+    write_export_delivery(root, "globex-cur2", [cur2_frame(500, "2026-11", "222222222222", ACME_ACCOUNTS)],
+                          "2026-11", tmp_path / "b")
+    for d in discover_deliveries(globex, today=date(2026, 11, 25)):
+        ingest_delivery(globex, d.manifest_uri)
+    november = lake_frame("globex").filter(pl.col("billing_period") == "2026-11")["unblended_cost"].sum()
+
+    # October is restated (final, fewer rows, different totals): it replaces October only.
+    restated = cur2_frame(1500, "2026-10", "222222222222", ACME_ACCOUNTS, invoice_id="INV-1", offset=7)
+    write_export_delivery(root, "globex-cur2", [restated], "2026-10", tmp_path / "c")
+    october = [d for d in discover_deliveries(globex, today=date(2026, 11, 25)) if d.billing_period == "2026-10"][0]
+    assert october.is_final
+    summary = ingest_delivery(globex, october.manifest_uri)
+
+    lake = lake_frame("globex")
+    oct_rows = lake.filter(pl.col("billing_period") == "2026-10")
+    assert oct_rows.height == 1500
+    assert oct_rows["delivery_id"].unique().to_list() == [october.delivery_id]
+    assert oct_rows["unblended_cost"].sum() == pytest.approx(restated["line_item_unblended_cost"].sum())
+    assert lake.filter(pl.col("billing_period") == "2026-11")["unblended_cost"].sum() == pytest.approx(november)
+    assert summary.deliveries[0]["is_final"] is True
+
+
+def test_hour_range_replaces_exactly_those_hours(blocks_env, tmp_path):
+    initech = tenants()["initech"]
+    root = source_root(initech)
+    first = focus_frame(2400, "2026-10", "333333333333", ACME_ACCOUNTS)
+    write_export_delivery(root, "initech-focus", [first], "2026-10", tmp_path / "a")
+    [d1] = discover_deliveries(initech, today=date(2026, 11, 1))
+    ingest_delivery(initech, d1.manifest_uri)
+    before = lake_frame("initech")
+
+    second = focus_frame(2400, "2026-10", "333333333333", ACME_ACCOUNTS).with_columns(pl.col("BilledCost") * 2)
+    write_export_delivery(root, "initech-focus", [second], "2026-10", tmp_path / "b")
+    [d2] = discover_deliveries(initech, today=date(2026, 11, 1))
+    lo, hi = datetime(2026, 10, 3, 22, tzinfo=timezone.utc), datetime(2026, 10, 4, 3, tzinfo=timezone.utc)
+    summary = ingest_delivery(initech, d2.manifest_uri, hour_range=(lo, hi))
+
+    after = lake_frame("initech")
+    inside = (pl.col("usage_start") >= lo) & (pl.col("usage_start") < hi)
+    assert after.height == before.height
+    assert after.filter(inside)["delivery_id"].unique().to_list() == [d2.delivery_id]
+    assert after.filter(~inside)["delivery_id"].unique().to_list() == [d1.delivery_id]
+    assert after.filter(inside)["unblended_cost"].sum() == pytest.approx(2 * before.filter(inside)["unblended_cost"].sum())
+    assert summary.hours == 5 and summary.matches
+    assert sorted(after.filter(inside)["usage_date"].unique().to_list()) == [date(2026, 10, 3), date(2026, 10, 4)]
+
+
+def test_source_and_lake_on_s3(blocks_env, aws_env, tmp_path, monkeypatch):
+    s3 = boto3.client("s3", endpoint_url=aws_env)
+    for b in ("cur-src-bucket", "lake-bucket"):
+        s3.create_bucket(Bucket=b)
+    acme = tenants()["acme_corp"]
+    src_root = "s3://cur-src-bucket/cur"
+    frame = cur1_frame(800, "2026-10", "111111111111", ACME_ACCOUNTS)
+    write_legacy_delivery(src_root, "acme-cur-hourly", [frame], "2026-10", tmp_path, suffix="csv.gz")
+    lake = "s3://lake-bucket/lake"
+    summary = ingest_delivery(acme, f"{src_root}/acme-cur-hourly", lake_uri=lake)
+    assert summary.rows == 800 and summary.matches
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake-bucket", Prefix="lake/")["Contents"]]
+    assert len(keys) == 31 and all(k.endswith("/data.parquet") for k in keys)
+    body = s3.get_object(Bucket="lake-bucket", Key=keys[0])["Body"].read()
+    local = tmp_path / "one.parquet"
+    local.write_bytes(body)
+    assert pl.read_parquet(local)["tenant_id"].unique().to_list() == ["acme_corp"]
+
+
+def test_bare_folder_without_manifest_and_zip_and_parquet_legacy(blocks_env, tmp_path):
+    acme = tenants()["acme_corp"]
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    frame = cur1_frame(600, "2026-10", "111111111111", ACME_ACCOUNTS)
+    import zipfile
+
+    with zipfile.ZipFile(folder / "part-1.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("part-1.csv", frame.slice(0, 300).write_csv())
+    frame.slice(300).write_parquet(folder / "part-2.parquet")
+    summary = ingest_delivery(acme, str(folder))
+    assert summary.rows == 600 and summary.matches
+    assert lake_frame("acme_corp")["unblended_cost"].sum() == pytest.approx(
+        frame["lineItem/UnblendedCost"].cast(pl.Float64).sum())
