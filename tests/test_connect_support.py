@@ -141,3 +141,90 @@ def customer_session(tenant: TenantConfig) -> boto3.Session:
     )["Credentials"]
     return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                          aws_session_token=creds["SessionToken"], region_name=tenant.cur_source.region)
+
+
+# ---- a real Dagster webserver over a code location that loads the tenant registry ------------------------------
+
+STANDIN_LOCATION = '''
+"""Test code location: every registered tenant's [t, "cur_line_items"] asset, the way the platform defines it."""
+import dagster as dg
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import load_registry
+from blocks_pipelines.tenants.partitions import tenant_hourly_partitions
+
+USE_INGESTION = {use_ingestion}
+
+
+def _standin(t):
+    @dg.asset(key=[t.id, "cur_line_items"], group_name=t.id, partitions_def=tenant_hourly_partitions(t),
+              backfill_policy=dg.BackfillPolicy.single_run())
+    def _asset():
+        return None
+    return dg.Definitions(assets=[_asset])
+
+
+if USE_INGESTION:
+    from blocks_pipelines.ingestion.defs import build_ingestion_defs as _build
+else:
+    _build = _standin
+defs = dg.Definitions.merge(*[_build(t) for t in load_registry(get_settings().tenants_dir)])
+'''
+
+
+class DagsterWebserver:
+    """dagster-webserver on a free port with its own DAGSTER_HOME; no daemon, so backfills stay REQUESTED."""
+
+    def __init__(self, workdir, *, use_ingestion: bool = False):
+        import os
+        import socket
+
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "location.py").write_text(STANDIN_LOCATION.format(use_ingestion=use_ingestion))
+        (workdir / "workspace.yaml").write_text(
+            "load_from:\n  - python_file:\n      relative_path: location.py\n      location_name: blocks\n"
+        )
+        (workdir / "dagster_home").mkdir(exist_ok=True)
+        (workdir / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "DAGSTER_HOME": str(workdir / "dagster_home")}
+        self.proc = None
+
+    def __enter__(self):
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+        from pathlib import Path
+
+        exe = Path(sys.executable).parent / "dagster-webserver"
+        self.log = open(self.workdir / "webserver.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(exe), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+            cwd=self.workdir, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.workdir / "webserver.log").read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(f"{self.url}/server_info", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("dagster-webserver did not start in 90 s")
+
+    def __exit__(self, *exc):
+        import os
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the webserver and the code servers it started
+            try:
+                self.proc.wait(timeout=20)
+            except Exception:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()

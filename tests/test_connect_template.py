@@ -21,12 +21,18 @@ def _statements(template, resource):
     return {s["Sid"]: s for p in props["Policies"] for s in p["PolicyDocument"]["Statement"]}
 
 
-@pytest.mark.parametrize("with_cur_export,with_purchase_role", FLAGS)
-def test_generated_templates_pass_cfn_lint(with_cur_export, with_purchase_role):
-    for tenant in (make_tenant(), make_tenant(uri="s3://newco-cur", report="r"), make_tenant(uri="local/demo")):
-        text = render_yaml(build_template(tenant, with_cur_export=with_cur_export, with_purchase_role=with_purchase_role))
-        matches = cfnlint.api.lint(text)
-        assert [(m.rule.id, m.message) for m in matches] == [], text
+# every flag combination, plus the parameter shapes that differ by tenant: no prefix, and a local (demo) source
+CASES = [(make_tenant(), *flags) for flags in FLAGS] + [
+    (make_tenant(uri="s3://newco-cur", report="r"), True, False),
+    (make_tenant(uri="local/demo"), True, False),
+]
+
+
+@pytest.mark.parametrize("tenant,with_cur_export,with_purchase_role", CASES)
+def test_generated_templates_pass_cfn_lint(tenant, with_cur_export, with_purchase_role):
+    text = render_yaml(build_template(tenant, with_cur_export=with_cur_export, with_purchase_role=with_purchase_role))
+    matches = cfnlint.api.lint(text)
+    assert [(m.rule.id, m.message) for m in matches] == [], text
 
 
 def test_trust_requires_the_tenant_external_id_and_the_blocks_account(monkeypatch):

@@ -8,6 +8,7 @@ import pytest
 
 from blocks_pipelines.ingestion.defs import FINAL_TAG, MANIFEST_TAG, RANGE_END_TAG, RANGE_START_TAG, \
     build_ingestion_defs
+from blocks_pipelines.ingestion.api import ingest_delivery
 from blocks_pipelines.ingestion.synthetic import cur2_frame, write_export_delivery
 from blocks_pipelines.lake import layout
 from blocks_pipelines.settings import get_settings
@@ -41,16 +42,19 @@ def test_asset_definition_shape(globex):
     assert all(c.blocking for c in asset.check_specs)
 
 
-def test_materialize_a_month_range_reports_metadata_and_passes_checks(globex, tmp_path):
-    _deliver(globex, "2026-10", 1200, tmp_path)
+def test_materialize_a_range_reports_metadata_and_passes_checks(globex, tmp_path):
+    # a single run over a range (the sensor's month runs are the same with 744 hours; 72 keep the test fast)
+    frame_rows = 1200
+    _deliver(globex, "2026-10", frame_rows, tmp_path)
     defs = build_ingestion_defs(globex)
     result = dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00",
-                                                  RANGE_END_TAG: "2026-10-31-23:00"})
+                                                  RANGE_END_TAG: "2026-10-03-23:00"})
     assert result.success
     mats = result.get_asset_materialization_events()
-    assert len(mats) == 744  # one event per hourly partition of the single run
+    assert len(mats) == 72  # one event per hourly partition of the single run
     md = mats[0].materialization.metadata
-    assert md["rows"].value == 1200 and md["hours"].value == 744
+    assert md["hours"].value == 72
+    assert md["rows"].value == sum(1 for i in range(frame_rows) if i % 744 < 72)
     lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert md["source_vs_lake"].value["2026-10"]["lake_unblended"] == pytest.approx(lake["unblended_cost"].sum())
     assert md["cost/Usage"].value == pytest.approx(
@@ -62,18 +66,17 @@ def test_materialize_a_month_range_reports_metadata_and_passes_checks(globex, tm
 
 
 def test_materialize_a_few_hours_replaces_only_them(globex, tmp_path):
-    _deliver(globex, "2026-10", 1488, tmp_path)
-    defs = build_ingestion_defs(globex)
-    assert dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00",
-                                                RANGE_END_TAG: "2026-10-31-23:00"}).success
+    first = _deliver(globex, "2026-10", 1488, tmp_path)
+    ingest_delivery(globex, str(next(get_settings().home.rglob("*-Manifest.json"))))
     second = _deliver(globex, "2026-10", 1488, tmp_path, offset=3)
-    result = dg.materialize([_asset(defs)], partition_key="2026-10-05-07:00")
+    result = dg.materialize([_asset(build_ingestion_defs(globex))], partition_key="2026-10-05-07:00")
     assert result.success
     lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
     hour = lake.filter(pl.col("usage_start") == pl.datetime(2026, 10, 5, 7, time_zone="UTC"))
     assert hour.height == 2 and hour["delivery_id"].unique().to_list() == [second]
     assert lake.height == 1488
     assert lake.filter(pl.col("delivery_id") == second).height == 2
+    assert lake.filter(pl.col("delivery_id") == first).height == 1486
 
 
 def test_sensor_launches_each_new_delivery_once_and_keeps_its_cursor(globex, tmp_path):
@@ -107,7 +110,10 @@ def test_sensor_run_ingests_the_delivery_it_names(globex, tmp_path):
     defs = build_ingestion_defs(globex)
     sensor = defs.resolve_sensor_def("globex__cur_delivery_sensor")
     [request] = sensor(dg.build_sensor_context(definitions=defs)).run_requests
-    result = dg.materialize([_asset(defs)], tags=request.tags)
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-10-01-00:00", "2026-10-31-23:00")
+    # run the named delivery over its first day (the whole month is the same code, 31 times the partitions)
+    tags = {**request.tags, RANGE_END_TAG: "2026-10-01-23:00"}
+    result = dg.materialize([_asset(defs)], tags=tags)
     assert result.success
     md = result.get_asset_materialization_events()[0].materialization.metadata
     assert md["deliveries"].value[0]["delivery_id"] == request.run_key

@@ -5,35 +5,35 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, timedelta
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.testing import dev_headers, write_fixture_lake, yesterday
+from serving.testing import dev_headers, prepare_env, write_fixture_lake, yesterday
 
 TENANTS = {"acme_corp": 1.0, "globex": 3.0}
+DEMO_TENANTS = Path(__file__).resolve().parent.parent / "assets_config" / "tenants"
 
 
 @pytest.fixture(scope="module")
-def fixture_lake(tmp_path_factory):
-    lake = tmp_path_factory.mktemp("serving_lake")
-    write_fixture_lake(lake, TENANTS, days=120)
-    return lake
+def app_env(tmp_path_factory):
+    """One environment and app per module (building marts and keys per test would dominate the run time)."""
+    with pytest.MonkeyPatch.context() as mp:
+        yield prepare_env(mp, tmp_path_factory.mktemp("serving"), DEMO_TENANTS, TENANTS)
 
 
-@pytest.fixture
-def app_env(blocks_env, fixture_lake, monkeypatch):
-    monkeypatch.setenv("BLOCKS_LAKE_URI", str(fixture_lake))
-    monkeypatch.setenv("BLOCKS_SERVING_REFRESH_SECONDS", "60")
-    return blocks_env
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(app_env):
     with TestClient(create_app()) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def fixture_lake(app_env):
+    return app_env.parent / "lake"
 
 
 def hdr(home, tenant="acme_corp", admin=False):
@@ -232,10 +232,26 @@ def test_onboarding_endpoints_are_admin_only_and_wired(client, app_env, monkeypa
     r = client.post("/api/ingest/test-connection", headers=hdr(app_env, "globex", admin=True))
     assert r.status_code == 200 and r.json()["ok"] is True and r.json()["tenant_id"] == "globex"
     assert seen == [("globex", "dev-globex")]
+    import blocks_pipelines.connect.setup as setup_mod
+    from blocks_pipelines.connect.dagster_api import DagsterApiError
+
+    def fake_setup(tenant, *, actor="x", **_):
+        seen.append((tenant.id, actor))
+        return setup_mod.SetupReport(tenant.id, "unchanged", "/x.yaml", 3)
+
+    monkeypatch.setattr(setup_mod, "setup_tenant", fake_setup)
+    assert client.post("/api/tenant/setup", headers=hdr(app_env)).status_code == 403
     setup = client.post("/api/tenant/setup", headers=hdr(app_env, admin=True))
-    assert setup.status_code in (200, 501)
-    if setup.status_code == 501:
-        assert "setup_tenant" in setup.json()["error"]["message"]
+    assert setup.status_code == 200, setup.text
+    assert setup.json()["tenant_id"] == "acme_corp" and setup.json()["result"]["months"] == 3
+    assert seen[-1] == ("acme_corp", "dev-acme_corp")
+
+    def dagster_down(tenant, **_):
+        raise DagsterApiError("connection refused")
+
+    monkeypatch.setattr(setup_mod, "setup_tenant", dagster_down)
+    down = client.post("/api/tenant/setup", headers=hdr(app_env, admin=True))
+    assert down.status_code == 503 and "Dagster" in down.json()["error"]["message"]
 
 
 def test_new_mart_export_replaces_the_snapshot(app_env, tmp_path, monkeypatch):

@@ -93,7 +93,7 @@ def replace_slice(lake_uri: str, tenant_id: str, new_by_day: dict[date, list[Pat
             old_rows, kept_rows = counts["all"][0], counts["kept"][0]
             kept = old.filter(~pred)
         if not new and kept_rows == old_rows:
-            if progress:
+            if progress is not None:
                 progress.update(1)
             continue
         if not new and kept_rows == 0:
@@ -110,7 +110,7 @@ def replace_slice(lake_uri: str, tenant_id: str, new_by_day: dict[date, list[Pat
             fs.put_file(out, uri)
             out.unlink()
         changed.append(day)
-        if progress:
+        if progress is not None:
             progress.update(1)
     return changed
 

@@ -14,11 +14,8 @@ import duckdb
 from blocks_pipelines.lake.fs import put_file
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.project import MARTS
+from blocks_pipelines.models.warehouse import warehouse_path
 from blocks_pipelines.settings import get_settings
-
-
-def warehouse_path(tenant_id: str) -> Path:
-    return get_settings().warehouse_dir / f"{tenant_id}.duckdb"
 
 
 def export_marts(tenant_id: str, marts: tuple[str, ...] = MARTS) -> dict[str, str]:

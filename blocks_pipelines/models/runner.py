@@ -15,10 +15,11 @@ from blocks_pipelines.lake.layout import line_items_tenant_prefix
 from blocks_pipelines.models.achievable import achievable_daily_savings
 from blocks_pipelines.models.export import export_marts
 from blocks_pipelines.models.project import ensure_dbt_env, project_dir
-from blocks_pipelines.models.vars import dbt_vars
+from blocks_pipelines.models.vars import dbt_vars, resolve_tenant
+from blocks_pipelines.models.warehouse import warehouse_lock
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import StateStore, get_state_store
-from blocks_pipelines.tenants.config import TenantConfig, load_registry
+from blocks_pipelines.tenants.config import TenantConfig
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,7 @@ class DbtBuildResult:
     seconds: float = 0.0
 
 
-def resolve_tenant(tenant: TenantConfig | str) -> TenantConfig:
-    if isinstance(tenant, TenantConfig):
-        return tenant
-    registry = {t.id: t for t in load_registry(get_settings().tenants_dir)}
-    if tenant not in registry:
-        raise KeyError(f"unknown tenant {tenant!r}: add assets_config/tenants/{tenant}.yaml (known: {sorted(registry)})")
-    return registry[tenant]
-
-
-def build_args(
-    tenant: TenantConfig, vars_: dict, target_path: Path, select: str | None, command: str = "build"
-) -> list[str]:
+def build_args(vars_: dict, target_path: Path, select: str | None, command: str = "build") -> list[str]:
     root = project_dir()
     args = [
         command,
@@ -84,13 +74,23 @@ def run_dbt_build(
     settings = get_settings()
     _require_line_items(tenant.id)
     ensure_dbt_env()
-    settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
     # A private target path per run: concurrent tenants never share partial-parse or run_results files.
     target_path = project_dir() / "target" / "runs" / f"{tenant.id}-{uuid.uuid4().hex[:8]}"
     daily_savings = achievable_daily_savings(store or get_state_store(), tenant.id)
     vars_ = dbt_vars(tenant, start=start, end=end, achievable_daily_savings=daily_savings)
     started = time.perf_counter()
-    res = dbtRunner().invoke(build_args(tenant, vars_, target_path, select))
+    with warehouse_lock(tenant.id):
+        res = dbtRunner().invoke(build_args(vars_, target_path, select))
+        success, statuses, failures = _outcome(res)
+        exported = export_marts(tenant.id) if success and settings.dbt_target == "duckdb" else {}
+    if success:
+        shutil.rmtree(target_path, ignore_errors=True)
+    else:  # keep the compiled SQL and logs of a failed run for the person debugging it
+        failures.append(f"compiled SQL and dbt.log kept in {target_path}")
+    return DbtBuildResult(tenant.id, success, statuses, failures, exported, time.perf_counter() - started)
+
+
+def _outcome(res) -> tuple[bool, dict[str, str], list[str]]:
     statuses, failures = {}, []
     for r in getattr(res.result, "results", None) or []:
         status = str(r.status)
@@ -99,10 +99,4 @@ def run_dbt_build(
             failures.append(f"{r.node.unique_id}: {status}: {r.message}")
     if res.exception is not None:
         failures.append(f"dbt raised: {res.exception}")
-    success = bool(res.success) and not failures
-    if success:
-        shutil.rmtree(target_path, ignore_errors=True)
-    else:  # keep the compiled SQL and logs of a failed run for the person debugging it
-        failures.append(f"compiled SQL and dbt.log kept in {target_path}")
-    exported = export_marts(tenant.id) if success and settings.dbt_target == "duckdb" else {}
-    return DbtBuildResult(tenant.id, success, statuses, failures, exported, time.perf_counter() - started)
+    return bool(res.success) and not failures, statuses, failures

@@ -18,6 +18,8 @@ from blocks_pipelines.ingestion.schema import CANONICAL_COLUMNS, CANONICAL_SCHEM
 from blocks_pipelines.lake.fs import write_bytes
 from blocks_pipelines.lake.layout import line_items_day_uri
 
+DEFAULT_ACCOUNTS = ("111111111112", "111111111113", "111111111114")  # the last one is tagged dev
+
 _DEFAULTS: dict[str, Any] = {
     "provider": "AWS",
     "payer_account_id": "111111111111",
@@ -65,7 +67,9 @@ def write_line_items(frame: pl.DataFrame, lake_uri: str) -> list[str]:
     return uris
 
 
-def synthetic_month(tenant_id: str, month: date, rows_per_hour: int, seed: int = 7) -> pl.DataFrame:
+def synthetic_month(
+    tenant_id: str, month: date, rows_per_hour: int, accounts: tuple[str, ...] = DEFAULT_ACCOUNTS, seed: int = 7
+) -> pl.DataFrame:
     """About rows_per_hour x hours-in-month line items for one tenant (at least ~20 per hour for the mix).
 
     Per hour: one Savings Plan (commitment $4/h) covering part of the EC2 usage with its Negation and recurring
@@ -76,7 +80,7 @@ def synthetic_month(tenant_id: str, month: date, rows_per_hour: int, seed: int =
     first = datetime(month.year, month.month, 1, tzinfo=timezone.utc)
     nxt = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=timezone.utc)
     hours = [first + timedelta(hours=h) for h in range(int((nxt - first).total_seconds() // 3600))]
-    accounts = ["111111111112", "111111111113", "111111111114"]
+
     sp_arn = "arn:aws:savingsplans::111111111111:savingsplan/synthetic-1"
     fixed: list[dict[str, Any]] = []
     for h in hours:

@@ -42,10 +42,6 @@ class InstanceType:
     def family(self) -> str:
         return self.name.split(".")[-2] if self.name.startswith("db.") else self.name.split(".")[0]
 
-    @property
-    def size(self) -> str:
-        return self.name.split(".")[-1]
-
 
 _SIZE_NORMALIZATION = {"nano": 0.25, "micro": 0.5, "small": 1, "medium": 2, "large": 4, "xlarge": 8,
                        "2xlarge": 16, "4xlarge": 32, "8xlarge": 64}

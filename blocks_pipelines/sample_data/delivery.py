@@ -28,7 +28,7 @@ from blocks_pipelines.sample_data import formats as F
 from blocks_pipelines.sample_data.lineitems import Period
 
 LOCAL_BUCKET = "local"
-CSV_GZIP_LEVEL = 6
+CSV_GZIP_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -85,24 +85,20 @@ def map_array(li: pl.DataFrame, entries: dict[str, pl.Expr], value_type: pa.Data
     offsets = pl.concat([pl.Series([0], dtype=pl.Int32), counts.cum_sum()])
     return pa.MapArray.from_arrays(offsets.to_arrow().cast(pa.int32()),
                                    long.get_column("key").to_arrow().cast(pa.string()),
-                                   long.get_column("value").to_arrow().cast(pa.string()))
+                                   long.get_column("value").to_arrow().cast(value_type), type=map_type)
 
 
 def arrow_table(li: pl.DataFrame, columns: list[F.Col], maps: dict[str, dict[str, pl.Expr]]) -> pa.Table:
     flat = li.select([(c.expr.cast(F.PARQUET_TS) if c.kind == "ts" else c.expr).alias(c.name)
                       for c in columns if c.kind != "map"]).to_arrow(compat_level=pl.CompatLevel.oldest())
-    arrays, fields = [], []
-    for c in columns:
+    flat = flat.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type)
+                                for f in flat.schema]))
+    for i, c in enumerate(columns):
         if c.kind == "map":
             value_type = pa.float64() if c.name in ("discount", "x_Discounts") else pa.string()
             arr = map_array(li, maps[c.name], value_type)
-        else:
-            arr = flat.column(c.name).combine_chunks()
-            if pa.types.is_large_string(arr.type):
-                arr = arr.cast(pa.string())
-        arrays.append(arr)
-        fields.append(pa.field(c.name, arr.type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+            flat = flat.add_column(i, pa.field(c.name, arr.type), arr)
+    return flat
 
 
 def _arrow_type_name(t: pa.DataType) -> str:

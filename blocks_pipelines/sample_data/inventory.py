@@ -296,7 +296,7 @@ def build_inventory(tenant: TenantConfig, *, seed: int, scale: float = 1.0) -> I
             b.asg(acct, P, web_type, b.n(18), "web", always_on=3)
             b.asg(acct, S if prod_index % 2 else P, ("m7g.large", "c6i.large")[prod_index % 2], b.n(10), "web",
                   always_on=2)
-            for itype in ("m4.xlarge", "c4.large", "r4.xlarge", "t2.large", "r6i.large", "m5.large")[: b.n(6)]:
+            for itype in ("m4.xlarge", "c4.large", "r4.xlarge", "t2.large", "r6i.large", "m5.large") * b.n(1):
                 b.ec2(acct, P, itype)
                 b.ebs(acct, P, size_gb=b.rng.randrange(50, 500), volume_type=("gp2", "gp3")[b.rng.randrange(2)],
                       attached=True)
@@ -317,7 +317,7 @@ def build_inventory(tenant: TenantConfig, *, seed: int, scale: float = 1.0) -> I
             prod_index += 1
         elif acct.role == "dev":
             for itype in ("t2.medium", "t3.large", "m4.large", "t3.medium", "t2.large", "t3.medium", "m5.large",
-                          "t3.large")[: b.n(8)]:
+                          "t3.large") * b.n(1):
                 b.ec2(acct, P, itype, profile="dev", threshold=b.rng.uniform(0.0, 0.85))
             for k in range(b.n(6)):
                 b.ebs(acct, P, size_gb=b.rng.randrange(20, 200), volume_type="gp2", attached=k % 2 == 0)
@@ -328,7 +328,7 @@ def build_inventory(tenant: TenantConfig, *, seed: int, scale: float = 1.0) -> I
                 b.idle_ipv4(acct, P)
             b.s3(acct, P, b.rng.uniform(100, 800), 2e3, 2e4, "dev")
         elif acct.role == "data":
-            for itype in ("r4.2xlarge", "r6i.xlarge", "r6i.xlarge")[: b.n(3)]:
+            for itype in ("r4.2xlarge", "r6i.xlarge", "r6i.xlarge") * b.n(1):
                 b.ec2(acct, P, itype)
                 b.ebs(acct, P, size_gb=b.rng.randrange(500, 2000), volume_type="gp3", attached=True)
             b.asg(acct, P, "c6i.2xlarge", b.n(10), "batch", always_on=0, headroom=1.4, spot=True)

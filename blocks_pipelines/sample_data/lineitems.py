@@ -24,7 +24,6 @@ from blocks_pipelines.sample_data.demand import HOURS_PER_MONTH, hour_grid, prof
 from blocks_pipelines.sample_data.inventory import ALWAYS_ON, HOURLY, SCALED, STORAGE, Inventory
 from blocks_pipelines.sample_data.rand import hex_ids, normal, scalar_rng, uniform
 
-UTC_TS = pl.Datetime("us", "UTC")
 TAX_RATE = 0.06
 
 
@@ -308,6 +307,7 @@ def finalize(body: pl.DataFrame, inv: Inventory, plans: list[SavingsPlanSpec], *
               nulls_last=True, maintain_order=True)
     )
     return body.with_columns(
+        pl.col(pl.Float64).round(10),  # CUR prints at most 10 decimals
         hex_ids(body.height, 40, *key, delivery_id).alias("line_item_id"),
         pl.lit(period.start).alias("billing_period_start"),
         pl.lit(period.end).alias("billing_period_end"),

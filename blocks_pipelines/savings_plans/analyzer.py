@@ -31,7 +31,7 @@ from blocks_pipelines.savings_plans.analyzer_rates import ratio_for_offering, va
 HOURS_PER_YEAR = 8760
 BLOCK_HOURS = 7 * 24
 BAND_DAYS = 30
-CURVE_POINTS = 20
+CURVE_POINTS = 12
 MIN_COMMITMENT = 0.001  # CreateSavingsPlan's smallest commitment and its granularity, $/h
 
 
@@ -136,9 +136,10 @@ def recommend(
     uncapped = _floor_commitment(best_cover * ratio)
     commitment = uncapped if room is None else min(uncapped, _floor_commitment(room))
     x = commitment / ratio
-    outcome = _term_outcome(blocks, forecast, ratio, x)
+    model = _TermModel(blocks, forecast, ratio)
+    outcome = model.outcome(x)
     coverage, utilization = _daily_bands(forecast, cover, x)
-    curve = _curve(blocks, forecast, ratio, x, best_cover)
+    curve = _curve(model, forecast, ratio, x, best_cover)
     summary = ForecastSummary(
         recent_hourly_on_demand=round(forecast.recent_hourly_mean, 4),
         monthly_growth_pct=round(100 * forecast.monthly_growth(), 2),
@@ -227,26 +228,39 @@ class _Outcome:
     savings_pct: float
 
 
-def _term_outcome(blocks: list[_Block], forecast: UsageForecast, ratio: float, x: float) -> _Outcome:
-    shape = forecast.shape
-    savings = eligible = covered = capacity = 0.0
-    weight = 1.0 / len(blocks[0].levels)
-    for b in blocks:
-        k = b.existing + x
-        for level in b.levels:
-            pe_existing = shape.partial_expectation(b.existing / level)
-            pe_total = shape.partial_expectation(k / level)
-            eligible += b.hours * weight * level * shape.mean
-            covered += b.hours * weight * level * (shape.mean - pe_total)
-            savings += b.hours * weight * (level * (pe_existing - pe_total) - ratio * x)
-        capacity += b.hours * k
-    return _Outcome(
-        savings=savings,
-        eligible=eligible,
-        coverage_pct=round(100 * covered / eligible, 2) if eligible > 0 else 0.0,
-        utilization_pct=round(100 * covered / capacity, 2) if capacity > 0 else None,
-        savings_pct=round(100 * savings / eligible, 2) if eligible > 0 else 0.0,
-    )
+class _TermModel:
+    """The term's (block, level scenario) cells with everything that does not depend on the new cover."""
+
+    def __init__(self, blocks: list[_Block], forecast: UsageForecast, ratio: float):
+        shape = forecast.shape
+        self.shape, self.ratio = shape, ratio
+        weight = 1.0 / len(blocks[0].levels)
+        # (hours x probability, level, existing cover, level x E[(z - existing/level)^+])
+        self.cells = [
+            (b.hours * weight, level, b.existing, level * shape.partial_expectation(b.existing / level))
+            for b in blocks for level in b.levels
+        ]
+        self.eligible = sum(w * level * shape.mean for w, level, _, _ in self.cells)
+        self.hours = sum(b.hours for b in blocks)
+
+    def outcome(self, x: float) -> _Outcome:
+        pe = self.shape.partial_expectation
+        mean = self.shape.mean
+        savings = covered = capacity = 0.0
+        for w, level, existing, uncovered_before in self.cells:
+            uncovered_after = level * pe((existing + x) / level)
+            covered += w * (level * mean - uncovered_after)
+            savings += w * (uncovered_before - uncovered_after)
+            capacity += w * (existing + x)
+        savings -= self.ratio * x * self.hours
+        eligible = self.eligible
+        return _Outcome(
+            savings=savings,
+            eligible=eligible,
+            coverage_pct=round(100 * covered / eligible, 2) if eligible > 0 else 0.0,
+            utilization_pct=round(100 * covered / capacity, 2) if capacity > 0 else None,
+            savings_pct=round(100 * savings / eligible, 2) if eligible > 0 else 0.0,
+        )
 
 
 def _daily_bands(forecast: UsageForecast, cover: list[tuple[float, float]], x: float) -> tuple[Band, Band | None]:
@@ -280,13 +294,13 @@ def _band(values: list[float], expected: float) -> Band:
     return Band(expected=round(expected, 2), p10=q(0.1), p50=q(0.5), p90=q(0.9))
 
 
-def _curve(blocks: list[_Block], forecast: UsageForecast, ratio: float, x: float, best: float) -> list[CurvePoint]:
+def _curve(model: _TermModel, forecast: UsageForecast, ratio: float, x: float, best: float) -> list[CurvePoint]:
     median_level = math.exp(forecast.log_level) * forecast.shape.values[len(forecast.shape.values) // 2]
     top = max(2.0 * max(x, best), median_level)
     covers = sorted({top * i / CURVE_POINTS for i in range(CURVE_POINTS + 1)} | {x})
     points = []
     for cover in covers:
-        outcome = _term_outcome(blocks, forecast, ratio, cover)
+        outcome = model.outcome(cover)
         points.append(CurvePoint(
             hourly_commitment=round(cover * ratio, 3),
             expected_savings=round(outcome.savings, 2),

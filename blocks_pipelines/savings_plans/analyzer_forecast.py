@@ -6,9 +6,11 @@ bursts). The future level is uncertain: its log is normal around a damped trend,
 a random walk plus the trend's own estimation error. Robustness choices:
 - an abrupt level change (step) in the last months is detected and only the data after it is used,
 - the trend is a recency-weighted Theil-Sen slope on day pairs a whole number of weeks apart, so weekly cycles
-  and outlier days do not bias it,
+  and outlier days do not bias it, shrunk toward zero in proportion to how little data supports it,
 - the trend is damped (it is assumed to fade over ~6 months), since extrapolating a slope for a year is the
-  classic way to over-commit.
+  classic way to over-commit,
+- with more than a year of history, an annual cycle (one harmonic plus a linear trend fitted on weekly levels) is
+  used when it is large and statistically clear: a plan bought at a seasonal peak otherwise runs into the trough.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from statistics import NormalDist, median
 
-TREND_WINDOW_DAYS = 56
+TREND_WINDOW_DAYS = 91
 TREND_HALF_LIFE_DAYS = 28.0
 TREND_DAMPING_DAYS = 180.0
 SHAPE_WINDOW_DAYS = 28
@@ -31,8 +33,12 @@ STEP_MIN_LOG_SIZE = 0.1  # ~10%: smaller level changes are left to the trend
 STEP_MIN_SCORE = 5.0
 MIN_MONTHLY_VOLATILITY = 0.03  # businesses drift a few % a month even when history looks flat
 MAX_MONTHLY_VOLATILITY = 0.35
-PRIOR_SLOPE_SE_PER_DAY = 0.05 / 30  # when there is too little data for a slope: +-5% a month
+PRIOR_SLOPE_SE_PER_DAY = 0.05 / 30  # prior on trends: +-5% a month
 LEVEL_NODES = 7  # equal-probability quantiles of the level distribution
+YEAR_DAYS = 365.25
+SEASON_MIN_DAYS = 392  # a full year plus a month, so the cycle is seen once with some overlap
+SEASON_MIN_AMPLITUDE = 0.05
+SEASON_MIN_F = 10.0  # F statistic of the harmonic terms against trend alone
 
 
 @dataclass(frozen=True)
@@ -41,16 +47,13 @@ class ShapeDistribution:
 
     values: tuple[float, ...]  # sorted
     suffix_sums: tuple[float, ...]  # suffix_sums[i] = sum(values[i:])
+    mean: float
 
     @classmethod
     def of(cls, samples: list[float]) -> ShapeDistribution:
         values = sorted(samples)
         suffix = list(accumulate(reversed(values)))[::-1] + [0.0]
-        return cls(tuple(values), tuple(suffix))
-
-    @property
-    def mean(self) -> float:
-        return self.suffix_sums[0] / len(self.values)
+        return cls(tuple(values), tuple(suffix), suffix[0] / len(values))
 
     def survival(self, y: float) -> float:
         """P(z > y)."""
@@ -74,14 +77,28 @@ class UsageForecast:
     step_days_ago: int | None  # an abrupt level change detected this many days ago
     step_log_size: float
     recent_hourly_mean: float  # $/h over the last 7 days
+    season: tuple[float, float] = (0.0, 0.0)  # annual cycle (cos, sin) coefficients, phase 0 = now
+    season_slope_per_day: float = 0.0  # the trend fitted jointly with the cycle (replaces the local one)
+
+    @property
+    def seasonal(self) -> bool:
+        return self.season != (0.0, 0.0)
+
+    def seasonal_amplitude(self) -> float:
+        return math.hypot(*self.season)
 
     def log_level_mean(self, days_ahead: float) -> float:
-        drift = self.slope_per_day * TREND_DAMPING_DAYS * (1.0 - math.exp(-days_ahead / TREND_DAMPING_DAYS))
-        return self.log_level + drift
+        if not self.seasonal:
+            return self.log_level + self.slope_per_day * _damped_days(days_ahead)
+        c, s = self.season
+        w = 2 * math.pi * days_ahead / YEAR_DAYS
+        cycle = c * (math.cos(w) - 1.0) + s * math.sin(w)
+        return self.log_level + self.season_slope_per_day * _damped_days(days_ahead) + cycle
 
     def log_level_sd(self, days_ahead: float) -> float:
         days = max(days_ahead, 0.0)
-        return math.sqrt(self.monthly_volatility**2 * days / 30.0 + (self.slope_se_per_day * days) ** 2)
+        trend_sd = self.slope_se_per_day * _damped_days(days)
+        return math.sqrt(self.monthly_volatility**2 * days / 30.0 + trend_sd**2)
 
     def level_nodes(self, days_ahead: float) -> list[float]:
         """Equal-probability level scenarios (quantiles at (i + 0.5) / n)."""
@@ -90,6 +107,11 @@ class UsageForecast:
 
     def monthly_growth(self) -> float:
         return math.exp(self.slope_per_day * 30.0) - 1.0
+
+
+def _damped_days(days_ahead: float) -> float:
+    """How many days of the current trend a horizon carries, given the trend fades."""
+    return TREND_DAMPING_DAYS * (1.0 - math.exp(-days_ahead / TREND_DAMPING_DAYS))
 
 
 _STANDARD_NODES = tuple(NormalDist().inv_cdf((i + 0.5) / LEVEL_NODES) for i in range(LEVEL_NODES))
@@ -115,7 +137,13 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
     # day i (0-based from the oldest) is centred (n_days - i - 0.5) days before the decision
     level_days = min(window, LEVEL_WINDOW_DAYS)
     level = median(logs[n_days - 1 - k] + slope * (k + 0.5) for k in range(level_days))
-    volatility = _monthly_volatility(logs[-window:] if window >= 42 else logs, slope)
+    season = _annual_cycle(logs) if step_at is None and n_days >= SEASON_MIN_DAYS else None
+    season_logs = logs
+    if season is not None:
+        c, s_, _ = season
+        season_logs = [v - _cycle(c, s_, -(n_days - i - 0.5)) for i, v in enumerate(logs)]
+    volatility = _monthly_volatility(season_logs[-window:] if window >= 42 else season_logs,
+                                     slope if season is None else season[2])
 
     shape_days = min(window, SHAPE_WINDOW_DAYS)
     recent_days = []
@@ -135,7 +163,54 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
         step_days_ago=step_at,
         step_log_size=step_size,
         recent_hourly_mean=recent_mean,
+        season=(0.0, 0.0) if season is None else (season[0], season[1]),
+        season_slope_per_day=0.0 if season is None else season[2],
     )
+
+
+def _cycle(c: float, s: float, days: float) -> float:
+    w = 2 * math.pi * days / YEAR_DAYS
+    return c * math.cos(w) + s * math.sin(w)
+
+
+def _annual_cycle(logs: list[float]) -> tuple[float, float, float] | None:
+    """(cos, sin, slope per day) of y = a + b t + c cos(wt) + d sin(wt) fitted on weekly median log levels
+    (t in days, 0 = now), or None when the cycle is small or not clearly better than a trend alone."""
+    n = len(logs)
+    weeks = [(-(n - i - 3.5), median(logs[i: i + 7])) for i in range(n % 7, n, 7)]
+    if len(weeks) < 20:
+        return None
+    full_rows = [[1.0, t, math.cos(2 * math.pi * t / YEAR_DAYS), math.sin(2 * math.pi * t / YEAR_DAYS)]
+                 for t, _ in weeks]
+    ys = [y for _, y in weeks]
+    full = _least_squares(full_rows, ys)
+    trend = _least_squares([r[:2] for r in full_rows], ys)
+    if full is None or trend is None:
+        return None
+    rss_full = sum((y - sum(c * x for c, x in zip(full, r))) ** 2 for r, y in zip(full_rows, ys))
+    rss_trend = sum((y - trend[0] - trend[1] * r[1]) ** 2 for r, y in zip(full_rows, ys))
+    dof = len(ys) - 4
+    f_stat = ((rss_trend - rss_full) / 2.0) / max(rss_full / dof, 1e-12)
+    if f_stat < SEASON_MIN_F or math.hypot(full[2], full[3]) < SEASON_MIN_AMPLITUDE:
+        return None
+    return full[2], full[3], full[1]
+
+
+def _least_squares(rows: list[list[float]], ys: list[float]) -> list[float] | None:
+    """Ordinary least squares by the normal equations (a handful of columns)."""
+    k = len(rows[0])
+    a = [[sum(r[i] * r[j] for r in rows) for j in range(k)] + [sum(r[i] * y for r, y in zip(rows, ys))]
+         for i in range(k)]
+    for col in range(k):
+        pivot = max(range(col, k), key=lambda i: abs(a[i][col]))
+        if abs(a[pivot][col]) < 1e-12:
+            return None
+        a[col], a[pivot] = a[pivot], a[col]
+        for i in range(k):
+            if i != col:
+                factor = a[i][col] / a[col][col]
+                a[i] = [v - factor * p for v, p in zip(a[i], a[col])]
+    return [a[i][k] / a[i][i] for i in range(k)]
 
 
 def _daily_noise(logs: list[float]) -> float:
@@ -150,21 +225,28 @@ def _daily_noise(logs: list[float]) -> float:
 
 
 def _detect_step(logs: list[float], noise: float) -> tuple[int | None, float]:
-    """Most significant abrupt level change: (days ago, log size) or (None, 0)."""
-    n = len(logs)
-    best: tuple[float, int, float] | None = None
+    """Most recent-era abrupt level change: (days ago, log size) or (None, 0).
+
+    The split point minimizes the total absolute deviation of the two sides from their medians (an L1
+    two-segment fit, robust to outlier days and exact about where the change happened); it is kept only if it
+    is large, significant against day-to-day noise, and not explained by the trend that preceded it.
+    """
+    span = logs[-(STEP_SEARCH_DAYS + STEP_BEFORE_DAYS):]
+    n = len(span)
+    best: tuple[float, int] | None = None
     for after in range(STEP_MIN_AFTER_DAYS, min(STEP_SEARCH_DAYS, n - 14) + 1):
-        before = logs[max(0, n - after - STEP_BEFORE_DAYS): n - after]
-        recent = logs[n - after:]
-        size = median(recent) - median(before)
-        score = abs(size) / (1.25 * noise * math.sqrt(1.0 / len(recent) + 1.0 / len(before)))
-        if best is None or score > best[0]:
-            best = (score, after, size)
-    if best is None or best[0] < STEP_MIN_SCORE or abs(best[2]) < STEP_MIN_LOG_SIZE:
+        cost = _abs_dev(span[: n - after]) + _abs_dev(span[n - after:])
+        if best is None or cost < best[0]:
+            best = (cost, after)
+    if best is None:
         return None, 0.0
-    score, after, size = best
+    after = best[1]
+    before, recent = span[max(0, n - after - STEP_BEFORE_DAYS): n - after], span[n - after:]
+    size = median(recent) - median(before)
+    score = abs(size) / (1.25 * noise * math.sqrt(1.0 / len(recent) + 1.0 / len(before)))
+    if score < STEP_MIN_SCORE or abs(size) < STEP_MIN_LOG_SIZE:
+        return None, 0.0
     # a steady trend also separates two windows; only call it a step if the earlier trend cannot explain it
-    before = logs[max(0, n - after - STEP_BEFORE_DAYS): n - after]
     trend_before, _ = _trend(before, noise)
     explained = trend_before * (len(before) / 2.0 + after / 2.0)
     if abs(size - explained) < STEP_MIN_LOG_SIZE:
@@ -172,8 +254,14 @@ def _detect_step(logs: list[float], noise: float) -> tuple[int | None, float]:
     return after, size
 
 
+def _abs_dev(values: list[float]) -> float:
+    mid = median(values)
+    return sum(abs(v - mid) for v in values)
+
+
 def _trend(logs: list[float], noise: float) -> tuple[float, float]:
-    """(slope per day, its standard error) by recency-weighted Theil-Sen over whole-week day pairs."""
+    """(slope per day, its standard error): recency-weighted Theil-Sen over whole-week day pairs, shrunk
+    toward zero by a +-5%/month prior so a few weeks of data cannot project a steep trend."""
     n = len(logs)
     if n < 14:
         return 0.0, PRIOR_SLOPE_SE_PER_DAY
@@ -184,19 +272,33 @@ def _trend(logs: list[float], noise: float) -> tuple[float, float]:
             pairs.append(((logs[i + lag] - logs[i]) / lag, 0.5 ** (age / TREND_HALF_LIFE_DAYS)))
     slope = _weighted_median(pairs)
     # OLS standard error for n evenly spaced days, inflated by the median's inefficiency
-    se = 1.25 * noise / math.sqrt(n * (n * n - 1) / 12.0)
-    return slope, se
+    data_var = (1.25 * noise) ** 2 / (n * (n * n - 1) / 12.0)
+    prior_var = PRIOR_SLOPE_SE_PER_DAY**2
+    shrink = prior_var / (prior_var + data_var)
+    return slope * shrink, math.sqrt(shrink * data_var)
 
 
 def _monthly_volatility(logs: list[float], slope: float) -> float:
-    """Robust sd of the detrended change in weekly mean log level over 4 weeks."""
-    weeks = [sum(logs[i: i + 7]) / 7.0 for i in range(len(logs) % 7, len(logs), 7)]
-    changes = [b - a - 28.0 * slope for a, b in zip(weeks, weeks[4:])]
-    if len(changes) < 3:
+    """sd per 30 days of the level's random walk, from a robust variogram of weekly median log levels.
+
+    A change over k weeks has variance 2 s_w^2 + k * 7/30 * v, where s_w^2 is the noise of one week's level
+    (bursts, odd days) and v the monthly drift variance: comparing 1- and 4-week changes separates the two, so
+    noisy weeks are not mistaken for a drifting level.
+    """
+    weeks = [median(logs[i: i + 7]) for i in range(len(logs) % 7, len(logs), 7)]
+    var1 = _robust_variance([b - a - 7.0 * slope for a, b in zip(weeks, weeks[1:])])
+    var4 = _robust_variance([b - a - 28.0 * slope for a, b in zip(weeks, weeks[4:])])
+    if var1 is None or var4 is None:
         return MIN_MONTHLY_VOLATILITY * 2
-    mid = median(changes)
-    sd = 1.4826 * median(abs(c - mid) for c in changes) * math.sqrt(30.0 / 28.0)
-    return min(max(sd, MIN_MONTHLY_VOLATILITY), MAX_MONTHLY_VOLATILITY)
+    drift = max(0.0, var4 - var1) * 30.0 / 21.0
+    return min(max(math.sqrt(drift), MIN_MONTHLY_VOLATILITY), MAX_MONTHLY_VOLATILITY)
+
+
+def _robust_variance(values: list[float]) -> float | None:
+    if len(values) < 3:
+        return None
+    mid = median(values)
+    return (1.4826 * median(abs(v - mid) for v in values)) ** 2
 
 
 def _weighted_median(pairs: list[tuple[float, float]]) -> float:

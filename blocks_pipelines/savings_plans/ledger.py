@@ -11,10 +11,12 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from blocks_pipelines.sample_data.commitments import SavingsPlanSpec
+from blocks_pipelines.sample_data.generator import generate_tenant_cur
 from blocks_pipelines.savings_plans.orders import PurchaseOrder, Receipt
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state.store import StateStore
-from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
+from blocks_pipelines.tenants.config import TenantConfig, load_registry, resolve_source_uri
 
 Feedback = Callable[[TenantConfig, list[dict[str, Any]]], str]
 GENERATOR_FORMAT = {"cur1": "cur1-csv", "cur2": "cur2", "focus": "focus"}
@@ -26,17 +28,11 @@ def regenerate_demo_cur(tenant: TenantConfig, plans: list[dict[str, Any]]) -> st
     so ingestion and the marts pick the new coverage up. Real (S3) sources are never touched."""
     if tenant.cur_source.is_s3:
         return "skipped: the tenant's CUR is real (S3); the plan shows up in AWS's next delivery"
-    try:
-        from blocks_pipelines.sample_data.generator import SavingsPlanSpec, generate_tenant_cur
-    except ImportError as exc:
-        return f"skipped: sample CUR generator unavailable ({exc})"
-    from blocks_pipelines.tenants.config import load_registry
-
     ids = [t.id for t in load_registry(get_settings().tenants_dir)]
     seed = DEMO_SEED + (ids.index(tenant.id) if tenant.id in ids else 0)
     now = datetime.now(timezone.utc)
-    specs = [SavingsPlanSpec(p["savings_plan_arn"], float(p["hourly_commitment"]),
-                             datetime.fromisoformat(p["start"]), float(p["rate_ratio"])) for p in plans]
+    specs = [SavingsPlanSpec(p["savings_plan_arn"], float(p["hourly_commitment"]), datetime.fromisoformat(p["start"]),
+                             float(p["rate_ratio"]), int(p.get("term_years", 1))) for p in plans]
     summary = generate_tenant_cur(
         tenant, fmt=GENERATOR_FORMAT[tenant.cur_source.format.value],
         out_uri=resolve_source_uri(tenant.cur_source, get_settings().home), months=1, seed=seed,

@@ -18,7 +18,12 @@ router = APIRouter(tags=["major tom"])
 
 SSE_DOC = {
     "text/event-stream": {
-        "schema": {"type": "string"},
+        "schema": {
+            "type": "object", "description": "one server-sent event; data is JSON text",
+            "properties": {"event": {"type": "string", "enum": ["meta", "token", "reference", "done"]},
+                           "data": {"type": "string"}},
+            "required": ["event", "data"],
+        },
         "example": 'event: meta\ndata: {"intent":"next_actions","refused":false}\n\n'
                    'event: token\ndata: {"text":"Your top actions, "}\n\n'
                    'event: reference\ndata: {"n":1,"endpoint":"/api/recommendations","params":{"status":"open"},'

@@ -45,9 +45,21 @@ async def tenant_setup(scope: TenantScope = Depends(tenant_scope)) -> SetupRespo
     kwargs: dict[str, Any] = {}
     if "actor" in inspect.signature(setup).parameters:
         kwargs["actor"] = scope.principal.subject
-    result = await run_in_threadpool(lambda: setup(scope.tenant, **kwargs))
-    if hasattr(result, "model_dump"):
-        result = result.model_dump(mode="json")
+    from blocks_pipelines.tenants.config import TenantConfigError
+
+    try:
+        from blocks_pipelines.connect.dagster_api import DagsterApiError
+    except ImportError:  # pragma: no cover - shipped together with setup.py
+        DagsterApiError = RuntimeError  # noqa: N806
+    try:
+        result = await run_in_threadpool(lambda: setup(scope.tenant, **kwargs))
+    except TenantConfigError as exc:
+        raise ApiError(400, "invalid_tenant", str(exc)) from None
+    except DagsterApiError as exc:
+        raise ApiError(503, "orchestrator_unavailable", f"could not start the backfill: {exc}; check that Dagster "
+                                                        "is running (BLOCKS_DAGSTER_URL) and retry") from None
+    if hasattr(result, "to_dict"):
+        result = result.to_dict()
     elif not isinstance(result, dict):
         result = {"value": str(result)}
     return SetupResponse(tenant_id=scope.tenant_id, result=result)

@@ -110,10 +110,7 @@ def cost_drivers(scope: Scope) -> GroundedAnswer:
     before = cached_spend(scope.data, _window(scope, 7, "service", back=7))
     a, b = out.cite(recent.reference), out.cite(before.reference)
     ra, rb = recent.totals.cost, before.totals.cost
-    trend = ""
-    if rb > 0:
-        change = 100.0 * (ra - rb) / rb
-        trend = f", {'up' if change >= 0 else 'down'} {abs(change):.1f}% [{a}][{b}]"
+    trend = f", {out.change_pct(ra, rb, a, b, 'totals.cost')}" if rb > 0 else ""
     out.say(f"Your last week ({recent.query.start} to {recent.query.end}) [{a}] cost "
             f"{out.money(ra, a, 'totals.cost')}, against {out.money(rb, b, 'totals.cost')} the week before [{b}]"
             f"{trend}.")

@@ -43,5 +43,11 @@ class GroundedAnswer:
         self.facts.append(Fact(ref, field_path, round(value, 1)))
         return f"{value:.1f}% [{ref}]"
 
+    def change_pct(self, now: float, before: float, ref_now: int, ref_before: int, field_path: str) -> str:
+        """A derived figure: the change between two referenced values (field `change_pct:<path>` names both)."""
+        value = 100.0 * (now - before) / before
+        self.facts.append(Fact(ref_now, f"change_pct:{ref_before}:{field_path}", round(abs(value), 1)))
+        return f"{'up' if value >= 0 else 'down'} {abs(value):.1f}% [{ref_now}][{ref_before}]"
+
     def say(self, line: str) -> None:
         self.lines.append(line)

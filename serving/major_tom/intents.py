@@ -15,7 +15,7 @@ DEEP_LINK = re.compile(r"(/app/[a-z-]+)(?:\?(\S*))?")
 
 _RULES: tuple[tuple[str, re.Pattern], ...] = (
     (EXPLAIN_VIEW, re.compile(r"\bexplain\b.*\b(view|chart|page|this|dashboard)\b|\bwhat am i looking at\b")),
-    (NEXT_ACTIONS, re.compile(r"\b(what should i do|next step|next action|what to do|top actions?|recommend|"
+    (NEXT_ACTIONS, re.compile(r"\b(what should i do|next steps?|next actions?|what to do|top actions?|recommend\w*|"
                               r"how (can|do) i save|save more)\b")),
     (SAVINGS, re.compile(r"\b(where|how)\b.*\bsav(ings?|ed|e)\b.*\b(come|from|coming)\b|\bsavings? (come|from)\b|"
                          r"\bsource of (my )?savings\b|\bwhere .*\bsav")),

@@ -1,0 +1,128 @@
+"""Ingestion throughput and peak RSS, end to end (read, normalize, validate, write the lake), on synthetic months.
+
+    python -m benchmarks.bench_ingestion                      # 2M-row CUR 2.0 Parquet month, 1M-row CSV.gz
+    BLOCKS_BENCH_ROWS=10000000 python -m benchmarks.bench_ingestion   # the real target size
+    BLOCKS_BENCH_RSS_ROWS=20000000 ...                        # also measure peak RSS on a 20M-row month
+
+Each ingest runs in a child process so its peak RSS is its own. The baseline is a bare polars streaming rewrite
+(scan_parquet -> select the canonical source columns, tags map included -> sink_parquet) of the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from blocks_pipelines.ingestion.synthetic import cur1_frame, cur2_frame, write_export_delivery
+
+TARGETS = {"parquet_rows_per_s": 2_000_000, "csv_gz_rows_per_s": 1_000_000, "rss_20m_gib": 2.0}
+PAYER, ACCOUNTS = "222222222222", ["222222222223", "222222222224", "222222222225"]
+CHUNK = 1_000_000
+BASELINE_COLUMNS = [
+    "bill_payer_account_id", "line_item_usage_account_id", "line_item_line_item_type", "line_item_usage_start_date",
+    "line_item_usage_end_date", "line_item_product_code", "line_item_usage_type", "line_item_operation",
+    "line_item_availability_zone", "line_item_resource_id", "product_instance_type", "product_product_family",
+    "product_region_code", "pricing_term", "line_item_usage_amount", "pricing_unit", "line_item_currency_code",
+    "line_item_unblended_cost", "pricing_public_on_demand_cost", "savings_plan_savings_plan_a_r_n",
+    "savings_plan_savings_plan_effective_cost", "savings_plan_total_commitment_to_date",
+    "savings_plan_used_commitment", "reservation_reservation_a_r_n", "bill_invoice_id", "resource_tags",
+    "cost_category", "billing_period",
+]
+
+
+def write_cur2_month(root: Path, rows: int) -> Path:
+    """A CUR 2.0 Parquet delivery written in 1M-row chunks (so the generator never holds the month)."""
+    data = root / "src" / "bench-cur2" / "data" / "BILLING_PERIOD=2026-10" / "exec-1" / "bench-cur2-00001.snappy.parquet"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    for off in range(0, rows, CHUNK):
+        table = cur2_frame(min(CHUNK, rows - off), "2026-10", PAYER, ACCOUNTS, offset=off).to_arrow()
+        writer = writer or pq.ParquetWriter(data, table.schema, compression="snappy")
+        writer.write_table(table, row_group_size=122_880)
+    writer.close()
+    manifest = root / "src" / "bench-cur2" / "metadata" / "BILLING_PERIOD=2026-10" / "bench-cur2-Manifest.json"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({
+        "executionId": "exec-1", "billingPeriod": {"start": "20261001T000000.000Z", "end": "20261101T000000.000Z"},
+        "dataFiles": [f"s3://local/{data.relative_to(root / 'src')}"], "reportName": "bench-cur2", "columns": [],
+    }))
+    return manifest
+
+
+def write_csv_gz(root: Path, rows: int) -> Path:
+    frame = cur1_frame(rows, "2026-10", PAYER, ACCOUNTS)
+    write_export_delivery(str(root / "csv"), "bench-csv", [frame], "2026-10", root / "csv-work", suffix="csv.gz")
+    return next((root / "csv").rglob("*-Manifest.json"))
+
+
+def child_ingest(manifest: str, lake: str) -> None:
+    from blocks_pipelines.ingestion.api import ingest_delivery
+    from blocks_pipelines.tenants.config import load_registry
+    from blocks_pipelines.settings import get_settings
+
+    tenant = {t.id: t for t in load_registry(get_settings().tenants_dir)}["globex"]
+    t0 = time.perf_counter()
+    s = ingest_delivery(tenant, manifest, lake_uri=lake)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "rows": s.rows, "matches": s.matches}))
+
+
+def child_baseline(manifest: str, out: str) -> None:
+    doc = json.loads(Path(manifest).read_text())
+    src = Path(manifest).parents[3] / doc["dataFiles"][0].split("/", 3)[3]
+    t0 = time.perf_counter()
+    pl.scan_parquet(src).select(BASELINE_COLUMNS).sink_parquet(out, compression="snappy")
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+
+
+def run_child(*args: str) -> tuple[dict, float]:
+    """The child's JSON line and its peak RSS in GiB."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ingestion", *args],
+                          capture_output=True, text=True, check=True)
+    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over children so far
+    return json.loads(proc.stdout.strip().splitlines()[-1]), rss_kib / 2**20
+
+
+def main() -> None:
+    rows = int(os.environ.get("BLOCKS_BENCH_ROWS", 2_000_000))
+    csv_rows = int(os.environ.get("BLOCKS_BENCH_CSV_ROWS", min(rows, 1_000_000)))
+    rss_rows = int(os.environ.get("BLOCKS_BENCH_RSS_ROWS", 0))
+    with tempfile.TemporaryDirectory(prefix="blocks-bench-") as tmp:
+        root = Path(tmp)
+        manifest = write_cur2_month(root, rows)
+        base, _ = run_child("--baseline", str(manifest), str(root / "baseline.parquet"))
+        ours, rss = run_child("--ingest", str(manifest), str(root / "lake"))
+        rate, base_rate = rows / ours["seconds"], rows / base["seconds"]
+        print(f"CUR 2.0 Parquet, {rows:,} rows: {ours['seconds']:.2f} s = {rate / 1e6:.2f}M rows/s "
+              f"(target >= {TARGETS['parquet_rows_per_s'] / 1e6:.1f}M), totals match: {ours['matches']}")
+        print(f"  bare polars rewrite: {base['seconds']:.2f} s = {base_rate / 1e6:.2f}M rows/s; "
+              f"ratio ours/bare = {rate / base_rate:.2f}")
+        print(f"  peak RSS so far: {rss:.2f} GiB")
+        csv_manifest = write_csv_gz(root, csv_rows)
+        csv, _ = run_child("--ingest", str(csv_manifest), str(root / "lake-csv"))
+        print(f"legacy CSV.gz, {csv_rows:,} rows: {csv['seconds']:.2f} s = {csv_rows / csv['seconds'] / 1e6:.2f}M rows/s"
+              f" (target >= {TARGETS['csv_gz_rows_per_s'] / 1e6:.1f}M), totals match: {csv['matches']}")
+        if rss_rows:
+            big = write_cur2_month(root / "big", rss_rows)
+            out, rss = run_child("--ingest", str(big), str(root / "lake-big"))
+            print(f"CUR 2.0 Parquet, {rss_rows:,} rows: {out['seconds']:.2f} s, peak RSS {rss:.2f} GiB "
+                  f"(target < {TARGETS['rss_20m_gib']} GiB)")
+        else:
+            print("(set BLOCKS_BENCH_RSS_ROWS=20000000 to measure the 20M-row peak RSS target)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--ingest":
+        child_ingest(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--baseline":
+        child_baseline(sys.argv[2], sys.argv[3])
+    else:
+        main()
