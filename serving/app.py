@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from datetime import timedelta
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -13,7 +16,9 @@ from serving.auth.dev_issuer import DEV_CLIENT_ID, DEV_ISSUER, DevIssuer
 from serving.auth.keys import DevKeySource, JwksKeySource, cognito_jwks_url
 from serving.auth.verify import TokenVerifier
 from serving.config import ServingConfig, load_config
+from serving.data.spend import SpendQuery, cached_spend
 from serving.data.store import MartStore
+from serving.hot_cache import HotResponseCache
 from serving.limits import BodySizeLimit
 from serving.major_tom.providers import make_provider
 from serving.major_tom.ratelimit import RateLimiter
@@ -53,10 +58,35 @@ class _LazyStateStore:
         return self._store
 
 
+log = logging.getLogger("blocks.serving")
+
+
+def warm(app: FastAPI) -> None:
+    """Load each registered tenant's snapshot and its default dashboard aggregates, so first requests hit cache."""
+    for tenant_id in app.state.tenants.ids():
+        try:
+            data = app.state.marts.tenant(tenant_id)
+            if data.last_date is None:
+                continue
+            start = data.last_date - timedelta(days=29)
+            for group_by in (None, "service", "account"):
+                cached_spend(data, SpendQuery(start=start, end=data.last_date, group_by=group_by))
+        except Exception:  # warming is an optimisation; the request path reports real errors
+            log.exception("warming tenant %s failed", tenant_id)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    if app.state.config.preload:
+        threading.Thread(target=warm, args=(app,), name="blocks-warm", daemon=True).start()
+    yield
+    app.state.marts.close()
+
+
 def create_app(settings: Settings | None = None, *, verifier: TokenVerifier | None = None) -> FastAPI:
     settings = settings or get_settings()
     config = load_config(settings)
-    app = FastAPI(title="Blocks API", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(title="Blocks API", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.config = config
     app.state.verifier = verifier or build_verifier(settings, config)
@@ -73,5 +103,6 @@ def create_app(settings: Settings | None = None, *, verifier: TokenVerifier | No
     async def healthz() -> Health:
         return Health(status="ok")
 
+    app.add_middleware(HotResponseCache, state=app.state)
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     return app

@@ -18,6 +18,7 @@ class ServingConfig:
     chat_burst: int
     max_body_bytes: int
     bedrock_model_id: str | None
+    preload: bool  # load every tenant's snapshot and hot aggregates in the background at startup
 
     @property
     def uses_cognito(self) -> bool:
@@ -39,6 +40,7 @@ def load_config(settings: Settings) -> ServingConfig:
         chat_burst=int(_number("BLOCKS_CHAT_BURST", 5)),
         max_body_bytes=int(_number("BLOCKS_MAX_BODY_BYTES", 64 * 1024)),
         bedrock_model_id=env.get("BLOCKS_BEDROCK_MODEL_ID") or None,
+        preload=env.get("BLOCKS_SERVING_PRELOAD", "1") not in ("0", "false", "no"),
     )
     if cfg.uses_cognito and not cfg.cognito_client_id:
         raise ConfigError("BLOCKS_COGNITO_USER_POOL_ID is set but BLOCKS_COGNITO_CLIENT_ID is not: set the app client "

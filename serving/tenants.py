@@ -27,6 +27,10 @@ class TenantDirectory:
             self._reload(now)
         return self._tenants.get(tenant_id)
 
+    def ids(self) -> list[str]:
+        self.get("")
+        return sorted(self._tenants)
+
     def _reload(self, now: float) -> None:
         with self._lock:
             tenants = {}

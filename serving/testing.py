@@ -35,7 +35,8 @@ def prepare_env(mp, root: Path, tenants_src: Path, lake_tenants: dict[str, float
     for f in tenants_src.glob("*.yaml"):
         shutil.copy(f, config / "tenants" / f.name)
     for var, value in (("BLOCKS_HOME", home), ("BLOCKS_ASSETS_CONFIG", config), ("BLOCKS_LAKE_URI", lake),
-                       ("BLOCKS_ENV", "local"), ("BLOCKS_SERVING_REFRESH_SECONDS", "60")):
+                       ("BLOCKS_ENV", "local"), ("BLOCKS_SERVING_REFRESH_SECONDS", "60"),
+                       ("BLOCKS_SERVING_PRELOAD", "0")):
         mp.setenv(var, str(value))
     for var in ("BLOCKS_S3_ENDPOINT_URL", "BLOCKS_STATE_BACKEND", "BLOCKS_COGNITO_USER_POOL_ID",
                 "BLOCKS_BEDROCK_MODEL_ID", "BLOCKS_CHAT_BURST", "BLOCKS_CHAT_PER_MINUTE"):

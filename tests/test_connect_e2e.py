@@ -10,6 +10,7 @@ from datetime import date, timezone
 
 import cfnlint.api
 import polars as pl
+from click.testing import CliRunner
 from test_connect_support import (
     DagsterWebserver,
     create_bucket,
@@ -19,7 +20,9 @@ from test_connect_support import (
     unique_bucket,
 )
 
+from blocks_pipelines.connect.backfill import backfill_months
 from blocks_pipelines.connect.checks import CHECK_NAMES, run_connection_checks
+from blocks_pipelines.connect.cli import tenants_setup
 from blocks_pipelines.connect.dagster_api import DagsterGateway, client_from_url
 from blocks_pipelines.connect.template import build_template, render_yaml
 from blocks_pipelines.lake.layout import line_items_glob
@@ -28,6 +31,8 @@ from blocks_pipelines.state import get_state_store
 from conftest import REAL_CUR
 
 KOKU = REAL_CUR / "koku-2023-06-01.csv"
+BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  ... on PartitionBackfill { status numPartitions tags { key value } } } }"""
 KOKU_PAYER = "0099999999999"  # anonymised 13-digit id in the fixture; a tenant's payer is a real 12-digit id
 
 
@@ -86,16 +91,30 @@ def test_new_customer_to_backfilled_tenant(aws_env, blocks_env, monkeypatch, tmp
         from blocks_pipelines.connect.setup import setup_tenant
 
         gateway = DagsterGateway(client_from_url(dagster.url))
+        assert not gateway.has_asset([tenant.id, "cur_line_items"])
+        other = gateway.launch_month("globex", backfill_months(tenant)[-1])  # another tenant's backfill
+
         report = setup_tenant(tenant, dagster=gateway)
-        assert report.registry == "created"
-        assert report.launched[0].billing_period == "2023-06" and len(report.launched) == report.months >= 42
-        assert setup_tenant(tenant, dagster=gateway).did_nothing_new
+
+        assert report.registry == "created" and report.already_launched == {}
+        assert gateway.has_asset([tenant.id, "cur_line_items"])  # the reload made Dagster load the new tenant
+        months = {m.billing_period: m for m in backfill_months(tenant)}
+        assert [b.billing_period for b in report.launched] == list(months) and len(months) >= 42
+        for b in report.launched[:2] + report.launched[-1:]:
+            got = gateway._execute(BACKFILL, {"id": b.backfill_id})["partitionBackfillOrError"]
+            assert got["numPartitions"] == months[b.billing_period].hours
+            assert {"key": "blocks/backfill_month", "value": b.billing_period} in got["tags"]
+        assert other.backfill_id not in report.already_launched.values()
+
+        # running it again (here through the CLI) launches nothing new
+        res = CliRunner().invoke(tenants_setup, ["--tenant", tenant.id, "--dagster-url", dagster.url])
+        assert res.exit_code == 0, res.output
+        assert f"0 backfill(s) launched, {len(months)} already launched" in res.output
 
     # 4. the 2023-06 backfill's work: ingest that month's delivery over the month's hour range (running the asset
     # in-process through Dagster costs ~20 s of per-partition event bookkeeping; the ingestion tests cover it)
     from datetime import datetime, timedelta
 
-    from blocks_pipelines.connect.backfill import backfill_months
     from blocks_pipelines.ingestion.api import ingest_delivery
     from blocks_pipelines.tenants.partitions import PARTITION_FMT
 

@@ -1,4 +1,4 @@
-"""Tenant setup: registry entry, Dagster reload and one backfill per month, through a real Dagster webserver."""
+"""Tenant setup logic: registry entry, reload, one backfill per month, resume, rollback (the real webserver is in\ntest_connect_e2e)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,16 @@ from datetime import date, datetime, timezone
 import pytest
 import yaml
 from click.testing import CliRunner
-from test_connect_support import DagsterWebserver, make_tenant
+from test_connect_support import make_tenant
 
-from blocks_pipelines.connect.backfill import backfill_months
 from blocks_pipelines.connect.cli import tenants_setup
-from blocks_pipelines.connect.dagster_api import DagsterApiError, DagsterGateway, LaunchedBackfill, client_from_url
+from blocks_pipelines.connect.dagster_api import DagsterApiError, LaunchedBackfill
 from blocks_pipelines.connect.setup import setup_tenant
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import get_state_store
 from blocks_pipelines.tenants.config import TenantConfigError, load_registry, load_tenant_file
 
 NOW = datetime(2026, 11, 25, 12, 30, tzinfo=timezone.utc)
-BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-  ... on PartitionBackfill { status numPartitions tags { key value } } } }"""
 
 
 class FakeGateway:
@@ -51,46 +48,26 @@ class FakeGateway:
         return LaunchedBackfill(month.billing_period, self.backfills[month.billing_period])
 
 
-def test_setup_against_a_real_webserver_launches_each_month_once(blocks_env, tmp_path):
+def test_setup_registers_launches_each_month_once_and_audits(blocks_env):
     tenant = make_tenant(history_start=date(2026, 9, 15))
-    progress = []
-    with DagsterWebserver(tmp_path / "dagster") as dagster:
-        gateway = DagsterGateway(client_from_url(dagster.url))
-        assert not gateway.has_asset(["newco", "cur_line_items"])
+    gateway, progress = FakeGateway(), []
 
-        first = setup_tenant(tenant, dagster=gateway, now=NOW, on_progress=progress.append)
+    first = setup_tenant(tenant, dagster=gateway, now=NOW, on_progress=progress.append)
 
-        assert first.registry == "created"
-        assert load_tenant_file(get_settings().tenants_dir / "newco.yaml") == tenant
-        assert gateway.has_asset(["newco", "cur_line_items"])  # the reload made Dagster load the new tenant
-        assert [b.billing_period for b in first.launched] == ["2026-09", "2026-10", "2026-11"]
-        expected = {m.billing_period: m for m in backfill_months(tenant, NOW)}
-        for b in first.launched:
-            got = gateway._execute(BACKFILL, {"id": b.backfill_id})["partitionBackfillOrError"]
-            assert got["numPartitions"] == expected[b.billing_period].hours
-            assert {"key": "blocks/backfill_month", "value": b.billing_period} in got["tags"]
-        assert [(p.stage, p.done, p.total) for p in progress if p.stage == "backfill"] == [
-            ("backfill", 1, 3), ("backfill", 2, 3), ("backfill", 3, 3)
-        ]
-
-        second = setup_tenant(tenant, dagster=gateway, now=NOW)
-
-        assert second.did_nothing_new
-        assert second.already_launched == {b.billing_period: b.backfill_id for b in first.launched}
-
-        # another tenant's backfills are not mistaken for this one's
-        other = setup_tenant(make_tenant("otherco", history_start=date(2026, 11, 1)), dagster=gateway, now=NOW)
-        assert [b.billing_period for b in other.launched] == ["2026-11"]
-
-        # the CLI is the same call
-        res = CliRunner().invoke(tenants_setup, ["--tenant", "newco", "--dagster-url", dagster.url])
-        assert res.exit_code == 0, res.output
-        assert "0 backfill(s) launched, 3 already launched" in res.output
+    assert first.registry == "created"
+    assert load_tenant_file(get_settings().tenants_dir / "newco.yaml") == tenant
+    assert [b.billing_period for b in first.launched] == ["2026-09", "2026-10", "2026-11"]
+    assert [(p.stage, p.done, p.total) for p in progress] == [
+        ("registry", 1, 1), ("reload", 1, 1), ("backfill", 1, 3), ("backfill", 2, 3), ("backfill", 3, 3)
+    ]
+    second = setup_tenant(tenant, dagster=gateway, now=NOW)
+    assert second.did_nothing_new and gateway.reloads == 2
+    assert second.already_launched == {b.billing_period: b.backfill_id for b in first.launched}
 
     actions = [(e.action, e.result) for e in get_state_store().list_audit("newco/")]
     assert actions.count(("backfill.launch", "launched")) == 3
     assert ("tenant.registry_write", "created") in actions and ("tenant.registry_write", "unchanged") in actions
-    assert actions.count(("dagster.reload", "ok")) == 3
+    assert actions.count(("dagster.reload", "ok")) == 2
 
 
 def test_interrupted_setup_resumes_with_the_missing_months_only(blocks_env):

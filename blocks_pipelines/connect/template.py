@@ -267,7 +267,8 @@ def build_template(tenant: TenantConfig, *, with_cur_export: bool = False, with_
 
 
 def render_yaml(template: dict) -> str:
-    return yaml.safe_dump(template, sort_keys=False, width=120)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: ~5x faster, same output
+    return yaml.dump(template, Dumper=dumper, sort_keys=False, width=120)
 
 
 def default_template_url(tenant: TenantConfig) -> str:
@@ -279,13 +280,8 @@ def quick_create_url(
 ) -> str:
     """A console link that opens the stack with every known parameter filled in (the customer only confirms)."""
     region = DATA_EXPORTS_REGION if with_cur_export else tenant.cur_source.region
-    params = {
-        k: v["Default"]
-        for k, v in build_template(tenant, with_cur_export=with_cur_export, with_purchase_role=with_purchase_role)[
-            "Parameters"
-        ].items()
-        if "Default" in v and v["Default"] != ""
-    }
+    declared = _parameters(tenant, cur_location(tenant), with_cur_export, with_purchase_role)
+    params = {k: v["Default"] for k, v in declared.items() if v.get("Default", "") != ""}
     query = {"templateURL": template_url, "stackName": f"blocks-{tenant.id.replace('_', '-')}"}
     query.update({f"param_{k}": v for k, v in params.items()})
     return (

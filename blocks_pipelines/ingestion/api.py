@@ -81,12 +81,12 @@ def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days:
     summary.hours += staged.hours
     summary.days_written += days
     for lit, cost, amort in st.group_by("line_item_type").agg(
-        pl.col("unblended_cost").sum(), pl.col("amortized_cost").sum()
+        pl.col("unblended_cost").sum().cast(pl.Float64), pl.col("amortized_cost").sum().cast(pl.Float64)
     ).sort("line_item_type").iter_rows():
         summary.cost_by_line_item_type[lit] = summary.cost_by_line_item_type.get(lit, 0.0) + cost
         summary.amortized_by_line_item_type[lit] = summary.amortized_by_line_item_type.get(lit, 0.0) + amort
     per_bp = st.group_by("billing_period").agg(
-        pl.col("rows").sum(), pl.col("unblended_cost").sum(), pl.col("invoiced_rows").sum()
+        pl.col("rows").sum(), pl.col("unblended_cost").sum().cast(pl.Float64), pl.col("invoiced_rows").sum()
     ).sort("billing_period")
     lake_by_bp = {r["billing_period"]: r for r in lake.iter_rows(named=True)}
     for bp, rows, cost, invoiced in per_bp.iter_rows():

@@ -56,6 +56,16 @@ def detect_format(columns: list[str]) -> str:
     return "cur2" if names & {"product", "resource_tags", "billing_period", "cost_category"} else "cur1"
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A value computed once per distinct value of `column` and joined back: map columns repeat the same few
+    tag sets millions of times, so JSON-encoding the distinct ones is several times cheaper than every row."""
+
+    column: str
+    name: str
+    expr: pl.Expr
+
+
 class _Columns:
     """Finds source columns by squashed name and turns them into typed expressions, recording read checks."""
 
@@ -65,6 +75,7 @@ class _Columns:
         for c in schema:
             self.by_squash.setdefault(squash(c), c)
         self.checks: list[Check] = []
+        self.lookups: list[Lookup] = []
 
     def find(self, *keys: str) -> str | None:
         for k in keys:
@@ -110,6 +121,13 @@ class _Columns:
         self.checks.append(Check(icol, (pl.col(icol).str.len_bytes() > 0) & parsed.is_null(), "not a time interval"))
         return parsed
 
+    def text_or_map(self, names: tuple[str, ...], map_col: str, *keys: str) -> pl.Expr:
+        """The first present column of `names`, else a value of the map column: CUR 2.0 keeps some product
+        attributes top-level and the rest in `product`; deciding per file avoids a map lookup per row."""
+        if any(self.find(n) is not None for n in names):
+            return pl.coalesce([self.text(n) for n in names if self.find(n) is not None])
+        return self.map_value(map_col, *keys)
+
     def map_value(self, map_col: str, *keys: str) -> pl.Expr:
         """A value from a CUR 2.0 map column (read as list of {key, value})."""
         col = self.find(map_col)
@@ -138,16 +156,20 @@ def _json_from_columns(pairs: list[tuple[str, str]]) -> pl.Expr:
     return pl.lit("{") + pl.concat_str(frags, separator=",", ignore_nulls=True) + pl.lit("}")
 
 
+# Rewrites polars' `{"key":K,"value":V},{"key":...}` (one JSON object per map entry, joined) into `{K:V,...}` in one
+# pass. The patterns hold an unescaped quote, so they can never match inside a JSON string value.
+_MAP_PATTERNS = ['},{"key":"user_', '},{"key":"aws_', '},{"key":', ',"value":', '{"key":"user_', '{"key":"aws_', '{"key":']
+_MAP_RENAMED = [',"user:', ',"aws:', ",", ":", '{"user:', '{"aws:', "{"]
+_MAP_KEPT = [',"user_', ',"aws_', ",", ":", '{"user_', '{"aws_', "{"]
+
+
 def _json_from_map(col: str, rename_prefixes: bool) -> pl.Expr:
-    key = pl.element().struct.field("key")
-    if rename_prefixes:  # CUR 2.0 writes user_team for legacy's user:team
-        key = key.str.replace(r"^(user|aws)_", "$1:")
+    """JSON object text from a map column (list of {key, value}); CUR 2.0's user_team becomes legacy's user:team."""
     value = pl.element().struct.field("value").cast(pl.String)
-    frag = pl.when(value.str.len_bytes() > 0).then(
-        pl.lit('"') + _json_escape(key) + pl.lit('":"') + _json_escape(value) + pl.lit('"')
-    )
-    joined = pl.col(col).list.eval(frag.drop_nulls()).list.join(",")
-    return pl.lit("{") + joined.fill_null("") + pl.lit("}")
+    entries = pl.element().filter(value.str.len_bytes() > 0).struct.json_encode()
+    joined = pl.col(col).list.eval(entries).list.join(",")
+    text = joined.str.replace_many(_MAP_PATTERNS, _MAP_RENAMED if rename_prefixes else _MAP_KEPT, leftmost=True)
+    return pl.when(joined.str.len_bytes() > 0).then(text).otherwise(pl.lit("{}"))
 
 
 def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], rename: bool) -> pl.Expr:
@@ -155,7 +177,9 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
     if mcol is not None:
         dtype = cols.schema[mcol]
         if isinstance(dtype, pl.List):
-            return _json_from_map(mcol, rename)
+            name = f"__json_{squash(mcol)}"
+            cols.lookups.append(Lookup(mcol, name, _json_from_map(mcol, rename)))
+            return pl.col(name).fill_null("{}")
         if dtype == pl.String:  # already JSON text (FOCUS Tags, CSV exports of maps)
             return pl.col(mcol).fill_null("{}")
     pairs = []
@@ -237,15 +261,14 @@ def _cur_columns(c: _Columns, fmt: str, ctx: SourceContext) -> dict[str, pl.Expr
         "usage_account_id": c.text("lineItem/UsageAccountId"),
         "line_item_type": lit,
         "service": pl.coalesce(c.text("lineItem/ProductCode"), c.text("product/servicecode")),
-        "service_name": pl.coalesce(c.text("product/ProductName"), c.map_value("product", "product_name")),
+        "service_name": c.text_or_map(("product/ProductName",), "product", "product_name"),
         "usage_type": c.text("lineItem/UsageType"),
         "operation": c.text("lineItem/Operation"),
-        "region": pl.coalesce(c.text("product/regionCode"), c.text("product/region"),
-                              c.map_value("product", "region_code", "region")),
+        "region": c.text_or_map(("product/regionCode", "product/region"), "product", "region_code", "region"),
         "availability_zone": c.text("lineItem/AvailabilityZone"),
         "resource_id": c.text("lineItem/ResourceId"),
-        "instance_type": pl.coalesce(c.text("product/instanceType"), c.map_value("product", "instance_type")),
-        "product_family": pl.coalesce(c.text("product/productFamily"), c.map_value("product", "product_family")),
+        "instance_type": c.text_or_map(("product/instanceType",), "product", "instance_type"),
+        "product_family": c.text_or_map(("product/productFamily",), "product", "product_family"),
         "pricing_term": c.text("pricing/term"),
         "usage_amount": c.number("lineItem/UsageAmount").fill_null(0.0),
         "pricing_unit": c.text("pricing/unit"),
@@ -337,9 +360,26 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
     }
 
 
-def canonical_exprs(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext) -> tuple[list[pl.Expr], list[Check]]:
-    """Expressions for the canonical columns (plus a `_bad` flag when some values are parsed from text) and the
-    read checks behind that flag."""
+@dataclass(frozen=True)
+class Plan:
+    """How one source file becomes canonical columns: expressions, the read checks behind `_bad`, lookups."""
+
+    exprs: list[pl.Expr]
+    checks: list[Check]
+    lookups: list[Lookup]
+
+    def source(self, lf: pl.LazyFrame, ordered: bool = False) -> pl.LazyFrame:
+        """The raw frame with each lookup joined (a pre-pass reads only the looked-up columns).
+        Row order is kept only when asked: the lake does not need it and streaming is faster without."""
+        for lk in self.lookups:
+            table = lf.select(pl.col(lk.column)).unique().collect().with_columns(lk.expr.alias(lk.name))
+            lf = lf.join(table.lazy(), on=lk.column, how="left", nulls_equal=True,
+                         maintain_order="left" if ordered else "none")
+        return lf
+
+
+def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext) -> Plan:
+    """The canonical columns (plus a `_bad` flag when some values are parsed from text) for a source schema."""
     if fmt not in FORMATS:
         raise FormatDetectionError(f"unknown format {fmt!r}", file=ctx.file, fix=f"use one of {FORMATS}")
     cols = _Columns(schema)
@@ -356,10 +396,10 @@ def canonical_exprs(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext
     out = [exprs[name].cast(dtype).alias(name) for name, dtype in CANONICAL_SCHEMA.items()]
     if cols.checks:
         out.append(pl.any_horizontal([chk.fails for chk in cols.checks]).fill_null(False).alias(BAD))
-    return out, cols.checks
+    return Plan(out, cols.checks, cols.lookups)
 
 
 def normalize(lf: pl.LazyFrame, fmt: str, ctx: SourceContext) -> pl.LazyFrame:
-    """A raw frame as canonical columns (pure: no I/O beyond what the lazy frame reads)."""
-    exprs, _ = canonical_exprs(dict(lf.collect_schema()), fmt, ctx)
-    return lf.select(exprs[: len(CANONICAL_SCHEMA)])
+    """A raw frame as canonical columns."""
+    p = plan(dict(lf.collect_schema()), fmt, ctx)
+    return p.source(lf, ordered=True).select(p.exprs[: len(CANONICAL_SCHEMA)])

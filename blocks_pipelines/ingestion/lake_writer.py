@@ -17,6 +17,9 @@ import polars as pl
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA
 from blocks_pipelines.lake import fs, layout
 
+# Totals are summed as fixed-point decimals: exact, so source and lake sums of the same values are equal whatever
+# the row order (a float sum of 10M costs drifts by more than the 1e-6 the checks demand).
+EXACT = pl.Decimal(38, 12)
 PARQUET_COMPRESSION = "snappy"  # measured faster to write than zstd for the same rows (REFERENCE.md section 6)
 _DAY_DIR = re.compile(r"usage_date=(\d{4}-\d{2}-\d{2})")
 
@@ -129,6 +132,6 @@ def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.D
         pl.scan_parquet(files, hive_partitioning=False)
         .filter(sl.matches())
         .group_by("billing_period")
-        .agg(pl.len().alias("rows"), pl.col("unblended_cost").sum())
+        .agg(pl.len().alias("rows"), pl.col("unblended_cost").cast(EXACT).sum().cast(pl.Float64))
         .collect()
     )

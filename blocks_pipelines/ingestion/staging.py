@@ -14,7 +14,8 @@ import polars as pl
 
 from blocks_pipelines.ingestion import errors as E
 from blocks_pipelines.ingestion.deliveries import Delivery
-from blocks_pipelines.ingestion.formats import BAD, SourceContext, canonical_exprs, check_required, detect_format
+from blocks_pipelines.ingestion.formats import BAD, SourceContext, check_required, detect_format, plan
+from blocks_pipelines.ingestion.lake_writer import EXACT
 from blocks_pipelines.ingestion.readers import RawFile, open_raw
 from blocks_pipelines.ingestion.schema import LINE_ITEM_TYPES, REQUIRED_COLUMNS
 from blocks_pipelines.lake import fs
@@ -36,7 +37,7 @@ class Staged:
     delivery: Delivery
     files: list[StagedFile]
     dir: Path
-    stats: pl.DataFrame  # per billing_period x currency x line_item_type: rows, costs, invoiced rows
+    stats: pl.DataFrame  # per billing_period x currency x line_item_type: rows, exact (decimal) costs, invoiced rows
     hours: int
     fmt: str
 
@@ -76,10 +77,12 @@ def _open_files(delivery: Delivery, tenant_id: str, fmt: str, workdir: Path) -> 
 
 def _frame(f: StagedFile, with_row: bool = False, with_checks: bool = False):
     lf = f.raw.scan()
-    exprs, checks = canonical_exprs(dict(f.raw.schema()), f.fmt, f.ctx)
+    p = plan(dict(f.raw.schema()), f.fmt, f.ctx)
+    exprs, checks = p.exprs, p.checks
     if with_row:
         lf = lf.with_row_index("_row", offset=1)
         exprs = [pl.col("_row"), *exprs]
+    lf = p.source(lf)
     if with_checks:
         exprs += [c.fails.fill_null(False).alias(f"_c{i}") for i, c in enumerate(checks)]
     return lf.select(exprs), checks
@@ -136,11 +139,11 @@ def stage_delivery(delivery: Delivery, tenant, fmt: str, workdir: Path,
                    hour_range: tuple[datetime, datetime] | None = None) -> Staged:
     """Normalize one delivery into workdir/staged/usage_date=*/, validated; raises IngestError on bad input."""
     files = _open_files(delivery, tenant.id, fmt, workdir)
-    frames = []
+    frames, needs_flag = [], False
     for f in files:
         lf, checks = _frame(f)
+        needs_flag |= bool(checks)
         frames.append(lf if checks else lf.with_columns(pl.lit(False).alias(BAD)))
-    needs_flag = any(_frame(f)[1] for f in files)
     lf = _hour_filter(pl.concat(frames, how="vertical"), hour_range)
     if not needs_flag:
         lf = lf.drop(BAD)  # typed (Parquet) sources: the staged files already are canonical lake files
@@ -168,9 +171,7 @@ def _validate(delivery, files, staging: Path, tenant, hour_range, has_flag: bool
     checks = lf.select(*bad, *[pl.col(n).null_count().alias(n) for n in REQUIRED_VALUES])
     stats = lf.group_by("billing_period", "currency", "line_item_type", "charge_class").agg(
         pl.len().alias("rows"),
-        pl.col("unblended_cost").sum(),
-        pl.col("amortized_cost").sum(),
-        pl.col("public_on_demand_cost").sum(),
+        *[pl.col(c).cast(EXACT).sum() for c in ("unblended_cost", "amortized_cost", "public_on_demand_cost")],
         pl.col("invoice_id").is_not_null().sum().alias("invoiced_rows"),
         pl.col("usage_start").min().alias("first_hour"),
         pl.col("usage_start").max().alias("last_hour"),

@@ -69,11 +69,24 @@ def _vars_json(tenant: TenantConfig, window: dg.TimeWindow | None = None) -> str
     return json.dumps(dbt_vars(tenant, start=start, end=end, achievable_daily_savings=savings))
 
 
+def _renamed_outputs(context: AssetExecutionContext, events):
+    """dagster-dbt names outputs after asset keys; the shared op kept the template's output names."""
+    by_key_name = {k.to_python_identifier(): context.assets_def.get_output_name_for_asset_key(k)
+                   for k in context.assets_def.keys}
+    for event in events:
+        if isinstance(event, dg.Output) and event.output_name in by_key_name:
+            event = dg.Output(None, output_name=by_key_name[event.output_name], metadata=event.metadata)
+        yield event
+
+
 def _build_and_export(context: AssetExecutionContext, dbt: DbtCliResource, vars_json: str, tenant_id: str,
                       marts: tuple[str, ...]):
     ensure_dbt_env()
     with warehouse_lock(tenant_id):
-        yield from dbt.cli(["build", "--vars", vars_json], context=context).stream()
+        # buildable: a test runs when its parents are built here or upstream (the spend_daily totals test reads
+        # staging too, but belongs to the rollup run, not the hourly one).
+        args = ["build", "--vars", vars_json, "--indirect-selection", "buildable"]
+        yield from _renamed_outputs(context, dbt.cli(args, context=context).stream())
         if get_settings().dbt_target == "duckdb":
             context.log.info(f"exported marts: {export_marts(tenant_id, marts)}")
 

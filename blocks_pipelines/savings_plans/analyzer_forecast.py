@@ -193,7 +193,21 @@ def _annual_cycle(logs: list[float]) -> tuple[float, float, float] | None:
     f_stat = ((rss_trend - rss_full) / 2.0) / max(rss_full / dof, 1e-12)
     if f_stat < SEASON_MIN_F or math.hypot(full[2], full[3]) < SEASON_MIN_AMPLITUDE:
         return None
+    # a one-off level shift inside the year also looks like half a cycle: the cycle must explain the year
+    # better than the best trend-plus-step model does
+    if _best_step_rss([r[1] for r in full_rows], ys) <= rss_full:
+        return None
     return full[2], full[3], full[1]
+
+
+def _best_step_rss(ts: list[float], ys: list[float]) -> float:
+    best = math.inf
+    for cut in range(4, len(ts) - 4):
+        rows = [[1.0, t, 1.0 if i >= cut else 0.0] for i, t in enumerate(ts)]
+        coef = _least_squares(rows, ys)
+        if coef is not None:
+            best = min(best, sum((y - sum(c * x for c, x in zip(coef, r))) ** 2 for r, y in zip(rows, ys)))
+    return best
 
 
 def _least_squares(rows: list[list[float]], ys: list[float]) -> list[float] | None:

@@ -57,14 +57,16 @@ class TenantScope:
         self._state().append_audit(self.principal.subject, action, f"{self.tenant_id}/{target}", result, details)
 
 
-async def tenant_scope(request: Request, principal: Principal = Depends(current_principal)) -> TenantScope:
-    app_state = request.app.state
+def resolve_scope(app_state: Any, principal: Principal) -> TenantScope:
+    """The one function that turns a verified principal into tenant-bound data access (may load a snapshot)."""
     tenant = app_state.tenants.get(principal.tenant_id)
     if tenant is None:
         raise Forbidden(f"tenant {principal.tenant_id!r} is not registered on this deployment")
-    marts = app_state.marts
-    if marts.needs_load(principal.tenant_id):
-        data = await run_in_threadpool(marts.tenant, principal.tenant_id)
-    else:
-        data = marts.tenant(principal.tenant_id)
-    return TenantScope(principal, tenant, data, app_state.state_store)
+    return TenantScope(principal, tenant, app_state.marts.tenant(principal.tenant_id), app_state.state_store)
+
+
+async def tenant_scope(request: Request, principal: Principal = Depends(current_principal)) -> TenantScope:
+    app_state = request.app.state
+    if app_state.marts.needs_load(principal.tenant_id):
+        return await run_in_threadpool(resolve_scope, app_state, principal)
+    return resolve_scope(app_state, principal)

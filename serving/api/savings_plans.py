@@ -29,7 +29,7 @@ async def get_savings_plans(request: Request, scope: TenantScope = Depends(tenan
 
 
 def _render(scope: TenantScope) -> bytes:
-    position = scope.data.cached(("sp_position",), lambda: run_sp_position(scope.data))
+    position = run_sp_position(scope.data)
     proposals, available = _proposals(scope)
     return SavingsPlansResponse(
         tenant_id=scope.tenant_id, data_status=scope.data.data_status, sample=scope.data.sample,

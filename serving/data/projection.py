@@ -10,6 +10,11 @@ HISTORY = 12
 
 
 def run_projection(data: TenantData, period: str) -> ProjectionResponse:
+    """Cached per snapshot (the projection mart only changes with a new export)."""
+    return data.cached(("projection_model", period), lambda: _projection(data, period))
+
+
+def _projection(data: TenantData, period: str) -> ProjectionResponse:
     rows = data.dicts(
         "SELECT period_type, period_start, period_end, baseline_cost, projected_cost, savings, delta_pct, "
         "achievable_cost FROM savings_projection WHERE period_type = ? ORDER BY period_start DESC LIMIT ?",

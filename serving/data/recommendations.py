@@ -18,7 +18,8 @@ def version_of(recommendation_id: str, status: str) -> str:
 
 
 def load_recommendations(data: TenantData, statuses: dict[str, str]) -> list[Recommendation]:
-    rows = data.dicts("SELECT * FROM recommendations ORDER BY expected_monthly_savings DESC, recommendation_id")
+    rows = data.cached(("recommendation_rows",), lambda: data.dicts(
+        "SELECT * FROM recommendations ORDER BY expected_monthly_savings DESC, recommendation_id"))
     out = []
     for r in rows:
         status = statuses.get(r["recommendation_id"]) or r["status"] or "open"

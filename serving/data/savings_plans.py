@@ -11,6 +11,11 @@ WINDOW_DAYS = 30
 
 
 def run_sp_position(data: TenantData, days: int = WINDOW_DAYS) -> SpPosition:
+    """Cached per snapshot: the position only changes when a new mart export arrives."""
+    return data.cached(("sp_position", days), lambda: _sp_position(data, days))
+
+
+def _sp_position(data: TenantData, days: int) -> SpPosition:
     last = data.rows("SELECT max(usage_hour) FROM sp_position_hourly")[0][0]
     if last is None:
         return SpPosition(start=None, end=None, hourly_commitment=0.0, coverage_pct=None, utilization_pct=None,

@@ -62,6 +62,12 @@ class ResponseCache:
         with self._lock:
             return self._items.get(key)
 
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
 
 @dataclass
 class TenantSnapshot:
@@ -126,6 +132,9 @@ class TenantData:
 
     def peek(self, key: Any) -> Any | None:
         return self._snap.cache.peek(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        self._snap.cache.put(key, value)
 
 
 class MartStore:
