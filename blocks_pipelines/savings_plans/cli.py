@@ -38,3 +38,13 @@ def backtest(months: int, seeds: tuple[int, ...], families: str | None, detail: 
             fractions = "  ".join(f"{p} {r.fraction(p):.3f}" for p in r.values)
             click.echo(f"{r.family:<14} seed {r.seed:<3} {fractions}  ({r.description})")
     click.echo(format_table(results))
+
+
+def _attach_approval_commands() -> None:
+    from blocks_pipelines.savings_plans.approval_cli import approve, proposals
+
+    sp.add_command(proposals)
+    sp.add_command(approve)
+
+
+_attach_approval_commands()
