@@ -109,3 +109,31 @@ def test_incremental_marts_overwrite_tenant_day_partitions_safely(athena_compile
         outputs = [e.alias_or_name for e in select.expressions]
         partitions = nodes[name]["config"]["partitioned_by"]
         assert outputs[-len(partitions):] == partitions, name  # Athena wants partition columns last
+
+
+def test_lake_table_ddl_covers_the_canonical_schema_with_partition_projection():
+    from blocks_pipelines.ingestion.schema import CANONICAL_COLUMNS
+    from blocks_pipelines.models.athena import lake_table_ddl
+
+    ddl = lake_table_ddl("blocks_lake", "s3://blocks-lake/prod")
+    create = sqlglot.parse_one(ddl, read="athena")
+    assert isinstance(create, exp.Create)
+    declared = {c.name for c in create.find_all(exp.ColumnDef)}
+    assert declared == {c.name for c in CANONICAL_COLUMNS}  # data columns + tenant_id/usage_date partitions
+    assert "PARTITIONED BY (`tenant_id` string, `usage_date` date)" in ddl
+    assert "'storage.location.template' = 's3://blocks-lake/prod/cur_line_items/tenant_id=${tenant_id}" in ddl
+    with pytest.raises(ValueError, match="must be an s3://"):
+        lake_table_ddl("blocks_lake", "/tmp/lake")
+
+
+def test_create_lake_table_goes_through_athena(aws_env):
+    import boto3
+
+    from blocks_pipelines.models.athena import create_lake_table
+
+    client = boto3.client("athena", endpoint_url=aws_env, region_name="us-east-1")
+    qid = create_lake_table(client, database="blocks_lake", lake_uri="s3://blocks-lake/prod", work_group="primary",
+                            output_uri="s3://blocks-athena-results/ddl/")
+    execution = client.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+    assert execution["Query"].startswith("CREATE EXTERNAL TABLE IF NOT EXISTS `blocks_lake`.`cur_line_items`")
+    assert execution["QueryExecutionContext"]["Database"] == "blocks_lake"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from hashlib import md5
 
 import duckdb
@@ -248,17 +248,17 @@ class _StoreWithProposals:
 
 
 def test_incremental_rebuild_replaces_only_the_run_days_and_applies_the_sp_proposal(built):
-    """Day 2 is restated (m4 cost doubled); a run for a few of its hours rebuilds whole days 2-3 only."""
+    """Day 2 is restated (m4 cost doubled, its last four hours gone); a run for a few of its hours rebuilds whole
+    days 2-3 only, so the vanished hours disappear from the marts too."""
     before = built.marts["spend_hourly"]
-    restated = built.line_items.with_columns(
-        pl.when((pl.col("usage_date") == date(2026, 10, 2)) & (pl.col("resource_id") == "i-m4old"))
-        .then(pl.col("unblended_cost") * 2).otherwise(pl.col("unblended_cost")).alias("unblended_cost"))
-    restated = restated.with_columns(
-        pl.when(pl.col("resource_id") == "i-m4old").then(pl.col("unblended_cost"))
-        .otherwise(pl.col("amortized_cost")).alias("amortized_cost"),
-        pl.when(pl.col("resource_id") == "i-m4old").then(pl.col("unblended_cost"))
-        .otherwise(pl.col("public_on_demand_cost")).alias("public_on_demand_cost"))
-    write_line_items(restated.filter(pl.col("usage_date") == date(2026, 10, 2)), built.lake)
+    m4 = pl.col("resource_id") == "i-m4old"
+    day2 = (
+        built.line_items.filter(pl.col("usage_date") == date(2026, 10, 2), pl.col("usage_start").dt.hour() < 20)
+        .with_columns(*[pl.when(m4).then(pl.col(c) * 2).otherwise(pl.col(c)).alias(c)
+                        for c in ("unblended_cost", "amortized_cost", "public_on_demand_cost")])
+    )
+    restated = pl.concat([built.line_items.filter(pl.col("usage_date") != date(2026, 10, 2)), day2])
+    write_line_items(day2, built.lake)
     store = _StoreWithProposals([_Proposal(304.375, datetime(2026, 10, 3, tzinfo=timezone.utc)),
                                  _Proposal(1.0, datetime(2026, 9, 1, tzinfo=timezone.utc))])
     result = run_dbt_build(TENANT, start=datetime(2026, 10, 2, 5, tzinfo=timezone.utc),
@@ -268,10 +268,14 @@ def test_incremental_rebuild_replaces_only_the_run_days_and_applies_the_sp_propo
     daily = lambda f: dict(f.group_by("usage_date").agg(pl.col("unblended_cost").sum()).iter_rows())  # noqa: E731
     old, new, truth = daily(before), daily(after["spend_hourly"]), daily(restated)
     assert new[date(2026, 10, 2)] == pytest.approx(truth[date(2026, 10, 2)])
-    assert new[date(2026, 10, 2)] == pytest.approx(old[date(2026, 10, 2)] + h.M4_HOURLY * 24)
+    assert new[date(2026, 10, 2)] != pytest.approx(old[date(2026, 10, 2)])
+    hours = after["spend_hourly"].filter(pl.col("usage_date") == date(2026, 10, 2))["usage_hour"].n_unique()
+    assert hours == 20
+    assert after["sp_eligible_usage_hourly"].height == built.marts["sp_eligible_usage_hourly"].height - 4
     assert new[date(2026, 10, 3)] == pytest.approx(truth[date(2026, 10, 3)])  # the drifted row was replaced too
     assert new[date(2026, 10, 1)] == pytest.approx(old[date(2026, 10, 1)])
-    assert after["spend_hourly"].height == before.height
+    assert after["spend_hourly"].filter(pl.col("usage_date") == date(2026, 10, 1)).equals(
+        before.filter(pl.col("usage_date") == date(2026, 10, 1)))
     assert dict(after["spend_daily"].group_by("usage_date").agg(pl.col("unblended_cost").sum()).iter_rows()) == \
         pytest.approx(truth)
     proj = after["savings_projection"]

@@ -6,7 +6,6 @@ from datetime import date
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.defs import build_model_defs

@@ -39,7 +39,11 @@
   last_value({{ expr }}) ignore nulls over (order by {{ order_by }} rows between unbounded preceding and current row)
 {%- endmacro %}
 
-{# Incremental config per engine: delete+insert by hour on DuckDB, partition overwrite on Athena. #}
+{#
+  Incremental config per engine. Runs cover whole UTC days (see hour_range_days), so both replace whole days:
+  delete+insert keyed by (tenant, day) on DuckDB, overwrite of (tenant_id, usage_date) partitions on Athena
+  (force_batch keeps each statement under Athena's 100-partition limit; unique_tmp_table_suffix lets runs overlap).
+#}
 {% macro hourly_mart_config(unique_key) -%}
   {{ return({
     'materialized': 'incremental',

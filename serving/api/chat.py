@@ -53,5 +53,10 @@ async def chat(request: Request, body: ChatRequest, scope: TenantScope = Depends
     grounded = await run_in_threadpool(answer, body.message, body.context, scope)
     text = grounded.text if provider.name == "deterministic" else await run_in_threadpool(provider.render, grounded)
     events = answer_events(grounded, text, provider.name, scope.data.data_status, scope.data.sample)
-    return StreamingResponse(events, media_type="text/event-stream",
+
+    async def stream():  # an async iterator: Starlette would run a sync one through the threadpool per event
+        for event in events:
+            yield event
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -78,7 +78,8 @@ async def get_spend(request: Request, scope: TenantScope = Depends(tenant_scope)
 
 def remember(request: Request, scope: TenantScope, body: bytes, media_type: str) -> None:
     """Serve the same request from the hot cache next time (see serving.hot_cache)."""
-    key = hot_key(request.url.path, request.scope["query_string"], request.headers.get("accept", "").encode() or None)
+    accept = request.headers.get("accept", "").encode() or None
+    key = hot_key(request.scope["path"], request.scope["query_string"], accept)
     scope.data.put(key, (body, media_type.encode()))
 
 

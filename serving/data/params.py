@@ -19,10 +19,10 @@ GROUP_BY_FIXED = ("account", "ou", "service", "region", "charge_class")
 PERIODS = ("day", "week", "month", "ytd")
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_OU = re.compile(r"^Root(/[\w .&()+-]{1,128}){0,10}$")
-_SERVICE = re.compile(r"^[A-Za-z0-9 ._()/-]{1,64}$")
-_REGION = re.compile(r"^[a-z0-9-]{2,32}$")
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+OU_RE = re.compile(r"^Root(/[\w .&()+-]{1,128}){0,10}$")
+SERVICE_RE = re.compile(r"^[A-Za-z0-9 ._()/-]{1,64}$")
+REGION_RE = re.compile(r"^[a-z0-9-]{2,32}$")
 # AWS tag keys: letters (any script), digits, spaces and + - = . _ : / @ ; never a double quote.
 _TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -75,6 +75,14 @@ def matching(name: str, values: Sequence[str], pattern: re.Pattern, expected: st
     for v in values:
         if not pattern.match(v):
             raise InvalidParameter(name, f"{_show(v)} is not valid; expected {expected}")
+    return tuple(sorted(set(values)))
+
+
+def one_of_each(name: str, values: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    if len(values) > MAX_VALUES_PER_FILTER:
+        raise InvalidParameter(name, f"{len(values)} values given; at most {MAX_VALUES_PER_FILTER}")
+    for v in values:
+        choose(name, v, allowed, None)
     return tuple(sorted(set(values)))
 
 

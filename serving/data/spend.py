@@ -62,13 +62,12 @@ def parse_spend_query(raw: Mapping[str, Sequence[str]], last_date: date | None, 
         start=start, end=end, granularity=granularity,
         group_by=p.parse_group_by(p.single(raw, "group_by")),
         cost_type=p.choose("cost_type", p.single(raw, "cost_type"), p.COST_TYPES, "amortized"),
-        accounts=p.matching("account", raw.get("account", ()), p._ACCOUNT, "a 12-digit AWS account id"),
-        ous=p.matching("ou", raw.get("ou", ()), p._OU, "an OU path like Root/Engineering/Prod"),
-        services=p.matching("service", raw.get("service", ()), p._SERVICE, "a service code like AmazonEC2"),
-        regions=p.matching("region", raw.get("region", ()), p._REGION, "a region code like eu-west-1 or global"),
+        accounts=p.matching("account", raw.get("account", ()), p.ACCOUNT_RE, "a 12-digit AWS account id"),
+        ous=p.matching("ou", raw.get("ou", ()), p.OU_RE, "an OU path like Root/Engineering/Prod"),
+        services=p.matching("service", raw.get("service", ()), p.SERVICE_RE, "a service code like AmazonEC2"),
+        regions=p.matching("region", raw.get("region", ()), p.REGION_RE, "a region code like eu-west-1 or global"),
         tags=p.parse_tags("tag", raw.get("tag", ())),
-        charge_classes=p.matching("charge_class", raw.get("charge_class", ()), _one_of(p.CHARGE_CLASSES),
-                                  "one of " + ", ".join(p.CHARGE_CLASSES)),
+        charge_classes=p.one_of_each("charge_class", raw.get("charge_class", ()), p.CHARGE_CLASSES),
     )
 
 
@@ -143,14 +142,6 @@ def _json_path(key: str) -> str:
 
 def _money(x: float | None) -> float:
     return round(x or 0.0, 6)
-
-
-class _one_of:
-    def __init__(self, allowed: Sequence[str]):
-        self.allowed = set(allowed)
-
-    def match(self, value: str) -> bool:
-        return value in self.allowed
 
 
 def cached_spend(data: TenantData, q: SpendQuery) -> SpendResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -144,7 +145,7 @@ class MartStore:
         self.download_dir = download_dir
         self.refresh_seconds = refresh_seconds
         self.sample_days = sample_days
-        self._clock = clock or _monotonic
+        self._clock = clock or time.monotonic
         self._snapshots: dict[str, TenantSnapshot] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -186,7 +187,7 @@ class MartStore:
         for mart in MARTS:
             uri = mart_uri(self.lake_uri, mart, tenant_id)
             if fs.is_s3(uri):
-                for obj in fs.list_objects(uri):
+                for obj in fs.list_objects(uri.rsplit("/", 1)[0]):
                     if obj.uri == uri:
                         files.append(MartFile(mart, uri, obj.size, obj.modified.timestamp()))
             else:
@@ -246,9 +247,3 @@ def _derive_daily(conn: duckdb.DuckDBPyConnection) -> None:
                sum(public_on_demand_cost) AS public_on_demand_cost
         FROM spend_hourly GROUP BY ALL
     """)
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()

@@ -93,11 +93,11 @@ commitment_posture as (
         'commitment_posture' as category, 'compute_sp_coverage_below_target' as rec_type,
         'compute_savings_plans' as resource_id, cast(null as varchar) as usage_account_id,
         cast(null as varchar) as region, 'ComputeSavingsPlans' as service,
-        'Raise Compute Savings Plans coverage to ' || cast({{ (var('target_coverage') * 100) | int }} as varchar) || '%' as title,
+        'Raise Compute Savings Plans coverage to ' || cast({{ (var('target_coverage') * 100) | round | int }} as varchar) || '%' as title,
         'Savings Plans cover ' || cast(cast(round(100 * p.covered / p.eligible) as integer) as varchar)
             || '% of the eligible compute spend (EC2, Fargate, Lambda) of the last '
             || cast({{ var('lookback_days') | int }} as varchar) || ' days; the target is '
-            || cast({{ (var('target_coverage') * 100) | int }} as varchar) || '%.' as rationale,
+            || cast({{ (var('target_coverage') * 100) | round | int }} as varchar) || '%.' as rationale,
         p.eligible * s.to_month * ({{ var('target_coverage') }} - p.covered / p.eligible) * (1 - p.rate_ratio)
             as expected_monthly_savings,
         {{ steps_json([

@@ -1,4 +1,4 @@
-{{ config(**hourly_mart_config(['tenant_id', 'usage_hour'])) }}
+{{ config(**hourly_mart_config(['tenant_id', 'usage_date'])) }}
 -- The Savings Plans analyzer's input: every hour with data, zero-filled, so idle hours weigh in its quantiles.
 with hours as (
     select distinct tenant_id, usage_hour, usage_date

@@ -1,4 +1,4 @@
-{{ config(**hourly_mart_config(['tenant_id', 'usage_hour'])) }}
+{{ config(**hourly_mart_config(['tenant_id', 'usage_date'])) }}
 -- The spec's SPPosition per plan and in total (savings_plan_arn = 'TOTAL'), from the SP line items.
 -- Commitment and used commitment come from the recurring fee rows (TotalCommitmentToDate / UsedCommitment);
 -- when a source lacks them, used falls back to the covered rows' effective cost.

@@ -1,4 +1,4 @@
-{{ config(**hourly_mart_config(['tenant_id', 'usage_hour'])) }}
+{{ config(**hourly_mart_config(['tenant_id', 'usage_date'])) }}
 -- The spec's SpendAggregate. Partition columns come last because Athena requires it.
 select
     usage_hour,
