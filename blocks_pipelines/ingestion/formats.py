@@ -360,6 +360,18 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
     }
 
 
+def _charge_class(lit: pl.Expr) -> pl.Expr:
+    """LINE_ITEM_TYPES as an elementwise when-chain (null for unknown types). replace_strict would be shorter but
+    is not streamable: it made the whole month materialize in memory (4.2 GB instead of 1.3 GB for 8M rows)."""
+    by_class: dict[str, list[str]] = {}
+    for lit_name, cls in LINE_ITEM_TYPES.items():
+        by_class.setdefault(cls, []).append(lit_name)
+    chain = pl
+    for cls, names in by_class.items():
+        chain = chain.when(lit.is_in(names)).then(pl.lit(cls))
+    return chain.otherwise(pl.lit(None, pl.String))
+
+
 @dataclass(frozen=True)
 class Plan:
     """How one source file becomes canonical columns: expressions, the read checks behind `_bad`, lookups."""
@@ -389,7 +401,7 @@ def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext) -> Plan:
         "tenant_id": pl.lit(ctx.tenant_id),
         "usage_start": start,
         "usage_date": start.dt.date(),
-        "charge_class": exprs["line_item_type"].replace_strict(LINE_ITEM_TYPES, default=None, return_dtype=pl.String),
+        "charge_class": _charge_class(exprs["line_item_type"]),
         "source_format": pl.lit(fmt),
         "delivery_id": pl.lit(ctx.delivery_id),
     }
