@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ BASELINE_COLUMNS = [
 
 def write_cur2_month(root: Path, rows: int) -> Path:
     """A CUR 2.0 Parquet delivery written in 1M-row chunks (so the generator never holds the month)."""
-    data = root / "src" / "bench-cur2" / "data" / "BILLING_PERIOD=2026-10" / "exec-1" / "bench-cur2-00001.snappy.parquet"
+    data = root / "src" / "bench-cur2" / "data" / "BILLING_PERIOD=2026-10" / "exec-1" / "bench-cur2-1.snappy.parquet"
     data.parent.mkdir(parents=True, exist_ok=True)
     writer = None
     for off in range(0, rows, CHUNK):
@@ -72,7 +71,8 @@ def child_ingest(manifest: str, lake: str) -> None:
     tenant = {t.id: t for t in load_registry(get_settings().tenants_dir)}["globex"]
     t0 = time.perf_counter()
     s = ingest_delivery(tenant, manifest, lake_uri=lake)
-    print(json.dumps({"seconds": time.perf_counter() - t0, "rows": s.rows, "matches": s.matches}))
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"seconds": seconds, "rows": s.rows, "matches": s.matches, "rss_gib": _hwm_gib()}))
 
 
 def child_baseline(manifest: str, out: str) -> None:
@@ -80,21 +80,30 @@ def child_baseline(manifest: str, out: str) -> None:
     src = Path(manifest).parents[3] / doc["dataFiles"][0].split("/", 3)[3]
     t0 = time.perf_counter()
     pl.scan_parquet(src).select(BASELINE_COLUMNS).sink_parquet(out, compression="snappy")
-    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    print(json.dumps({"seconds": time.perf_counter() - t0, "rss_gib": _hwm_gib()}))
+
+
+def _hwm_gib() -> float:
+    """Peak RSS of this process image (VmHWM: unlike ru_maxrss it does not count the forking parent's pages)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
 
 
 def run_child(*args: str) -> tuple[dict, float]:
     """The child's JSON line and its peak RSS in GiB."""
     proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ingestion", *args],
                           capture_output=True, text=True, check=True)
-    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over children so far
-    return json.loads(proc.stdout.strip().splitlines()[-1]), rss_kib / 2**20
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out, out["rss_gib"]
 
 
 def main() -> None:
     rows = int(os.environ.get("BLOCKS_BENCH_ROWS", 2_000_000))
     csv_rows = int(os.environ.get("BLOCKS_BENCH_CSV_ROWS", min(rows, 1_000_000)))
     rss_rows = int(os.environ.get("BLOCKS_BENCH_RSS_ROWS", 0))
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work skews the figures)")
     with tempfile.TemporaryDirectory(prefix="blocks-bench-") as tmp:
         root = Path(tmp)
         manifest = write_cur2_month(root, rows)
@@ -105,10 +114,11 @@ def main() -> None:
               f"(target >= {TARGETS['parquet_rows_per_s'] / 1e6:.1f}M), totals match: {ours['matches']}")
         print(f"  bare polars rewrite: {base['seconds']:.2f} s = {base_rate / 1e6:.2f}M rows/s; "
               f"ratio ours/bare = {rate / base_rate:.2f}")
-        print(f"  peak RSS so far: {rss:.2f} GiB")
+        print(f"  peak RSS: ours {rss:.2f} GiB, bare rewrite {base['rss_gib']:.2f} GiB")
         csv_manifest = write_csv_gz(root, csv_rows)
         csv, _ = run_child("--ingest", str(csv_manifest), str(root / "lake-csv"))
-        print(f"legacy CSV.gz, {csv_rows:,} rows: {csv['seconds']:.2f} s = {csv_rows / csv['seconds'] / 1e6:.2f}M rows/s"
+        csv_rate = csv_rows / csv["seconds"]
+        print(f"legacy CSV.gz, {csv_rows:,} rows: {csv['seconds']:.2f} s = {csv_rate / 1e6:.2f}M rows/s"
               f" (target >= {TARGETS['csv_gz_rows_per_s'] / 1e6:.1f}M), totals match: {csv['matches']}")
         if rss_rows:
             big = write_cur2_month(root / "big", rss_rows)

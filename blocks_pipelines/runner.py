@@ -15,6 +15,8 @@ from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
 from blocks_pipelines.tenants.partitions import PARTITION_FMT, tenant_hourly_partitions
 
 Echo = Callable[[str], None]
+# Step-by-step DEBUG events go to the instance (the UI shows them); the terminal only needs warnings.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -50,7 +52,9 @@ def generate_demo_sources(tenants: list[TenantConfig], *, months: int, seed: int
             tenant, fmt=fmt_for[tenant.cur_source.format.value], out_uri=out, months=months, seed=seed + i,
             start=tenant.history_start.strftime("%Y-%m"),
         )
-        echo(f"  {tenant.id}: generated {summary}")
+        total = sum(m.unblended_cost for m in summary.months)
+        echo(f"  {tenant.id}: generated {summary.rows:,} {summary.format} rows over {len(summary.months)} months "
+             f"(${total:,.2f} unblended) in {out}")
 
 
 def _range_tags(start: datetime, end: datetime) -> dict[str, str]:
@@ -69,7 +73,8 @@ def materialize_tenant(
     echo: Echo = print,
 ) -> TenantRunSummary:
     from blocks_pipelines.definitions import build_tenant_defs
-    from blocks_pipelines.ingestion.discovery import delivery_run_request, discover_deliveries
+    from blocks_pipelines.ingestion.defs import delivery_run_request
+    from blocks_pipelines.ingestion.deliveries import discover_deliveries
 
     defs = build_tenant_defs(tenant)
     job = defs.resolve_implicit_global_asset_job_def()
@@ -84,7 +89,8 @@ def materialize_tenant(
             return
         echo(f"  {tenant.id}: {what}")
         result = job.execute_in_process(
-            instance=instance, asset_selection=keys, tags={**tenant_tags, **tags}, run_config=run_config or {},
+            instance=instance, asset_selection=keys, tags={**tenant_tags, **tags},
+            run_config={**QUIET_LOGS, **(run_config or {})},
             raise_on_error=False,
         )
         summary.runs.append((what, result.success))
@@ -100,7 +106,9 @@ def materialize_tenant(
 
     line_items = dg.AssetKey([tenant.id, "cur_line_items"])
     for delivery in discover_deliveries(tenant):
-        request = delivery_run_request(tenant, delivery)
+        request = delivery_run_request(tenant, delivery, datetime.now(timezone.utc))
+        if request is None:
+            continue
         run(f"ingest {delivery.billing_period} delivery {delivery.delivery_id}", [line_items],
             dict(request.tags), request.run_config)
 

@@ -27,7 +27,8 @@ def acme_with_lake(blocks_env, tmp_path):
     lake = blocks_env / "lake"
 
     def snapshot():
-        return {str(p.relative_to(lake)): hashlib.sha1(p.read_bytes()).hexdigest() for p in lake.rglob("*") if p.is_file()}
+        files = [p for p in lake.rglob("*") if p.is_file()]
+        return {str(p.relative_to(lake)): hashlib.sha1(p.read_bytes()).hexdigest() for p in files}
 
     return acme, snapshot
 

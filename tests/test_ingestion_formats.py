@@ -146,3 +146,39 @@ def test_cur2_parquet_maps_become_json_text_with_legacy_tag_keys():
     assert set(tags) == {"user:team", "user:env"}
     assert df["region"][0] == raw["product_region_code"][0]
     assert df["unblended_cost"].sum() == pytest.approx(raw["line_item_unblended_cost"].sum())
+
+
+def test_tag_values_with_quotes_and_backslashes_stay_valid_json():
+    kv = lambda k, v: {"key": k, "value": v}  # noqa: E731
+    lf = pl.LazyFrame({
+        "line_item_line_item_type": ["Usage", "Usage"],
+        "line_item_usage_start_date": ["2026-11-01T00:00:00Z"] * 2,
+        "line_item_unblended_cost": [1.0, 2.0],
+        "line_item_currency_code": ["USD"] * 2,
+        "bill_payer_account_id": ["111111111111"] * 2,
+        "line_item_usage_account_id": ["111111111112"] * 2,
+        "resource_tags": [[kv("user_name", 'say "hi"\\n'), kv("user_empty", ""), kv("aws_created_by", "x},{y")],
+                          None],
+        "billing_period": ["2026-11"] * 2,
+    })
+    df = normalize(lf, "cur2", SourceContext("t1", "d1", "x.parquet")).collect()
+    assert json.loads(df["tags"][0]) == {"user:name": 'say "hi"\\n', "aws:created_by": "x},{y"}
+    assert df["tags"][1] == "{}"
+
+
+def test_a_file_mixing_timestamp_forms_is_read_with_the_general_parser(blocks_env, tmp_path):
+    from blocks_pipelines.ingestion.api import ingest_delivery
+    from blocks_pipelines.ingestion.synthetic import cur1_frame
+    from blocks_pipelines.settings import get_settings
+    from blocks_pipelines.tenants.config import load_registry
+
+    acme = {t.id: t for t in load_registry(get_settings().tenants_dir)}["acme_corp"]
+    df = cur1_frame(600, "2026-10", "111111111111", ["111111111112"])
+    # the sampled first rows use one form, a later row another: the fast fixed-format parse must fall back
+    df = df.with_columns(pl.when(pl.int_range(pl.len()) == 500)
+                         .then(pl.col("lineItem/UsageStartDate").str.replace("T", " ").str.replace("Z", ".000"))
+                         .otherwise(pl.col("lineItem/UsageStartDate")).alias("lineItem/UsageStartDate"))
+    path = tmp_path / "mixed.csv"
+    df.write_csv(path)
+    summary = ingest_delivery(acme, str(path))
+    assert summary.rows == 600 and summary.matches

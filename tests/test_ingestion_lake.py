@@ -39,7 +39,8 @@ def test_legacy_delivery_lands_as_one_file_per_day_with_matching_totals(blocks_e
     summary = ingest_delivery(acme, delivery.manifest_uri)
 
     lake = lake_frame("acme_corp")
-    day_files = sorted((blocks_env / "lake" / "cur_line_items" / "tenant_id=acme_corp").glob("usage_date=*/data.parquet"))
+    tenant_dir = blocks_env / "lake" / "cur_line_items" / "tenant_id=acme_corp"
+    day_files = sorted(tenant_dir.glob("usage_date=*/data.parquet"))
     assert len(day_files) == 31
     assert summary.rows == lake.height == 3000
     assert summary.hours == 744
@@ -103,7 +104,8 @@ def test_hour_range_replaces_exactly_those_hours(blocks_env, tmp_path):
     assert after.height == before.height
     assert after.filter(inside)["delivery_id"].unique().to_list() == [d2.delivery_id]
     assert after.filter(~inside)["delivery_id"].unique().to_list() == [d1.delivery_id]
-    assert after.filter(inside)["unblended_cost"].sum() == pytest.approx(2 * before.filter(inside)["unblended_cost"].sum())
+    doubled = 2 * before.filter(inside)["unblended_cost"].sum()
+    assert after.filter(inside)["unblended_cost"].sum() == pytest.approx(doubled)
     assert summary.hours == 5 and summary.matches
     assert sorted(after.filter(inside)["usage_date"].unique().to_list()) == [date(2026, 10, 3), date(2026, 10, 4)]
 
@@ -141,3 +143,22 @@ def test_bare_folder_without_manifest_and_zip_and_parquet_legacy(blocks_env, tmp
     assert summary.rows == 600 and summary.matches
     assert lake_frame("acme_corp")["unblended_cost"].sum() == pytest.approx(
         frame["lineItem/UnblendedCost"].cast(pl.Float64).sum())
+
+
+def test_hours_a_new_delivery_has_no_rows_for_are_cleared(blocks_env, tmp_path):
+    globex = tenants()["globex"]
+    root = source_root(globex)
+    full = cur2_frame(1488, "2026-10", "222222222222", ACME_ACCOUNTS)
+    write_export_delivery(root, "globex-cur2", [full], "2026-10", tmp_path / "a")
+    [d1] = discover_deliveries(globex, today=date(2026, 11, 1))
+    ingest_delivery(globex, d1.manifest_uri)
+    lo, hi = datetime(2026, 10, 9, tzinfo=timezone.utc), datetime(2026, 10, 9, 6, tzinfo=timezone.utc)
+    start = pl.col("line_item_usage_start_date").dt.replace_time_zone("UTC")
+    restated = full.filter(~((start >= lo) & (start < hi)))  # those six hours were refunded away
+    write_export_delivery(root, "globex-cur2", [restated], "2026-10", tmp_path / "b")
+    [d2] = discover_deliveries(globex, today=date(2026, 11, 1))
+    summary = ingest_delivery(globex, d2.manifest_uri, hour_range=(lo, hi))
+    lake = lake_frame("globex")
+    assert summary.rows == 0
+    assert lake.filter((pl.col("usage_start") >= lo) & (pl.col("usage_start") < hi)).height == 0
+    assert lake.height == restated.height

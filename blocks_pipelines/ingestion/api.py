@@ -29,7 +29,8 @@ class PeriodTotals:
 
     @property
     def matches(self) -> bool:
-        return self.source_rows == self.lake_rows and abs(self.source_unblended - self.lake_unblended) <= MATCH_TOLERANCE
+        same_cost = abs(self.source_unblended - self.lake_unblended) <= MATCH_TOLERANCE
+        return self.source_rows == self.lake_rows and same_cost
 
 
 @dataclass

@@ -90,8 +90,8 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
         periods = frozenset(p.billing_period for p in summary.periods)
         sl = Slice(start, end, periods)
         with tempfile.TemporaryDirectory(prefix="blocks-check-") as tmp:
-            dup = check_no_duplicates(lake_uri, tenant.id, sl, {p.billing_period: p.source_rows for p in summary.periods},
-                                      Path(tmp) / "dup")
+            source_rows = {p.billing_period: p.source_rows for p in summary.periods}
+            dup = check_no_duplicates(lake_uri, tenant.id, sl, source_rows, Path(tmp) / "dup")
             schema = check_schema(lake_uri, tenant.id, sl, Path(tmp) / "schema")
         mismatched = [p.billing_period for p in summary.periods if not p.matches]
         checks = [
@@ -101,7 +101,8 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
                 metadata={p.billing_period: abs(p.source_unblended - p.lake_unblended) for p in summary.periods},
             ),
             dg.AssetCheckResult(check_name=CHECK_DUPLICATES, passed=dup.passed, asset_key=key,
-                                description=dup.description, metadata={"lake_rows": dg.MetadataValue.json(dup.metadata)}),
+                                description=dup.description,
+                                metadata={"lake_rows": dg.MetadataValue.json(dup.metadata)}),
             dg.AssetCheckResult(check_name=CHECK_SCHEMA, passed=schema.passed, asset_key=key,
                                 description=schema.description, metadata=schema.metadata),
         ]
@@ -109,6 +110,7 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
 
     @dg.sensor(
         name=f"{tenant.id}__cur_delivery_sensor", asset_selection=[key], minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,  # a new CUR delivery must be ingested without anyone acting
         description=f"Launches {tenant.id}'s month range when a new CUR delivery (manifest) lands.",
     )
     def cur_delivery_sensor(context: SensorEvaluationContext) -> dg.SensorResult:
@@ -120,20 +122,29 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
         for d in discover_deliveries(tenant, today=now.date()):
             if not d.billing_period or seen.get(d.billing_period) == d.delivery_id:
                 continue
-            hours = _month_hours(tenant, d.billing_period, now)
-            if hours is None:
+            request = delivery_run_request(tenant, d, now)
+            if request is None:
                 continue
             is_final = d.is_final
-            requests.append(dg.RunRequest(
-                run_key=d.delivery_id,
-                tags={RANGE_START_TAG: hours[0], RANGE_END_TAG: hours[1], MANIFEST_TAG: d.manifest_uri or "",
-                      DELIVERY_TAG: d.delivery_id, PERIOD_TAG: d.billing_period, FINAL_TAG: str(is_final).lower()},
-            ))
+            requests.append(request)
             seen[d.billing_period], final[d.billing_period] = d.delivery_id, is_final
             context.log.info(f"{tenant.id} {d.billing_period}: delivery {d.delivery_id} (final={is_final})")
         return dg.SensorResult(run_requests=requests, cursor=json.dumps({"deliveries": seen, "final": final}))
 
     return dg.Definitions(assets=[cur_line_items], sensors=[cur_delivery_sensor])
+
+
+def delivery_run_request(tenant: TenantConfig, d: Delivery, now: datetime) -> dg.RunRequest | None:
+    """One run over the delivery's billing month (clamped to history and the last complete hour); run_key = delivery
+    id so a delivery is launched once. Used by the sensor and by the in-process runner alike."""
+    hours = _month_hours(tenant, d.billing_period, now)
+    if hours is None:
+        return None
+    return dg.RunRequest(
+        run_key=d.delivery_id,
+        tags={RANGE_START_TAG: hours[0], RANGE_END_TAG: hours[1], MANIFEST_TAG: d.manifest_uri or "",
+              DELIVERY_TAG: d.delivery_id, PERIOD_TAG: d.billing_period, FINAL_TAG: str(d.is_final).lower()},
+    )
 
 
 def _month_hours(tenant: TenantConfig, billing_period: str, now: datetime) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ import json
 import re
 import tempfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -39,7 +39,6 @@ class Delivery:
     manifest_uri: str | None
     data_files: tuple[str, ...]
     fmt: str | None = None  # cur1 | cur2 | focus when the manifest says so
-    period: tuple[datetime, datetime] | None = field(default=None, compare=False)
 
     @cached_property
     def is_final(self) -> bool:
@@ -47,14 +46,11 @@ class Delivery:
         return bool(self.data_files) and peek_invoice_id(self.data_files[0]) is not None
 
 
-def _month_bounds(bp: str) -> tuple[datetime, datetime]:
+def month_bounds(bp: str) -> tuple[datetime, datetime]:
+    """[start, end) of a YYYY-MM billing period, UTC."""
     y, m = map(int, bp.split("-"))
     start = datetime(y, m, 1, tzinfo=timezone.utc)
     return start, datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=timezone.utc)
-
-
-def month_bounds(bp: str) -> tuple[datetime, datetime]:
-    return _month_bounds(bp)
 
 
 def _resolve_key(key: str, report: str, root: str) -> str:
@@ -105,7 +101,7 @@ def read_manifest(manifest_uri: str, root: str | None = None) -> Delivery:
     files = tuple(_resolve_key(k, report, root) for k in keys)
     return Delivery(
         billing_period=period[0].strftime("%Y-%m") if period else None,
-        delivery_id=str(delivery_id), manifest_uri=manifest_uri, data_files=files, fmt=fmt, period=period,
+        delivery_id=str(delivery_id), manifest_uri=manifest_uri, data_files=files, fmt=fmt,
     )
 
 
@@ -126,7 +122,7 @@ def tenant_manifest_uri(tenant: TenantConfig, billing_period: str, root: str | N
     root = root or resolve_source_uri(tenant.cur_source, get_settings().home)
     report = tenant.cur_source.report_name
     if tenant.cur_source.format.value == "cur1":
-        start, end = _month_bounds(billing_period)
+        start, end = month_bounds(billing_period)
         return fs.join(root, report, f"{start:%Y%m%d}-{end:%Y%m%d}", f"{report}-Manifest.json")
     return fs.join(root, report, "metadata", f"BILLING_PERIOD={billing_period}", f"{report}-Manifest.json")
 

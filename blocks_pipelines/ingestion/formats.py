@@ -13,10 +13,11 @@ import polars as pl
 
 from blocks_pipelines.ingestion.errors import FormatDetectionError, MissingColumnError
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, LINE_ITEM_TYPES
-from blocks_pipelines.ingestion.timeparse import interval_part, parse_utc
+from blocks_pipelines.ingestion.timeparse import interval_part, parse_fixed, parse_utc, sniff_format
 
 FORMATS = ("cur1", "cur2", "focus")
-BAD = "_bad"  # staging-only flag: a value in this row could not be read
+SAMPLE_ROWS = 200
+USE_LOOKUPS = True
 
 
 def squash(name: str) -> str:
@@ -41,7 +42,7 @@ class Check:
 
 
 def detect_format(columns: list[str]) -> str:
-    names = set(columns)
+    names = {c.lstrip("\ufeff") for c in columns}  # a UTF-8 BOM sticks to the first header of some CSV exports
     if {"BilledCost", "ChargePeriodStart"} <= names:
         return "focus"
     squashed = {squash(c) for c in columns}
@@ -69,8 +70,12 @@ class Lookup:
 class _Columns:
     """Finds source columns by squashed name and turns them into typed expressions, recording read checks."""
 
-    def __init__(self, schema: dict[str, pl.DataType]):
+    def __init__(self, schema: dict[str, pl.DataType], sample: pl.DataFrame | None, fast: bool,
+                 use_lookups: bool = True):
         self.schema = schema
+        self.use_lookups = use_lookups
+        self.sample = sample  # first rows of the file, to pick one timestamp format per column
+        self.fast = fast
         self.by_squash: dict[str, str] = {}
         for c in schema:
             self.by_squash.setdefault(squash(c), c)
@@ -100,33 +105,57 @@ class _Columns:
         if dtype != pl.String:
             return pl.col(col).cast(pl.Float64)
         raw = pl.col(col).str.strip_chars()
-        parsed = raw.cast(pl.Float64, strict=False)
-        self.checks.append(Check(col, (raw.str.len_bytes() > 0) & parsed.is_null(), "not a number"))
-        return parsed
+        lenient = raw.cast(pl.Float64, strict=False)
+        self.checks.append(Check(col, (raw.str.len_bytes() > 0) & lenient.is_null(), "not a number"))
+        # strict: a bad value stops the read, and only then are the checks run to say which cell it was
+        return pl.col(col).cast(pl.Float64, strict=True)
+
+    def _text_time(self, col: str, raw: pl.Expr) -> pl.Expr:
+        fmt = None
+        if self.fast and self.sample is not None and col in self.sample.columns:
+            fmt = sniff_format(self.sample.get_column(col).cast(pl.String).drop_nulls().to_list())
+        return parse_fixed(raw, fmt, strict=True) if fmt else parse_utc(raw, pl.String, strict=True)
 
     def time(self, *keys: str, interval: str | None = None, part: int = 0) -> pl.Expr:
         col = self.find(*keys)
         if col is not None:
-            parsed = parse_utc(pl.col(col), self.schema[col])
-            if self.schema[col] == pl.String:
-                self.checks.append(
-                    Check(col, (pl.col(col).str.len_bytes() > 0) & parsed.is_null(), "not a timestamp")
-                )
-            return parsed
+            if self.schema[col] != pl.String:
+                return parse_utc(pl.col(col), self.schema[col])
+            lenient = parse_utc(pl.col(col), pl.String)
+            self.checks.append(Check(col, (pl.col(col).str.len_bytes() > 0) & lenient.is_null(), "not a timestamp"))
+            return self._text_time(col, pl.col(col))
         icol = self.find(interval) if interval else None
         if icol is None:
             return pl.lit(None, pl.Datetime("us", "UTC"))
         raw = interval_part(pl.col(icol), part)
-        parsed = parse_utc(raw, pl.String)
-        self.checks.append(Check(icol, (pl.col(icol).str.len_bytes() > 0) & parsed.is_null(), "not a time interval"))
-        return parsed
+        lenient = parse_utc(raw, pl.String)
+        self.checks.append(Check(icol, (pl.col(icol).str.len_bytes() > 0) & lenient.is_null(), "not a time interval"))
+        return parse_utc(raw, pl.String, strict=True)
+
+    def month(self, *keys: str) -> pl.Expr | None:
+        """YYYY-MM of a billing period start column: a slice of the text (every CUR form starts with it)."""
+        col = self.find(*keys)
+        if col is None:
+            return None
+        if self.schema[col] == pl.String:
+            return pl.col(col).str.slice(0, 7)
+        return parse_utc(pl.col(col), self.schema[col]).dt.strftime("%Y-%m")
 
     def text_or_map(self, names: tuple[str, ...], map_col: str, *keys: str) -> pl.Expr:
         """The first present column of `names`, else a value of the map column: CUR 2.0 keeps some product
         attributes top-level and the rest in `product`; deciding per file avoids a map lookup per row."""
         if any(self.find(n) is not None for n in names):
             return pl.coalesce([self.text(n) for n in names if self.find(n) is not None])
-        return self.map_value(map_col, *keys)
+        col = self.find(map_col)
+        if col is None or not isinstance(self.schema[col], pl.List):
+            return pl.lit(None, pl.String)
+        return self._looked_up(col, f"__{squash(col)}_{'_'.join(keys)}", self.map_value(map_col, *keys))
+
+    def _looked_up(self, column: str, name: str, expr: pl.Expr) -> pl.Expr:
+        if not self.use_lookups:
+            return expr
+        self.lookups.append(Lookup(column, name, expr))
+        return pl.col(name)
 
     def map_value(self, map_col: str, *keys: str) -> pl.Expr:
         """A value from a CUR 2.0 map column (read as list of {key, value})."""
@@ -158,7 +187,9 @@ def _json_from_columns(pairs: list[tuple[str, str]]) -> pl.Expr:
 
 # Rewrites polars' `{"key":K,"value":V},{"key":...}` (one JSON object per map entry, joined) into `{K:V,...}` in one
 # pass. The patterns hold an unescaped quote, so they can never match inside a JSON string value.
-_MAP_PATTERNS = ['},{"key":"user_', '},{"key":"aws_', '},{"key":', ',"value":', '{"key":"user_', '{"key":"aws_', '{"key":']
+_MAP_PATTERNS = [
+    '},{"key":"user_', '},{"key":"aws_', '},{"key":', ',"value":', '{"key":"user_', '{"key":"aws_', '{"key":',
+]
 _MAP_RENAMED = [',"user:', ',"aws:', ",", ":", '{"user:', '{"aws:', "{"]
 _MAP_KEPT = [',"user_', ',"aws_', ",", ":", '{"user_', '{"aws_', "{"]
 
@@ -177,9 +208,7 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
     if mcol is not None:
         dtype = cols.schema[mcol]
         if isinstance(dtype, pl.List):
-            name = f"__json_{squash(mcol)}"
-            cols.lookups.append(Lookup(mcol, name, _json_from_map(mcol, rename)))
-            return pl.col(name).fill_null("{}")
+            return cols._looked_up(mcol, f"__json_{squash(mcol)}", _json_from_map(mcol, rename)).fill_null("{}")
         if dtype == pl.String:  # already JSON text (FOCUS Tags, CSV exports of maps)
             return pl.col(mcol).fill_null("{}")
     pairs = []
@@ -211,7 +240,7 @@ FOCUS_REQUIRED = {
 
 
 def check_required(fmt: str, columns: list[str], file: str) -> None:
-    cols = _Columns({c: pl.String for c in columns})
+    cols = _Columns({c: pl.String for c in columns}, None, False)
     required = FOCUS_REQUIRED if fmt == "focus" else CUR_REQUIRED
     missing = [name for name, alts in required.items() if all(cols.find(a) is None for a in alts)]
     if missing:
@@ -244,12 +273,8 @@ def _cur_columns(c: _Columns, fmt: str, ctx: SourceContext) -> dict[str, pl.Expr
     unblended = c.number("lineItem/UnblendedCost")
     start = c.time("lineItem/UsageStartDate", interval="identity/TimeInterval", part=0)
     end = c.time("lineItem/UsageEndDate", interval="identity/TimeInterval", part=1)
-    bp_col = c.find("billing_period")
-    if bp_col is not None and c.schema[bp_col] == pl.String:
-        billing_period = pl.col(bp_col).str.slice(0, 7)
-    elif c.find("bill/BillingPeriodStartDate") is not None:
-        billing_period = c.time("bill/BillingPeriodStartDate").dt.strftime("%Y-%m")
-    else:
+    billing_period = c.month("billing_period", "bill/BillingPeriodStartDate")
+    if billing_period is None:
         billing_period = pl.lit(ctx.billing_period) if ctx.billing_period else start.dt.strftime("%Y-%m")
     public = c.number("pricing/publicOnDemandCost").fill_null(0.0)
     return {
@@ -317,11 +342,9 @@ def _focus_line_item_type(c: _Columns) -> pl.Expr:
 def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
     billed = c.number("BilledCost")
     start = c.time("ChargePeriodStart")
-    bp_start = c.find("BillingPeriodStart")
-    billing_period = (
-        c.time("BillingPeriodStart").dt.strftime("%Y-%m") if bp_start
-        else pl.lit(ctx.billing_period) if ctx.billing_period else start.dt.strftime("%Y-%m")
-    )
+    billing_period = c.month("BillingPeriodStart")
+    if billing_period is None:
+        billing_period = pl.lit(ctx.billing_period) if ctx.billing_period else start.dt.strftime("%Y-%m")
     ctype = c.text("CommitmentDiscountType").str.to_lowercase()
     commitment = c.text("CommitmentDiscountId")
     effective = c.number("EffectiveCost")
@@ -374,27 +397,35 @@ def _charge_class(lit: pl.Expr) -> pl.Expr:
 
 @dataclass(frozen=True)
 class Plan:
-    """How one source file becomes canonical columns: expressions, the read checks behind `_bad`, lookups."""
+    """How one source file becomes canonical columns: expressions, the checks that locate an unreadable value,
+    lookups."""
 
     exprs: list[pl.Expr]
     checks: list[Check]
     lookups: list[Lookup]
 
     def source(self, lf: pl.LazyFrame, ordered: bool = False) -> pl.LazyFrame:
-        """The raw frame with each lookup joined (a pre-pass reads only the looked-up columns).
+        """The raw frame with each lookup joined (one pre-pass reads the distinct values of the looked-up columns).
         Row order is kept only when asked: the lake does not need it and streaming is faster without."""
+        by_column: dict[str, list[Lookup]] = {}
         for lk in self.lookups:
-            table = lf.select(pl.col(lk.column)).unique().collect().with_columns(lk.expr.alias(lk.name))
-            lf = lf.join(table.lazy(), on=lk.column, how="left", nulls_equal=True,
+            by_column.setdefault(lk.column, []).append(lk)
+        tables = pl.collect_all([lf.select(pl.col(c)).unique() for c in by_column]) if by_column else []
+        for (column, lookups), table in zip(by_column.items(), tables):
+            table = table.with_columns(lk.expr.alias(lk.name) for lk in lookups)
+            lf = lf.join(table.lazy(), on=column, how="left", nulls_equal=True,
                          maintain_order="left" if ordered else "none")
         return lf
 
 
-def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext) -> Plan:
-    """The canonical columns (plus a `_bad` flag when some values are parsed from text) for a source schema."""
+def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext, sample: pl.DataFrame | None = None,
+         fast: bool = True, lookups: bool = USE_LOOKUPS) -> Plan:
+    """The canonical columns for a source schema. Text is parsed strictly: a bad value raises, and the plan's checks
+    then locate it. fast=True parses each timestamp column with the one format its sample shows; fast=False uses
+    the general parser (for files that mix timestamp forms)."""
     if fmt not in FORMATS:
         raise FormatDetectionError(f"unknown format {fmt!r}", file=ctx.file, fix=f"use one of {FORMATS}")
-    cols = _Columns(schema)
+    cols = _Columns(schema, sample, fast, lookups)
     exprs = _focus_columns(cols, ctx) if fmt == "focus" else _cur_columns(cols, fmt, ctx)
     start = exprs["usage_start"].dt.truncate("1h")
     exprs |= {
@@ -406,12 +437,10 @@ def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext) -> Plan:
         "delivery_id": pl.lit(ctx.delivery_id),
     }
     out = [exprs[name].cast(dtype).alias(name) for name, dtype in CANONICAL_SCHEMA.items()]
-    if cols.checks:
-        out.append(pl.any_horizontal([chk.fails for chk in cols.checks]).fill_null(False).alias(BAD))
     return Plan(out, cols.checks, cols.lookups)
 
 
 def normalize(lf: pl.LazyFrame, fmt: str, ctx: SourceContext) -> pl.LazyFrame:
     """A raw frame as canonical columns."""
-    p = plan(dict(lf.collect_schema()), fmt, ctx)
-    return p.source(lf, ordered=True).select(p.exprs[: len(CANONICAL_SCHEMA)])
+    p = plan(dict(lf.collect_schema()), fmt, ctx, lf.head(SAMPLE_ROWS).collect())
+    return p.source(lf, ordered=True).select(p.exprs)

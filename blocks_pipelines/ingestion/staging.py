@@ -6,6 +6,8 @@ validation then reads a few columns of the staged files. Row loops only run to l
 
 from __future__ import annotations
 
+import re
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +16,7 @@ import polars as pl
 
 from blocks_pipelines.ingestion import errors as E
 from blocks_pipelines.ingestion.deliveries import Delivery
-from blocks_pipelines.ingestion.formats import BAD, SourceContext, check_required, detect_format, plan
+from blocks_pipelines.ingestion.formats import SAMPLE_ROWS, SourceContext, check_required, detect_format, plan
 from blocks_pipelines.ingestion.lake_writer import EXACT
 from blocks_pipelines.ingestion.readers import RawFile, open_raw
 from blocks_pipelines.ingestion.schema import LINE_ITEM_TYPES, REQUIRED_COLUMNS
@@ -23,6 +25,7 @@ from blocks_pipelines.lake import fs
 AWS_PROVIDERS = ("AWS", "Amazon Web Services")
 # charge_class is derived: a null there is an unknown line item type, reported as such rather than as a blank.
 REQUIRED_VALUES = tuple(n for n in REQUIRED_COLUMNS if n != "charge_class")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 @dataclass
@@ -30,6 +33,7 @@ class StagedFile:
     raw: RawFile
     fmt: str
     ctx: SourceContext
+    sample: pl.DataFrame  # first rows, to pick each timestamp column's format
 
 
 @dataclass
@@ -40,10 +44,11 @@ class Staged:
     stats: pl.DataFrame  # per billing_period x currency x line_item_type: rows, exact (decimal) costs, invoiced rows
     hours: int
     fmt: str
+    periods: frozenset[str] = frozenset()  # the manifest's month, kept when the requested hours hold no rows
 
     @property
     def billing_periods(self) -> frozenset[str]:
-        return frozenset(self.stats["billing_period"].to_list())
+        return frozenset(self.stats["billing_period"].to_list()) | self.periods
 
     def usage_bounds(self) -> tuple[datetime, datetime]:
         return self.stats["first_hour"].min(), self.stats["last_hour"].max()
@@ -70,22 +75,19 @@ def _open_files(delivery: Delivery, tenant_id: str, fmt: str, workdir: Path) -> 
         if file_fmt == "auto":
             file_fmt = detect_format(columns)
         check_required(file_fmt, columns, uri)
-        out.append(StagedFile(raw, file_fmt, SourceContext(tenant_id, delivery.delivery_id, uri,
-                                                           delivery.billing_period)))
+        ctx = SourceContext(tenant_id, delivery.delivery_id, uri, delivery.billing_period)
+        out.append(StagedFile(raw, file_fmt, ctx, raw.head(SAMPLE_ROWS)))
     return out
 
 
-def _frame(f: StagedFile, with_row: bool = False, with_checks: bool = False):
+def _frame(f: StagedFile, with_row: bool = False, fast: bool = True):
     lf = f.raw.scan()
-    p = plan(dict(f.raw.schema()), f.fmt, f.ctx)
-    exprs, checks = p.exprs, p.checks
+    p = plan(dict(f.raw.schema()), f.fmt, f.ctx, f.sample, fast)
+    exprs = p.exprs
     if with_row:
         lf = lf.with_row_index("_row", offset=1)
         exprs = [pl.col("_row"), *exprs]
-    lf = p.source(lf)
-    if with_checks:
-        exprs += [c.fails.fill_null(False).alias(f"_c{i}") for i, c in enumerate(checks)]
-    return lf.select(exprs), checks
+    return p.source(lf).select(exprs), p.checks
 
 
 def _hour_filter(lf: pl.LazyFrame, hour_range: tuple[datetime, datetime] | None) -> pl.LazyFrame:
@@ -100,75 +102,113 @@ def _first_row(f: StagedFile, hour_range, cond) -> dict | None:
     return rows.row(0, named=True) if rows.height else None
 
 
-def _locate_bad_value(files: list[StagedFile], hour_range) -> E.IngestError:
-    """Which file, row and column hold the value that could not be read (only runs once a failure is known)."""
+def _first_hit(files: list[StagedFile], hour_range, cond: pl.Expr) -> tuple[StagedFile, int | None]:
+    """The first file and data row where cond holds (file of the delivery and no row when none matches)."""
     for f in files:
-        probe, checks = _frame(f, with_row=True, with_checks=True)
+        row = _first_row(f, hour_range, cond)
+        if row:
+            return f, row["_row"]
+    return files[0], None
+
+
+def _source_column(f: StagedFile, cur: str, focus: str) -> str:
+    return focus if f.fmt == "focus" else cur
+
+
+def _locate_bad_value(files: list[StagedFile]) -> E.IngestError | None:
+    """Which file, row and column hold a value that cannot be read (runs only once a read has failed)."""
+    for f in files:
+        _, checks = _frame(f)
+        if not checks:
+            continue
         raw = f.raw.scan().with_row_index("_row", offset=1)
-        probe = probe.with_columns(pl.col(n).is_null().alias(f"_n_{n}") for n in REQUIRED_VALUES)
-        flag_names = [f"_c{i}" for i in range(len(checks))] + [f"_n_{n}" for n in REQUIRED_VALUES]
-        hit = _hour_filter(probe, hour_range).filter(pl.any_horizontal(flag_names)).head(1).collect()
+        flags = [c.fails.fill_null(False).alias(f"_c{i}") for i, c in enumerate(checks)]
+        hit = raw.select(pl.col("_row"), *flags).filter(pl.any_horizontal(pl.exclude("_row"))).head(1).collect()
         if not hit.height:
             continue
         row = hit.row(0, named=True)
-        for i, c in enumerate(checks):
-            if row[f"_c{i}"]:
-                value = raw.filter(pl.col("_row") == row["_row"]).select(pl.col(c.column)).collect().item()
-                return E.ParseError(f"{c.problem}: {value!r}", file=f.raw.name, row=row["_row"], column=c.column,
-                                    fix="correct the value in the export (or re-deliver it); blanks are allowed")
-        for n in REQUIRED_VALUES:
-            if row[f"_n_{n}"]:
-                return E.ParseError(f"blank value where a {n} is required", file=f.raw.name, row=row["_row"],
-                                    column=n, fix=f"every line item needs a {n}; re-deliver the report")
-    return E.ParseError("a value could not be read", file=files[0].raw.name, fix="re-deliver the report")
+        c = next(c for i, c in enumerate(checks) if row[f"_c{i}"])
+        value = raw.filter(pl.col("_row") == row["_row"]).select(pl.col(c.column)).collect().item()
+        return E.ParseError(f"{c.problem}: {value!r}", file=f.raw.name, row=row["_row"], column=c.column,
+                            fix="correct the value in the export (or re-deliver it); blanks are allowed")
+    return None
+
+
+def _locate_blank_required(files: list[StagedFile], hour_range) -> E.IngestError:
+    for f in files:
+        hit = _first_row(f, hour_range, pl.any_horizontal([pl.col(n).is_null() for n in REQUIRED_VALUES]))
+        if hit:
+            n = next(n for n in REQUIRED_VALUES if hit[n] is None)
+            return E.ParseError(f"blank value where a {n} is required", file=f.raw.name, row=hit["_row"],
+                                column=n, fix=f"every line item needs a {n}; re-deliver the report")
+    return E.ParseError("a required value is blank", file=files[0].raw.name, fix="re-deliver the report")
 
 
 def _diagnose_read_failure(files: list[StagedFile], exc: Exception) -> E.IngestError:
     for f in files:
         try:
-            _frame(f)[0].select(pl.len()).collect()
-            f.raw.scan().collect()
+            f.raw.scan().select(pl.len()).collect()
         except (pl.exceptions.PolarsError, OSError) as inner:
-            return E.CorruptFileError(f"cannot be read: {inner}", file=f.raw.name,
+            gz = " (gzip data truncated or damaged)" if f.raw.name.lower().endswith(".gz") else ""
+            return E.CorruptFileError(f"cannot be read{gz}: {inner}", file=f.raw.name,
                                       fix="the file is damaged; re-download it or wait for the next delivery")
     return E.CorruptFileError(f"the delivery cannot be read: {exc}", file=files[0].raw.name,
                               fix="re-deliver the report")
+
+
+READ_ERRORS = (pl.exceptions.PolarsError, OSError)
+
+
+# Peak memory, not speed, is what limits a 20M-row month. The partitioned sink keeps one open row group per day
+# (31 at once), and polars' default morsel is large for ~40 columns: measured on an 8M-row month, defaults peaked
+# at 2.1 GB, 25k-row morsels with 32k-row row groups at 1.5 GB, for the same speed.
+STREAMING_CHUNK_ROWS = 25_000
+STAGING_ROW_GROUP_ROWS = 32_768
+
+
+def _sink(files: list[StagedFile], hour_range, staging: Path, fast: bool) -> None:
+    lf = _hour_filter(pl.concat([_frame(f, fast=fast)[0] for f in files], how="vertical"), hour_range)
+    with pl.Config(streaming_chunk_size=STREAMING_CHUNK_ROWS):
+        lf.sink_parquet(
+            pl.PartitionBy(staging, key="usage_date", include_key=True, approximate_bytes_per_file=None),
+            compression="snappy", mkdir=True, maintain_order=False, row_group_size=STAGING_ROW_GROUP_ROWS,
+        )
 
 
 def stage_delivery(delivery: Delivery, tenant, fmt: str, workdir: Path,
                    hour_range: tuple[datetime, datetime] | None = None) -> Staged:
     """Normalize one delivery into workdir/staged/usage_date=*/, validated; raises IngestError on bad input."""
     files = _open_files(delivery, tenant.id, fmt, workdir)
-    frames, needs_flag = [], False
-    for f in files:
-        lf, checks = _frame(f)
-        needs_flag |= bool(checks)
-        frames.append(lf if checks else lf.with_columns(pl.lit(False).alias(BAD)))
-    lf = _hour_filter(pl.concat(frames, how="vertical"), hour_range)
-    if not needs_flag:
-        lf = lf.drop(BAD)  # typed (Parquet) sources: the staged files already are canonical lake files
     staging = workdir / "staged"
     try:
-        lf.sink_parquet(
-            pl.PartitionBy(staging, key="usage_date", include_key=True, approximate_bytes_per_file=None),
-            compression="snappy", mkdir=True, maintain_order=False,
-        )
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise _diagnose_read_failure(files, exc) from exc
-    return _validate(delivery, files, staging, tenant, hour_range, needs_flag)
+        _sink(files, hour_range, staging, fast=True)
+    except READ_ERRORS as exc:
+        located = _locate_bad_value(files)
+        if located is not None:
+            raise located from exc
+        try:  # every value is readable: some column mixes timestamp forms, so use the general parser
+            shutil.rmtree(staging, ignore_errors=True)
+            _sink(files, hour_range, staging, fast=False)
+        except READ_ERRORS as exc2:
+            raise _diagnose_read_failure(files, exc2) from exc2
+    return _validate(delivery, files, staging, tenant, hour_range)
 
 
-def _validate(delivery, files, staging: Path, tenant, hour_range, has_flag: bool) -> Staged:
+def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
     staged_files = sorted(staging.rglob("*.parquet"))
     where = delivery.manifest_uri or files[0].raw.name
+    if not staged_files and hour_range and delivery.billing_period:
+        # a month's delivery with no usage in these hours: replacing them clears what the lake held there
+        empty = pl.DataFrame(schema={"billing_period": pl.String, "rows": pl.UInt32, "unblended_cost": EXACT,
+                                     "amortized_cost": EXACT, "line_item_type": pl.String, "invoiced_rows": pl.UInt32})
+        return Staged(delivery, files, staging, empty, 0, files[0].fmt, frozenset({delivery.billing_period}))
     if not staged_files:
         raise E.EmptyFileError(
             "no line items" + (" in the requested hours" if hour_range else ""), file=where,
             fix="check the delivery holds data" + (" for these hours" if hour_range else ""),
         )
     lf = pl.scan_parquet(staged_files, hive_partitioning=False)
-    bad = [pl.col(BAD).sum().alias("bad")] if has_flag else [pl.lit(0).alias("bad")]
-    checks = lf.select(*bad, *[pl.col(n).null_count().alias(n) for n in REQUIRED_VALUES])
+    checks = lf.select(*[pl.col(n).null_count().alias(n) for n in REQUIRED_VALUES])
     stats = lf.group_by("billing_period", "currency", "line_item_type", "charge_class").agg(
         pl.len().alias("rows"),
         *[pl.col(c).cast(EXACT).sum() for c in ("unblended_cost", "amortized_cost", "public_on_demand_cost")],
@@ -179,16 +219,21 @@ def _validate(delivery, files, staging: Path, tenant, hour_range, has_flag: bool
     payers = lf.filter(pl.col("provider").is_in(AWS_PROVIDERS)).select(pl.col("payer_account_id").unique())
     hours = lf.select(pl.col("usage_start").n_unique())
     checks, stats, payers, hours = pl.collect_all([checks, stats, payers, hours])
-    if checks["bad"][0] or any(checks[c][0] for c in checks.columns if c != "bad"):
-        raise _locate_bad_value(files, hour_range)
+    if any(checks.row(0)):
+        raise _locate_blank_required(files, hour_range)
+    malformed = [bp for bp in stats["billing_period"].unique().to_list() if not _MONTH.fullmatch(bp)]
+    if malformed:
+        f, row = _first_hit(files, hour_range, pl.col("billing_period") == malformed[0])
+        raise E.ParseError(f"billing period {malformed[0]!r} is not a month (YYYY-MM...)", file=f.raw.name, row=row,
+                           column=_source_column(f, "bill/BillingPeriodStartDate", "BillingPeriodStart"),
+                           fix="correct the billing period start date in the export")
     unknown = stats.filter(pl.col("charge_class").is_null())
     if unknown.height:
         lit = unknown["line_item_type"][0]
-        hit = next(((f, r) for f in files if (r := _first_row(f, hour_range, pl.col("line_item_type") == lit))),
-                   (files[0], {"_row": None}))
-        column = "ChargeCategory" if hit[0].fmt == "focus" else "lineItem/LineItemType"
+        f, row = _first_hit(files, hour_range, pl.col("line_item_type") == lit)
         raise E.UnknownLineItemTypeError(
-            f"unknown line item type {lit!r}", file=hit[0].raw.name, row=hit[1]["_row"], column=column,
+            f"unknown line item type {lit!r}", file=f.raw.name, row=row,
+            column=_source_column(f, "lineItem/LineItemType", "ChargeCategory"),
             fix="the platform knows " + ", ".join(sorted(LINE_ITEM_TYPES))
             + "; add the new type to schema.LINE_ITEM_TYPES with its charge class",
         )
@@ -198,21 +243,19 @@ def _validate(delivery, files, staging: Path, tenant, hour_range, has_flag: bool
         # the rarest currency of the month is the likely stray: show its first row
         bp, stray = mixed["billing_period"][0], mixed["currency"][0]
         found = sorted(mixed.filter(pl.col("billing_period") == bp)["currency"].to_list())
-        hit = next(((f, r) for f in files if (r := _first_row(f, hour_range, pl.col("currency") == stray))),
-                   (files[0], {"_row": None}))
+        f, row = _first_hit(files, hour_range, pl.col("currency") == stray)
         raise E.MixedCurrencyError(
-            f"billing period {bp} mixes currencies {found} (first {stray} row shown)", file=hit[0].raw.name,
-            row=hit[1]["_row"], column="lineItem/CurrencyCode" if hit[0].fmt != "focus" else "BillingCurrency",
+            f"billing period {bp} mixes currencies {found} (first {stray} row shown)", file=f.raw.name, row=row,
+            column=_source_column(f, "lineItem/CurrencyCode", "BillingCurrency"),
             fix="one tenant bills in one currency per month; split the payer accounts into separate tenants",
         )
     expected = tenant.organization.payer_account_id
     foreign = [p for p in payers["payer_account_id"].to_list() if p != expected]
     if foreign:
-        hit = next(((f, r) for f in files if (r := _first_row(f, hour_range, pl.col("payer_account_id") == foreign[0]))),
-                   (files[0], {"_row": None}))
+        f, row = _first_hit(files, hour_range, pl.col("payer_account_id") == foreign[0])
         raise E.WrongPayerError(
-            f"payer account {foreign[0]} is not tenant {tenant.id}'s payer {expected}", file=hit[0].raw.name,
-            row=hit[1]["_row"], column="bill/PayerAccountId" if hit[0].fmt != "focus" else "BillingAccountId",
+            f"payer account {foreign[0]} is not tenant {tenant.id}'s payer {expected}", file=f.raw.name, row=row,
+            column=_source_column(f, "bill/PayerAccountId", "BillingAccountId"),
             fix=f"this looks like another tenant's CUR: check tenant {tenant.id}'s cur_source, "
                 "or its organization.payer_account_id",
         )

@@ -9,7 +9,7 @@ import gzip
 import json
 import uuid
 import zipfile
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -176,10 +176,6 @@ def _write_table(df: pl.DataFrame, path: Path) -> None:
         df.write_csv(path)
 
 
-def _publish(local: Path, uri: str) -> None:
-    fs.put_file(local, uri)
-
-
 def _manifest_time(dt: datetime) -> str:
     return dt.strftime("%Y%m%dT%H%M%S.000Z")
 
@@ -195,7 +191,7 @@ def write_legacy_delivery(root: str, report: str, frames: list[pl.DataFrame], bi
         rel = f"{report}/{period}/{assembly_id}/{report}-{n}.{suffix}"
         local = workdir / rel
         _write_table(df, local)
-        _publish(local, fs.join(root, rel))
+        fs.put_file(local, fs.join(root, rel))
         keys.append(f"cur/{rel}")
     columns = [{"category": c.split("/")[0], "name": c.split("/")[-1]} for c in frames[0].columns]
     manifest = {
@@ -219,18 +215,14 @@ def write_export_delivery(root: str, export: str, frames: list[pl.DataFrame], bi
         rel = f"{export}/data/BILLING_PERIOD={billing_period}/{execution_id}/{export}-{n:05d}.{suffix}"
         local = workdir / rel
         _write_table(df, local)
-        _publish(local, fs.join(root, rel))
+        fs.put_file(local, fs.join(root, rel))
         data_files.append(f"s3://local/exports/{rel}")
     start, end = month_bounds(billing_period)
     manifest = {
         "executionId": execution_id, "exportArn": f"arn:aws:bcm-data-exports:us-east-1:111111111111:export/{export}",
-        "billingPeriod": {"start": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "end": end.strftime("%Y-%m-%dT%H:%M:%S.000Z")},
+        "billingPeriod": {"start": f"{start:%Y-%m-%dT%H:%M:%S}.000Z", "end": f"{end:%Y-%m-%dT%H:%M:%S}.000Z"},
         "dataFiles": data_files, "columns": [{"name": c} for c in frames[0].columns], "reportName": export,
     }
     fs.write_bytes(fs.join(root, export, "metadata", f"BILLING_PERIOD={billing_period}", f"{export}-Manifest.json"),
                    json.dumps(manifest).encode())
     return execution_id
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)

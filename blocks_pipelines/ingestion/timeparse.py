@@ -15,8 +15,9 @@ import polars as pl
 UTC = pl.Datetime("us", "UTC")
 
 
-def parse_utc(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """A UTC datetime from a column of any dtype a reader may produce (string, naive or zoned datetime, date)."""
+def parse_utc(expr: pl.Expr, dtype: pl.DataType, strict: bool = False) -> pl.Expr:
+    """A UTC datetime from a column of any dtype a reader may produce (string, naive or zoned datetime, date).
+    Text in any CUR form is normalized by regex first (the general, slower path)."""
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
             return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
@@ -27,7 +28,33 @@ def parse_utc(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     # Normalize the separators and drop sub-seconds / a trailing Z, so one format reads all CUR forms.
     s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?Z?$", "$1 $2")
     s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})$", "$1 00:00:00")
-    return s.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us").dt.replace_time_zone("UTC")
+    return s.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=strict, time_unit="us").dt.replace_time_zone("UTC")
+
+
+# The exact forms real exports use, tried on a sample of each column so the hot path parses with one fixed format.
+KNOWN_FORMATS = (
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S%.3fZ",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.3f",
+    "%Y-%m-%dT%H:%M:%S",
+)
+
+
+def sniff_format(sample: list[str]) -> str | None:
+    """The one known format every sampled value has, or None (then the general parser is used)."""
+    values = [v for v in sample if v]
+    if not values:
+        return None
+    series = pl.Series(values, dtype=pl.String)
+    for fmt in KNOWN_FORMATS:
+        if series.str.to_datetime(fmt, strict=False, time_unit="us").null_count() == 0:
+            return fmt
+    return None
+
+
+def parse_fixed(expr: pl.Expr, fmt: str, strict: bool) -> pl.Expr:
+    return expr.str.to_datetime(fmt, strict=strict, time_unit="us").dt.replace_time_zone("UTC")
 
 
 def interval_part(expr: pl.Expr, index: int) -> pl.Expr:
