@@ -12,7 +12,6 @@ import dagster as dg
 from blocks_pipelines.lake import fs
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
-from blocks_pipelines.tenants.partitions import PARTITION_FMT, tenant_hourly_partitions
 
 Echo = Callable[[str], None]
 # Step-by-step DEBUG events go to the instance (the UI shows them); the terminal only needs warnings.
@@ -57,12 +56,9 @@ def generate_demo_sources(tenants: list[TenantConfig], *, months: int, seed: int
              f"(${total:,.2f} unblended) in {out}")
 
 
-def _range_tags(start: datetime, end: datetime) -> dict[str, str]:
-    """Tags that make one run cover an hour range [start, end] (inclusive keys)."""
-    return {
-        "dagster/asset_partition_range_start": start.strftime(PARTITION_FMT),
-        "dagster/asset_partition_range_end": end.strftime(PARTITION_FMT),
-    }
+# One run covers the partition key range [start, end] (inclusive) when these tags are set.
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 
 
 def materialize_tenant(
@@ -80,8 +76,6 @@ def materialize_tenant(
     job = defs.resolve_implicit_global_asset_job_def()
     graph = defs.resolve_asset_graph()
     summary = TenantRunSummary(tenant.id)
-    partitions = tenant_hourly_partitions(tenant)
-    last_key = partitions.get_last_partition_key()
     tenant_tags = {"blocks/tenant": tenant.id}
 
     def run(what: str, keys: list[dg.AssetKey], tags: dict[str, str], run_config: dict | None = None) -> None:
@@ -95,13 +89,23 @@ def materialize_tenant(
         )
         summary.runs.append((what, result.success))
 
+    def run_partitioned(what: str, keys: list[dg.AssetKey]) -> None:
+        """One run per partitions definition (hourly line items, daily marts) over its whole range."""
+        by_def: dict[dg.PartitionsDefinition, list[dg.AssetKey]] = {}
+        for k in keys:
+            pdef = graph.get(k).partitions_def
+            if pdef is not None:
+                by_def.setdefault(pdef, []).append(k)
+        for pdef, group in by_def.items():
+            first, last = pdef.get_first_partition_key(), pdef.get_last_partition_key()
+            if first is None or last is None:
+                continue
+            run(what, group, {RANGE_START: first, RANGE_END: last})
+
     if select:
         keys = sorted(dg.AssetSelection.from_string(select).resolve(graph))
-        partitioned = [k for k in keys if graph.get(k).partitions_def is not None]
-        others = [k for k in keys if graph.get(k).partitions_def is None]
-        run(f"{len(partitioned)} partitioned asset(s) over all hours", partitioned,
-            _range_tags(tenant.history_start_dt, partitions.time_window_for_partition_key(last_key).start))
-        run(f"{len(others)} unpartitioned asset(s)", others, {})
+        run_partitioned("selected assets over the tenant's history", keys)
+        run("selected unpartitioned asset(s)", [k for k in keys if graph.get(k).partitions_def is None], {})
         return summary
 
     line_items = dg.AssetKey([tenant.id, "cur_line_items"])
@@ -112,13 +116,12 @@ def materialize_tenant(
         run(f"ingest {delivery.billing_period} delivery {delivery.delivery_id}", [line_items],
             dict(request.tags), request.run_config)
 
-    hourly = sorted(k for k in graph.get_all_asset_keys()
-                    if k != line_items and graph.get(k).partitions_def is not None and k.path[0] == tenant.id)
-    end = partitions.time_window_for_partition_key(last_key).start
-    run("dbt models over the tenant's history", hourly, _range_tags(tenant.history_start_dt, end))
+    marts = sorted(k for k in graph.get_all_asset_keys()
+                   if k != line_items and graph.get(k).partitions_def is not None and k.path[0] == tenant.id)
+    run_partitioned("dbt models over the tenant's history", marts)
     manual = {dg.AssetKey([tenant.id, "sp_approvals"]), dg.AssetKey([tenant.id, "sp_purchases"])}
     rest = sorted(k for k in graph.get_all_asset_keys()
-                  if graph.get(k).partitions_def is None and k not in manual and not graph.get(k).is_external)
+                  if graph.get(k).partitions_def is None and k not in manual and graph.get(k).is_materializable)
     run("rollups, Savings Plans proposals and monitoring", rest, {})
     return summary
 

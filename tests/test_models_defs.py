@@ -11,7 +11,7 @@ from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.defs import build_model_defs
 from blocks_pipelines.models.project import HOURLY_MARTS, MARTS
 from blocks_pipelines.models.synthetic import write_line_items
-from blocks_pipelines.tenants.partitions import tenant_hourly_partitions
+from blocks_pipelines.tenants.partitions import tenant_daily_partitions
 from models_helpers import hand_fixture, install_tenant, make_tenant
 
 MODELS = {*MARTS, "stg_cur_line_items", "stg_accounts", "int_line_items_enriched", "previous_generation_families"}
@@ -34,10 +34,10 @@ def test_keys_groups_and_source_are_per_tenant(blocks_env):
     assert {k.path[1] for k in hourly.keys} >= set(HOURLY_MARTS)
 
 
-def test_incremental_marts_are_hourly_partitioned_and_backfill_in_one_run(blocks_env):
+def test_incremental_marts_are_daily_partitioned_and_backfill_in_one_run(blocks_env):
     tenant = make_tenant("testco")
     hourly, rollups = _split(build_model_defs(tenant))
-    assert hourly.partitions_def == tenant_hourly_partitions(tenant)
+    assert hourly.partitions_def == tenant_daily_partitions(tenant)
     assert hourly.backfill_policy == dg.BackfillPolicy.single_run()
     assert {"spend_daily", "savings_projection", "recommendations"} <= {k.path[1] for k in rollups.keys}
 
@@ -68,8 +68,8 @@ def test_a_partition_range_run_builds_the_hourly_marts_and_exports_them(blocks_e
     result = dg.materialize(
         [hourly],
         resources=build_model_defs(tenant).resources,
-        tags={"dagster/asset_partition_range_start": "2026-10-01-09:00",
-              "dagster/asset_partition_range_end": "2026-10-01-11:00"},
+        tags={"dagster/asset_partition_range_start": "2026-10-01",
+              "dagster/asset_partition_range_end": "2026-10-01"},
     )
     assert result.success
     done = {e.asset_key.path[1] for e in result.get_asset_materialization_events()}

@@ -1,6 +1,6 @@
 """Per-tenant Dagster assets for the dbt project: asset keys [tenant, model], group = tenant.
 
-Two dbt asset definitions per tenant: the hourly-partitioned incremental marts (vars start/end from the partition
+Two dbt asset definitions per tenant: the daily-partitioned incremental marts (see tenant_daily_partitions) (vars start/end from the partition
 window, one run per range: BackfillPolicy.single_run) and the unpartitioned tenant-wide rollups. dbt tests surface
 as asset checks; marts are exported to the lake after each build.
 
@@ -27,15 +27,15 @@ from blocks_pipelines.models.warehouse import warehouse_lock
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import get_state_store
 from blocks_pipelines.tenants.config import TenantConfig
-from blocks_pipelines.tenants.partitions import tenant_hourly_partitions
+from blocks_pipelines.tenants.partitions import tenant_daily_partitions
 
 ROLLUP_MARTS = tuple(m for m in MARTS if m not in HOURLY_MARTS)
 HOURLY_SELECT = " ".join(f"+{m}" for m in HOURLY_MARTS)
 ROLLUP_SELECT = " ".join((*ROLLUP_MARTS, "previous_generation_families"))
 TEMPLATE_TENANT = "tenant_template"
 TRANSLATOR_METADATA_KEY = "dagster_dbt/dagster_dbt_translator"  # where dagster-dbt finds the translator at run time
-# Any valid hourly partitions; every tenant's copy replaces them with its own (history_start differs).
-_TEMPLATE_PARTITIONS = dg.HourlyPartitionsDefinition(start_date="2020-01-01-00:00", timezone="UTC")
+# Any valid daily partitions; every tenant's copy replaces them with its own (history_start differs).
+_TEMPLATE_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2020-01-01", timezone="UTC")
 
 
 class TenantDbtTranslator(DagsterDbtTranslator):
@@ -123,7 +123,7 @@ def _for_tenant(template: dg.AssetsDefinition, tenant: TenantConfig) -> dg.Asset
         asset_key_replacements=keys, group_names_by_key={k: tenant.id for k in template.keys}
     )
     translator = TenantDbtTranslator(tenant.id)
-    partitions = tenant_hourly_partitions(tenant) if template.partitions_def else None
+    partitions = tenant_daily_partitions(tenant) if template.partitions_def else None
     return copy.map_asset_specs(
         lambda spec: spec.replace_attributes(
             metadata={**spec.metadata, TRANSLATOR_METADATA_KEY: translator}, partitions_def=partitions
