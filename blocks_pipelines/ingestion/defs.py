@@ -1,23 +1,30 @@
-"""Dagster: each tenant's hourly-partitioned `cur_line_items` asset, its delivery sensor and its blocking checks."""
+"""Dagster: each tenant's hourly-partitioned `cur_line_items` asset, its delivery sensor and its blocking checks.
 
+The asset is decorated once as a template and copied per tenant (blocks_pipelines.tenants.templates, issue #2); the
+ingestion modules (polars) are imported by the asset body and the sensor, not to build the definitions."""
+
+# no `from __future__ import annotations`: Dagster reads the asset function's real annotations
 
 import json
 import tempfile
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from dagster import AssetExecutionContext, SensorEvaluationContext
 
-from blocks_pipelines.ingestion.api import IngestSummary, ingest_deliveries
-from blocks_pipelines.ingestion.deliveries import Delivery, discover_deliveries, month_bounds, read_manifest
-from blocks_pipelines.ingestion.lake_checks import check_no_duplicates, check_schema
-from blocks_pipelines.ingestion.lake_writer import Slice
-from blocks_pipelines.ingestion.schema import LAKE_TABLE
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
 from blocks_pipelines.tenants.partitions import PARTITION_FMT, tenant_hourly_partitions
+from blocks_pipelines.tenants.templates import bind, copy_for_tenant, template_key, tenant_of
 
+if TYPE_CHECKING:
+    from blocks_pipelines.ingestion.api import IngestSummary
+    from blocks_pipelines.ingestion.deliveries import Delivery
+
+LAKE_TABLE = "cur_line_items"  # blocks_pipelines.ingestion.schema.LAKE_TABLE, without importing polars
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 MANIFEST_TAG = "blocks/cur_manifest"
@@ -30,8 +37,10 @@ CHECK_DUPLICATES = "no_duplicated_line_items"
 CHECK_SCHEMA = "schema_as_documented"
 
 
-def _deliveries_for(tenant: TenantConfig, tags: dict[str, str], start: datetime, end: datetime) -> list[Delivery]:
+def _deliveries_for(tenant: TenantConfig, tags: dict[str, str], start: datetime, end: datetime) -> "list[Delivery]":
     """The run's delivery (sensor runs name it) or, for a manual range, the newest delivery of each month it spans."""
+    from blocks_pipelines.ingestion.deliveries import discover_deliveries, month_bounds, read_manifest
+
     if tags.get(MANIFEST_TAG):
         root = resolve_source_uri(tenant.cur_source, get_settings().home)
         return [read_manifest(tags[MANIFEST_TAG], root)]
@@ -43,7 +52,7 @@ def _deliveries_for(tenant: TenantConfig, tags: dict[str, str], start: datetime,
     return out
 
 
-def _metadata(summary: IngestSummary, start: datetime, end: datetime) -> dict:
+def _metadata(summary: "IngestSummary", start: datetime, end: datetime) -> dict:
     md: dict = {
         "rows": dg.MetadataValue.int(summary.rows),
         "hours": dg.MetadataValue.int(summary.hours),
@@ -62,9 +71,45 @@ def _metadata(summary: IngestSummary, start: datetime, end: datetime) -> dict:
     return md
 
 
-def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
-    partitions = tenant_hourly_partitions(tenant)
-    key = dg.AssetKey([tenant.id, LAKE_TABLE])
+def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
+    from blocks_pipelines.ingestion.api import ingest_deliveries
+    from blocks_pipelines.ingestion.lake_checks import check_no_duplicates, check_schema
+    from blocks_pipelines.ingestion.lake_writer import Slice
+
+    tenant, key = tenant_of(context), context.assets_def.key
+    window = context.partition_time_window
+    start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+    deliveries = _deliveries_for(tenant, context.run.tags, start, end)
+    if not deliveries:
+        context.log.warning(f"no CUR delivery covers {start} .. {end} for {tenant.id}; nothing ingested")
+    summary = ingest_deliveries(tenant, deliveries, hour_range=(start, end))
+    lake_uri = get_settings().lake_uri
+    periods = frozenset(p.billing_period for p in summary.periods)
+    sl = Slice(start, end, periods)
+    with tempfile.TemporaryDirectory(prefix="blocks-check-") as tmp:
+        source_rows = {p.billing_period: p.source_rows for p in summary.periods}
+        dup = check_no_duplicates(lake_uri, tenant.id, sl, source_rows, Path(tmp) / "dup")
+        schema = check_schema(lake_uri, tenant.id, sl, Path(tmp) / "schema")
+    mismatched = [p.billing_period for p in summary.periods if not p.matches]
+    checks = [
+        dg.AssetCheckResult(
+            check_name=CHECK_TOTALS, passed=not mismatched, asset_key=key,
+            description="totals match" if not mismatched else f"totals differ for {mismatched}",
+            metadata={p.billing_period: abs(p.source_unblended - p.lake_unblended) for p in summary.periods},
+        ),
+        dg.AssetCheckResult(check_name=CHECK_DUPLICATES, passed=dup.passed, asset_key=key,
+                            description=dup.description,
+                            metadata={"lake_rows": dg.MetadataValue.json(dup.metadata)}),
+        dg.AssetCheckResult(check_name=CHECK_SCHEMA, passed=schema.passed, asset_key=key,
+                            description=schema.description, metadata=schema.metadata),
+    ]
+    return dg.MaterializeResult(metadata=_metadata(summary, start, end), check_results=checks)
+
+
+@lru_cache(maxsize=1)
+def _template() -> dg.AssetsDefinition:
+    """cur_line_items decorated once; each tenant's copy gets its keys, group, partitions and description."""
+    key = template_key(LAKE_TABLE)
     specs = [
         dg.AssetCheckSpec(CHECK_TOTALS, asset=key, blocking=True,
                           description="Per billing month, the lake's unblended cost equals the source's to 1e-6."),
@@ -73,47 +118,21 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
         dg.AssetCheckSpec(CHECK_SCHEMA, asset=key, blocking=True,
                           description="Lake files have the documented canonical schema, no blank required value."),
     ]
+    # any hourly partitions: every copy replaces them with its tenant's (history_start differs)
+    partitions = dg.HourlyPartitionsDefinition(start_date="2020-01-01-00:00", timezone="UTC", fmt=PARTITION_FMT)
+    return dg.asset(key=key, partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+                    check_specs=specs, kinds={"polars", "parquet"})(_cur_line_items)
 
-    @dg.asset(
-        key=key, group_name=tenant.id, partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-        check_specs=specs, kinds={"polars", "parquet"},
-        description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
-    )
-    def cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
-        window = context.partition_time_window
-        start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
-        deliveries = _deliveries_for(tenant, context.run.tags, start, end)
-        if not deliveries:
-            context.log.warning(f"no CUR delivery covers {start} .. {end} for {tenant.id}; nothing ingested")
-        summary = ingest_deliveries(tenant, deliveries, hour_range=(start, end))
-        lake_uri = get_settings().lake_uri
-        periods = frozenset(p.billing_period for p in summary.periods)
-        sl = Slice(start, end, periods)
-        with tempfile.TemporaryDirectory(prefix="blocks-check-") as tmp:
-            source_rows = {p.billing_period: p.source_rows for p in summary.periods}
-            dup = check_no_duplicates(lake_uri, tenant.id, sl, source_rows, Path(tmp) / "dup")
-            schema = check_schema(lake_uri, tenant.id, sl, Path(tmp) / "schema")
-        mismatched = [p.billing_period for p in summary.periods if not p.matches]
-        checks = [
-            dg.AssetCheckResult(
-                check_name=CHECK_TOTALS, passed=not mismatched, asset_key=key,
-                description="totals match" if not mismatched else f"totals differ for {mismatched}",
-                metadata={p.billing_period: abs(p.source_unblended - p.lake_unblended) for p in summary.periods},
-            ),
-            dg.AssetCheckResult(check_name=CHECK_DUPLICATES, passed=dup.passed, asset_key=key,
-                                description=dup.description,
-                                metadata={"lake_rows": dg.MetadataValue.json(dup.metadata)}),
-            dg.AssetCheckResult(check_name=CHECK_SCHEMA, passed=schema.passed, asset_key=key,
-                                description=schema.description, metadata=schema.metadata),
-        ]
-        return dg.MaterializeResult(metadata=_metadata(summary, start, end), check_results=checks)
 
+def _delivery_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{tenant.id}__cur_delivery_sensor", asset_selection=[key], minimum_interval_seconds=300,
         default_status=dg.DefaultSensorStatus.RUNNING,  # a new CUR delivery must be ingested without anyone acting
         description=f"Launches {tenant.id}'s month range when a new CUR delivery (manifest) lands.",
     )
     def cur_delivery_sensor(context: SensorEvaluationContext) -> dg.SensorResult:
+        from blocks_pipelines.ingestion.deliveries import discover_deliveries
+
         cursor = json.loads(context.cursor) if context.cursor else {}
         seen: dict[str, str] = cursor.get("deliveries", {})
         final: dict[str, bool] = cursor.get("final", {})
@@ -131,10 +150,19 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
             context.log.info(f"{tenant.id} {d.billing_period}: delivery {d.delivery_id} (final={is_final})")
         return dg.SensorResult(run_requests=requests, cursor=json.dumps({"deliveries": seen, "final": final}))
 
-    return dg.Definitions(assets=[cur_line_items], sensors=[cur_delivery_sensor])
+    return cur_delivery_sensor
 
 
-def delivery_run_request(tenant: TenantConfig, d: Delivery, now: datetime) -> dg.RunRequest | None:
+def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
+    bind(tenant)
+    asset = copy_for_tenant(
+        _template(), tenant, partitions_def=tenant_hourly_partitions(tenant),
+        description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
+    )
+    return dg.Definitions(assets=[asset], sensors=[_delivery_sensor(tenant, asset.key)])
+
+
+def delivery_run_request(tenant: TenantConfig, d: "Delivery", now: datetime) -> dg.RunRequest | None:
     """One run over the delivery's billing month (clamped to history and the last complete hour); run_key = delivery
     id so a delivery is launched once. Used by the sensor and by the in-process runner alike."""
     hours = _month_hours(tenant, d.billing_period, now)
@@ -149,6 +177,8 @@ def delivery_run_request(tenant: TenantConfig, d: Delivery, now: datetime) -> dg
 
 def _month_hours(tenant: TenantConfig, billing_period: str, now: datetime) -> tuple[str, str] | None:
     """First and last hourly partition keys of a month, clamped to history_start and the last complete hour."""
+    from blocks_pipelines.ingestion.deliveries import month_bounds
+
     lo, hi = month_bounds(billing_period)
     lo = max(lo, tenant.history_start_dt)
     last = min(hi, now.replace(minute=0, second=0, microsecond=0)) - timedelta(hours=1)

@@ -22,6 +22,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from blocks_pipelines.models.achievable import achievable_daily_savings
 from blocks_pipelines.models.export import export_marts
 from blocks_pipelines.models.project import HOURLY_MARTS, MARTS, ensure_dbt_env, load_manifest, project_dir
+from blocks_pipelines.models.refresh import build_models_refresh_sensor
 from blocks_pipelines.models.vars import dbt_vars, resolve_tenant
 from blocks_pipelines.models.warehouse import warehouse_lock
 from blocks_pipelines.settings import get_settings
@@ -151,5 +152,6 @@ def _shared_resource() -> DbtCliResource:
 def build_model_defs(tenant: TenantConfig) -> dg.Definitions:
     hourly, rollups = _templates()
     return dg.Definitions(
-        assets=[_for_tenant(hourly, tenant), _for_tenant(rollups, tenant)], resources={"dbt": _shared_resource()}
+        assets=[_for_tenant(hourly, tenant), _for_tenant(rollups, tenant)], resources={"dbt": _shared_resource()},
+        sensors=[build_models_refresh_sensor(tenant)],
     )

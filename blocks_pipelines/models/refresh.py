@@ -1,0 +1,66 @@
+"""Rebuild a tenant's marts when its line items change.
+
+A CUR delivery (or a restatement, or the local ledger's re-delivery after a purchase) rewrites some hours of
+cur_line_items; this sensor launches one run over the affected UTC days of the daily-partitioned marts, plus the
+tenant-wide rollups and Savings Plans monitoring, so dashboards and coverage follow the data without anyone acting.
+"""
+
+import json
+
+import dagster as dg
+
+from blocks_pipelines.tenants.config import TenantConfig
+from blocks_pipelines.tenants.partitions import tenant_daily_partitions
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+# Proposals and purchases are decisions, not derived data: they never run just because data changed.
+NOT_REFRESHED = ("sp_proposals", "sp_approvals", "sp_purchases")
+
+
+def affected_days(partition_keys: list[str]) -> tuple[str, str] | None:
+    """First and last UTC day (YYYY-MM-DD) touched by hourly partition keys (YYYY-MM-DD-HH:MM)."""
+    days = sorted({k[:10] for k in partition_keys if k})
+    return (days[0], days[-1]) if days else None
+
+
+def build_models_refresh_sensor(tenant: TenantConfig) -> dg.SensorDefinition:
+    t = tenant.id
+    line_items = dg.AssetKey([t, "cur_line_items"])
+    target = dg.AssetSelection.keys(line_items).downstream(include_self=False) - dg.AssetSelection.keys(
+        *(dg.AssetKey([t, name]) for name in NOT_REFRESHED)
+    )
+    daily = tenant_daily_partitions(tenant)
+
+    @dg.sensor(
+        name=f"{t}__models_refresh_sensor", asset_selection=target, minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Rebuilds {t}'s marts over the days whose line items changed, then rollups and monitoring.",
+    )
+    def models_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        after = json.loads(context.cursor)["after"] if context.cursor else None
+        keys: list[str] = []
+        last = after
+        while True:
+            page = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=line_items, after_storage_id=last), limit=5000, ascending=True
+            )
+            keys += [r.partition_key for r in page.records if r.partition_key]
+            if page.records:
+                last = page.records[-1].storage_id
+            if not page.has_more:
+                break
+        span = affected_days(keys)
+        if span is None or last is None:
+            return dg.SensorResult(cursor=json.dumps({"after": last}) if last else context.cursor)
+        last_day = daily.get_last_partition_key()
+        end = min(span[1], last_day) if last_day else span[1]
+        start = min(span[0], end)
+        context.log.info(f"{t}: line items changed on {span[0]}..{span[1]}; rebuilding marts {start}..{end}")
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"refresh-{last}", tags={RANGE_START: start, RANGE_END: end,
+                                                                          "blocks/tenant": t})],
+            cursor=json.dumps({"after": last}),
+        )
+
+    return models_refresh_sensor

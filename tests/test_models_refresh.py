@@ -1,0 +1,41 @@
+"""The refresh sensor turns changed line-item hours into one run over the affected days of the marts."""
+
+from datetime import date
+
+import dagster as dg
+
+from blocks_pipelines.definitions import build_tenant_defs
+from blocks_pipelines.models.refresh import affected_days, build_models_refresh_sensor
+from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants.config import load_registry
+
+
+def test_affected_days_spans_hourly_keys():
+    assert affected_days(["2026-09-03-23:00", "2026-09-01-05:00", "2026-09-02-00:00"]) == ("2026-09-01", "2026-09-03")
+    assert affected_days([]) is None
+
+
+def test_sensor_launches_one_run_over_changed_days_then_waits(blocks_env):
+    tenant = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
+    defs = build_tenant_defs(tenant)
+    sensor = build_models_refresh_sensor(tenant)
+    line_items = dg.AssetKey(["globex", "cur_line_items"])
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, definitions=defs)
+        assert not sensor(ctx).run_requests  # nothing ingested yet: nothing to rebuild
+
+        for hour in ("2026-09-02-22:00", "2026-09-03-01:00", "2026-09-05-13:00"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(line_items, partition=hour))
+        result = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+        (request,) = result.run_requests
+        assert request.tags["dagster/asset_partition_range_start"] == "2026-09-02"
+        assert request.tags["dagster/asset_partition_range_end"] == "2026-09-05"
+
+        again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs))
+        assert not again.run_requests  # the cursor moved past what was handled
+
+        selected = sensor.asset_selection.resolve(defs.resolve_asset_graph())
+        names = {k.path[1] for k in selected}
+        assert {"spend_hourly", "sp_position_hourly", "savings_projection", "recommendations", "sp_monitoring"} <= names
+        assert not names & {"sp_proposals", "sp_approvals", "sp_purchases", "cur_line_items"}
+    assert date.fromisoformat(request.tags["dagster/asset_partition_range_end"]) >= tenant.history_start
