@@ -126,7 +126,7 @@ def _template() -> dg.AssetsDefinition:
 
 def _delivery_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDefinition:
     @dg.sensor(
-        name=f"{tenant.id}__cur_delivery_sensor", asset_selection=[key], minimum_interval_seconds=300,
+        name=f"{tenant.id}__cur_delivery_sensor", asset_selection=[key], minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,  # a new CUR delivery must be ingested without anyone acting
         description=f"Launches {tenant.id}'s month range when a new CUR delivery (manifest) lands.",
     )
