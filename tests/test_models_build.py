@@ -220,7 +220,8 @@ def test_spend_totals_dbt_test_catches_a_drifted_mart(built, tmp_path):
     from dbt.cli.main import dbtRunner
 
     from blocks_pipelines.models.runner import build_args
-    from blocks_pipelines.models.vars import dbt_vars, resolve_tenant
+    from blocks_pipelines.models.vars import dbt_vars
+    from blocks_pipelines.tenants.config import resolve_tenant
 
     with duckdb.connect(str(warehouse_path(TENANT))) as con:
         con.execute("update spend_hourly set unblended_cost = unblended_cost + 1 "

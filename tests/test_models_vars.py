@@ -9,7 +9,8 @@ import pytest
 from blocks_pipelines.models import project
 from blocks_pipelines.models.achievable import achievable_daily_savings
 from blocks_pipelines.models.export import export_marts
-from blocks_pipelines.models.vars import dbt_vars, resolve_tenant, tenant_accounts
+from blocks_pipelines.models.vars import dbt_vars, tenant_accounts
+from blocks_pipelines.tenants.config import resolve_tenant
 from blocks_pipelines.state import ProposalStatus
 from models_helpers import PAYER, install_tenant, make_tenant
 

@@ -33,11 +33,12 @@ class LazyGroup(click.Group):
         try:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:  # a domain not installed yet must not break the others
-            return click.Command(name, help=f"(unavailable: {exc})", callback=lambda: _unavailable(name, exc))
+            reason = str(exc)  # `exc` is unbound once the except block ends
+            return click.Command(name, help=f"(unavailable: {reason})", callback=lambda: _unavailable(name, reason))
 
 
-def _unavailable(name: str, exc: Exception) -> None:
-    raise click.ClickException(f"'blocks {name}' is unavailable: {exc}")
+def _unavailable(name: str, reason: str) -> None:
+    raise click.ClickException(f"'blocks {name}' is unavailable: {reason}")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

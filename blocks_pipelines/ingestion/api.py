@@ -13,7 +13,7 @@ from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source
 from blocks_pipelines.ingestion.lake_writer import Slice, lake_totals, replace_slice, staged_days
 from blocks_pipelines.ingestion.staging import Staged, stage_delivery
 from blocks_pipelines.settings import get_settings
-from blocks_pipelines.tenants.config import TenantConfig, load_registry
+from blocks_pipelines.tenants.config import TenantConfig, resolve_tenant
 
 MATCH_TOLERANCE = 1e-6
 
@@ -56,13 +56,6 @@ class IngestSummary:
         return out
 
 
-def resolve_tenant(tenant: TenantConfig | str) -> TenantConfig:
-    if isinstance(tenant, TenantConfig):
-        return tenant
-    tenants = {t.id: t for t in load_registry(get_settings().tenants_dir)}
-    if tenant not in tenants:
-        raise KeyError(f"unknown tenant {tenant!r}; known: {sorted(tenants)} (assets_config/tenants/*.yaml)")
-    return tenants[tenant]
 
 
 def _slice_for(staged: Staged, hour_range: tuple[datetime, datetime] | None) -> Slice:

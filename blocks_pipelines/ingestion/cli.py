@@ -21,7 +21,8 @@ def ingest(source: str, tenant_id: str, lake_uri: str | None, fmt: str) -> None:
     Each billing month found replaces that month in the lake; bad input leaves the lake untouched."""
     from tqdm import tqdm
 
-    from blocks_pipelines.ingestion.api import ingest_deliveries, resolve_tenant
+    from blocks_pipelines.ingestion.api import ingest_deliveries
+    from blocks_pipelines.tenants.config import resolve_tenant
     from blocks_pipelines.ingestion.deliveries import deliveries_in_source
 
     try:

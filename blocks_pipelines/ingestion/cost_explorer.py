@@ -14,7 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.api import IngestSummary, PeriodTotals, resolve_tenant
+from blocks_pipelines.ingestion.api import IngestSummary, PeriodTotals
+from blocks_pipelines.tenants.config import resolve_tenant
 from blocks_pipelines.ingestion.errors import MixedCurrencyError
 from blocks_pipelines.ingestion.lake_writer import Slice, lake_days, lake_totals, replace_slice
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA

@@ -23,7 +23,8 @@ from blocks_pipelines.models.achievable import achievable_daily_savings
 from blocks_pipelines.models.export import export_marts
 from blocks_pipelines.models.project import HOURLY_MARTS, MARTS, ensure_dbt_env, load_manifest, project_dir
 from blocks_pipelines.models.refresh import build_models_refresh_sensor
-from blocks_pipelines.models.vars import dbt_vars, resolve_tenant
+from blocks_pipelines.models.vars import dbt_vars
+from blocks_pipelines.tenants.config import resolve_tenant
 from blocks_pipelines.models.warehouse import warehouse_lock
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import get_state_store

@@ -7,7 +7,7 @@ from typing import Any
 
 from blocks_pipelines.lake.layout import line_items_glob
 from blocks_pipelines.settings import get_settings
-from blocks_pipelines.tenants.config import TenantConfig, load_registry
+from blocks_pipelines.tenants.config import TenantConfig
 
 
 def _iso_utc(ts: datetime) -> str:
@@ -50,13 +50,3 @@ def dbt_vars(
         "target_coverage": tenant.guardrails.target_coverage,
         "achievable_daily_savings": achievable_daily_savings,
     }
-
-
-def resolve_tenant(tenant: TenantConfig | str) -> TenantConfig:
-    """A TenantConfig as given, or looked up by id in the registry."""
-    if isinstance(tenant, TenantConfig):
-        return tenant
-    registry = {t.id: t for t in load_registry(get_settings().tenants_dir)}
-    if tenant not in registry:
-        raise KeyError(f"unknown tenant {tenant!r}: add assets_config/tenants/{tenant}.yaml (known: {sorted(registry)})")
-    return registry[tenant]

@@ -218,3 +218,17 @@ def resolve_source_uri(source: CurSource, home: Path) -> str:
         return source.uri
     p = Path(source.uri)
     return str(p if p.is_absolute() else (home / p))
+
+
+def resolve_tenant(tenant: "TenantConfig | str", tenants_dir: Path | None = None) -> TenantConfig:
+    """A TenantConfig as given, or looked up by id in the registry (default: the configured assets folder)."""
+    if isinstance(tenant, TenantConfig):
+        return tenant
+    if tenants_dir is None:
+        from blocks_pipelines.settings import get_settings
+
+        tenants_dir = get_settings().tenants_dir
+    registry = {t.id: t for t in load_registry(tenants_dir)}
+    if tenant not in registry:
+        raise KeyError(f"unknown tenant {tenant!r}: add assets_config/tenants/{tenant}.yaml (known: {sorted(registry)})")
+    return registry[tenant]
