@@ -84,6 +84,16 @@ def test_sensors_checks_and_op_names_are_per_tenant(root, tenants):
         f"{t}__sp_approvals" for t in tenants}
 
 
+def test_every_key_a_copy_names_is_its_tenants(root, tenants):
+    """Template keys ([tenant_template, ...]) must not survive in a copy: asset, dep and asset-check keys alike."""
+    for assets_def in root.defs.resolve_asset_graph().assets_defs:
+        [tenant] = {k.path[0] for k in assets_def.keys}
+        assert tenant in tenants
+        assert {k.path[0] for k in assets_def.dependency_keys} <= {tenant}
+        for check in assets_def.check_specs:
+            assert {check.asset_key.path[0], *(d.asset_key.path[0] for d in check.additional_deps)} == {tenant}
+
+
 def test_shards_split_tenants_without_overlap(root, tenants):
     def tenant_ids(defs: dg.Definitions) -> set[str]:
         return {k.path[0] for k in defs.resolve_asset_graph().get_all_asset_keys()}
@@ -118,6 +128,6 @@ def test_building_definitions_imports_no_data_libraries():
     import subprocess
 
     code = ("import sys, blocks_pipelines.definitions as r; r.defs; "
-            "print(sorted(m for m in ('polars', 'boto3', 'numpy') if m in sys.modules))")
+            "print(sorted(m for m in ('polars', 'boto3', 'numpy', 'duckdb') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -47,6 +47,19 @@ def _start(cmd: list[str], log: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
+def _pending_proposals(tenants) -> str:
+    from blocks_pipelines.state import ProposalStatus, get_state_store
+
+    store = get_state_store()
+    lines = ["Savings Plans proposals awaiting back-office approval:"]
+    for t in tenants:
+        for p in store.list_proposals(t.id, [ProposalStatus.pending_approval]):
+            lines.append(f"  {t.id}: {p.proposal_id}  +${p.hourly_commitment:.3f}/h  "
+                         f"approve: .venv/bin/blocks sp approve {p.proposal_id} --approver you "
+                         f"(or materialize {t.id}/sp_approvals in the UI)")
+    return "\n".join(lines) if len(lines) > 1 else "No Savings Plans proposal is awaiting approval."
+
+
 @click.command()
 @click.option("--no-serve", is_flag=True, help="Build everything, then exit instead of starting the UI and the API.")
 @click.option("--months", default=3, show_default=True, help="Months of sample CUR per tenant.")
@@ -64,7 +77,11 @@ def demo(no_serve: bool, months: int, seed: int) -> None:
     generate_demo_sources(tenants, months=months, seed=seed, echo=click.echo)
     summary = materialize_all(tenants, echo=click.echo)
     click.echo(summary)
+    failed = "FAILED" in summary.splitlines()[0]
+    click.echo(_pending_proposals(tenants))
     if no_serve:
+        if failed:
+            raise SystemExit(1)
         return
 
     logs = settings.home / "logs"

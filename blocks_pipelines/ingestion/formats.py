@@ -17,7 +17,7 @@ from blocks_pipelines.ingestion.timeparse import interval_part, parse_fixed, par
 
 FORMATS = ("cur1", "cur2", "focus")
 SAMPLE_ROWS = 200
-USE_LOOKUPS = True
+USE_LOOKUPS = False
 
 
 def squash(name: str) -> str:
@@ -166,8 +166,19 @@ class _Columns:
         return pl.col(col).list.eval(pl.element().filter(wanted).struct.field("value")).list.first().cast(pl.String)
 
 
+# JSON string escapes: backslash, quote and every control character, in one Aho-Corasick pass per value.
+_ESCAPE_FROM = ["\\", '"'] + [chr(i) for i in range(32)]
+_ESCAPE_TO = ["\\\\", '\\"'] + [
+    {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}.get(i, f"\\u{i:04x}") for i in range(32)
+]
+
+
 def _json_escape(e: pl.Expr) -> pl.Expr:
-    return e.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+    return e.str.replace_many(_ESCAPE_FROM, _ESCAPE_TO)
+
+
+def _json_key(key: str) -> str:
+    return pl.select(_json_escape(pl.lit(key))).item()
 
 
 def _json_from_columns(pairs: list[tuple[str, str]]) -> pl.Expr:
@@ -176,31 +187,36 @@ def _json_from_columns(pairs: list[tuple[str, str]]) -> pl.Expr:
         return pl.lit("{}")
     frags = [
         pl.when(pl.col(c).cast(pl.String).str.len_bytes() > 0).then(
-            pl.lit('"' + k.replace("\\", "\\\\").replace('"', '\\"') + '":"')
-            + _json_escape(pl.col(c).cast(pl.String))
-            + pl.lit('"')
+            pl.lit('"' + _json_key(k) + '":"') + _json_escape(pl.col(c).cast(pl.String)) + pl.lit('"')
         )
         for k, c in pairs
     ]
     return pl.lit("{") + pl.concat_str(frags, separator=",", ignore_nulls=True) + pl.lit("}")
 
 
-# Rewrites polars' `{"key":K,"value":V},{"key":...}` (one JSON object per map entry, joined) into `{K:V,...}` in one
-# pass. The patterns hold an unescaped quote, so they can never match inside a JSON string value.
-_MAP_PATTERNS = [
-    '},{"key":"user_', '},{"key":"aws_', '},{"key":', ',"value":', '{"key":"user_', '{"key":"aws_', '{"key":',
-]
-_MAP_RENAMED = [',"user:', ',"aws:', ",", ":", '{"user:', '{"aws:', "{"]
-_MAP_KEPT = [',"user_', ',"aws_', ",", ":", '{"user_', '{"aws_', "{"]
+# CUR 2.0 map keys `user_team` / `aws_created_by` become legacy CUR's `user:team` / `aws:created_by`. Applied to the
+# built JSON text: keys and values are escaped first, so a quote right after `{` or `,` can only open a key.
+_KEY_PREFIXES = ['{"user_', ',"user_', '{"aws_', ',"aws_']
+_KEY_RENAMED = ['{"user:', ',"user:', '{"aws:', ',"aws:']
 
 
 def _json_from_map(col: str, rename_prefixes: bool) -> pl.Expr:
-    """JSON object text from a map column (list of {key, value}); CUR 2.0's user_team becomes legacy's user:team."""
+    """JSON object text from a map column (list of {key, value}), blank values left out, `{}` for none or null.
+    One vectorized pass: each entry becomes `"key":"value"` (both escaped), entries are joined per row."""
+    key = pl.element().struct.field("key").cast(pl.String)
     value = pl.element().struct.field("value").cast(pl.String)
-    entries = pl.element().filter(value.str.len_bytes() > 0).struct.json_encode()
-    joined = pl.col(col).list.eval(entries).list.join(",")
-    text = joined.str.replace_many(_MAP_PATTERNS, _MAP_RENAMED if rename_prefixes else _MAP_KEPT, leftmost=True)
-    return pl.when(joined.str.len_bytes() > 0).then(text).otherwise(pl.lit("{}"))
+    entry = pl.concat_str([pl.lit('"'), _json_escape(key), pl.lit('":"'), _json_escape(value), pl.lit('"')])
+    joined = pl.col(col).list.eval(entry.filter(value.str.len_bytes() > 0)).list.join(",")
+    text = pl.lit("{") + joined + pl.lit("}")
+    if rename_prefixes:
+        text = text.str.replace_many(_KEY_PREFIXES, _KEY_RENAMED)
+    return text.fill_null("{}")
+
+
+def _rename_json_text_keys(e: pl.Expr) -> pl.Expr:
+    """`user_`/`aws_` keys of JSON object text (CUR 2.0 CSV exports write map columns as JSON) as `user:`/`aws:`.
+    Outside strings a quote after `{` or `,` opens a key; inside strings quotes are escaped, so values are kept."""
+    return e.str.replace_all(r'([{,]\s*)"(user|aws)_', '${1}"${2}:')
 
 
 def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], rename: bool) -> pl.Expr:
@@ -208,9 +224,10 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
     if mcol is not None:
         dtype = cols.schema[mcol]
         if isinstance(dtype, pl.List):
-            return cols._looked_up(mcol, f"__json_{squash(mcol)}", _json_from_map(mcol, rename)).fill_null("{}")
+            return _json_from_map(mcol, rename)
         if dtype == pl.String:  # already JSON text (FOCUS Tags, CSV exports of maps)
-            return pl.col(mcol).fill_null("{}")
+            text = pl.when(pl.col(mcol).str.len_bytes() > 0).then(pl.col(mcol))
+            return (_rename_json_text_keys(text) if rename else text).fill_null("{}")
     pairs = []
     for c in cols.schema:
         for prefix in flat_prefixes:

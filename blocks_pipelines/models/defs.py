@@ -20,7 +20,6 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from blocks_pipelines.models.achievable import achievable_daily_savings
-from blocks_pipelines.models.export import export_marts
 from blocks_pipelines.models.project import HOURLY_MARTS, MARTS, ensure_dbt_env, load_manifest, project_dir
 from blocks_pipelines.models.refresh import build_models_refresh_sensor
 from blocks_pipelines.models.vars import dbt_vars
@@ -30,11 +29,11 @@ from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import get_state_store
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.partitions import tenant_daily_partitions
+from blocks_pipelines.tenants.templates import TEMPLATE_TENANT, copy_for_tenant
 
 ROLLUP_MARTS = tuple(m for m in MARTS if m not in HOURLY_MARTS)
 HOURLY_SELECT = " ".join(f"+{m}" for m in HOURLY_MARTS)
 ROLLUP_SELECT = " ".join((*ROLLUP_MARTS, "previous_generation_families"))
-TEMPLATE_TENANT = "tenant_template"
 TRANSLATOR_METADATA_KEY = "dagster_dbt/dagster_dbt_translator"  # where dagster-dbt finds the translator at run time
 # Any valid daily partitions; every tenant's copy replaces them with its own (history_start differs).
 _TEMPLATE_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2020-01-01", timezone="UTC")
@@ -90,6 +89,8 @@ def _build_and_export(context: AssetExecutionContext, dbt: DbtCliResource, vars_
         args = ["build", "--vars", vars_json, "--indirect-selection", "buildable"]
         yield from _renamed_outputs(context, dbt.cli(args, context=context).stream())
         if get_settings().dbt_target == "duckdb":
+            from blocks_pipelines.models.export import export_marts  # duckdb: imported to export, not to load
+
             context.log.info(f"exported marts: {export_marts(tenant_id, marts)}")
 
 
@@ -120,16 +121,11 @@ def _templates() -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
 
 
 def _for_tenant(template: dg.AssetsDefinition, tenant: TenantConfig) -> dg.AssetsDefinition:
-    keys = {k: dg.AssetKey([tenant.id, *k.path[1:]]) for k in template.keys | template.dependency_keys}
-    copy = template.with_attributes(
-        asset_key_replacements=keys, group_names_by_key={k: tenant.id for k in template.keys}
-    )
-    translator = TenantDbtTranslator(tenant.id)
-    partitions = tenant_daily_partitions(tenant) if template.partitions_def else None
-    return copy.map_asset_specs(
-        lambda spec: spec.replace_attributes(
-            metadata={**spec.metadata, TRANSLATOR_METADATA_KEY: translator}, partitions_def=partitions
-        )
+    # One pass (keys, deps, check deps, group, partitions, translator); the op stays shared (no run config on it).
+    return copy_for_tenant(
+        template, tenant, rename_op=False,
+        partitions_def=tenant_daily_partitions(tenant) if template.partitions_def else None,
+        metadata={TRANSLATOR_METADATA_KEY: TenantDbtTranslator(tenant.id)},
     )
 
 
