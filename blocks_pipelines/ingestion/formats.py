@@ -17,7 +17,12 @@ from blocks_pipelines.ingestion.timeparse import interval_part, parse_fixed, par
 
 FORMATS = ("cur1", "cur2", "focus")
 SAMPLE_ROWS = 200
-USE_LOOKUPS = False
+USE_LOOKUPS = True
+# Lookups key each row by a 64-bit hash of its map value (hashing a list is ~5x cheaper than JSON-encoding it, and a
+# u64 join is far cheaper than one on the list). A second, independently seeded hash checks every key is one value.
+LOOKUP_SEED, CHECK_SEED = 0x5EED, 0xC4EC
+# A column whose sampled rows are mostly distinct is computed per row instead (the lookup table would be the column).
+LOOKUP_SAMPLE_ROWS, LOOKUP_MAX_DISTINCT_SHARE = 100_000, 0.2
 
 
 def squash(name: str) -> str:
@@ -59,12 +64,21 @@ def detect_format(columns: list[str]) -> str:
 
 @dataclass(frozen=True)
 class Lookup:
-    """A value computed once per distinct value of `column` and joined back: map columns repeat the same few
+    """A value computed once per distinct value of `column` and mapped back: map columns repeat the same few
     tag sets millions of times, so JSON-encoding the distinct ones is several times cheaper than every row."""
 
     column: str
     name: str
     expr: pl.Expr
+    dtype: pl.DataType = pl.String
+
+
+def _lookup_batch(keys: pl.Series, values: pl.Series):
+    """Per streaming batch (vectorized, never per row): hash the batch's map values, replace each by its value.
+    A streaming join or replace_strict expression would do the same but buffers the month (3-7 GB measured)."""
+    def fn(batch: pl.Series) -> pl.Series:
+        return batch.hash(LOOKUP_SEED).replace_strict(keys, values, return_dtype=values.dtype)
+    return fn
 
 
 class _Columns:
@@ -224,7 +238,7 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
     if mcol is not None:
         dtype = cols.schema[mcol]
         if isinstance(dtype, pl.List):
-            return _json_from_map(mcol, rename)
+            return cols._looked_up(mcol, f"__json_{squash(mcol)}", _json_from_map(mcol, rename))
         if dtype == pl.String:  # already JSON text (FOCUS Tags, CSV exports of maps)
             text = pl.when(pl.col(mcol).str.len_bytes() > 0).then(pl.col(mcol))
             return (_rename_json_text_keys(text) if rename else text).fill_null("{}")
@@ -356,6 +370,21 @@ def _focus_line_item_type(c: _Columns) -> pl.Expr:
     )
 
 
+# The instance type at the end of an EC2/RDS/ElastiCache usage type: `EUW1-BoxUsage:m5.large`, `InstanceUsage:db.r5.large`.
+_USAGE_TYPE_INSTANCE = r":((?:db\.|cache\.|ml\.)?[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+)$"
+
+
+def _focus_instance_type(c: _Columns) -> pl.Expr:
+    """FOCUS has no instance type column: AWS's x_ columns, then SkuPriceDetails, then the usage type's suffix."""
+    options = [c.text("x_InstanceType", "x_instance_type", "InstanceType")]
+    sku = c.find("SkuPriceDetails")
+    if sku is not None and c.schema[sku] == pl.String:
+        for key in ("x_InstanceType", "InstanceType", "instanceType"):
+            options.append(pl.col(sku).str.json_path_match(f"$.{key}"))
+    options.append(c.text("x_UsageType").str.extract(_USAGE_TYPE_INSTANCE, 1))
+    return pl.coalesce(options)
+
+
 def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
     billed = c.number("BilledCost")
     start = c.time("ChargePeriodStart")
@@ -380,7 +409,7 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
         "region": pl.coalesce(c.text("RegionId"), c.text("Region")),
         "availability_zone": c.text("AvailabilityZone"),
         "resource_id": c.text("ResourceId"),
-        "instance_type": pl.lit(None, pl.String),
+        "instance_type": _focus_instance_type(c),
         "product_family": c.text("ServiceCategory"),
         "pricing_term": c.text("PricingCategory"),
         "usage_amount": pl.coalesce(c.number("ConsumedQuantity"), c.number("PricingQuantity"), pl.lit(0.0)),
@@ -422,16 +451,40 @@ class Plan:
     lookups: list[Lookup]
 
     def source(self, lf: pl.LazyFrame, ordered: bool = False) -> pl.LazyFrame:
-        """The raw frame with each lookup joined (one pre-pass reads the distinct values of the looked-up columns).
+        """The raw frame with each lookup joined: one pre-pass reads the distinct values of the looked-up columns
+        (keyed by hash), the lookup expressions run once per distinct value, the main pass joins on the hash.
+        Lookups whose column is mostly distinct (or whose hash collides) are computed per row instead.
         Row order is kept only when asked: the lake does not need it and streaming is faster without."""
         by_column: dict[str, list[Lookup]] = {}
         for lk in self.lookups:
             by_column.setdefault(lk.column, []).append(lk)
-        tables = pl.collect_all([lf.select(pl.col(c)).unique() for c in by_column]) if by_column else []
-        for (column, lookups), table in zip(by_column.items(), tables):
-            table = table.with_columns(lk.expr.alias(lk.name) for lk in lookups)
-            lf = lf.join(table.lazy(), on=column, how="left", nulls_equal=True,
-                         maintain_order="left" if ordered else "none")
+        if not by_column:
+            return lf
+        key = lambda c: pl.col(c).hash(LOOKUP_SEED)  # noqa: E731
+        sample = lf.head(LOOKUP_SAMPLE_ROWS).select(
+            pl.len().alias("__n"), *[key(c).n_unique().alias(c) for c in by_column]).collect()
+        n = max(sample["__n"].item(), 1)
+        keyed = [c for c in by_column if sample[c].item() <= max(LOOKUP_MAX_DISTINCT_SHARE * n, 1000)]
+        tables = pl.collect_all([
+            lf.group_by(key(c).alias("__key")).agg(
+                pl.col(c).first(), pl.col(c).hash(CHECK_SEED).min().alias("__lo"),
+                pl.col(c).hash(CHECK_SEED).max().alias("__hi"))
+            for c in keyed
+        ]) if keyed else []
+        per_row = [c for c in by_column if c not in keyed]
+        for column, table in zip(keyed, tables):
+            lookups = by_column[column]
+            if (table["__lo"] != table["__hi"]).any():  # two values share a key: never guess, compute per row
+                per_row.append(column)
+                continue
+            keys = table["__key"]
+            lf = lf.with_columns(
+                pl.col(column).map_batches(_lookup_batch(keys, table.select(lk.expr).to_series()),
+                                           return_dtype=lk.dtype, is_elementwise=True).alias(lk.name)
+                for lk in lookups
+            )
+        if per_row:
+            lf = lf.with_columns(lk.expr.alias(lk.name) for c in per_row for lk in by_column[c])
         return lf
 
 

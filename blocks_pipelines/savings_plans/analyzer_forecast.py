@@ -133,10 +133,8 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
 
     step_at, step_size = _detect_step(logs, noise)
     window = step_at if step_at is not None else min(n_days, STEP_SEARCH_DAYS + STEP_BEFORE_DAYS)
-    slope, slope_se = _trend(logs[-min(window, TREND_WINDOW_DAYS):], noise)
-    # day i (0-based from the oldest) is centred (n_days - i - 0.5) days before the decision
-    level_days = min(window, LEVEL_WINDOW_DAYS)
-    level = median(logs[n_days - 1 - k] + slope * (k + 0.5) for k in range(level_days))
+    trend_logs = logs[-min(window, TREND_WINDOW_DAYS):]
+    slope, _ = _trend(trend_logs, noise)
     season = _annual_cycle(logs) if step_at is None and n_days >= SEASON_MIN_DAYS else None
     season_logs = logs
     if season is not None:
@@ -144,6 +142,12 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
         season_logs = [v - _cycle(c, s_, -(n_days - i - 0.5)) for i, v in enumerate(logs)]
     volatility = _monthly_volatility(season_logs[-window:] if window >= 42 else season_logs,
                                      slope if season is None else season[2])
+    # the level drifts as a random walk (volatility), and a random walk shows apparent trends: the slope's
+    # shrinkage toward zero must count that drift as well as day-to-day noise
+    slope, slope_se = _trend(trend_logs, noise, volatility**2 / 30.0)
+    # day i (0-based from the oldest) is centred (n_days - i - 0.5) days before the decision
+    level_days = min(window, LEVEL_WINDOW_DAYS)
+    level = median(logs[n_days - 1 - k] + slope * (k + 0.5) for k in range(level_days))
 
     shape_days = min(window, SHAPE_WINDOW_DAYS)
     recent_days = []
@@ -273,9 +277,16 @@ def _abs_dev(values: list[float]) -> float:
     return sum(abs(v - mid) for v in values)
 
 
-def _trend(logs: list[float], noise: float) -> tuple[float, float]:
+def _trend(logs: list[float], noise: float, walk_var_per_day: float = 0.0) -> tuple[float, float]:
     """(slope per day, its standard error): recency-weighted Theil-Sen over whole-week day pairs, shrunk
-    toward zero by a +-5%/month prior so a few weeks of data cannot project a steep trend."""
+    toward zero by a +-5%/month prior so a few weeks of data cannot project a steep trend.
+
+    The shrinkage weighs the slope against the error of a recency-weighted least-squares slope when the level
+    is a trend plus a random walk of `walk_var_per_day` plus day-to-day noise (inflated for the median's
+    inefficiency): a drifting level fakes trends, so on flat-but-noisy usage an apparent slope is mostly shrunk
+    away instead of being projected for a year. The returned standard error (which widens the projected level)
+    counts the noise only: the walk's future spread is already in the forecast's volatility.
+    """
     n = len(logs)
     if n < 14:
         return 0.0, PRIOR_SLOPE_SE_PER_DAY
@@ -285,11 +296,26 @@ def _trend(logs: list[float], noise: float) -> tuple[float, float]:
             age = n - (i + lag / 2.0)
             pairs.append(((logs[i + lag] - logs[i]) / lag, 0.5 ** (age / TREND_HALF_LIFE_DAYS)))
     slope = _weighted_median(pairs)
-    # OLS standard error for n evenly spaced days, inflated by the median's inefficiency
-    data_var = (1.25 * noise) ** 2 / (n * (n * n - 1) / 12.0)
+    noise_var = _slope_variance(n, (1.25 * noise) ** 2, 0.0)
+    data_var = noise_var + _slope_variance(n, 0.0, walk_var_per_day)
     prior_var = PRIOR_SLOPE_SE_PER_DAY**2
     shrink = prior_var / (prior_var + data_var)
-    return slope * shrink, math.sqrt(shrink * data_var)
+    return slope * shrink, math.sqrt(shrink * noise_var)
+
+
+def _slope_variance(n: int, noise_var: float, walk_var_per_day: float) -> float:
+    """Variance of the recency-weighted least-squares slope over n daily values y_i = a + b i + walk_i + e_i."""
+    weights = [0.5 ** ((n - i - 0.5) / TREND_HALF_LIFE_DAYS) for i in range(n)]
+    total = sum(weights)
+    centre = sum(w * i for i, w in enumerate(weights)) / total
+    spread = sum(w * (i - centre) ** 2 for i, w in enumerate(weights))
+    coef = [w * (i - centre) / spread for i, w in enumerate(weights)]
+    # the walk's step into day k moves every later day: its weight in the slope is the tail sum of coef
+    tail, walk_sum = 0.0, 0.0
+    for c in reversed(coef[1:]):
+        tail += c
+        walk_sum += tail * tail
+    return noise_var * sum(c * c for c in coef) + walk_var_per_day * walk_sum
 
 
 def _monthly_volatility(logs: list[float], slope: float) -> float:
