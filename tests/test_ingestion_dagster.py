@@ -109,7 +109,8 @@ def test_sensor_run_ingests_the_delivery_it_names(globex, tmp_path):
     _deliver(globex, "2026-10", 300, tmp_path)
     defs = build_ingestion_defs(globex)
     sensor = defs.resolve_sensor_def("globex__cur_delivery_sensor")
-    [request] = sensor(dg.build_sensor_context(definitions=defs)).run_requests
+    instance = dg.DagsterInstance.ephemeral()
+    [request] = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-10-01-00:00", "2026-10-31-23:00")
     # run the named delivery over its first day (the whole month is the same code, 31 times the partitions)
     tags = {**request.tags, RANGE_END_TAG: "2026-10-01-23:00"}
@@ -117,3 +118,18 @@ def test_sensor_run_ingests_the_delivery_it_names(globex, tmp_path):
     assert result.success
     md = result.get_asset_materialization_events()[0].materialization.metadata
     assert md["deliveries"].value[0]["delivery_id"] == request.run_key
+
+
+def test_sensor_skips_a_delivery_already_ingested_by_another_path(globex, tmp_path):
+    """`blocks materialize` ingests with the same tags; a sensor starting afterwards must not ingest it again."""
+    oct_id = _deliver(globex, "2026-10", 50, tmp_path)
+    defs = build_ingestion_defs(globex)
+    sensor = defs.resolve_sensor_def("globex__cur_delivery_sensor")
+    instance = dg.DagsterInstance.ephemeral()
+    [request] = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
+    tags = {**request.tags, RANGE_END_TAG: "2026-10-01-01:00"}
+    assert dg.materialize([_asset(defs)], tags=tags, instance=instance).success
+
+    fresh = sensor(dg.build_sensor_context(instance=instance, definitions=defs))  # no cursor: a new daemon
+    assert fresh.run_requests == []
+    assert json.loads(fresh.cursor)["deliveries"] == {"2026-10": oct_id}

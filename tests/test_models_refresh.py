@@ -39,3 +39,19 @@ def test_sensor_launches_one_run_over_changed_days_then_waits(blocks_env):
         assert {"spend_hourly", "sp_position_hourly", "savings_projection", "recommendations", "sp_monitoring"} <= names
         assert not names & {"sp_proposals", "sp_approvals", "sp_purchases", "cur_line_items"}
     assert date.fromisoformat(request.tags["dagster/asset_partition_range_end"]) >= tenant.history_start
+
+
+def test_sensor_ignores_line_items_that_a_mart_build_already_followed(blocks_env):
+    tenant = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
+    defs = build_tenant_defs(tenant)
+    sensor = build_models_refresh_sensor(tenant)
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-02-22:00"))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(dg.AssetKey(["globex", "spend_hourly"]), partition="2026-09-02"))
+        assert not sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-07-01:00"))
+        (request,) = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
+        assert request.tags["dagster/asset_partition_range_start"] == "2026-09-07"

@@ -141,6 +141,10 @@ def _delivery_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDefinit
         for d in discover_deliveries(tenant, today=now.date()):
             if not d.billing_period or seen.get(d.billing_period) == d.delivery_id:
                 continue
+            if _already_ingested(context.instance, d.delivery_id):
+                # ingested by another path (`blocks materialize`, a manual launch): nothing to launch again
+                seen[d.billing_period], final[d.billing_period] = d.delivery_id, d.is_final
+                continue
             request = delivery_run_request(tenant, d, now)
             if request is None:
                 continue
@@ -160,6 +164,13 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
         description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
     )
     return dg.Definitions(assets=[asset], sensors=[_delivery_sensor(tenant, asset.key)])
+
+
+def _already_ingested(instance: dg.DagsterInstance, delivery_id: str) -> bool:
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(tags={DELIVERY_TAG: delivery_id}, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+    )
+    return bool(runs)
 
 
 def delivery_run_request(tenant: TenantConfig, d: "Delivery", now: datetime) -> dg.RunRequest | None:

@@ -31,6 +31,7 @@ def build_models_refresh_sensor(tenant: TenantConfig) -> dg.SensorDefinition:
         *(dg.AssetKey([t, name]) for name in NOT_REFRESHED)
     )
     daily = tenant_daily_partitions(tenant)
+    marts_probe = dg.AssetKey([t, "spend_hourly"])  # built last in every mart run that follows the line items
 
     @dg.sensor(
         name=f"{t}__models_refresh_sensor", asset_selection=target, minimum_interval_seconds=60,
@@ -39,6 +40,12 @@ def build_models_refresh_sensor(tenant: TenantConfig) -> dg.SensorDefinition:
     )
     def models_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         after = json.loads(context.cursor)["after"] if context.cursor else None
+        # Line items already followed by a mart build (e.g. `blocks materialize`) need no refresh.
+        built = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=marts_probe), limit=1, ascending=False
+        ).records
+        if built and (after is None or built[0].storage_id > after):
+            after = built[0].storage_id
         keys: list[str] = []
         last = after
         while True:
