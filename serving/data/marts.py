@@ -51,3 +51,14 @@ def empty_table_sql(mart: str) -> str:
 def projection_sql(mart: str) -> str:
     """Select exactly the contract columns, cast to the contract types, so a mart with extra columns still loads."""
     return ", ".join(f"CAST({name} AS {sql_type}) AS {name}" for name, sql_type in MART_COLUMNS[mart].items())
+
+
+def derive_spend_daily(conn) -> None:
+    """spend_daily from spend_hourly, for tenants whose lake has only the hourly mart (and for sample data)."""
+    conn.execute("""
+        CREATE OR REPLACE TABLE spend_daily AS
+        SELECT tenant_id, usage_date, billing_period, usage_account_id, account_name, ou_path, region, service,
+               charge_class, tags, sum(unblended_cost) AS unblended_cost, sum(amortized_cost) AS amortized_cost,
+               sum(public_on_demand_cost) AS public_on_demand_cost
+        FROM spend_hourly GROUP BY ALL
+    """)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from serving.data.marts import MARTS, empty_table_sql, projection_sql
+from serving.data.marts import MARTS, derive_spend_daily, empty_table_sql, projection_sql
 
 # service code, region, usage type, base hourly cost, share covered by Savings Plans
 SERVICES: tuple[tuple[str, str | None, str, float, float], ...] = (
@@ -94,13 +94,7 @@ def build_sample_marts(
                on_demand * 10 * sp_share, tags
         FROM _usage WHERE sp_share > 0
     """)
-    conn.execute("""
-        CREATE OR REPLACE TABLE spend_daily AS
-        SELECT tenant_id, usage_date, billing_period, usage_account_id, account_name, ou_path, region, service,
-               charge_class, tags, sum(unblended_cost) AS unblended_cost, sum(amortized_cost) AS amortized_cost,
-               sum(public_on_demand_cost) AS public_on_demand_cost
-        FROM spend_hourly GROUP BY ALL
-    """)
+    derive_spend_daily(conn)
     _build_sp_marts(conn, tenant_id)
     _build_projection(conn, tenant_id, end)
     _build_recommendations(conn, tenant_id, accounts, end, scale)

@@ -20,7 +20,7 @@ import duckdb
 
 from blocks_pipelines.lake import fs
 from blocks_pipelines.lake.layout import mart_uri
-from serving.data.marts import MART_COLUMNS, MARTS, empty_table_sql, projection_sql
+from serving.data.marts import MART_COLUMNS, MARTS, derive_spend_daily, empty_table_sql, projection_sql
 from serving.data.sample import build_sample_marts
 
 READY = "ready"
@@ -210,7 +210,7 @@ class MartStore:
                     if mart not in present:
                         conn.execute(empty_table_sql(mart))
                 if "spend_daily" not in present:
-                    _derive_daily(conn)
+                    derive_spend_daily(conn)
             else:
                 status = BACKFILL_PENDING
                 yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
@@ -237,13 +237,3 @@ class MartStore:
         # tenant_id filter: a mis-exported file holding several tenants still yields only this tenant's rows.
         conn.execute(f"CREATE OR REPLACE TABLE {f.mart} AS SELECT {projection_sql(f.mart)} "
                      f"FROM read_parquet(?) WHERE tenant_id = ?", [str(local), tenant_id])
-
-
-def _derive_daily(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute("""
-        CREATE OR REPLACE TABLE spend_daily AS
-        SELECT tenant_id, usage_date, billing_period, usage_account_id, account_name, ou_path, region, service,
-               charge_class, tags, sum(unblended_cost) AS unblended_cost, sum(amortized_cost) AS amortized_cost,
-               sum(public_on_demand_cost) AS public_on_demand_cost
-        FROM spend_hourly GROUP BY ALL
-    """)
