@@ -182,3 +182,36 @@ def test_a_file_mixing_timestamp_forms_is_read_with_the_general_parser(blocks_en
     df.write_csv(path)
     summary = ingest_delivery(acme, str(path))
     assert summary.rows == 600 and summary.matches
+
+
+def test_focus_instance_type_from_x_columns_sku_details_or_usage_type():
+    lf = pl.LazyFrame({
+        "ProviderName": ["AWS"] * 4,
+        "BillingAccountId": ["111111111111"] * 4,
+        "ChargePeriodStart": ["2026-11-01T00:00:00Z"] * 4,
+        "ChargePeriodEnd": ["2026-11-01T01:00:00Z"] * 4,
+        "ChargeCategory": ["Usage"] * 4,
+        "BilledCost": ["1", "1", "1", "1"],
+        "EffectiveCost": ["1", "1", "1", "1"],
+        "BillingCurrency": ["USD"] * 4,
+        "x_InstanceType": ["c6i.xlarge", None, None, None],
+        "SkuPriceDetails": [None, '{"InstanceType": "r5.2xlarge"}', None, None],
+        "x_UsageType": ["EUW1-BoxUsage:m5.large", None, "USE1-InstanceUsage:db.r5.large", "USE1-TimedStorage-ByteHrs"],
+    })
+    df = normalize(lf, "focus", SourceContext("t1", "d1", "f.csv")).collect()
+    assert df["instance_type"].to_list() == ["c6i.xlarge", "r5.2xlarge", "db.r5.large", None]
+
+
+def test_cur2_csv_map_columns_get_legacy_tag_keys(tmp_path):
+    from blocks_pipelines.ingestion.synthetic import cur2_frame
+
+    raw = cur2_frame(10, "2026-11", "111111111111", ["111111111112"])
+    maps = [c for c, t in raw.schema.items() if isinstance(t, pl.List)]  # AWS writes map columns as JSON in CSV
+    as_text = raw.with_columns(
+        pl.col(c).map_elements(lambda m: json.dumps({e["key"]: e["value"] for e in m}), return_dtype=pl.String)
+        for c in maps
+    )
+    lf = as_text.select(pl.all().cast(pl.String)).lazy()
+    df = normalize(lf, "cur2", SourceContext("t1", "d1", "x.csv.gz")).collect()
+    tags = json.loads(df["tags"][0])
+    assert set(tags) == {"user:team", "user:env"}
