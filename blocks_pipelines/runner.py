@@ -12,6 +12,7 @@ import dagster as dg
 from blocks_pipelines.lake import fs
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
+from blocks_pipelines.tenants.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 Echo = Callable[[str], None]
 # Step-by-step DEBUG events go to the instance (the UI shows them); the terminal only needs warnings.
@@ -56,11 +57,6 @@ def generate_demo_sources(tenants: list[TenantConfig], *, months: int, seed: int
              f"(${total:,.2f} unblended) in {out}")
 
 
-# One run covers the partition key range [start, end] (inclusive) when these tags are set.
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-
-
 def materialize_tenant(
     tenant: TenantConfig,
     *,
@@ -100,7 +96,7 @@ def materialize_tenant(
             first, last = pdef.get_first_partition_key(), pdef.get_last_partition_key()
             if first is None or last is None:
                 continue
-            run(what, group, {RANGE_START: first, RANGE_END: last})
+            run(what, group, {RANGE_START_TAG: first, RANGE_END_TAG: last})
 
     if select:
         keys = sorted(dg.AssetSelection.from_string(select).resolve(graph))

@@ -17,7 +17,7 @@ from dagster import AssetExecutionContext, SensorEvaluationContext
 
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
-from blocks_pipelines.tenants.partitions import PARTITION_FMT, tenant_hourly_partitions
+from blocks_pipelines.tenants.partitions import PARTITION_FMT, RANGE_END_TAG, RANGE_START_TAG, tenant_hourly_partitions
 from blocks_pipelines.tenants.templates import bind, copy_for_tenant, template_key, tenant_of
 
 if TYPE_CHECKING:
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from blocks_pipelines.ingestion.deliveries import Delivery
 
 LAKE_TABLE = "cur_line_items"  # blocks_pipelines.ingestion.schema.LAKE_TABLE, without importing polars
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 MANIFEST_TAG = "blocks/cur_manifest"
 DELIVERY_TAG = "blocks/delivery_id"
 PERIOD_TAG = "blocks/billing_period"

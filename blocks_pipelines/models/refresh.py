@@ -10,10 +10,8 @@ import json
 import dagster as dg
 
 from blocks_pipelines.tenants.config import TenantConfig
-from blocks_pipelines.tenants.partitions import tenant_daily_partitions
+from blocks_pipelines.tenants.partitions import RANGE_END_TAG, RANGE_START_TAG, tenant_daily_partitions
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 # Proposals and purchases are decisions, not derived data: they never run just because data changed.
 NOT_REFRESHED = ("sp_proposals", "sp_approvals", "sp_purchases")
 
@@ -65,7 +63,7 @@ def build_models_refresh_sensor(tenant: TenantConfig) -> dg.SensorDefinition:
         start = min(span[0], end)
         context.log.info(f"{t}: line items changed on {span[0]}..{span[1]}; rebuilding marts {start}..{end}")
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"refresh-{last}", tags={RANGE_START: start, RANGE_END: end,
+            run_requests=[dg.RunRequest(run_key=f"refresh-{last}", tags={RANGE_START_TAG: start, RANGE_END_TAG: end,
                                                                           "blocks/tenant": t})],
             cursor=json.dumps({"after": last}),
         )

@@ -10,6 +10,9 @@ import dagster as dg
 from blocks_pipelines.tenants.config import TenantConfig
 
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
+# A run carrying these tags covers the partition key range [start, end] (inclusive) in one go.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @lru_cache(maxsize=None)
