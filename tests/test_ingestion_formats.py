@@ -215,3 +215,43 @@ def test_cur2_csv_map_columns_get_legacy_tag_keys(tmp_path):
     df = normalize(lf, "cur2", SourceContext("t1", "d1", "x.csv.gz")).collect()
     tags = json.loads(df["tags"][0])
     assert set(tags) == {"user:team", "user:env"}
+
+
+def _tagged_rows(n: int) -> pl.LazyFrame:
+    kv = lambda k, v: {"key": k, "value": v}  # noqa: E731
+    return pl.LazyFrame({
+        "line_item_line_item_type": ["Usage"] * n,
+        "line_item_usage_start_date": ["2026-11-01T00:00:00Z"] * n,
+        "line_item_unblended_cost": [1.0] * n,
+        "line_item_currency_code": ["USD"] * n,
+        "bill_payer_account_id": ["111111111111"] * n,
+        "line_item_usage_account_id": ["111111111112"] * n,
+        # every third row shares a tag set, the rest are distinct: both paths of the per-batch lookup
+        "resource_tags": [[kv("user_team", f"team-{i % 3 if i % 2 else i}"), kv("user_env", "prod")]
+                          for i in range(n)],
+        "billing_period": ["2026-11"] * n,
+    })
+
+
+def test_looked_up_tags_equal_the_per_row_json():
+    from blocks_pipelines.ingestion.formats import plan
+
+    lf = _tagged_rows(5_000)
+    ctx = SourceContext("t1", "d1", "x.parquet")
+    schema = dict(lf.collect_schema())
+    looked_up = plan(schema, "cur2", ctx, lookups=True)
+    per_row = plan(schema, "cur2", ctx, lookups=False)
+    assert looked_up.lookups and not per_row.lookups
+    a = looked_up.source(lf).select(looked_up.exprs).collect()["tags"]
+    b = per_row.source(lf).select(per_row.exprs).collect()["tags"]
+    assert a.to_list() == b.to_list()
+    assert json.loads(a[4]) == {"user:team": "team-4", "user:env": "prod"}
+
+
+def test_a_hash_collision_never_gives_a_row_another_rows_tags(monkeypatch):
+    """Every row hashing to one key is the worst collision: each row must still get its own tags."""
+    lf = _tagged_rows(50)
+    monkeypatch.setattr(pl.Series, "hash", lambda self, *a, **k: pl.Series(self.name, [0] * self.len(), pl.UInt64))
+    df = normalize(lf, "cur2", SourceContext("t1", "d1", "x.parquet")).collect()
+    assert [json.loads(t)["user:team"] for t in df["tags"]] == [
+        f"team-{i % 3 if i % 2 else i}" for i in range(50)]
