@@ -25,14 +25,22 @@ def utc(*a):
 
 @pytest.mark.parametrize("text", [
     "2023-06-01T05:00:00Z", "2023-06-01 05:00:00", "2023-06-01T05:00:00.000Z", "2023-06-01 05:00:00.000",
+    # FOCUS exports of other providers
+    "2023-06-01T05:00Z", "2023-06-01 05:00:00 UTC", "2023-06-01T05:00:00+00:00", "2023-06-01T07:00:00+02:00",
+    "2023-06-01T00:30:00-0430", "2023-06-01T05:00:00.123456Z",
 ])
 def test_every_cur_timestamp_form_reads_as_utc(text):
     out = pl.select(parse_utc(pl.lit(text), pl.String)).item()
     assert out == utc(2023, 6, 1, 5)
 
 
-def test_unparseable_timestamp_reads_as_null_for_the_checker():
-    assert pl.select(parse_utc(pl.lit("06/01/2023 5am"), pl.String)).item() is None
+@pytest.mark.parametrize("text", ["06/01/2023 5am", "2023-06-01T05:00:00+2", "2023-13-01T00:00:00Z", "yesterday"])
+def test_unparseable_timestamp_reads_as_null_for_the_checker(text):
+    assert pl.select(parse_utc(pl.lit(text), pl.String)).item() is None
+
+
+def test_a_date_alone_is_its_midnight_utc():
+    assert pl.select(parse_utc(pl.lit("2023-06-01"), pl.String)).item() == utc(2023, 6, 1)
 
 
 def test_legacy_csv_with_savings_plan_rows_and_cost_categories():

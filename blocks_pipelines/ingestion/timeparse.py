@@ -1,8 +1,8 @@
 """Every timestamp form seen in real exports, read as a UTC datetime with vectorized polars expressions.
 
-Forms: `2023-06-01T00:00:00Z`, `2023-06-01 00:00:00`, `2023-06-01T00:00:00.000Z`, `2022-07-01 00:00:00.000`,
-`2023-06-01` and identity/TimeInterval ranges `start/end`. Offsets other than Z do not occur in CUR; they are rejected
-(as unparseable) rather than silently shifted.
+AWS CUR forms: `2023-06-01T00:00:00Z`, `2023-06-01 00:00:00`, `2023-06-01T00:00:00.000Z`, `2022-07-01 00:00:00.000`,
+`2023-06-01` and identity/TimeInterval ranges `start/end`. FOCUS exports of other providers add minute precision
+(`2024-09-01T00:00Z`), a ` UTC` suffix and numeric offsets (`+00:00`, `+0200`): offsets are converted to UTC.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ def parse_utc(expr: pl.Expr, dtype: pl.DataType, strict: bool = False) -> pl.Exp
     if dtype == pl.Date:
         return expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     s = expr.cast(pl.String).str.strip_chars()
-    # Normalize the separators and drop sub-seconds / a trailing Z, so one format reads all CUR forms.
-    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?Z?$", "$1 $2")
+    # One canonical text per value, `YYYY-MM-DD HH:MM:SS+HHMM`, so one strict format reads every form.
     s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})$", "$1 00:00:00")
-    return s.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=strict, time_unit="us").dt.replace_time_zone("UTC")
+    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|\s*UTC|[+-]\d{2}:?\d{2})?$", "$1:00$2")
+    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?\s*(?:Z|UTC)?$", "$1 $2+0000")
+    s = s.str.replace(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?([+-]\d{2}):?(\d{2})$", "$1 $2$3$4")
+    return s.str.to_datetime("%Y-%m-%d %H:%M:%S%z", strict=strict, time_unit="us").dt.convert_time_zone("UTC")
 
 
 # The exact forms real exports use, tried on a sample of each column so the hot path parses with one fixed format.
