@@ -15,6 +15,11 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from dagster import AssetExecutionContext, SensorEvaluationContext
 
+from blocks_pipelines.ingestion.cost_explorer_defs import (
+    cost_explorer_asset,
+    cost_explorer_resources,
+    cost_explorer_sensor,
+)
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
 from blocks_pipelines.tenants.partitions import PARTITION_FMT, RANGE_END_TAG, RANGE_START_TAG, tenant_hourly_partitions
@@ -161,7 +166,10 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
         _template(), tenant, partitions_def=tenant_hourly_partitions(tenant),
         description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
     )
-    return dg.Definitions(assets=[asset], sensors=[_delivery_sensor(tenant, asset.key)])
+    ce = cost_explorer_asset(tenant)
+    return dg.Definitions(assets=[asset, ce], sensors=[_delivery_sensor(tenant, asset.key),
+                                                       cost_explorer_sensor(tenant, ce.key)],
+                          resources=cost_explorer_resources())
 
 
 def _already_ingested(instance: dg.DagsterInstance, delivery_id: str) -> bool:

@@ -17,14 +17,32 @@ NOT_REFRESHED = ("sp_proposals", "sp_approvals", "sp_purchases")
 
 
 def affected_days(partition_keys: list[str]) -> tuple[str, str] | None:
-    """First and last UTC day (YYYY-MM-DD) touched by hourly partition keys (YYYY-MM-DD-HH:MM)."""
+    """First and last UTC day (YYYY-MM-DD) touched by hourly (YYYY-MM-DD-HH:MM) or daily (YYYY-MM-DD) keys."""
     days = sorted({k[:10] for k in partition_keys if k})
     return (days[0], days[-1]) if days else None
+
+
+def _changed_partitions(instance: dg.DagsterInstance, key: dg.AssetKey,
+                        after: int | None) -> tuple[list[str], int | None]:
+    """Partition keys of key's materializations after storage id `after`, and the last storage id seen."""
+    keys: list[str] = []
+    last = after
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=last), limit=5000, ascending=True
+        )
+        keys += [r.partition_key for r in page.records if r.partition_key]
+        if page.records:
+            last = page.records[-1].storage_id
+        if not page.has_more:
+            return keys, last
 
 
 def build_models_refresh_sensor(tenant: TenantConfig) -> dg.SensorDefinition:
     t = tenant.id
     line_items = dg.AssetKey([t, "cur_line_items"])
+    # Cost Explorer rows land in the same lake table until CUR arrives; its daily keys map to days as hourly ones do
+    sources = (line_items, dg.AssetKey([t, "cost_explorer_line_items"]))
     target = dg.AssetSelection.keys(line_items).downstream(include_self=False) - dg.AssetSelection.keys(
         *(dg.AssetKey([t, name]) for name in NOT_REFRESHED)
     )
@@ -46,15 +64,10 @@ def build_models_refresh_sensor(tenant: TenantConfig) -> dg.SensorDefinition:
             after = built[0].storage_id
         keys: list[str] = []
         last = after
-        while True:
-            page = context.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=line_items, after_storage_id=last), limit=5000, ascending=True
-            )
-            keys += [r.partition_key for r in page.records if r.partition_key]
-            if page.records:
-                last = page.records[-1].storage_id
-            if not page.has_more:
-                break
+        for source in sources:
+            source_keys, source_last = _changed_partitions(context.instance, source, after)
+            keys += source_keys
+            last = max((i for i in (last, source_last) if i is not None), default=None)
         span = affected_days(keys)
         if span is None or last is None:
             return dg.SensorResult(cursor=json.dumps({"after": last}) if last else context.cursor)
