@@ -105,15 +105,21 @@ def materialize_tenant(
         return summary
 
     line_items = dg.AssetKey([tenant.id, "cur_line_items"])
-    for delivery in discover_deliveries(tenant):
+    cost_explorer = dg.AssetKey([tenant.id, "cost_explorer_line_items"])
+    deliveries = discover_deliveries(tenant)
+    for delivery in deliveries:
         request = delivery_run_request(tenant, delivery, datetime.now(timezone.utc))
         if request is None:
             continue
         run(f"ingest {delivery.billing_period} delivery {delivery.delivery_id}", [line_items],
             dict(request.tags), request.run_config)
+    if not deliveries and graph.has(cost_explorer):
+        # what the tenant's Cost Explorer sensor does until the first CUR delivery lands
+        run_partitioned("Cost Explorer backfill (no CUR delivered yet)", [cost_explorer])
 
     marts = sorted(k for k in graph.get_all_asset_keys()
-                   if k != line_items and graph.get(k).partitions_def is not None and k.path[0] == tenant.id)
+                   if k not in (line_items, cost_explorer) and graph.get(k).partitions_def is not None
+                   and k.path[0] == tenant.id)
     run_partitioned("dbt models over the tenant's history", marts)
     manual = {dg.AssetKey([tenant.id, "sp_approvals"]), dg.AssetKey([tenant.id, "sp_purchases"])}
     rest = sorted(k for k in graph.get_all_asset_keys()
