@@ -230,5 +230,8 @@ def resolve_tenant(tenant: "TenantConfig | str", tenants_dir: Path | None = None
         tenants_dir = get_settings().tenants_dir
     registry = {t.id: t for t in load_registry(tenants_dir)}
     if tenant not in registry:
-        raise KeyError(f"unknown tenant {tenant!r}: add assets_config/tenants/{tenant}.yaml (known: {sorted(registry)})")
+        raise KeyError(
+            f"unknown tenant {tenant!r}: add assets_config/tenants/{tenant}.yaml, e.g. with `blocks tenants add "
+            f"--id {tenant} --name ... --payer <payer account id> --history-start YYYY-MM-DD` (known: {sorted(registry)})"
+        )
     return registry[tenant]
