@@ -232,6 +232,7 @@ def resolve_tenant(tenant: "TenantConfig | str", tenants_dir: Path | None = None
     if tenant not in registry:
         raise KeyError(
             f"unknown tenant {tenant!r}: add assets_config/tenants/{tenant}.yaml, e.g. with `blocks tenants add "
-            f"--id {tenant} --name ... --payer <payer account id> --history-start YYYY-MM-DD` (known: {sorted(registry)})"
+            f"--id {tenant} --name ... --payer <payer account id> --history-start YYYY-MM-DD` "
+            f"(known: {sorted(registry)})"
         )
     return registry[tenant]
