@@ -131,3 +131,17 @@ def test_every_command_has_help():
         result = runner.invoke(main, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert "unavailable" not in result.output, name
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--payer", "0099999999999", "an AWS account id is 12 digits, got '0099999999999'"),
+    ("--id", "Umbrella", "field 'id': String should match pattern"),
+])
+def test_cli_add_names_the_one_bad_value(blocks_env, flag, value, expected):
+    args = {"--id": "umbrella", "--name": "Umbrella", "--payer": "444444444444", "--history-start": "2026-01-01"}
+    args[flag] = value
+    result = CliRunner().invoke(main, ["tenants", "add", *[x for kv in args.items() for x in kv]])
+    assert result.exit_code != 0
+    assert expected in result.output
+    assert "pydantic.dev" not in result.output and "Traceback" not in result.output
+    assert not (get_settings().tenants_dir / "umbrella.yaml").exists()

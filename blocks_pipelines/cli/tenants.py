@@ -8,11 +8,13 @@ from datetime import date
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import (
     TenantConfig,
     TenantConfigError,
+    describe_validation_error,
     dump_tenant,
     load_registry,
     load_tenant_file,
@@ -110,11 +112,18 @@ def new_tenant(
     )
 
 
+def _account_id(value: str) -> str:
+    if not (len(value) == 12 and value.isdigit()):
+        raise click.BadParameter(f"an AWS account id is 12 digits, got {value!r} ({len(value)} characters)")
+    return value
+
+
 @tenants.command("add")
 @config_option
 @click.option("--id", "tenant_id", required=True, help="Tenant id: lowercase letters, digits and _.")
 @click.option("--name", required=True, help="Display name.")
-@click.option("--payer", required=True, help="12-digit payer (management) account id.")
+@click.option("--payer", required=True, callback=lambda ctx, param, v: _account_id(v),
+              help="12-digit payer (management) account id.")
 @click.option("--format", "fmt", type=click.Choice(["cur1", "cur2", "focus"]), default="cur2", show_default=True)
 @click.option("--source-uri", default=None, help="s3://bucket/prefix or a local folder (default: sources/<id>).")
 @click.option("--report-name", default=None, help="CUR report / Data Exports export name.")
@@ -132,8 +141,8 @@ def add(config_dir, tenant_id, name, payer, fmt, source_uri, report_name, histor
     try:
         tenant = new_tenant(tenant_id, name, payer, fmt, source_uri, report_name, history_start.date(),
                             max_hourly_commitment, role_arn)
-    except Exception as exc:  # pydantic ValidationError: show it with the field names
-        raise click.ClickException(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        raise click.ClickException(f"{path}: " + "; ".join(describe_validation_error(exc))) from exc
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_tenant(tenant))
     click.echo(f"wrote {path}")

@@ -158,7 +158,7 @@ class TenantConfigError(ValueError):
         super().__init__(f"{path}: invalid tenant file\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def _describe(err: ValidationError) -> list[str]:
+def describe_validation_error(err: ValidationError) -> list[str]:
     out = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(root)"
@@ -178,7 +178,7 @@ def load_tenant_file(path: Path) -> TenantConfig:
     try:
         tenant = TenantConfig.model_validate(raw)
     except ValidationError as exc:
-        raise TenantConfigError(path, _describe(exc)) from exc
+        raise TenantConfigError(path, describe_validation_error(exc)) from exc
     if path.stem != tenant.id:
         raise TenantConfigError(path, [f"field 'id': {tenant.id!r} must match the file name {path.stem!r}.yaml"])
     return tenant
