@@ -1,44 +1,54 @@
-"""Serving benchmark: uvicorn on loopback, 32 concurrent httpx clients.
+"""Serving benchmark: uvicorn on loopback, 32 concurrent keep-alive connections, a cheap load generator.
 
 Targets: GET /api/spend over a year of hourly data at daily granularity p95 < 50 ms with zero errors;
 Major Tom (POST /api/chat) first-token p95 < 200 ms.
 
-    python -m benchmarks.bench_serving                 # default: 365 days, 2 tenants, 2,000 spend + 320 chat requests
-    BENCH_SERVING_REQUESTS=10000 BENCH_SERVING_DAYS=730 python -m benchmarks.bench_serving
-    BENCH_SERVING_CLIENT_PROCS=1|2|4 (client processes sharing the 32 clients), BENCH_SERVING_WORKERS (uvicorn)
+The load generator shares the machine with the server, so it must cost little per request: wrk when installed
+(`apt-get install wrk`), else raw asyncio streams in separate processes (benchmarks/http_load.py); never httpx, whose
+~3-5 ms of client CPU per request used to be most of the measured latency. Every response is checked: a first pass
+validates each distinct answer (tenant, query echo, totals vs series; Major Tom's grounding), and under load each
+response must be byte-identical to the validated answer for that tenant and request.
+
+    python -m benchmarks.bench_serving                 # 365 days, 2 tenants, 10 s per phase
+    BENCH_SERVING_SECONDS=30 BENCH_SERVING_DAYS=730 python -m benchmarks.bench_serving
+    BENCH_SERVING_CLIENT=wrk|lean (default: wrk when installed), BENCH_SERVING_CLIENT_PROCS=1|2 (lean client
+    processes), BENCH_SERVING_WORKERS (uvicorn workers, default 1)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+import urllib.request
+from datetime import date, timedelta
 from pathlib import Path
 
-import httpx
+from benchmarks.http_load import (Job, Outcome, drive, drive_processes, http_request, process_cpu_seconds, run_wrk,
+                                  wrk_available)
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = 32
+HOST = "127.0.0.1"
 TENANTS = {"acme_corp": 1.0, "globex": 2.0}
 GROUPINGS = ["", "&group_by=service", "&group_by=account", "&group_by=region", "&group_by=charge_class",
              "&group_by=tag:user:team", "&group_by=service&cost_type=unblended", "&service=AmazonEC2&group_by=account"]
-QUESTIONS = ["Where did the savings come from?", "What should I do next?", "What drives my cost?"]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+QUESTIONS = {"Where did the savings come from?": "savings_source", "What should I do next?": "next_actions",
+             "What drives my cost?": "cost_drivers"}
+FIRST_TOKEN = b"event: token"
+MARKER = re.compile(r"\[(\d+)\]")
 
 
 def free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return s.getsockname()[1]
 
 
@@ -75,107 +85,112 @@ def tokens(home: Path) -> dict[str, str]:
     return {t: issuer.issue(t, ["viewer"], ttl=3600) for t in TENANTS}
 
 
-async def drive(base: str, jobs: list[tuple[str, str, str, dict | None]], first_token: bool, budget_s: float,
-                concurrency: int = CONCURRENCY) -> tuple[list[float], int, float]:
-    """Run jobs (method, url, token, body) with `concurrency` async workers; latency = full response, or the
-    first Major Tom token."""
-    latencies: list[float] = []
-    errors = 0
-    queue: asyncio.Queue = asyncio.Queue()
-    for job in jobs:
-        queue.put_nowait(job)
-    deadline = time.perf_counter() + budget_s
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal errors
-        while not queue.empty() and time.perf_counter() < deadline:
-            method, url, token, body = queue.get_nowait()
-            headers = {"Authorization": f"Bearer {token}"}
-            t0 = time.perf_counter()
-            try:
-                if first_token:
-                    async with client.stream(method, url, json=body, headers=headers) as r:
-                        got = None
-                        async for line in r.aiter_lines():
-                            if got is None and line.startswith("event: token"):
-                                got = time.perf_counter() - t0
-                        if r.status_code != 200 or got is None:
-                            errors += 1
-                        else:
-                            latencies.append(got)
-                else:
-                    r = await client.request(method, url, json=body, headers=headers)
-                    if r.status_code != 200:
-                        errors += 1
-                    else:
-                        latencies.append(time.perf_counter() - t0)
-            except httpx.HTTPError:
-                errors += 1
-
-    t = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    return latencies, errors, time.perf_counter() - t
-
-
-def _client_process(args) -> tuple[list[float], int, float, float]:
-    base, jobs, first_token, budget, concurrency = args
-    cpu0 = time.process_time()
-    lat, errors, elapsed = asyncio.run(drive(base, jobs, first_token, budget, concurrency))
-    return lat, errors, elapsed, time.process_time() - cpu0
-
-
-def drive_processes(base: str, jobs: list, first_token: bool, budget: float, procs: int
-                    ) -> tuple[list[float], int, float, float]:
-    """CONCURRENCY clients split over `procs` processes: one Python process cannot generate load faster than
-    ~2-4 ms of CPU per httpx request, which would otherwise dominate the measured latency."""
-    import multiprocessing
-
-    per = CONCURRENCY // procs
-    shares = [jobs[i::procs] for i in range(procs)]
-    t = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(procs) as pool:
-        results = pool.map(_client_process, [(base, share, first_token, budget, per) for share in shares])
-    elapsed = time.perf_counter() - t
-    lat = [x for r in results for x in r[0]]
-    return lat, sum(r[1] for r in results), max(r[2] for r in results) or elapsed, sum(r[3] for r in results)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (Linux /proc), to show server cost per request independent of machine load."""
+def check_spend(job: Job, body: bytes, start: date, end: date) -> str | None:
+    """What is wrong with a /api/spend answer, or None: right tenant, the query echoed back, a full year of days,
+    totals that add up."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
+        r = json.loads(body)
+    except ValueError:
+        return "not JSON"
+    want_group = re.search(r"group_by=([^&]+)", job.label)
+    days = {pt["period_start"] for pt in r["series"]}
+    if r["tenant_id"] != job.tenant or r["data_status"] != "ready" or r["sample"]:
+        return f"tenant/status {r['tenant_id']}/{r['data_status']}/sample={r['sample']}"
+    if (r["query"]["start"], r["query"]["end"]) != (start.isoformat(), end.isoformat()):
+        return f"range {r['query']['start']}..{r['query']['end']}"
+    if r["query"]["group_by"] != (want_group.group(1) if want_group else None):
+        return f"group_by {r['query']['group_by']}"
+    if len(days) != (end - start).days + 1 or min(days) < start.isoformat() or max(days) > end.isoformat():
+        return f"{len(days)} days in the series"
+    series_total = sum(pt["cost"] for pt in r["series"])
+    if abs(series_total - r["totals"]["cost"]) > 0.01 + 1e-9 * series_total:
+        return f"series sum {series_total:.2f} != totals.cost {r['totals']['cost']:.2f}"
+    if r["totals"]["by_group"] and abs(sum(g["cost"] for g in r["totals"]["by_group"]) - r["totals"]["cost"]) > 0.01:
+        return "by_group does not add up to totals.cost"
+    return None
 
 
-def run_phase(name: str, base: str, jobs: list, first_token: bool, budget: float, pid: int, target_ms: float,
-              procs: int = 1) -> None:
-    cpu0 = cpu_seconds(pid)
-    lat, errors, elapsed, client_cpu = drive_processes(base, jobs, first_token, budget, procs)
-    done = max(1, len(lat) + errors)
-    cpu_ms = (cpu_seconds(pid) - cpu0) * 1000 / done
-    client_ms = client_cpu * 1000 / done
-    if not lat:
-        print(f"{name}: no successful requests, errors={errors}")
+def sse_events(body: bytes) -> list[tuple[str, dict]]:
+    events = []
+    for block in body.decode().strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def check_chat(job: Job, body: bytes) -> str | None:
+    """What is wrong with a Major Tom stream, or None: the expected intent answered (not refused), the tokens make up
+    the final text, and every [n] in it is a reference sent before the token that cites it, backed by facts."""
+    try:
+        events = sse_events(body)
+    except (ValueError, KeyError):
+        return "not a server-sent event stream"
+    (first, meta), (last, done) = events[0], events[-1]
+    if first != "meta" or last != "done":
+        return f"stream runs {first}..{last}"
+    if meta["intent"] != QUESTIONS[job.label] or meta["refused"] or meta["data_status"] != "ready":
+        return f"meta {meta}"
+    sent: set[int] = set()
+    text = ""
+    for kind, data in events[1:-1]:
+        if kind == "reference":
+            sent.add(data["n"])
+        elif kind == "token":
+            text += data["text"]
+            if not {int(n) for n in MARKER.findall(text)} <= sent:
+                return "a token cites a reference not sent yet"
+    if text != done["text"] or sent != {r["n"] for r in done["references"]}:
+        return "tokens or references differ from the done event"
+    if not done["facts"] or not MARKER.search(text):
+        return "an answer without referenced facts"
+    return None
+
+
+def validated(jobs: list[Job], outcome: Outcome, check) -> list[Job]:
+    """The jobs with their expected body set to the first-pass answer, after `check` accepted it."""
+    problems = []
+    for job in jobs:
+        body = outcome.bodies.get(job)
+        problem = "no answer" if body is None else check(job, body)
+        if problem:
+            problems.append(f"{job.tenant} {job.label}: {problem}")
+    if problems or outcome.errors:
+        raise SystemExit("wrong answers, not benchmarking them:\n  " + "\n  ".join(problems + list(outcome.errors)))
+    return [Job(job.tenant, job.label, job.request, outcome.bodies[job]) for job in jobs]
+
+
+def report(name: str, outcome: Outcome, server_cpu_s: float, load: tuple[float, float], target_ms: float) -> None:
+    done = max(1, outcome.ok + sum(outcome.errors.values()))
+    errors = sum(outcome.errors.values())
+    if not outcome.ok:
+        print(f"{name}: no successful requests, errors={dict(outcome.errors)}")
         return
-    ms = [x * 1000 for x in lat]
-    p95 = pct(ms, 95)
+    p95 = outcome.percentile(95)
     verdict = "OK" if p95 < target_ms and errors == 0 else "MISSED"
-    print(f"{name:<44} n={len(ms):>5}  p50={pct(ms, 50):6.1f}  p95={p95:6.1f}  p99={pct(ms, 99):6.1f} ms  "
-          f"errors={errors}  {len(ms) / elapsed:5.0f} req/s  CPU/req server {cpu_ms:4.2f} client {client_ms:4.2f} ms  "
+    print(f"{name:<42} n={outcome.ok:>6}  p50={outcome.percentile(50):6.1f}  p95={p95:6.1f}  "
+          f"p99={outcome.percentile(99):6.1f} ms  errors={errors}  {outcome.ok / outcome.seconds:5.0f} req/s  "
+          f"CPU/req server {server_cpu_s * 1000 / done:4.2f} client {outcome.client_cpu_s * 1000 / done:4.2f} ms  "
           f"| target p95 < {target_ms:.0f} ms, 0 errors: {verdict}")
+    print(f"{'':<42} client: {outcome.client}; load average {load[0]:.2f} before, {load[1]:.2f} after "
+          f"({os.cpu_count()} cores shared by client and server)")
+    for what, n in outcome.errors.most_common(5):
+        print(f"{'':<42} error x{n}: {what}")
 
+
+def measured(pid: int, run) -> tuple[Outcome, float, tuple[float, float]]:
+    """Run a phase; also return the server's CPU seconds spent in it and the 1-minute load before and after."""
+    load0, cpu0 = os.getloadavg()[0], process_cpu_seconds(pid)
+    outcome = run()
+    return outcome, process_cpu_seconds(pid) - cpu0, (load0, os.getloadavg()[0])
 
 def main() -> int:
     days = int(os.environ.get("BENCH_SERVING_DAYS", "365"))
-    n_spend = int(os.environ.get("BENCH_SERVING_REQUESTS", "2000"))
-    n_chat = int(os.environ.get("BENCH_SERVING_CHAT_REQUESTS", "320"))
-    budget = float(os.environ.get("BENCH_SERVING_SECONDS", "40"))
+    seconds = float(os.environ.get("BENCH_SERVING_SECONDS", "10"))
     workers = os.environ.get("BENCH_SERVING_WORKERS", "1")
     procs = int(os.environ.get("BENCH_SERVING_CLIENT_PROCS", "2"))
+    client = os.environ.get("BENCH_SERVING_CLIENT") or ("wrk" if wrk_available() else "lean")
+    if client == "wrk" and not wrk_available():
+        raise SystemExit("BENCH_SERVING_CLIENT=wrk but wrk is not installed (apt-get install wrk)")
     root = Path(tempfile.mkdtemp(prefix="bench_serving_"))
     proc = None
     try:
@@ -184,25 +199,39 @@ def main() -> int:
         toks = tokens(root / "home")
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning", "--workers", workers, "--no-access-log"],
+            [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", HOST,
+             "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+             "--workers", workers, "--no-access-log"],
             cwd=REPO, env=env)
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://{HOST}:{port}"
         _wait_healthy(base, proc)
+        print(f"startup warm-up (snapshots, dashboard and Major Tom aggregates) done {_wait_idle(proc.pid):.1f} s after healthy")
         from serving.testing import yesterday
 
         end = yesterday()
         start = end - timedelta(days=min(days, 365) - 1)
-        urls = [f"/api/spend?start={start}&end={end}&granularity=day{g}" for g in GROUPINGS]
-        print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (latency includes contention)")
-        cold_jobs = [("GET", u, toks[t], None) for t in TENANTS for u in urls]
-        run_phase("/api/spend cold (first request per query)", base, cold_jobs, False, budget, proc.pid, 600)
-        spend_jobs = [("GET", urls[i % len(urls)], toks[list(TENANTS)[i % 2]], None) for i in range(n_spend)]
-        run_phase(f"/api/spend {min(days, 365)} days, daily, {CONCURRENCY} clients", base, spend_jobs, False, budget,
-                  proc.pid, 50, procs)
-        chat_jobs = [("POST", "/api/chat", toks[list(TENANTS)[i % 2]], {"message": QUESTIONS[i % len(QUESTIONS)]})
-                     for i in range(n_chat)]
-        run_phase(f"Major Tom first token, {CONCURRENCY} clients", base, chat_jobs, True, budget, proc.pid, 200, procs)
+        paths = [f"/api/spend?start={start}&end={end}&granularity=day{g}" for g in GROUPINGS]
+        print(f"uvicorn: {workers} worker(s), uvloop + httptools, access log off; {os.cpu_count()} cores")
+
+        spend = [Job(t, path, http_request("GET", path, HOST, port, toks[t])) for t in TENANTS for path in paths]
+        first, cpu, load = measured(proc.pid, lambda: asyncio.run(drive(HOST, port, spend, len(spend), None)))
+        report("/api/spend cold (first request per query)", first, cpu, load, 600)
+        spend = validated(spend, first, lambda job, body: check_spend(job, body, start, end))
+
+        name = f"/api/spend {min(days, 365)} days, daily, {CONCURRENCY} conns"
+        if client == "wrk":
+            by_tenant = {t: [("GET", j.label, toks[t], j.expected) for j in spend if j.tenant == t] for t in TENANTS}
+            run = lambda: run_wrk(base, by_tenant, CONCURRENCY, seconds, root)  # noqa: E731
+        else:
+            run = lambda: drive_processes(HOST, port, spend, CONCURRENCY, seconds, procs)  # noqa: E731
+        report(name, *measured(proc.pid, run), 50)
+
+        chat = [Job(t, q, http_request("POST", "/api/chat", HOST, port, toks[t], json.dumps({"message": q}).encode()))
+                for t in TENANTS for q in QUESTIONS]
+        first, _, _ = measured(proc.pid, lambda: asyncio.run(drive(HOST, port, chat, len(chat), None, FIRST_TOKEN)))
+        chat = validated(chat, first, check_chat)
+        run = lambda: drive_processes(HOST, port, chat, CONCURRENCY, seconds, procs, FIRST_TOKEN)  # noqa: E731
+        report(f"Major Tom first token, {CONCURRENCY} conns", *measured(proc.pid, run), 200)
     finally:
         if proc is not None:
             proc.terminate()
@@ -216,12 +245,26 @@ def _wait_healthy(base: str, proc: subprocess.Popen) -> None:
         if proc.poll() is not None:
             raise SystemExit(f"uvicorn exited with {proc.returncode}")
         try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
             pass
         time.sleep(0.1)
     raise SystemExit("server did not become healthy in 30 s")
+
+
+def _wait_idle(pid: int, timeout: float = 60.0) -> float:
+    """Wait until the server's background warm-up is over (its CPU goes quiet), so the phases measure requests."""
+    t0 = time.perf_counter()
+    last = process_cpu_seconds(pid)
+    while time.perf_counter() - t0 < timeout:
+        time.sleep(0.3)
+        now = process_cpu_seconds(pid)
+        if now - last < 0.02:
+            break
+        last = now
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

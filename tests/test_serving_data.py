@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
 
 from serving.data import params as p
 from serving.data.spend import SpendQuery, parse_spend_query, spend_sql
+from serving.data.store import ResponseCache
 from serving.refs import reference
 
 
@@ -90,3 +93,34 @@ def test_mart_store_reads_an_s3_lake(blocks_env, aws_env, tmp_path, monkeypatch)
     assert from_s3.totals == run_spend(on_disk.tenant("acme_corp"), q).totals
     assert (tmp_path / "dl" / "acme_corp").exists() and not list((tmp_path / "dl").glob("globex*"))
     assert remote.tenant("initech").data_status == "backfill_pending"
+
+
+def test_concurrent_misses_for_one_key_compute_it_once():
+    cache, n = ResponseCache(), 8
+    arrived, computed, everyone_in = [], [], threading.Event()
+
+    def compute():
+        computed.append(1)
+        everyone_in.wait(10)  # without single-flight, every caller would be in here by the time this returns
+        return object()
+
+    def ask(_):
+        arrived.append(1)
+        if len(arrived) == n:
+            everyone_in.set()
+        return cache.get_or_compute("spend", compute)
+
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(ask, range(n)))
+    assert len(computed) == 1 and all(r is results[0] for r in results)
+
+
+def test_a_failed_computation_is_not_cached():
+    cache = ResponseCache()
+
+    def failing():
+        raise RuntimeError("mart unreadable")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_compute("spend", failing)
+    assert cache.get_or_compute("spend", lambda: 42) == 42 and cache.peek("spend") == 42

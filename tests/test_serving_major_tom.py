@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from serving.major_tom import intents
+from serving.major_tom import answers, intents
 from serving.major_tom.grounding import GroundedAnswer
 from serving.major_tom.providers import BedrockProvider, DeterministicProvider, chunks, make_provider
 from serving.testing import dev_headers, prepare_env
@@ -62,6 +62,11 @@ def check_grounded(client, home, events, tenant="acme_corp"):
     assert "".join(d["text"] for e, d in events if e == "token") == text
     refs = {r["n"]: r for r in done["references"]}
     assert [d["n"] for e, d in events if e == "reference"] == sorted(refs)
+    sent, streamed = set(), ""
+    for kind, data in events:  # a marker only ever arrives after the reference it points at
+        sent |= {data["n"]} if kind == "reference" else set()
+        streamed += data["text"] if kind == "token" else ""
+        assert {int(n) for n in MARKER.findall(streamed)} <= sent, streamed
     for line in text.splitlines():
         if re.search(r"\d", MARKER.sub("", line)):
             assert MARKER.search(line), f"a number without a reference: {line!r}"
@@ -166,6 +171,59 @@ def test_answers_are_tenant_scoped(client, home):
     a = ask(client, home, "where did the savings come from?", tenant="acme_corp")[-1][1]["text"]
     g = ask(client, home, "where did the savings come from?", tenant="globex")[-1][1]["text"]
     assert a != g
+
+
+def test_the_answer_streams_before_it_is_complete_and_a_late_failure_ends_it_with_an_error(home, monkeypatch):
+    def broken(data, days=30):
+        raise RuntimeError("savings plans mart unreadable")
+
+    monkeypatch.setattr(answers, "run_sp_position", broken)
+    with TestClient(create_app()) as c:
+        events = ask(c, home, "Where did the savings come from?")
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "meta" and kinds[-1] == "error" and "done" not in kinds
+    streamed = "".join(d["text"] for e, d in events if e == "token")
+    assert streamed.startswith("From ") and "saved" in streamed and "Savings Plans" not in streamed
+    assert events[-1][1]["code"] == "answer_failed"
+
+
+def test_after_warm_up_answers_read_only_cached_aggregates(home, monkeypatch):
+    from serving.app import warm
+    from serving.data.store import TenantData
+
+    app = create_app()
+    warm(app)
+
+    def no_query(self, sql, params=None):
+        raise AssertionError(f"a mart query after warm-up: {sql}")
+
+    monkeypatch.setattr(TenantData, "rows", no_query)
+    monkeypatch.setattr(TenantData, "dicts", no_query)
+    with TestClient(app) as c:
+        for tenant in ("acme_corp", "globex"):
+            for message in ("Where did the savings come from?", "What should I do next?", "What drives my cost?"):
+                events = ask(c, home, message, tenant=tenant)
+                assert events[-1][0] == "done" and not events[0][1]["refused"], events[-1]
+
+
+class Shouting:
+    """A rephrasing provider that keeps every number and marker."""
+
+    name = "shouting"
+
+    def render(self, grounded: GroundedAnswer) -> str:
+        return grounded.text.upper()
+
+
+def test_a_rephrasing_provider_gets_the_whole_answer_and_its_text_is_streamed(home):
+    app = create_app()
+    app.state.chat_provider = Shouting()
+    with TestClient(app) as c:
+        events = ask(c, home, "What drives my cost?")
+        check_grounded(c, home, events)
+    done = events[-1][1]
+    assert events[0][1]["provider"] == "shouting" and done["text"].isupper() and "\n" in done["text"]
+    assert [e for e, _ in events].index("token") > max(i for i, (e, _) in enumerate(events) if e == "reference")
 
 
 # ---- providers --------------------------------------------------------------------------------------------------------

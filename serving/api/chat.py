@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from typing import Iterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -10,24 +12,25 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.api.deps import TenantScope, tenant_scope
 from serving.errors import ApiError, error_docs
-from serving.major_tom.answers import answer
-from serving.major_tom.stream import answer_events
+from serving.major_tom.answers import start_answer
+from serving.major_tom.stream import AnswerEvents, sse
 from serving.models import ChatRequest, ErrorResponse
 
 router = APIRouter(tags=["major tom"])
+log = logging.getLogger("blocks.serving")
 
 SSE_DOC = {
     "text/event-stream": {
         "schema": {
             "type": "object", "description": "one server-sent event; data is JSON text",
-            "properties": {"event": {"type": "string", "enum": ["meta", "token", "reference", "done"]},
+            "properties": {"event": {"type": "string", "enum": ["meta", "reference", "token", "done", "error"]},
                            "data": {"type": "string"}},
             "required": ["event", "data"],
         },
         "example": 'event: meta\ndata: {"intent":"next_actions","refused":false}\n\n'
-                   'event: token\ndata: {"text":"Your top actions, "}\n\n'
                    'event: reference\ndata: {"n":1,"endpoint":"/api/recommendations","params":{"status":"open"},'
                    '"ui_link":"/app/recommendations?status=open"}\n\n'
+                   'event: token\ndata: {"text":"Your top actions, "}\n\n'
                    'event: done\ndata: {"text":"...","references":[],"facts":[]}\n\n',
     }
 }
@@ -35,9 +38,11 @@ SSE_DOC = {
 
 @router.post(
     "/api/chat", summary="Ask Major Tom (server-sent events)", response_class=StreamingResponse,
-    description="Events: `meta` (intent, refused, data_status, sample), `token` (text pieces), `reference` (one per "
-                "[n] marker: endpoint, params, ui_link), `done` (full text, references, and the facts: which "
-                "response field each number comes from).",
+    description="Events: `meta` (intent, refused, data_status, sample), then the answer as it is computed: "
+                "`reference` (one per [n] marker: endpoint, params, ui_link; sent before the first token that cites "
+                "it) and `token` (text pieces), then `done` (full text, references, and the facts: which response "
+                "field each number comes from). If the answer fails after streaming began, an `error` event "
+                "(code, message) ends the stream instead of `done`.",
     responses={200: {"content": SSE_DOC, "description": "the answer as an event stream"},
                429: {"model": ErrorResponse, "description": "rate limited; see Retry-After", "headers": {"Retry-After": {
                    "schema": {"type": "integer"}, "description": "seconds"}}},
@@ -50,13 +55,33 @@ async def chat(request: Request, body: ChatRequest, scope: TenantScope = Depends
         raise ApiError(429, "rate_limited", f"Major Tom is answering too many questions for this tenant; retry in "
                                             f"{retry} s", headers={"Retry-After": str(retry)})
     provider = request.app.state.chat_provider
-    grounded = await run_in_threadpool(answer, body.message, body.context, scope)
-    text = grounded.text if provider.name == "deterministic" else await run_in_threadpool(provider.render, grounded)
-    events = answer_events(grounded, text, provider.name, scope.data.data_status, scope.data.sample)
+    grounded, lines = start_answer(body.message, body.context, scope)
+    if provider.name != "deterministic":  # a rephrasing provider needs the whole grounded text first
+        await run_in_threadpool(_complete, lines)
+        lines = iter([await run_in_threadpool(provider.render, grounded)])
+    events = AnswerEvents(grounded)
+    # The first piece is computed before the response starts, so a data error still gets its proper status.
+    first = await run_in_threadpool(next, lines, None)
 
-    async def stream():  # an async iterator: Starlette would run a sync one through the threadpool per event
-        for event in events:
-            yield event
+    async def stream():
+        unsent = events.meta(provider.name, scope.data.data_status, scope.data.sample)
+        piece = first
+        while piece is not None:
+            yield unsent + events.piece(piece)  # meta and the first line leave in one write
+            unsent = b""
+            try:
+                piece = await run_in_threadpool(next, lines, None)
+            except Exception:  # headers are sent: say so in the stream rather than cut it off silently
+                log.exception("Major Tom failed mid-answer for tenant %s", scope.tenant_id)
+                yield sse("error", {"code": "answer_failed", "message": "the rest of this answer could not be "
+                                    "computed; ask again", "field": None})
+                return
+        yield unsent + events.done()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _complete(lines: Iterator[str]) -> None:
+    for _ in lines:
+        pass

@@ -40,11 +40,15 @@ class MartFile:
 
 
 class ResponseCache:
-    """A small LRU of computed responses; lives inside one snapshot, so new data never meets stale answers."""
+    """A small LRU of computed responses; lives inside one snapshot, so new data never meets stale answers.
+
+    A miss is computed once: concurrent requests for the same key wait for the first one instead of each running
+    the same scan (32 dashboards opening after a refresh would otherwise queue 32 identical queries)."""
 
     def __init__(self, max_entries: int = 512):
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
+        self._computing: dict[Any, threading.Lock] = {}
         self._max = max_entries
 
     def get_or_compute(self, key: Any, compute: Callable[[], Any]) -> Any:
@@ -52,11 +56,17 @@ class ResponseCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        value = compute()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
+            flight = self._computing.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            try:
+                value = compute()
+                self.put(key, value)
+            finally:
+                with self._lock:
+                    self._computing.pop(key, None)
         return value
 
     def peek(self, key: Any) -> Any | None:
