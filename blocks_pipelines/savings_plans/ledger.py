@@ -11,34 +11,12 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from blocks_pipelines.sample_data.commitments import SavingsPlanSpec
-from blocks_pipelines.sample_data.generator import generate_tenant_cur
+from blocks_pipelines.sample_data.redelivery import regenerate_demo_cur
 from blocks_pipelines.savings_plans.orders import PurchaseOrder, Receipt
-from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state.store import StateStore
-from blocks_pipelines.tenants.config import TenantConfig, load_registry, resolve_source_uri
+from blocks_pipelines.tenants.config import TenantConfig
 
 Feedback = Callable[[TenantConfig, list[dict[str, Any]]], str]
-GENERATOR_FORMAT = {"cur1": "cur1-csv", "cur2": "cur2", "focus": "focus"}
-DEMO_SEED = 42  # `blocks demo`'s default seed; tenant i uses DEMO_SEED + i (see runner.generate_demo_sources)
-
-
-def regenerate_demo_cur(tenant: TenantConfig, plans: list[dict[str, Any]]) -> str:
-    """Hook: re-deliver the current month of the tenant's sample CUR with the ledger's plans in it, as a restatement,
-    so ingestion and the marts pick the new coverage up. Real (S3) sources are never touched."""
-    if tenant.cur_source.is_s3:
-        return "skipped: the tenant's CUR is real (S3); the plan shows up in AWS's next delivery"
-    ids = [t.id for t in load_registry(get_settings().tenants_dir)]
-    seed = DEMO_SEED + (ids.index(tenant.id) if tenant.id in ids else 0)
-    now = datetime.now(timezone.utc)
-    specs = [SavingsPlanSpec(p["savings_plan_arn"], float(p["hourly_commitment"]), datetime.fromisoformat(p["start"]),
-                             float(p["rate_ratio"]), int(p.get("term_years", 1))) for p in plans]
-    summary = generate_tenant_cur(
-        tenant, fmt=GENERATOR_FORMAT[tenant.cur_source.format.value],
-        out_uri=resolve_source_uri(tenant.cur_source, get_settings().home), months=1, seed=seed,
-        start=now.strftime("%Y-%m"), extra_savings_plans=specs, restatement=True,
-    )
-    return f"re-delivered {now:%Y-%m} sample CUR with {len(specs)} ledger plan(s): {summary}"
 
 
 class LedgerPurchaser:
