@@ -162,3 +162,39 @@ def test_hours_a_new_delivery_has_no_rows_for_are_cleared(blocks_env, tmp_path):
     assert summary.rows == 0
     assert lake.filter((pl.col("usage_start") >= lo) & (pl.col("usage_start") < hi)).height == 0
     assert lake.height == restated.height
+
+
+AZURE_FOCUS = """\ufeffProviderName,InvoiceId,BillingAccountId,SubAccountId,BillingPeriodStart,BillingPeriodEnd,\
+ChargePeriodStart,ChargePeriodEnd,ChargeCategory,BilledCost,EffectiveCost,ListCost,BillingCurrency,ServiceName,\
+ServiceCategory,SkuPriceDetails,ResourceId,RegionId,CommitmentDiscountId,CommitmentDiscountType,\
+CommitmentDiscountStatus,Tags
+Microsoft Azure,INV-1,8a1b2c3d-0000-4a00-9000-000000000001,sub-1,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z,\
+2026-05-01T00:00:00Z,2026-05-01T01:00:00Z,Purchase,1121.840640,0.000000,1121.840640,USD,Virtual Machines,Compute,\
+"{""x_Term"":""P1Y""}",/subscriptions/sub-1/reservations/r1,southeastasia,/subscriptions/sub-1/reservations/r1,\
+Reservation,,"{""Environment"":""staging""}"
+Microsoft Azure,INV-1,8a1b2c3d-0000-4a00-9000-000000000001,sub-1,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z,\
+2026-05-01T01:00:00Z,2026-05-01T02:00:00Z,Usage,0.000000,0.128064,0.192000,USD,Virtual Machines,Compute,\
+"{""InstanceType"":""Standard_D4s_v5"",""CoreCount"":4}",/subscriptions/sub-1/vm-1,southeastasia,\
+/subscriptions/sub-1/reservations/r1,Reservation,Used,"{""Environment"":""prod"",""Owner"":""team-a""}"
+Microsoft Azure,INV-2,8a1b2c3d-0000-4a00-9000-000000000002,sub-4,2026-05-01T00:00:00Z,2026-06-01T00:00:00Z,\
+2026-05-09T00:00:00Z,2026-05-10T00:00:00Z,Usage,161.842418,161.842418,179.824909,USD,Azure Monitor,\
+Management and Governance,"{""x_DataType"":""Logs""}",/subscriptions/sub-4/law-1,southeastasia,,,,
+"""
+
+
+def test_an_azure_focus_export_keeps_its_provider_and_per_day_totals(blocks_env, tmp_path):
+    """Shaped like Azure's FOCUS 1.2 CSV: BOM, a reservation purchase, used commitment, a one-day charge period."""
+    src = tmp_path / "azure-focus.csv"
+    src.write_text(AZURE_FOCUS, encoding="utf-8")
+    lake = str(tmp_path / "lake")
+    summary = ingest_delivery("initech", str(src), lake_uri=lake, fmt="auto")
+    assert summary.matches and summary.rows == 3
+    df = pl.read_parquet(f"{lake}/cur_line_items/tenant_id=initech/**/*.parquet", hive_partitioning=False)
+    assert set(df["provider"]) == {"Microsoft Azure"} and set(df["source_format"]) == {"focus"}
+    per_day = dict(df.group_by("usage_date").agg(pl.col("unblended_cost").sum()).iter_rows())
+    assert per_day == {date(2026, 5, 1): pytest.approx(1121.84064), date(2026, 5, 9): pytest.approx(161.842418)}
+    by_type = dict(zip(df.sort("usage_start")["line_item_type"], df.sort("usage_start")["amortized_cost"]))
+    assert by_type == {"RIFee": 0.0, "DiscountedUsage": pytest.approx(0.128064), "Usage": pytest.approx(161.842418)}
+    vm = df.filter(pl.col("line_item_type") == "DiscountedUsage")
+    assert vm["instance_type"].item() == "Standard_D4s_v5"
+    assert json.loads(vm["tags"].item()) == {"Environment": "prod", "Owner": "team-a"}
