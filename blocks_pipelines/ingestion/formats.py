@@ -172,7 +172,9 @@ class _Columns:
         col = self.find(map_col)
         if col is None or not isinstance(self.schema[col], pl.List):
             return pl.lit(None, pl.String)
-        return self._looked_up(col, f"__{squash(col)}_{'_'.join(keys)}", self.map_value(map_col, *keys))
+        # per row: picking one key out of a map costs less than hashing the whole map to look it up (measured
+        # 0.06-0.09 s against 0.35 s per 2M rows of CUR 2.0's `product`)
+        return self.map_value(map_col, *keys)
 
     def _looked_up(self, column: str, name: str, expr: pl.Expr) -> pl.Expr:
         if not self.use_lookups:
