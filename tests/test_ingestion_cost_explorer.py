@@ -205,3 +205,20 @@ def test_a_second_pull_replaces_the_first_instead_of_adding_to_it(acme):
             _backfill(acme, client)
     lake = _lake()
     assert lake.height == 8 * 2 + 3
+
+
+def test_cost_explorer_services_become_cur_product_codes_and_line_item_types():
+    from blocks_pipelines.ingestion.cost_explorer import ce_rows_to_canonical
+
+    def row(service, cost):
+        return {"start": "2026-11-01", "end": "2026-11-02", "account": "111111111112", "service": service,
+                "unblended": cost, "amortized": cost, "usage": 1.0, "currency": "USD"}
+
+    df = ce_rows_to_canonical([row("Amazon Elastic Compute Cloud - Compute", 10.0), row("Tax", 1.0),
+                               row("Savings Plans for AWS Compute usage", 5.0), row("Amazon Bedrock", 2.0)],
+                              "acme_corp", "111111111111", "ce-1")
+    assert df["service"].to_list() == ["AmazonEC2", "Tax", "Savings Plans for AWS Compute usage", "Amazon Bedrock"]
+    assert df["service_name"][0] == "Amazon Elastic Compute Cloud - Compute"
+    assert df["line_item_type"].to_list() == ["Usage", "Tax", "SavingsPlanRecurringFee", "Usage"]
+    assert df["charge_class"].to_list() == ["usage", "tax", "savings_plan", "usage"]
+    assert df["source_format"].unique().to_list() == ["cost_explorer"]

@@ -3,8 +3,10 @@
 one that Cost Explorer keeps. Rows are marked source_format="cost_explorer"; a CUR delivery of the same month
 replaces them, and a backfill never overwrites days that already hold CUR rows.
 
-Cost Explorer has no line items: rows are per (period, linked account, service) with line_item_type "Usage",
-unblended = UnblendedCost, amortized = AmortizedCost; public_on_demand_cost is unknown and set to unblended.
+Cost Explorer has no line items: rows are per (period, linked account, service), unblended = UnblendedCost,
+amortized = AmortizedCost; public_on_demand_cost is unknown and set to unblended. Service names become CUR product
+codes where known (SERVICE_CODES), and the "Tax" and Savings Plans fee services keep their CUR line item types, so
+the marts group Cost Explorer days as they group CUR ones; everything else is "Usage".
 
 Every request (each page too) costs $0.01, so the client is made without botocore's own retries: this module retries
 throttling itself and counts every request it makes.
@@ -27,7 +29,7 @@ from blocks_pipelines.connect.aws import COST_EXPLORER_REGION, ClientSource, ass
 from blocks_pipelines.ingestion.api import IngestSummary, PeriodTotals
 from blocks_pipelines.ingestion.errors import MixedCurrencyError
 from blocks_pipelines.ingestion.lake_writer import Slice, lake_days, lake_totals, replace_slice
-from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA
+from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, LINE_ITEM_TYPES
 from blocks_pipelines.lake import fs, layout
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_tenant
@@ -193,17 +195,40 @@ def _ce_time(e: pl.Expr) -> pl.Expr:
     return full.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us").dt.replace_time_zone("UTC")
 
 
+# Cost Explorer groups by service NAME; CUR (and so the marts and the API's group_by=service) use product codes.
+SERVICE_CODES = {
+    "Amazon Elastic Compute Cloud - Compute": "AmazonEC2", "EC2 - Other": "AmazonEC2",
+    "Amazon Relational Database Service": "AmazonRDS", "Amazon Simple Storage Service": "AmazonS3",
+    "AWS Lambda": "AWSLambda", "Amazon Elastic Container Service": "AmazonECS",
+    "Amazon Elastic Container Service for Kubernetes": "AmazonEKS", "Amazon ElastiCache": "AmazonElastiCache",
+    "Amazon DynamoDB": "AmazonDynamoDB", "Amazon CloudFront": "AmazonCloudFront",
+    "Amazon Virtual Private Cloud": "AmazonVPC", "Amazon Elastic Load Balancing": "AWSELB",
+    "AmazonCloudWatch": "AmazonCloudWatch", "Amazon CloudWatch": "AmazonCloudWatch",
+    "AWS Key Management Service": "awskms", "Amazon Route 53": "AmazonRoute53",
+    "Amazon OpenSearch Service": "AmazonES", "Amazon Redshift": "AmazonRedshift",
+    "Amazon SageMaker": "AmazonSageMaker", "Amazon Elastic File System": "AmazonEFS",
+    "Amazon Simple Queue Service": "AWSQueueService", "Amazon Simple Notification Service": "AmazonSNS",
+    "AWS Glue": "AWSGlue", "Amazon Athena": "AmazonAthena", "AWS Backup": "AWSBackup",
+    "Amazon Kinesis": "AmazonKinesis", "AWS Secrets Manager": "AWSSecretsManager",
+    "Amazon EC2 Container Registry (ECR)": "AmazonECR", "AWS Config": "AWSConfig", "AWS CloudTrail": "AWSCloudTrail",
+}
+# CE reports tax and the Savings Plans fee as "services"; their CUR line item types keep the marts' charge classes.
+SERVICE_LINE_ITEM_TYPES = {"Tax": "Tax", "Savings Plans for AWS Compute usage": "SavingsPlanRecurringFee"}
+
+
 def ce_rows_to_canonical(rows: list[dict], tenant_id: str, payer: str, pull_id: str) -> pl.DataFrame:
     """Pure: Cost Explorer groups as canonical line items."""
     if not rows:
         return pl.DataFrame(schema=CANONICAL_SCHEMA)
     df = pl.DataFrame(rows)
     start, end = _ce_time(pl.col("start")), _ce_time(pl.col("end"))
+    lit = pl.col("service").replace_strict(SERVICE_LINE_ITEM_TYPES, default="Usage")
     values = {
         "tenant_id": pl.lit(tenant_id), "provider": pl.lit("AWS"), "billing_period": start.dt.strftime("%Y-%m"),
         "usage_start": start, "usage_end": end, "usage_date": start.dt.date(),
         "payer_account_id": pl.lit(payer), "usage_account_id": pl.col("account"),
-        "line_item_type": pl.lit("Usage"), "charge_class": pl.lit("usage"), "service_name": pl.col("service"),
+        "line_item_type": lit, "charge_class": lit.replace_strict(LINE_ITEM_TYPES),
+        "service": pl.col("service").replace(SERVICE_CODES), "service_name": pl.col("service"),
         "usage_amount": pl.col("usage"), "currency": pl.col("currency"), "unblended_cost": pl.col("unblended"),
         "amortized_cost": pl.col("amortized"), "public_on_demand_cost": pl.col("unblended"),
         "tags": pl.lit("{}"), "cost_categories": pl.lit("{}"),
@@ -271,8 +296,10 @@ def _summary(tenant_id: str, df: pl.DataFrame, lake: pl.DataFrame, days_written:
     summary = IngestSummary(tenant_id)
     summary.rows, summary.days_written = df.height, days_written
     summary.hours = df["usage_start"].n_unique()
-    summary.cost_by_line_item_type = {"Usage": float(df["unblended_cost"].sum())} if df.height else {}
-    summary.amortized_by_line_item_type = {"Usage": float(df["amortized_cost"].sum())} if df.height else {}
+    for lit, cost, amortized in df.group_by("line_item_type").agg(
+            pl.col("unblended_cost").sum(), pl.col("amortized_cost").sum()).sort("line_item_type").iter_rows():
+        summary.cost_by_line_item_type[lit] = float(cost)
+        summary.amortized_by_line_item_type[lit] = float(amortized)
     got = {r["billing_period"]: r for r in lake.iter_rows(named=True)}
     for bp, n, cost in df.group_by("billing_period").agg(pl.len(), pl.col("unblended_cost").sum()).sort(
             "billing_period").iter_rows():
