@@ -28,6 +28,7 @@ bench: $(STAMP)
 
 dagster: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
+	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml  # the instance reads its config from DAGSTER_HOME only
 	$(BIN)/dagster dev -w workspace.yaml -p 3000
 
 serve: $(STAMP)
