@@ -33,6 +33,22 @@ class _Scoped(BaseModel):
     sample: bool = Field(description="true when the figures are sample data shown before the backfill completes")
 
 
+class DataSourceSpan(BaseModel):
+    source: Literal["cost_explorer", "cur"] = Field(examples=["cost_explorer"])
+    first_day: str = Field(examples=["2026-10-01"], description="first requested day from this source")
+    last_day: str = Field(examples=["2026-10-31"], description="last requested day from this source")
+
+
+class _Sourced(_Scoped):
+    sources: list[DataSourceSpan] = Field(
+        description="where the requested days' figures come from: cost_explorer (daily totals per account and "
+                    "service, before the first CUR delivery) or cur; empty when the tenant's marts predate the "
+                    "data_sources_daily mart")
+    preliminary: bool = Field(
+        description="true when any requested day comes from Cost Explorer: savings, Savings Plans coverage and "
+                    "recommendations over those days are not meaningful yet")
+
+
 class SpendPoint(BaseModel):
     period_start: str = Field(examples=["2026-10-01"], description="ISO date, or ISO timestamp for hour granularity")
     group: str | None = Field(None, examples=["AmazonEC2"])
@@ -65,7 +81,7 @@ class SpendQueryEcho(BaseModel):
     filters: dict[str, list[str]]
 
 
-class SpendResponse(_Scoped):
+class SpendResponse(_Sourced):
     query: SpendQueryEcho
     series: list[SpendPoint]
     totals: SpendTotals
@@ -83,7 +99,7 @@ class ProjectionRow(BaseModel):
     achievable_cost: float | None
 
 
-class ProjectionResponse(_Scoped):
+class ProjectionResponse(_Sourced):
     period: Literal["day", "week", "month", "ytd"]
     current: ProjectionRow | None = Field(description="the latest period; null until the projection exists")
     history: list[ProjectionRow]
@@ -166,7 +182,7 @@ class SpProposal(BaseModel):
     expires_at: str
 
 
-class SavingsPlansResponse(_Scoped):
+class SavingsPlansResponse(_Sourced):
     position: SpPosition
     proposals: list[SpProposal]
     proposals_available: bool = Field(description="false when the state store does not expose proposals yet")

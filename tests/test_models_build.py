@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from hashlib import md5
 
 import duckdb
@@ -16,7 +16,7 @@ import pytest
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.project import MARTS
 from blocks_pipelines.models.runner import run_dbt_build
-from blocks_pipelines.models.synthetic import write_line_items
+from blocks_pipelines.models.synthetic import canonical_frame, write_line_items
 from blocks_pipelines.models.warehouse import warehouse_path
 import models_helpers as h
 
@@ -38,6 +38,7 @@ MART_COLUMNS = {  # docs/contracts.md, in order (hourly SP marts add usage_date 
     "recommendations": ["recommendation_id", "tenant_id", "category", "rec_type", "resource_id", "usage_account_id",
                         "region", "service", "title", "rationale", "expected_monthly_savings", "steps", "status",
                         "generated_at"],
+    "data_sources_daily": ["tenant_id", "usage_date", "source_format", "rows", "unblended_cost"],
 }
 
 
@@ -286,6 +287,33 @@ def test_incremental_rebuild_replaces_only_the_run_days_and_applies_the_sp_propo
     assert day["achievable_cost"] == pytest.approx(day["baseline_cost"] - daily_savings)
     week = proj.filter((pl.col("period_type") == "week") & (pl.col("period_start") == date(2026, 9, 28))).row(0, named=True)
     assert week["achievable_cost"] == pytest.approx(week["baseline_cost"] - 3 * daily_savings)
+
+
+def test_data_sources_daily_tells_cost_explorer_days_from_cur_days(built):
+    """Cost Explorer wrote two days (one row per service and day) before the first CUR day: the mart keeps each
+    day's source, row count and total, is exported, and its dbt tests (accepted source formats among them) pass."""
+    tenant = h.make_tenant("ceco")
+    ce_days = [datetime(2026, 9, 29, tzinfo=timezone.utc), datetime(2026, 9, 30, tzinfo=timezone.utc)]
+    cost_explorer = [{"tenant_id": tenant.id, "usage_start": day, "usage_end": day + timedelta(days=1),
+                      "service": service, "unblended_cost": cost, "source_format": "cost_explorer",
+                      "delivery_id": "ce-20261001T0000"}
+                     for day in ce_days for service, cost in (("AmazonEC2", 40.0), ("AmazonS3", 2.5))]
+    cur = [{"tenant_id": tenant.id, "usage_start": datetime(2026, 10, 1, hour, tzinfo=timezone.utc),
+            "service": "AmazonEC2", "usage_type": "EUW1-BoxUsage:m5.large", "unblended_cost": 1.5}
+           for hour in range(24)]
+    write_line_items(canonical_frame(cost_explorer + cur), built.lake)
+    result = run_dbt_build(tenant)  # every mart: Cost Explorer rows must not break the others either
+    assert result.success, "\n".join(result.failures)
+    tests = {k: v for k, v in result.statuses.items() if k.startswith("test.") and "data_sources_daily" in k}
+    assert any("accepted_values_data_sources_daily_source_format" in k for k in tests)
+    assert set(tests.values()) == {"pass"}
+    mart = pl.read_parquet(mart_uri(built.lake, "data_sources_daily", tenant.id))
+    assert mart.columns == MART_COLUMNS["data_sources_daily"]
+    assert sorted(mart.select("usage_date", "source_format", "rows", "unblended_cost").iter_rows()) == [
+        (date(2026, 9, 29), "cost_explorer", 2, 42.5),
+        (date(2026, 9, 30), "cost_explorer", 2, 42.5),
+        (date(2026, 10, 1), "cur1", 24, 36.0),
+    ]
 
 
 def test_a_tenant_without_line_items_gets_an_actionable_error(built):

@@ -266,6 +266,47 @@ def test_new_mart_export_replaces_the_snapshot(app_env, tmp_path, monkeypatch):
     assert after == pytest.approx(2 * before, rel=1e-6)
 
 
+@pytest.fixture
+def cost_explorer_lake(app_env, tmp_path, monkeypatch):
+    """acme_corp's first 4 of 10 days come from Cost Explorer; globex has CUR only. Returns the last day."""
+    from serving.data.sample import write_sample_lake
+
+    lake, end = tmp_path / "lake_ce", yesterday()
+    write_sample_lake(lake, "acme_corp", end, days=10, cost_explorer_days=4)
+    write_fixture_lake(lake, {"globex": 1.0}, days=10, end=end)
+    monkeypatch.setenv("BLOCKS_LAKE_URI", str(lake))
+    return end
+
+
+def test_ranges_with_cost_explorer_days_are_preliminary_and_list_their_sources(app_env, cost_explorer_lake):
+    end = cost_explorer_lake
+    day = lambda back: str(end - timedelta(days=back))  # noqa: E731
+    with TestClient(create_app()) as c:
+        spend = c.get(f"/api/spend?start={day(9)}&end={day(0)}", headers=hdr(app_env)).json()
+        cur_days = c.get(f"/api/spend?start={day(3)}&end={day(0)}", headers=hdr(app_env)).json()
+        projection = c.get("/api/projection?period=month", headers=hdr(app_env)).json()
+        savings_plans = c.get("/api/savings-plans", headers=hdr(app_env)).json()
+        cur_only = c.get(f"/api/spend?start={day(9)}&end={day(0)}", headers=hdr(app_env, "globex")).json()
+    assert spend["preliminary"] is True
+    assert spend["sources"] == [{"source": "cost_explorer", "first_day": day(9), "last_day": day(6)},
+                                {"source": "cur", "first_day": day(5), "last_day": day(0)}]
+    assert cur_days["preliminary"] is False
+    assert cur_days["sources"] == [{"source": "cur", "first_day": day(3), "last_day": day(0)}]
+    assert projection["preliminary"] is True and savings_plans["preliminary"] is True
+    assert savings_plans["sources"][0] == {"source": "cost_explorer", "first_day": day(9), "last_day": day(6)}
+    assert cur_only["preliminary"] is False
+    assert cur_only["sources"] == [{"source": "cur", "first_day": day(9), "last_day": day(0)}]
+
+
+def test_a_lake_without_the_sources_mart_still_serves_with_no_sources(app_env, cost_explorer_lake, tmp_path):
+    (tmp_path / "lake_ce" / "marts" / "data_sources_daily" / "tenant_id=acme_corp" / "data.parquet").unlink()
+    with TestClient(create_app()) as c:
+        r = c.get("/api/spend", headers=hdr(app_env))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["totals"]["cost"] > 0 and body["sources"] == [] and body["preliminary"] is False
+
+
 def test_mart_missing_a_contract_column_is_a_503_naming_it(app_env, tmp_path, monkeypatch):
     import duckdb
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -165,6 +166,25 @@ def test_sample_data_is_flagged_before_backfill(client, home):
     assert events[0][1]["sample"] is True and events[0][1]["data_status"] == "backfill_pending"
     assert events[-1][1]["text"].startswith("Your data backfill is still running")
     check_grounded(client, home, events, tenant="initech")
+
+
+def test_answers_over_cost_explorer_days_say_so_once_with_the_spend_reference(home, tmp_path, monkeypatch):
+    from serving.data.sample import write_sample_lake
+    from serving.testing import yesterday
+
+    end = yesterday()
+    write_sample_lake(tmp_path / "lake", "acme_corp", end, days=40, cost_explorer_days=25)
+    monkeypatch.setenv("BLOCKS_LAKE_URI", str(tmp_path / "lake"))
+    last_ce_day = end - timedelta(days=15)
+    with TestClient(create_app()) as c:
+        savings = check_grounded(c, home, ask(c, home, "Where did the savings come from?"))
+        drivers = check_grounded(c, home, ask(c, home, "What drives my cost?"))  # the last two weeks are CUR
+    notes = [line for line in savings["text"].splitlines() if "Cost Explorer" in line]
+    assert notes == [f"Figures up to {last_ce_day} come from Cost Explorer (daily totals per service) [1]: "
+                     "savings and coverage start with your first CUR delivery."]
+    assert savings["references"][0]["endpoint"] == "/api/spend"
+    assert savings["references"][0]["params"]["start"] == str(end - timedelta(days=29))
+    assert "Cost Explorer" not in drivers["text"]
 
 
 def test_answers_are_tenant_scoped(client, home):

@@ -27,6 +27,7 @@ MARTS = (
     "sp_eligible_usage_hourly",
     "sp_position_hourly",
     "recommendations",
+    "data_sources_daily",
 )
 HOURLY_MARTS = ("spend_hourly", "sp_eligible_usage_hourly", "sp_position_hourly")
 

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.api.deps import TenantScope, tenant_scope
 from serving.api.negotiation import JSON
 from serving.data import params as p
-from serving.data.savings_plans import run_sp_position
+from serving.data.savings_plans import run_sp_position, sp_source_fields
 from serving.errors import error_docs
 from serving.models import SavingsPlansResponse, SpProposal
 from serving.refs import reference
@@ -35,6 +35,7 @@ def _render(scope: TenantScope) -> bytes:
         tenant_id=scope.tenant_id, data_status=scope.data.data_status, sample=scope.data.sample,
         position=position, proposals=proposals, proposals_available=available,
         reference=reference("/api/savings-plans", {}),
+        **sp_source_fields(scope.data, position),
     ).model_dump_json().encode()
 
 

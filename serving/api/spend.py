@@ -27,6 +27,9 @@ SPEND_EXAMPLE = {
                "savings": 107.5, "by_group": [{"group": "AmazonEC2", "cost": 412.5, "share_pct": 100.0, "public_on_demand_cost": 520.0, "savings": 107.5}]},
     "reference": {"endpoint": "/api/spend", "params": {"start": "2026-10-01", "end": "2026-10-02"},
                   "ui_link": "/app/dashboard?end=2026-10-02&start=2026-10-01"},
+    "sources": [{"source": "cost_explorer", "first_day": "2026-10-01", "last_day": "2026-10-01"},
+                {"source": "cur", "first_day": "2026-10-02", "last_day": "2026-10-02"}],
+    "preliminary": True,
 }
 
 

@@ -37,6 +37,10 @@ MART_COLUMNS: dict[str, dict[str, str]] = {
         "title": "VARCHAR", "rationale": "VARCHAR", "expected_monthly_savings": "DOUBLE", "steps": "VARCHAR",
         "status": "VARCHAR", "generated_at": "TIMESTAMP",
     },
+    "data_sources_daily": {
+        "tenant_id": "VARCHAR", "usage_date": "DATE", "source_format": "VARCHAR", "rows": "BIGINT",
+        "unblended_cost": "DOUBLE",
+    },
 }
 
 MARTS: tuple[str, ...] = tuple(MART_COLUMNS)

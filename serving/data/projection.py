@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from serving.data.sources import source_fields
 from serving.data.store import TenantData
 from serving.models import ProjectionResponse, ProjectionRow
 from serving.refs import reference
@@ -25,6 +26,8 @@ def _projection(data: TenantData, period: str) -> ProjectionResponse:
         tenant_id=data.tenant_id, data_status=data.data_status, sample=data.sample, period=period,
         current=history[-1] if history else None, history=history,
         reference=reference("/api/projection", {"period": period}),
+        **source_fields(data, min((r["period_start"] for r in rows), default=None),
+                        max((r["period_end"] for r in rows), default=None)),
     )
 
 

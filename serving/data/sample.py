@@ -51,8 +51,10 @@ def build_sample_marts(
     days: int = 90,
     accounts: tuple[SampleAccount, ...] | None = None,
     scale: float = 1.0,
+    cost_explorer_days: int = 0,
 ) -> None:
-    """Create every mart as a table in conn, holding `days` days of hourly data ending on `end` (inclusive)."""
+    """Create every mart as a table in conn, holding `days` days of hourly data ending on `end` (inclusive); the
+    first `cost_explorer_days` of them are marked as coming from Cost Explorer, the rest from CUR."""
     accounts = accounts or default_accounts(tenant_id)
     start = end - timedelta(days=days - 1)
     conn.execute("CREATE OR REPLACE TEMP TABLE _accounts (idx INT, usage_account_id VARCHAR, account_name VARCHAR, "
@@ -95,6 +97,7 @@ def build_sample_marts(
         FROM _usage WHERE sp_share > 0
     """)
     derive_spend_daily(conn)
+    _build_data_sources(conn, start + timedelta(days=cost_explorer_days))
     _build_sp_marts(conn, tenant_id)
     _build_projection(conn, tenant_id, end)
     _build_recommendations(conn, tenant_id, accounts, end, scale)
@@ -108,6 +111,15 @@ def _teams_sql() -> str:
 
 def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _build_data_sources(conn: duckdb.DuckDBPyConnection, first_cur_day: date) -> None:
+    conn.execute("""
+        CREATE OR REPLACE TABLE data_sources_daily AS
+        SELECT tenant_id, usage_date, CASE WHEN usage_date < ? THEN 'cost_explorer' ELSE 'cur1' END AS source_format,
+               count(*) AS rows, sum(unblended_cost) AS unblended_cost
+        FROM spend_hourly GROUP BY ALL
+    """, [first_cur_day])
 
 
 def _build_sp_marts(conn: duckdb.DuckDBPyConnection, tenant_id: str) -> None:
@@ -195,13 +207,13 @@ def _build_recommendations(conn, tenant_id: str, accounts: tuple[SampleAccount, 
 
 
 def write_sample_lake(lake_dir: Path, tenant_id: str, end: date, days: int = 90, scale: float = 1.0,
-                      accounts: tuple[SampleAccount, ...] | None = None) -> None:
+                      accounts: tuple[SampleAccount, ...] | None = None, cost_explorer_days: int = 0) -> None:
     """Export sample marts to `{lake}/marts/{mart}/tenant_id={t}/data.parquet` (fixtures for tests and benches)."""
     from blocks_pipelines.lake.layout import mart_uri
 
     conn = duckdb.connect()
     try:
-        build_sample_marts(conn, tenant_id, end, days, accounts, scale)
+        build_sample_marts(conn, tenant_id, end, days, accounts, scale, cost_explorer_days)
         for mart in MARTS:
             dest = Path(mart_uri(str(lake_dir), mart, tenant_id))
             dest.parent.mkdir(parents=True, exist_ok=True)

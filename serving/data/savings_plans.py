@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
+from serving.data.sources import source_fields
 from serving.data.store import TenantData
 from serving.models import SpDailyPosition, SpPlan, SpPosition
 
@@ -53,6 +55,13 @@ def _sp_position(data: TenantData, days: int) -> SpPosition:
         plans=[SpPlan(savings_plan_arn=r[0], hourly_commitment=round(r[1] or 0.0, 6),
                       utilization_pct=None if r[2] is None else round(r[2], 2)) for r in plans],
     )
+
+
+def sp_source_fields(data: TenantData, position: SpPosition) -> dict[str, Any]:
+    """The `sources` and `preliminary` fields over the position's window."""
+    if position.start is None or position.end is None:
+        return source_fields(data, None, None)
+    return source_fields(data, date.fromisoformat(position.start), date.fromisoformat(position.end))
 
 
 def _pct(part: float | None, whole: float | None) -> float | None:

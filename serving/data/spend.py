@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any, Mapping, Sequence
 
 from serving.data import params as p
+from serving.data.sources import source_fields
 from serving.data.store import TenantData
 from serving.models import GroupTotal, SpendPoint, SpendQueryEcho, SpendResponse, SpendTotals
 from serving.refs import reference
@@ -132,6 +133,7 @@ def run_spend(data: TenantData, q: SpendQuery) -> SpendResponse:
                            public_on_demand_cost=_money(public), savings=_money(public - amortized),
                            by_group=groups),
         reference=reference("/api/spend", params),
+        **source_fields(data, q.start, q.end),
     )
 
 

@@ -11,12 +11,13 @@ from urllib.parse import parse_qs
 from serving.data.params import InvalidParameter
 from serving.data.projection import run_projection
 from serving.data.recommendations import load_recommendations, run_recommendations
-from serving.data.savings_plans import run_sp_position
+from serving.data.savings_plans import run_sp_position, sp_source_fields
+from serving.data.sources import COST_EXPLORER
 from serving.data.spend import SpendQuery, cached_spend, parse_spend_query
 from serving.data.store import TenantData
 from serving.major_tom import intents
 from serving.major_tom.grounding import GroundedAnswer
-from serving.models import ChatContext
+from serving.models import ChatContext, DataSourceSpan, Reference
 from serving.refs import reference
 
 WINDOW_DAYS = 30
@@ -64,7 +65,7 @@ def warm(data: TenantData) -> None:
     for q in (_window(data.last_date, WINDOW_DAYS, "service"), _window(data.last_date, 7, "service"),
               _window(data.last_date, 7, "service", back=7)):
         cached_spend(data, q)
-    run_sp_position(data)
+    sp_source_fields(data, run_sp_position(data))
     run_projection(data, "month")
     load_recommendations(data, {})
 
@@ -91,6 +92,19 @@ def _window(last_date: date, days: int, group_by: str | None, back: int = 0) -> 
     return SpendQuery(start=end - timedelta(days=days - 1), end=end, granularity="day", group_by=group_by)
 
 
+def _cost_explorer_note(out: GroundedAnswer, sourced: Iterable[tuple[list[DataSourceSpan], Reference]]
+                        ) -> Iterator[str]:
+    """One line when the answer's days include Cost Explorer days; `sourced` pairs each response's sources with
+    its reference, latest range first, so the line names the last Cost Explorer day."""
+    for spans, ref in sourced:
+        for span in spans:
+            if span.source == COST_EXPLORER:
+                n = out.cite(ref)
+                yield (f"Figures up to {span.last_day} come from Cost Explorer (daily totals per service) [{n}]: "
+                       "savings and coverage start with your first CUR delivery.")
+                return
+
+
 def savings_source(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     q = _window(scope.data.last_date, WINDOW_DAYS, "service")
     spend = cached_spend(scope.data, q)
@@ -99,6 +113,7 @@ def savings_source(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     yield (f"From {q.start} to {q.end} [{n}] you paid {out.money(t.amortized_cost, n, 'totals.amortized_cost')} "
            f"against {out.money(t.public_on_demand_cost, n, 'totals.public_on_demand_cost')} at public on-demand "
            f"prices, so {out.money(t.savings, n, 'totals.savings')} was saved.")
+    yield from _cost_explorer_note(out, [(spend.sources, spend.reference)])
     savers = [(i, g) for i, g in enumerate(t.by_group) if g.savings > 0.005]
     savers.sort(key=lambda ig: -ig[1].savings)
     if savers:
@@ -144,6 +159,7 @@ def cost_drivers(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     yield (f"Your last week ({recent.query.start} to {recent.query.end}) [{a}] cost "
            f"{out.money(ra, a, 'totals.cost')}, against {out.money(rb, b, 'totals.cost')} the week before [{b}]"
            f"{trend}.")
+    yield from _cost_explorer_note(out, [(recent.sources, recent.reference), (before.sources, before.reference)])
     idx_before = {g.group: (i, g) for i, g in enumerate(before.totals.by_group)}
     movers = []
     for i, g in enumerate(recent.totals.by_group):
@@ -194,6 +210,7 @@ def _explain_dashboard(scope: Scope, out: GroundedAnswer, q: SpendQuery, period:
     filters = "; filtered to " + ", ".join(f"{k}={'|'.join(v)}" for k, v in spend.query.filters.items()) \
         if spend.query.filters else ""
     yield f"This view shows {q.cost_type} cost per {q.granularity}{grouped}, from {q.start} to {q.end}{filters} [{n}]."
+    yield from _cost_explorer_note(out, [(spend.sources, spend.reference)])
     t = spend.totals
     yield (f"The total is {out.money(t.cost, n, 'totals.cost')}; at public on-demand prices it would have been "
            f"{out.money(t.public_on_demand_cost, n, 'totals.public_on_demand_cost')}.")
@@ -227,11 +244,13 @@ def _explain_savings_plans(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     yield ("This view shows your Savings Plans: how much eligible compute they cover and how much of the "
            "commitment is used, plus purchase proposals and their approval status.")
     sp = run_sp_position(scope.data)
-    n = out.cite(reference("/api/savings-plans", {}))
+    ref = reference("/api/savings-plans", {})
+    n = out.cite(ref)
     if sp.coverage_pct is not None and sp.utilization_pct is not None:
         yield (f"From {sp.start} to {sp.end} [{n}], coverage is {out.pct(sp.coverage_pct, n, 'position.coverage_pct')}"
                f" and utilization {out.pct(sp.utilization_pct, n, 'position.utilization_pct')}, with "
                f"{out.money(sp.hourly_commitment, n, 'position.hourly_commitment')} an hour committed.")
+    yield from _cost_explorer_note(out, [(sp_source_fields(scope.data, sp)["sources"], ref)])
 
 
 def _deep_link(message: str, context: ChatContext | None) -> tuple[str, str] | None:

@@ -10,7 +10,8 @@ select
     -- On-demand equivalent: list price when the source has one, else what was billed.
     case when li.public_on_demand_cost > 0 then li.public_on_demand_cost else li.unblended_cost end
         as on_demand_equivalent_cost,
-    (
+    -- coalesce: Cost Explorer rows have no usage type, so an EC2 row would otherwise be neither eligible nor not.
+    coalesce((
         li.line_item_type = 'SavingsPlanCoveredUsage'
         or (
             li.line_item_type = 'Usage'
@@ -25,7 +26,7 @@ select
                     li.usage_type like '%Lambda-GB-Second%' or li.usage_type like '%Lambda-Provisioned%'))
             )
         )
-    ) as is_compute_sp_eligible
+    ), false) as is_compute_sp_eligible
 from {{ ref('stg_cur_line_items') }} as li
 left join accounts as a
     on li.usage_account_id = a.account_id

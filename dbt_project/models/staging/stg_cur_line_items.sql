@@ -30,6 +30,7 @@ select
     cast(savings_plan_total_commitment as double) as savings_plan_total_commitment,
     cast(savings_plan_used_commitment as double) as savings_plan_used_commitment,
     reservation_arn,
-    coalesce(tags, '{}') as tags
+    coalesce(tags, '{}') as tags,
+    source_format
 from {{ source('lake', 'cur_line_items') }}
 where tenant_id = '{{ tenant_id() }}'
