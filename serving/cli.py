@@ -13,7 +13,9 @@ from blocks_pipelines.settings import get_settings
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(host: str, port: int, workers: int, log_level: str) -> None:
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="one line per request (behind a load balancer that logs requests, turn it off)")
+def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
     """Run the Blocks API (FastAPI + Major Tom) with uvicorn.
 
     Reads marts from BLOCKS_LAKE_URI. Without BLOCKS_COGNITO_* settings it accepts tokens from
@@ -26,7 +28,8 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
         load_config(get_settings())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
+                access_log=access_log)
 
 
 @click.command("dev-token")
