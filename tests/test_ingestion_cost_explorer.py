@@ -222,3 +222,36 @@ def test_cost_explorer_services_become_cur_product_codes_and_line_item_types():
     assert df["line_item_type"].to_list() == ["Usage", "Tax", "SavingsPlanRecurringFee", "Usage"]
     assert df["charge_class"].to_list() == ["usage", "tax", "savings_plan", "usage"]
     assert df["source_format"].unique().to_list() == ["cost_explorer"]
+
+
+def test_days_with_cur_are_read_from_parquet_footers_on_s3(blocks_env, aws_env, monkeypatch):
+    """A CUR day, a Cost Explorer day and a mixed day on an S3 lake: only the footers are fetched (ranged GETs)."""
+    from blocks_pipelines.lake import fs
+
+    boto3.client("s3", endpoint_url=aws_env).create_bucket(Bucket="ce-lake")
+    lake = "s3://ce-lake/lake"
+
+    def day_file(day, formats):
+        df = ce.ce_rows_to_canonical([{"start": day.isoformat(), "end": day.isoformat(), "account": "111111111112",
+                                       "service": "AWS Lambda", "unblended": 1.0, "amortized": 1.0, "usage": 1.0,
+                                       "currency": "USD"}] * len(formats), "acme_corp", "111111111111", "ce-1")
+        df = df.with_columns(pl.Series("source_format", formats))
+        fs.write_bytes(layout.line_items_day_uri(lake, "acme_corp", day), _parquet_bytes(df))
+
+    day_file(date(2026, 11, 1), ["cur2"] * 3)
+    day_file(date(2026, 11, 2), ["cost_explorer"] * 3)
+    day_file(date(2026, 11, 3), ["cost_explorer", "cur2"])
+    ranges = []
+    real_get = fs.s3_client().get_object
+    monkeypatch.setattr(fs.s3_client(), "get_object", lambda **kw: ranges.append(kw.get("Range")) or real_get(**kw))
+    got = ce._days_with_cur(lake, "acme_corp", date(2026, 11, 1), date(2026, 11, 4))
+    assert got == {date(2026, 11, 1), date(2026, 11, 3)}
+    assert ranges and all(r and r.startswith("bytes=") for r in ranges)  # never a whole-object GET
+
+
+def _parquet_bytes(df: pl.DataFrame) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    return buf.getvalue()

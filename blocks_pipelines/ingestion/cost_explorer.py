@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import polars as pl
+import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from blocks_pipelines.connect.aws import COST_EXPLORER_REGION, ClientSource, assume_role, error_code, error_message
@@ -278,7 +279,7 @@ def backfill_from_cost_explorer(tenant: TenantConfig | str, start: date, end: da
     sl = Slice(_utc(start), _utc(end), only_source_format=SOURCE_FORMAT)
     with tempfile.TemporaryDirectory(prefix="blocks-ce-") as tmp:
         work = Path(tmp)
-        cur_days = _days_with_cur(lake_uri, tenant.id, start, end, work)
+        cur_days = _days_with_cur(lake_uri, tenant.id, start, end)
         df = df.filter(~pl.col("usage_date").is_in(sorted(cur_days)))
         by_day = {}
         for (day,), part in df.partition_by("usage_date", as_dict=True).items():
@@ -315,13 +316,24 @@ def _cost_by_day(df: pl.DataFrame) -> dict[str, float]:
     return {d.isoformat(): round(float(c), 6) for d, c in per_day.iter_rows()}
 
 
-def _days_with_cur(lake_uri: str, tenant_id: str, start: date, end: date, work: Path) -> set[date]:
+def _days_with_cur(lake_uri: str, tenant_id: str, start: date, end: date) -> set[date]:
+    """Days of [start, end) whose lake file holds rows of another source than Cost Explorer. Read from each file's
+    Parquet footer (source_format min/max per row group): on S3 two small ranged GETs per day, not the whole day."""
     out = set()
     for day in sorted(lake_days(lake_uri, tenant_id)):
-        if start <= day < end:
-            local = fs.fetch_to_local(layout.line_items_day_uri(lake_uri, tenant_id, day), work / "cur")
-            has_cur = (pl.scan_parquet(local, hive_partitioning=False).select("source_format")
-                       .filter(pl.col("source_format") != SOURCE_FORMAT).head(1).collect())
-            if has_cur.height:
-                out.add(day)
+        if start <= day < end and not _only_cost_explorer(layout.line_items_day_uri(lake_uri, tenant_id, day)):
+            out.add(day)
     return out
+
+
+def _only_cost_explorer(uri: str) -> bool:
+    with fs.open_ranged(uri) as fh:
+        meta = pq.ParquetFile(fh).metadata
+        column = meta.schema.names.index("source_format")
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                return False  # no statistics: cannot tell, so never overwrite the day
+            if (stats.min, stats.max) != (SOURCE_FORMAT, SOURCE_FORMAT):
+                return False
+    return True

@@ -7,6 +7,7 @@ All S3 access goes through boto3 with an optional endpoint override so tests run
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -145,6 +146,51 @@ def fetch_to_local(uri: str, workdir: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     s3_client().download_file(bucket, key, str(dest))
     return dest
+
+
+class _S3RangeReader(io.RawIOBase):
+    """A read-only, seekable view of one S3 object that fetches only the byte ranges read (Parquet footers and
+    single column chunks without downloading the file)."""
+
+    def __init__(self, uri: str):
+        self._bucket, self._key = split_s3(uri)
+        self._size = s3_client().head_object(Bucket=self._bucket, Key=self._key)["ContentLength"]
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
+        if self._pos >= end:
+            return b""
+        body = s3_client().get_object(Bucket=self._bucket, Key=self._key,
+                                      Range=f"bytes={self._pos}-{end - 1}")["Body"].read()
+        self._pos += len(body)
+        return body
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_ranged(uri: str) -> io.RawIOBase:
+    """A seekable binary reader of uri; on S3 each read is one ranged GET of just the bytes asked for."""
+    if is_s3(uri):
+        return _S3RangeReader(uri)
+    return open(uri, "rb")
 
 
 def delete(uri: str) -> None:
