@@ -47,11 +47,6 @@ def bucket_key(out_uri: str, uri: str) -> tuple[str, str]:
     return LOCAL_BUCKET, rel.as_posix()
 
 
-def object_uri(out_uri: str, bucket: str, key: str) -> str:
-    """The inverse of bucket_key: where a manifest's (bucket, key) lives."""
-    return fs.join(out_uri, key) if bucket == LOCAL_BUCKET else f"s3://{bucket}/{key}"
-
-
 def _chunks(height: int, rows_per_file: int) -> list[tuple[int, int]]:
     if height == 0:
         return [(0, 0)]
@@ -133,11 +128,6 @@ def cur1_period_dir(out_uri: str, report: str, period: Period) -> str:
     return fs.join(out_uri, report, f"{period.start:%Y%m%d}-{period.end:%Y%m%d}")
 
 
-def cur1_manifest_uri(out_uri: str, report: str, period: Period) -> str:
-    """The period-level manifest: a copy of the newest delivery's, what readers poll."""
-    return fs.join(cur1_period_dir(out_uri, report, period), f"{report}-Manifest.json")
-
-
 def write_cur1(li: pl.DataFrame, *, out_uri: str, report: str, period: Period, assembly_id: str, payer: str,
                parquet: bool, rows_per_file: int) -> Delivery:
     period_dir = cur1_period_dir(out_uri, report, period)
@@ -169,7 +159,7 @@ def write_cur1(li: pl.DataFrame, *, out_uri: str, report: str, period: Period, a
         "additionalArtifactKeys": [],
     }
     body = json.dumps(manifest, indent=2).encode()
-    manifests = [fs.join(period_dir, assembly_id, f"{report}-Manifest.json"), cur1_manifest_uri(out_uri, report, period)]
+    manifests = [fs.join(period_dir, assembly_id, f"{report}-Manifest.json"), fs.join(period_dir, f"{report}-Manifest.json")]
     for uri in manifests:  # the period-level manifest last: it is what readers poll
         fs.write_bytes(uri, body)
     return Delivery(period.label, assembly_id, files, manifests, li.height)
@@ -179,10 +169,6 @@ def write_cur1(li: pl.DataFrame, *, out_uri: str, report: str, period: Period, a
 def export_data_dir(out_uri: str, export: str, period: Period) -> str:
     """The billing period's data folder: one subfolder per delivery (execution)."""
     return fs.join(out_uri, export, "data", f"BILLING_PERIOD={period.label}")
-
-
-def export_manifest_uri(out_uri: str, export: str, period: Period) -> str:
-    return fs.join(out_uri, export, "metadata", f"BILLING_PERIOD={period.label}", f"{export}-Manifest.json")
 
 
 def write_export(li: pl.DataFrame, *, out_uri: str, export: str, period: Period, execution_id: str, payer: str,
@@ -206,31 +192,12 @@ def write_export(li: pl.DataFrame, *, out_uri: str, export: str, period: Period,
         "dataFiles": ["s3://{}/{}".format(*bucket_key(out_uri, f)) for f in files],
         "columns": [{"name": f.name, "type": _arrow_type_name(f.type)} for f in schema],
     }
-    uri = export_manifest_uri(out_uri, export, period)
+    uri = fs.join(out_uri, export, "metadata", f"BILLING_PERIOD={period.label}", f"{export}-Manifest.json")
     fs.write_bytes(uri, json.dumps(manifest, indent=2).encode())
     return Delivery(period.label, execution_id, files, [uri], rows.height)
 
 
-# --- reading back the newest delivery ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Delivered:
-    delivery_id: str
-    files: list[str]  # URIs of the data files
-
-
+# --- where a billing period's deliveries live -----------------------------------------------------------------
 def deliveries_dir(out_uri: str, report: str, period: Period, *, legacy: bool) -> str:
     """The folder holding one subfolder per delivery of the billing period."""
     return cur1_period_dir(out_uri, report, period) if legacy else export_data_dir(out_uri, report, period)
-
-
-def newest_delivery(out_uri: str, report: str, period: Period, *, legacy: bool) -> Delivered | None:
-    """The delivery the period's newest manifest names (what readers poll), None before the first one."""
-    uri = cur1_manifest_uri(out_uri, report, period) if legacy else export_manifest_uri(out_uri, report, period)
-    if not fs.exists(uri):
-        return None
-    doc = json.loads(fs.read_bytes(uri))
-    if legacy:
-        delivery_id, keys = doc["assemblyId"], [(doc["bucket"], k) for k in doc["reportKeys"]]
-    else:
-        delivery_id, keys = doc["executionId"], [fs.split_s3(u) for u in doc["dataFiles"]]
-    return Delivered(delivery_id, [object_uri(out_uri, b, k) for b, k in keys])

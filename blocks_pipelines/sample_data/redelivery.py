@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import polars as pl
 
+from blocks_pipelines.ingestion.deliveries import Delivery, read_manifest, tenant_manifest_uri
 from blocks_pipelines.lake import fs
 from blocks_pipelines.sample_data import delivery as D
 from blocks_pipelines.sample_data.commitments import SavingsPlanSpec
@@ -103,10 +104,17 @@ def last_usage_hour(files: Sequence[str]) -> datetime | None:
     return latest
 
 
+def newest_delivery(tenant: TenantConfig, period: Period) -> Delivery | None:
+    """The period's newest delivery, read from its manifest as the ingestion sensor reads it; None before the first."""
+    root = source_uri(tenant)
+    uri = tenant_manifest_uri(tenant, period.label, root)
+    return read_manifest(uri, root) if fs.exists(uri) else None
+
+
 def delivered_through(tenant: TenantConfig, period: Period) -> datetime | None:
     """The last usage hour of the period's newest delivery, None before its first one."""
-    newest = D.newest_delivery(source_uri(tenant), tenant.cur_source.report_name, period, legacy=_is_legacy(tenant))
-    return last_usage_hour(newest.files) if newest else None
+    newest = newest_delivery(tenant, period)
+    return last_usage_hour(newest.data_files) if newest else None
 
 
 def prune_superseded(tenant: TenantConfig, period: Period, keep: set[str]) -> list[str]:
@@ -128,7 +136,7 @@ def clock_delivery(tenant: TenantConfig, ledger_plans: Sequence[Mapping[str, Any
     A refresh, not a restatement: the hours already delivered stay as they were (the generator keeps the open
     month's first hours stable), so what changes is the new hour and the ledger plans' coverage."""
     period = open_period(now)
-    previous = D.newest_delivery(source_uri(tenant), tenant.cur_source.report_name, period, legacy=_is_legacy(tenant))
+    previous = newest_delivery(tenant, period)
     summary = deliver_open_month(tenant, ledger_plans, now=now)
     keep = {summary.months[0].delivery_id} | ({previous.delivery_id} if previous else set())
     return summary, prune_superseded(tenant, period, keep)
