@@ -8,10 +8,11 @@ from datetime import date
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import (
+    AccountId,
     TenantConfig,
     TenantConfigError,
     describe_validation_error,
@@ -113,9 +114,10 @@ def new_tenant(
 
 
 def _account_id(value: str) -> str:
-    if not (len(value) == 12 and value.isdigit()):
-        raise click.BadParameter(f"an AWS account id is 12 digits, got {value!r} ({len(value)} characters)")
-    return value
+    try:
+        return TypeAdapter(AccountId).validate_python(value)  # the tenant file's own rule
+    except ValidationError:
+        raise click.BadParameter(f"an AWS account id is 12 digits, got {value!r} ({len(value)} characters)") from None
 
 
 @tenants.command("add")

@@ -100,7 +100,8 @@ def earliest_day(today: date) -> date:
     return date(months // 12, months % 12 + 1, 1)
 
 
-def last_complete_hour(now: datetime) -> datetime:
+def complete_hours_end(now: datetime) -> datetime:
+    """The exclusive end of the hours that are complete at `now`: the start of the current hour (UTC)."""
     return now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
@@ -121,7 +122,7 @@ def request_windows(start: date, end: date, now: datetime) -> list[tuple[str, st
     if start < min(cut, end):
         out.append(("DAILY", start.isoformat(), min(cut, end).isoformat()))
     hourly_start = datetime.combine(max(start, cut), datetime.min.time(), timezone.utc)
-    hourly_end = min(datetime.combine(end, datetime.min.time(), timezone.utc), last_complete_hour(now))
+    hourly_end = min(datetime.combine(end, datetime.min.time(), timezone.utc), complete_hours_end(now))
     if hourly_start < hourly_end:
         out.append(("HOURLY", f"{hourly_start:%Y-%m-%dT%H:%M:%SZ}", f"{hourly_end:%Y-%m-%dT%H:%M:%SZ}"))
     return out
