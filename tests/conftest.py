@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-REAL_CUR = (REPO.parent / "shared" / "data" / "real-cur").resolve()
+
+
+def _real_cur() -> Path:
+    """The real-format CUR fixtures live in ../shared beside the checkout (never copied in). A clone made elsewhere
+    (a temp dir) finds them beside the repository it was cloned from; BLOCKS_REAL_CUR overrides both."""
+    roots = [REPO]
+    origin = subprocess.run(["git", "-C", str(REPO), "remote", "get-url", "origin"], capture_output=True, text=True)
+    if origin.returncode == 0 and Path(origin.stdout.strip()).is_dir():
+        roots.append(Path(origin.stdout.strip()))
+    candidates = [Path(os.environ["BLOCKS_REAL_CUR"])] if os.environ.get("BLOCKS_REAL_CUR") else []
+    candidates += [(r.parent / "shared" / "data" / "real-cur").resolve() for r in roots]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+REAL_CUR = _real_cur()
 DEMO_TENANTS = REPO / "assets_config" / "tenants"
 
 
