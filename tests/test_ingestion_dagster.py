@@ -118,6 +118,8 @@ def test_sensor_run_ingests_the_delivery_it_names(globex, tmp_path):
     assert result.success
     md = result.get_asset_materialization_events()[0].materialization.metadata
     assert md["deliveries"].value[0]["delivery_id"] == request.run_key
+    # where the run's time went, for a data engineer comparing runs in the UI
+    assert set(md["seconds_by_stage"].value) == {"read_normalize_split", "validate", "publish", "verify"}
 
 
 def test_sensor_skips_a_delivery_already_ingested_by_another_path(globex, tmp_path):

@@ -44,6 +44,9 @@ def test_legacy_delivery_lands_as_one_file_per_day_with_matching_totals(blocks_e
     assert len(day_files) == 31
     assert summary.rows == lake.height == 3000
     assert summary.hours == 744
+    stages = summary.to_dict()["seconds"]
+    assert list(stages) == ["read_normalize_split", "validate", "publish", "verify"]
+    assert all(s > 0 for s in stages.values())
     expected = frame["lineItem/UnblendedCost"].cast(pl.Float64).sum()
     assert lake["unblended_cost"].sum() == pytest.approx(expected, abs=1e-6)
     [period] = summary.periods

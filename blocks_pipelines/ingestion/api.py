@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,8 @@ class IngestSummary:
     cost_by_line_item_type: dict[str, float] = field(default_factory=dict)  # unblended
     amortized_by_line_item_type: dict[str, float] = field(default_factory=dict)
     periods: list[PeriodTotals] = field(default_factory=list)
+    # wall seconds per stage: read_normalize_split and validate (staging), publish (lake swap), verify (read back)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def matches(self) -> bool:
@@ -54,8 +57,6 @@ class IngestSummary:
             p["matches"] = obj.matches
         out["matches"] = self.matches
         return out
-
-
 
 
 def _slice_for(staged: Staged, hour_range: tuple[datetime, datetime] | None) -> Slice:
@@ -95,6 +96,11 @@ def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days:
     })
 
 
+def _add_seconds(summary: IngestSummary, seconds: dict[str, float]) -> None:
+    for stage, s in seconds.items():
+        summary.seconds[stage] = round(summary.seconds.get(stage, 0.0) + s, 3)
+
+
 def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *, lake_uri: str | None = None,
                       fmt: str = "auto", hour_range: tuple[datetime, datetime] | None = None,
                       progress=None) -> IngestSummary:
@@ -107,8 +113,12 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
         staged = [stage_delivery(d, tenant, fmt, work / f"d{i}", hour_range) for i, d in enumerate(deliveries)]
         for i, s in enumerate(staged):
             sl = _slice_for(s, hour_range)
+            t0 = time.perf_counter()
             changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress)
-            _summarize(summary, s, lake_totals(lake_uri, tenant.id, sl, work / f"r{i}"), len(changed))
+            t1 = time.perf_counter()
+            lake = lake_totals(lake_uri, tenant.id, sl, work / f"r{i}")
+            _add_seconds(summary, {**s.seconds, "publish": t1 - t0, "verify": time.perf_counter() - t1})
+            _summarize(summary, s, lake, len(changed))
     return summary
 
 

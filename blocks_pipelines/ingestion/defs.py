@@ -68,6 +68,7 @@ def _metadata(summary: "IngestSummary", start: datetime, end: datetime) -> dict:
                                 "source_rows": p.source_rows, "lake_rows": p.lake_rows, "is_final": p.is_final}
              for p in summary.periods}),
         "deliveries": dg.MetadataValue.json(summary.deliveries),
+        "seconds_by_stage": dg.MetadataValue.json(summary.seconds),
     }
     for lit, cost in summary.cost_by_line_item_type.items():
         md[f"cost/{lit}"] = dg.MetadataValue.float(round(cost, 6))
