@@ -48,6 +48,11 @@ def test_legacy_delivery_lands_as_one_file_per_day_with_matching_totals(blocks_e
     assert list(stages) == ["read_normalize_split", "validate", "publish", "verify"]
     assert all(s > 0 for s in stages.values())
     expected = frame["lineItem/UnblendedCost"].cast(pl.Float64).sum()
+    source_days = frame.group_by(pl.col("lineItem/UsageStartDate").str.slice(0, 10)).agg(
+        pl.col("lineItem/UnblendedCost").cast(pl.Float64).sum())
+    assert len(summary.unblended_by_day) == 31
+    for day, cost in source_days.iter_rows():
+        assert summary.unblended_by_day[day] == pytest.approx(cost, abs=1e-6)
     assert lake["unblended_cost"].sum() == pytest.approx(expected, abs=1e-6)
     [period] = summary.periods
     assert period.matches and period.billing_period == "2026-10"
@@ -196,6 +201,7 @@ def test_an_azure_focus_export_keeps_its_provider_and_per_day_totals(blocks_env,
     assert set(df["provider"]) == {"Microsoft Azure"} and set(df["source_format"]) == {"focus"}
     per_day = dict(df.group_by("usage_date").agg(pl.col("unblended_cost").sum()).iter_rows())
     assert per_day == {date(2026, 5, 1): pytest.approx(1121.84064), date(2026, 5, 9): pytest.approx(161.842418)}
+    assert summary.unblended_by_day == {"2026-05-01": pytest.approx(1121.84064), "2026-05-09": pytest.approx(161.842418)}
     by_type = dict(zip(df.sort("usage_start")["line_item_type"], df.sort("usage_start")["amortized_cost"]))
     assert by_type == {"RIFee": 0.0, "DiscountedUsage": pytest.approx(0.128064), "Usage": pytest.approx(161.842418)}
     vm = df.filter(pl.col("line_item_type") == "DiscountedUsage")

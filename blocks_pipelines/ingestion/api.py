@@ -11,7 +11,9 @@ from pathlib import Path
 import polars as pl
 
 from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source, month_bounds
-from blocks_pipelines.ingestion.lake_writer import Slice, lake_totals, replace_slice, staged_days
+from blocks_pipelines.ingestion.lake_writer import (
+    Slice, lake_totals, replace_slice, staged_days, totals_by_day, totals_by_period,
+)
 from blocks_pipelines.ingestion.staging import Staged, stage_delivery
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_tenant
@@ -44,6 +46,8 @@ class IngestSummary:
     cost_by_line_item_type: dict[str, float] = field(default_factory=dict)  # unblended
     amortized_by_line_item_type: dict[str, float] = field(default_factory=dict)
     periods: list[PeriodTotals] = field(default_factory=list)
+    # the lake's unblended cost per usage day (UTC) after the write, read back: what per-day checks compare
+    unblended_by_day: dict[str, float] = field(default_factory=dict)
     # wall seconds per stage: read_normalize_split and validate (staging), publish (lake swap), verify (read back)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -83,7 +87,9 @@ def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days:
     per_bp = st.group_by("billing_period").agg(
         pl.col("rows").sum(), pl.col("unblended_cost").sum().cast(pl.Float64), pl.col("invoiced_rows").sum()
     ).sort("billing_period")
-    lake_by_bp = {r["billing_period"]: r for r in lake.iter_rows(named=True)}
+    lake_by_bp = totals_by_period(lake)
+    for day, cost in totals_by_day(lake).items():
+        summary.unblended_by_day[day] = round(summary.unblended_by_day.get(day, 0.0) + cost, 6)
     for bp, rows, cost, invoiced in per_bp.iter_rows():
         got = lake_by_bp.get(bp, {"rows": 0, "unblended_cost": 0.0})
         summary.periods.append(PeriodTotals(bp, int(rows), int(got["rows"]), float(cost),

@@ -29,7 +29,9 @@ from botocore.exceptions import ClientError
 from blocks_pipelines.connect.aws import COST_EXPLORER_REGION, ClientSource, assume_role, error_code, error_message
 from blocks_pipelines.ingestion.api import IngestSummary, PeriodTotals
 from blocks_pipelines.ingestion.errors import MixedCurrencyError
-from blocks_pipelines.ingestion.lake_writer import Slice, lake_days, lake_totals, replace_slice
+from blocks_pipelines.ingestion.lake_writer import (
+    Slice, lake_days, lake_totals, replace_slice, totals_by_day, totals_by_period,
+)
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, LINE_ITEM_TYPES
 from blocks_pipelines.lake import fs, layout
 from blocks_pipelines.settings import get_settings
@@ -302,7 +304,8 @@ def _summary(tenant_id: str, df: pl.DataFrame, lake: pl.DataFrame, days_written:
             pl.col("unblended_cost").sum(), pl.col("amortized_cost").sum()).sort("line_item_type").iter_rows():
         summary.cost_by_line_item_type[lit] = float(cost)
         summary.amortized_by_line_item_type[lit] = float(amortized)
-    got = {r["billing_period"]: r for r in lake.iter_rows(named=True)}
+    got = totals_by_period(lake)
+    summary.unblended_by_day = totals_by_day(lake)
     for bp, n, cost in df.group_by("billing_period").agg(pl.len(), pl.col("unblended_cost").sum()).sort(
             "billing_period").iter_rows():
         g = got.get(bp, {"rows": 0, "unblended_cost": 0.0})

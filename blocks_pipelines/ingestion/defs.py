@@ -69,6 +69,7 @@ def _metadata(summary: "IngestSummary", start: datetime, end: datetime) -> dict:
              for p in summary.periods}),
         "deliveries": dg.MetadataValue.json(summary.deliveries),
         "seconds_by_stage": dg.MetadataValue.json(summary.seconds),
+        "unblended_by_day": dg.MetadataValue.json(summary.unblended_by_day),
     }
     for lit, cost in summary.cost_by_line_item_type.items():
         md[f"cost/{lit}"] = dg.MetadataValue.float(round(cost, 6))

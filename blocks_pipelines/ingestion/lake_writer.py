@@ -119,19 +119,32 @@ def replace_slice(lake_uri: str, tenant_id: str, new_by_day: dict[date, list[Pat
 
 
 def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.DataFrame:
-    """Rows and unblended cost per billing period of the slice, read back from the lake."""
+    """Rows and unblended cost per billing period and usage day of the slice, read back from the lake."""
     existing = lake_days(lake_uri, tenant_id)
     files = [
         fs.fetch_to_local(layout.line_items_day_uri(lake_uri, tenant_id, d), workdir / "readback")
         for d in sl.days() if d in existing
     ]
-    empty = pl.DataFrame(schema={"billing_period": pl.String, "rows": pl.UInt32, "unblended_cost": pl.Float64})
+    empty = pl.DataFrame(schema={"billing_period": pl.String, "usage_date": pl.Date, "rows": pl.UInt32,
+                                 "unblended_cost": pl.Float64})
     if not files:
         return empty
     return (
         pl.scan_parquet(files, hive_partitioning=False)
         .filter(sl.matches())
-        .group_by("billing_period")
-        .agg(pl.len().alias("rows"), pl.col("unblended_cost").cast(EXACT).sum().cast(pl.Float64))
+        .group_by("billing_period", "usage_date")
+        .agg(pl.len().alias("rows"), pl.col("unblended_cost").cast(EXACT).sum())
+        .sort("billing_period", "usage_date")
         .collect()
     )
+
+
+def totals_by_period(lake: pl.DataFrame) -> dict[str, dict]:
+    """lake_totals summed per billing period (exactly: the day sums are decimals)."""
+    per_bp = lake.group_by("billing_period").agg(pl.col("rows").sum(), pl.col("unblended_cost").sum())
+    return {bp: {"rows": int(n), "unblended_cost": float(c or 0)} for bp, n, c in per_bp.iter_rows()}
+
+
+def totals_by_day(lake: pl.DataFrame) -> dict[str, float]:
+    per_day = lake.group_by("usage_date").agg(pl.col("unblended_cost").sum()).sort("usage_date")
+    return {d.isoformat(): round(float(c), 6) for d, c in per_day.iter_rows()}

@@ -263,6 +263,7 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
             f"payer account {foreign[0]} is not tenant {tenant.id}'s payer {expected}", file=f.raw.name, row=row,
             column=_source_column(f, "bill/PayerAccountId", "BillingAccountId"),
             fix=f"this looks like another tenant's CUR: check tenant {tenant.id}'s cur_source, "
-                "or its organization.payer_account_id",
+                "or its organization.payer_account_id; if it is a new customer, register it first "
+                f"(blocks tenants add --id ID --name NAME --payer {foreign[0]} --history-start YYYY-MM-DD)",
         )
     return Staged(delivery, files, staging, stats, int(hours.item()), files[0].fmt)
