@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -186,7 +186,8 @@ def test_tenant_without_marts_gets_flagged_sample_data(client, app_env):
     spend = client.get("/api/spend", headers=h).json()
     assert spend["totals"]["cost"] > 0 and spend["tenant_id"] == "initech"
     csv_text = client.get("/api/spend?format=csv", headers=h).text
-    assert csv_text.splitlines()[1].endswith(",True")
+    first = next(csv.DictReader(io.StringIO(csv_text)))
+    assert first["sample"] == "True" and first["preliminary"] == "False"
 
 
 def test_unregistered_tenant_and_missing_token(client, app_env):
@@ -287,6 +288,9 @@ def test_ranges_with_cost_explorer_days_are_preliminary_and_list_their_sources(a
         projection = c.get("/api/projection?period=month", headers=hdr(app_env)).json()
         savings_plans = c.get("/api/savings-plans", headers=hdr(app_env)).json()
         cur_only = c.get(f"/api/spend?start={day(9)}&end={day(0)}", headers=hdr(app_env, "globex")).json()
+        daily_csv = c.get(f"/api/spend?start={day(9)}&end={day(0)}&format=csv", headers=hdr(app_env)).text
+        weekly_csv = c.get(f"/api/spend?start={day(9)}&end={day(0)}&granularity=week&format=csv",
+                           headers=hdr(app_env)).text
     assert spend["preliminary"] is True
     assert spend["sources"] == [{"source": "cost_explorer", "first_day": day(9), "last_day": day(6)},
                                 {"source": "cur", "first_day": day(5), "last_day": day(0)}]
@@ -296,6 +300,16 @@ def test_ranges_with_cost_explorer_days_are_preliminary_and_list_their_sources(a
     assert savings_plans["sources"][0] == {"source": "cost_explorer", "first_day": day(9), "last_day": day(6)}
     assert cur_only["preliminary"] is False
     assert cur_only["sources"] == [{"source": "cur", "first_day": day(9), "last_day": day(0)}]
+    # the CSV export flags each period holding Cost Explorer days
+    rows = {r["period_start"]: r["preliminary"] for r in csv.DictReader(io.StringIO(daily_csv))}
+    assert rows == {day(b): str(b >= 6) for b in range(10)}
+    weeks = list(csv.DictReader(io.StringIO(weekly_csv)))
+    ce_days = {end - timedelta(days=b) for b in range(6, 10)}
+    for w in weeks:
+        first = date.fromisoformat(w["period_start"])
+        holds_ce = any(first <= d <= first + timedelta(days=6) for d in ce_days)
+        assert w["preliminary"] == str(holds_ce)
+    assert "True" in {w["preliminary"] for w in weeks}
 
 
 def test_a_lake_without_the_sources_mart_still_serves_with_no_sources(app_env, cost_explorer_lake, tmp_path):

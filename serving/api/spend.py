@@ -11,7 +11,7 @@ from serving.api.deps import TenantScope, tenant_scope
 from serving.api.negotiation import CSV, CSV_DOC, JSON, query_lists, to_csv, wants_csv
 from serving.data import params as p
 from serving.data.projection import run_projection
-from serving.data.spend import cached_spend, parse_spend_query
+from serving.data.spend import SPEND_CSV_HEADER, cached_spend, parse_spend_query, spend_csv_rows
 from serving.errors import error_docs
 from serving.hot_cache import hot_key
 from serving.models import ProjectionResponse, SpendResponse
@@ -89,8 +89,7 @@ def remember(request: Request, scope: TenantScope, body: bytes, media_type: str)
 def _render_spend(scope: TenantScope, q, as_csv: bool) -> bytes:
     result = cached_spend(scope.data, q)
     if as_csv:
-        return to_csv(["period_start", "group", "cost", "cost_type", "sample"],
-                      ((pt.period_start, pt.group, pt.cost, q.cost_type, result.sample) for pt in result.series))
+        return to_csv(SPEND_CSV_HEADER, spend_csv_rows(result, q))
     return result.model_dump_json().encode()
 
 

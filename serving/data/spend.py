@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any, Mapping, Sequence
 
 from serving.data import params as p
-from serving.data.sources import source_fields
+from serving.data.sources import is_preliminary, period_last_day, source_fields
 from serving.data.store import TenantData
 from serving.models import GroupTotal, SpendPoint, SpendQueryEcho, SpendResponse, SpendTotals
 from serving.refs import reference
@@ -149,3 +149,14 @@ def _money(x: float | None) -> float:
 def cached_spend(data: TenantData, q: SpendQuery) -> SpendResponse:
     """run_spend through the snapshot's cache (the result is never mutated by callers)."""
     return data.cached(("spend_model", q), lambda: run_spend(data, q))
+
+
+# `preliminary`: the period holds Cost Explorer days (daily totals per service, no resources or tags)
+SPEND_CSV_HEADER = ("period_start", "group", "cost", "cost_type", "sample", "preliminary")
+
+
+def spend_csv_rows(result: SpendResponse, q: SpendQuery):
+    for pt in result.series:
+        first = date.fromisoformat(pt.period_start[:10])
+        prelim = is_preliminary(result.sources, first, period_last_day(first, q.granularity))
+        yield pt.period_start, pt.group, pt.cost, q.cost_type, result.sample, prelim
