@@ -223,6 +223,16 @@ def test_cur2_csv_map_columns_get_legacy_tag_keys(tmp_path):
     df = normalize(lf, "cur2", SourceContext("t1", "d1", "x.csv.gz")).collect()
     tags = json.loads(df["tags"][0])
     assert set(tags) == {"user:team", "user:env"}
+    # product attributes only the `product` map holds are read from its JSON text too
+    assert df["service_name"].unique().to_list() == ["Amazon Elastic Compute Cloud"]
+    without_top_level = lf.drop("product_region_code")
+    regions = normalize(without_top_level, "cur2", SourceContext("t1", "d1", "x.csv.gz")).collect()["region"]
+    assert regions.to_list() == raw["product_region_code"].to_list()
+    # product attributes only the `product` map holds are read from its JSON text too
+    assert df["service_name"].unique().to_list() == ["Amazon Elastic Compute Cloud"]
+    without_top_level = lf.drop("product_region_code")
+    regions = normalize(without_top_level, "cur2", SourceContext("t1", "d1", "x.csv.gz")).collect()["region"]
+    assert regions.to_list() == raw["product_region_code"].to_list()
 
 
 def _tagged_rows(n: int) -> pl.LazyFrame:
