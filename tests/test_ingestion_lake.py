@@ -1,7 +1,7 @@
 """ingest_delivery end to end: deliveries in AWS layouts -> lake day files, restatements, hour ranges, S3 (moto)."""
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import boto3
 import polars as pl
@@ -207,3 +207,81 @@ def test_an_azure_focus_export_keeps_its_provider_and_per_day_totals(blocks_env,
     vm = df.filter(pl.col("line_item_type") == "DiscountedUsage")
     assert vm["instance_type"].item() == "Standard_D4s_v5"
     assert json.loads(vm["tags"].item()) == {"Environment": "prod", "Owner": "team-a"}
+
+
+def _aws_focus_parquet(path, rows: int):
+    """Shaped like AWS Data Exports' FOCUS 1.0 Parquet: decimal costs, zoned timestamps, Tags as a Parquet MAP."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    hour = timedelta(hours=1)
+    charge_start = [datetime(2026, 9, 1, tzinfo=timezone.utc) + (i % 72) * hour for i in range(rows)]
+    money = pa.decimal128(38, 10)
+    table = pa.table({
+        "ProviderName": ["AWS"] * rows,
+        "BillingAccountId": ["333333333333"] * rows,
+        "SubAccountId": ["333333333334"] * rows,
+        "BillingPeriodStart": pa.array([datetime(2026, 9, 1, tzinfo=timezone.utc)] * rows, pa.timestamp("ms", "UTC")),
+        "ChargePeriodStart": pa.array(charge_start, pa.timestamp("ms", "UTC")),
+        "ChargePeriodEnd": pa.array([c + hour for c in charge_start], pa.timestamp("ms", "UTC")),
+        "ChargeCategory": ["Usage" if i % 5 else "Tax" for i in range(rows)],
+        "BilledCost": pa.array([Decimal(f"{(i % 97) / 7:.10f}") for i in range(rows)], money),
+        "EffectiveCost": pa.array([Decimal(f"{(i % 97) / 8:.10f}") for i in range(rows)], money),
+        "ListCost": pa.array([Decimal(f"{(i % 97) / 6:.10f}") for i in range(rows)], money),
+        "BillingCurrency": ["USD"] * rows,
+        "ServiceName": ["Amazon Elastic Compute Cloud"] * rows,
+        "x_ServiceCode": ["AmazonEC2"] * rows,
+        "x_UsageType": ["USE1-BoxUsage:m5.large"] * rows,
+        "RegionId": ["us-east-1"] * rows,
+        "Tags": pa.array([[("user:team", "web"), ("aws:createdBy", "ci")] if i % 2 else [] for i in range(rows)],
+                         pa.map_(pa.string(), pa.string())),
+    })
+    pq.write_table(table, path)
+    return table
+
+
+def test_an_aws_focus_parquet_export_with_decimal_costs_and_map_tags(blocks_env, tmp_path):
+    src = tmp_path / "focus-2026-09.parquet"
+    table = _aws_focus_parquet(src, 360)
+    lake = str(tmp_path / "lake")
+    summary = ingest_delivery("initech", str(src), lake_uri=lake)
+    assert summary.matches and summary.rows == 360 and summary.hours == 72
+    source = pl.from_arrow(table.select(["ChargePeriodStart", "BilledCost"]))
+    per_day = source.group_by(pl.col("ChargePeriodStart").dt.date().cast(pl.String)).agg(
+        pl.col("BilledCost").cast(pl.Float64).sum())
+    assert summary.unblended_by_day == {d: pytest.approx(c, abs=1e-6) for d, c in per_day.iter_rows()}
+    df = pl.read_parquet(f"{lake}/cur_line_items/tenant_id=initech/**/*.parquet", hive_partitioning=False)
+    assert set(df["line_item_type"]) == {"Usage", "Tax"} and set(df["instance_type"]) == {"m5.large"}
+    tagged = df.filter(pl.col("tags") != "{}")
+    assert tagged.height == 180 and json.loads(tagged["tags"][0]) == {"user:team": "web", "aws:createdBy": "ci"}
+
+
+@pytest.mark.parametrize("tenant_id, fmt, tag_column", [("globex", "cur2", "resource_tags"), ("initech", "focus", "Tags")])
+def test_parquet_map_columns_as_aws_writes_them_keep_every_tag(blocks_env, tmp_path, tenant_id, fmt, tag_column):
+    """AWS writes CUR 2.0's product/resource_tags/cost_category and FOCUS Tags as Parquet MAP columns."""
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    from blocks_pipelines.sample_data import generate_tenant_cur
+
+    out = tmp_path / "src"
+    s = generate_tenant_cur(tenants()[tenant_id], fmt=fmt, out_uri=str(out), months=1, start="2026-11", seed=3,
+                            end=datetime(2026, 11, 2, tzinfo=timezone.utc), scale=0.2)
+    source = pq.read_table(s.files)
+    summary = ingest_delivery(tenant_id, str(out), lake_uri=str(tmp_path / "lake"))
+    assert summary.matches
+    lake = lake_frame(tenant_id, str(tmp_path / "lake"))
+
+    def canonical_key(k: str) -> str:
+        return k.replace("user_", "user:", 1) if fmt == "cur2" and k.startswith("user_") else k
+
+    expected = Counter(json.dumps({canonical_key(k): v for k, v in (m or []) if v}, sort_keys=True)
+                       for m in source.column(tag_column).to_pylist())
+    got = Counter(json.dumps(json.loads(t), sort_keys=True) for t in lake["tags"])
+    assert got == expected and len(expected) > 1
+    if fmt == "cur2":  # attributes only the product map holds
+        assert lake.filter(pl.col("line_item_type") == "Usage")["service_name"].null_count() == 0
+        assert (lake["cost_categories"] != "{}").any()

@@ -454,17 +454,24 @@ def _charge_class(lit: pl.Expr) -> pl.Expr:
     return chain.otherwise(pl.lit(None, pl.String))
 
 
+def _entries(dtype: pl.Map) -> pl.DataType:
+    return pl.List(pl.Struct({"key": dtype.key, "value": dtype.value}))
+
+
 @dataclass(frozen=True)
 class Plan:
     """How one source file becomes canonical columns: expressions, the checks that locate an unreadable value,
-    lookups."""
+    lookups, and the Map columns to read as lists of {key, value}."""
 
     exprs: list[pl.Expr]
     checks: list[Check]
     lookups: list[Lookup]
+    maps: dict[str, pl.DataType]
 
     def source(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         """The raw frame with each lookup's column added, computed batch by batch (see _distinct_then_map_back)."""
+        if self.maps:
+            lf = lf.with_columns(pl.col(n).cast(t) for n, t in self.maps.items())
         by_column: dict[str, list[Lookup]] = {}
         for lk in self.lookups:
             by_column.setdefault(lk.column, []).append(lk)
@@ -484,7 +491,10 @@ def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext, sample: p
     the general parser (for files that mix timestamp forms)."""
     if fmt not in FORMATS:
         raise FormatDetectionError(f"unknown format {fmt!r}", file=ctx.file, fix=f"use one of {FORMATS}")
-    cols = _Columns(schema, sample, fast, lookups)
+    # Parquet MAP columns (CUR 2.0's product, resource_tags, cost_category; FOCUS Tags as AWS writes them) read as
+    # polars Map; the normalizer works on their physical form, a list of {key, value} (a cast, no copy).
+    maps = {n: _entries(t) for n, t in schema.items() if isinstance(t, pl.Map)}
+    cols = _Columns({**schema, **maps}, sample, fast, lookups)
     exprs = _focus_columns(cols, ctx) if fmt == "focus" else _cur_columns(cols, fmt, ctx)
     start = exprs["usage_start"].dt.truncate("1h")
     exprs |= {
@@ -496,7 +506,7 @@ def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext, sample: p
         "delivery_id": pl.lit(ctx.delivery_id),
     }
     out = [exprs[name].cast(dtype).alias(name) for name, dtype in CANONICAL_SCHEMA.items()]
-    return Plan(out, cols.checks, cols.lookups)
+    return Plan(out, cols.checks, cols.lookups, maps)
 
 
 def normalize(lf: pl.LazyFrame, fmt: str, ctx: SourceContext) -> pl.LazyFrame:
