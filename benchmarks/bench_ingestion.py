@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from blocks_pipelines.ingestion.synthetic import cur1_frame, cur2_frame, write_export_delivery
+from blocks_pipelines.ingestion.synthetic import as_maps, cur1_frame, cur2_frame, write_export_delivery
 
 TARGETS = {"parquet_rows_per_s": 2_000_000, "csv_gz_rows_per_s": 1_000_000, "rss_20m_gib": 2.0}
 PAYER, ACCOUNTS = "222222222222", ["222222222223", "222222222224", "222222222225"]
@@ -41,12 +41,13 @@ BASELINE_COLUMNS = [
 
 
 def write_cur2_month(root: Path, rows: int) -> Path:
-    """A CUR 2.0 Parquet delivery written in 1M-row chunks (so the generator never holds the month)."""
+    """A CUR 2.0 Parquet delivery written in 1M-row chunks (so the generator never holds the month); product,
+    resource_tags and cost_category are Parquet MAP columns, as AWS writes them."""
     data = root / "src" / "bench-cur2" / "data" / "BILLING_PERIOD=2026-10" / "exec-1" / "bench-cur2-1.snappy.parquet"
     data.parent.mkdir(parents=True, exist_ok=True)
     writer = None
     for off in range(0, rows, CHUNK):
-        table = cur2_frame(min(CHUNK, rows - off), "2026-10", PAYER, ACCOUNTS, offset=off).to_arrow()
+        table = as_maps(cur2_frame(min(CHUNK, rows - off), "2026-10", PAYER, ACCOUNTS, offset=off)).to_arrow()
         writer = writer or pq.ParquetWriter(data, table.schema, compression="snappy")
         writer.write_table(table, row_group_size=122_880)
     writer.close()

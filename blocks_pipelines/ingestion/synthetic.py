@@ -161,11 +161,23 @@ def focus_frame(n_rows: int, billing_period: str, payer: str, accounts: list[str
     )
 
 
+def as_maps(df: pl.DataFrame) -> pl.DataFrame:
+    """Lists of {key, value} as Map columns: written to Parquet they are MAP columns, as AWS writes CUR 2.0's."""
+    def is_entries(t: pl.DataType) -> bool:
+        return isinstance(t, pl.List) and isinstance(t.inner, pl.Struct) and \
+            [f.name for f in t.inner.fields] == ["key", "value"]
+
+    return df.with_columns(
+        pl.col(n).cast(pl.Map(t.inner.fields[0].dtype, t.inner.fields[1].dtype))
+        for n, t in df.schema.items() if is_entries(t)
+    )
+
+
 def _write_table(df: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     name = path.name
     if name.endswith(".parquet"):
-        df.write_parquet(path, compression="snappy")
+        as_maps(df).write_parquet(path, compression="snappy")
     elif name.endswith(".csv.gz"):
         with gzip.open(path, "wb", compresslevel=1) as fh:
             df.write_csv(fh)
