@@ -208,6 +208,12 @@ def test_focus_instance_type_from_x_columns_sku_details_or_usage_type():
     })
     df = normalize(lf, "focus", SourceContext("t1", "d1", "f.csv")).collect()
     assert df["instance_type"].to_list() == ["c6i.xlarge", "r5.2xlarge", "db.r5.large", None]
+    # Parquet exports write SkuPriceDetails as a MAP column
+    entries = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
+    as_map = lf.with_columns(pl.Series("SkuPriceDetails", [None, [{"key": "InstanceType", "value": "r5.2xlarge"}],
+                                                          [], None], entries).cast(pl.Map(pl.String, pl.String)))
+    df = normalize(as_map, "focus", SourceContext("t1", "d1", "f.parquet")).collect()
+    assert df["instance_type"].to_list() == ["c6i.xlarge", "r5.2xlarge", "db.r5.large", None]
 
 
 def test_cur2_csv_map_columns_get_legacy_tag_keys(tmp_path):

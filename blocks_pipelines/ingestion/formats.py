@@ -391,9 +391,8 @@ def _focus_instance_type(c: _Columns) -> pl.Expr:
     """FOCUS has no instance type column: AWS's x_ columns, then SkuPriceDetails, then the usage type's suffix."""
     options = [c.text("x_InstanceType", "x_instance_type", "InstanceType")]
     sku = c.find("SkuPriceDetails")
-    if sku is not None and c.schema[sku] == pl.String:
-        for key in ("x_InstanceType", "InstanceType", "instanceType"):
-            options.append(pl.col(sku).str.json_path_match(f"$.{key}"))
+    if sku is not None and (c.schema[sku] == pl.String or isinstance(c.schema[sku], pl.List)):
+        options.append(c.map_value(sku, "x_InstanceType", "InstanceType", "instanceType"))  # JSON text or a MAP
     options.append(c.text("x_UsageType").str.extract(_USAGE_TYPE_INSTANCE, 1))
     return pl.coalesce(options)
 
