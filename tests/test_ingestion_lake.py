@@ -285,3 +285,41 @@ def test_parquet_map_columns_as_aws_writes_them_keep_every_tag(blocks_env, tmp_p
     if fmt == "cur2":  # attributes only the product map holds
         assert lake.filter(pl.col("line_item_type") == "Usage")["service_name"].null_count() == 0
         assert (lake["cost_categories"] != "{}").any()
+
+
+GCP_FOCUS = """\
+BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,\
+ChargePeriodStart,ChargePeriodEnd,BilledCost,EffectiveCost,ListCost,ProviderName,ServiceName,ServiceCategory,\
+RegionId,ResourceId,SubAccountId,Tags
+01A2B3-C4D5E6-F7A8B9,Example,USD,2026-05-01 00:00:00 UTC,2026-06-01 00:00:00 UTC,Usage,2026-05-01 23:00:00 UTC,\
+2026-05-02 00:00:00 UTC,12.5,11.25,12.5,Google Cloud,Compute Engine,Compute,europe-west1,projects/p1/instances/vm-1,\
+p1,"{""env"":""prod""}"
+01A2B3-C4D5E6-F7A8B9,Example,USD,2026-05-01 00:00:00 UTC,2026-06-01 00:00:00 UTC,Credit,2026-05-02 00:00:00 UTC,\
+2026-05-02 01:00:00 UTC,-2.5,-2.5,0,Google Cloud,Compute Engine,Compute,europe-west1,,p1,
+"""
+OCI_FOCUS = """\
+BillingAccountId,BillingCurrency,BillingPeriodStart,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,BilledCost,\
+EffectiveCost,ListCost,ProviderName,ServiceName,RegionId,SubAccountId,Tags
+ocid1.tenancy.oc1..aaaa,USD,2026-05-01T00:00Z,Usage,2026-05-02T22:00Z,2026-05-02T23:00Z,3.125,3.125,4,Oracle,\
+Compute,eu-frankfurt-1,ocid1.compartment.oc1..bbbb,"{""Oracle-Tags.CreatedBy"":""ci""}"
+ocid1.tenancy.oc1..aaaa,USD,2026-05-01T00:00Z,Tax,2026-05-02T23:00Z,2026-05-03T00:00Z,0.5,0.5,0,Oracle,Compute,\
+eu-frankfurt-1,ocid1.compartment.oc1..bbbb,
+"""
+
+
+def test_gcp_and_oci_focus_exports_keep_their_provider_and_per_day_totals(blocks_env, tmp_path):
+    """BigQuery's CSV timestamps (`... UTC`) and OCI's minute-precision ones; no AWS payer to check."""
+    folder = tmp_path / "focus"
+    folder.mkdir()
+    (folder / "gcp.csv").write_text(GCP_FOCUS)
+    (folder / "oci.csv").write_text(OCI_FOCUS)
+    lake = str(tmp_path / "lake")
+    summary = ingest_delivery("initech", str(folder), lake_uri=lake)
+    assert summary.matches and summary.rows == 4
+    assert summary.unblended_by_day == {"2026-05-01": pytest.approx(12.5), "2026-05-02": pytest.approx(1.125)}
+    assert summary.cost_by_line_item_type == {"Usage": pytest.approx(15.625), "Credit": pytest.approx(-2.5),
+                                              "Tax": pytest.approx(0.5)}
+    df = pl.read_parquet(f"{lake}/cur_line_items/tenant_id=initech/**/*.parquet", hive_partitioning=False)
+    assert df.group_by("provider").len().sort("provider").rows() == [("Google Cloud", 2), ("Oracle", 2)]
+    assert json.loads(df.filter(pl.col("provider") == "Oracle").sort("usage_start")["tags"][0]) == {
+        "Oracle-Tags.CreatedBy": "ci"}
