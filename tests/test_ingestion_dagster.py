@@ -135,3 +135,32 @@ def test_sensor_skips_a_delivery_already_ingested_by_another_path(globex, tmp_pa
     fresh = sensor(dg.build_sensor_context(instance=instance, definitions=defs))  # no cursor: a new daemon
     assert fresh.run_requests == []
     assert json.loads(fresh.cursor)["deliveries"] == {"2026-10": oct_id}
+
+
+def test_a_month_run_keeps_line_items_dated_outside_the_month(globex, tmp_path):
+    """A month's delivery is that month's bill: a row it dates in the previous month is kept, and the blocking
+    checks (source vs lake, duplicates) count it, instead of the run's hours silently dropping it."""
+    frame = cur2_frame(300, "2026-10", "222222222222", ACCOUNTS)
+    late = frame.head(1).with_columns(
+        pl.col("line_item_usage_start_date").dt.offset_by("-2h"),  # 2026-09-30 22:00, billed in October
+        pl.col("line_item_unblended_cost").alias("line_item_unblended_cost") * 0 + 7.25)
+    root = resolve_source_uri(globex.cur_source, get_settings().home)
+    write_export_delivery(root, "globex-cur2", [pl.concat([frame, late])], "2026-10", tmp_path / "d")
+    defs = build_ingestion_defs(globex)
+    result = dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00",
+                                                  RANGE_END_TAG: "2026-10-31-23:00"})
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"unblended_matches_source": True, "no_duplicated_line_items": True,
+                      "schema_as_documented": True}
+    md = result.get_asset_materialization_events()[0].materialization.metadata
+    assert md["rows"].value == 301 and md["unblended_by_day"].value["2026-09-30"] == pytest.approx(7.25)
+    lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
+    assert lake.height == 301 and lake["unblended_cost"].sum() == pytest.approx(
+        frame["line_item_unblended_cost"].sum() + 7.25)
+    # a partial range still replaces exactly its hours (the row outside them is not touched, nor re-added)
+    again = dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-02-00:00",
+                                                 RANGE_END_TAG: "2026-10-02-23:00"})
+    assert again.success
+    after = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
+    assert after.height == 301

@@ -48,6 +48,8 @@ class IngestSummary:
     periods: list[PeriodTotals] = field(default_factory=list)
     # the lake's unblended cost per usage day (UTC) after the write, read back: what per-day checks compare
     unblended_by_day: dict[str, float] = field(default_factory=dict)
+    # [start, end) of the hours the write replaced (UTC ISO): the run's hours, stretched to a delivery's rows
+    replaced_hours: list[str] = field(default_factory=list)
     # wall seconds per stage: read_normalize_split and validate (staging), publish (lake swap), verify (read back)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -102,6 +104,25 @@ def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days:
     })
 
 
+def _hours_of(delivery: Delivery, hour_range: tuple[datetime, datetime] | None):
+    """The hours to take from a delivery: hour_range, or all of it (None) when its whole billing month lies inside
+    hour_range. A month's delivery is that month's bill: a line item it dates outside the month (a late credit,
+    another provider's charge period) is kept and replaces with the month, never silently dropped by the run's
+    hours."""
+    if hour_range is None or delivery.billing_period is None:
+        return hour_range
+    first, end = month_bounds(delivery.billing_period)
+    return None if hour_range[0] <= first and end <= hour_range[1] else hour_range
+
+
+def _add_replaced(summary: IngestSummary, sl: Slice) -> None:
+    lo, hi = sl.start, sl.end
+    if summary.replaced_hours:
+        before = [datetime.fromisoformat(t) for t in summary.replaced_hours]
+        lo, hi = min(lo, before[0]), max(hi, before[1])
+    summary.replaced_hours = [lo.isoformat(), hi.isoformat()]
+
+
 def _add_seconds(summary: IngestSummary, seconds: dict[str, float]) -> None:
     for stage, s in seconds.items():
         summary.seconds[stage] = round(summary.seconds.get(stage, 0.0) + s, 3)
@@ -116,9 +137,11 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
     summary = IngestSummary(tenant.id)
     with tempfile.TemporaryDirectory(prefix="blocks-ingest-") as tmp:
         work = Path(tmp)
-        staged = [stage_delivery(d, tenant, fmt, work / f"d{i}", hour_range) for i, d in enumerate(deliveries)]
+        staged = [stage_delivery(d, tenant, fmt, work / f"d{i}", _hours_of(d, hour_range))
+                  for i, d in enumerate(deliveries)]
         for i, s in enumerate(staged):
-            sl = _slice_for(s, hour_range)
+            sl = _slice_for(s, _hours_of(s.delivery, hour_range))
+            _add_replaced(summary, sl)
             t0 = time.perf_counter()
             changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress)
             t1 = time.perf_counter()

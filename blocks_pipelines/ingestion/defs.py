@@ -70,6 +70,7 @@ def _metadata(summary: "IngestSummary", start: datetime, end: datetime) -> dict:
         "deliveries": dg.MetadataValue.json(summary.deliveries),
         "seconds_by_stage": dg.MetadataValue.json(summary.seconds),
         "unblended_by_day": dg.MetadataValue.json(summary.unblended_by_day),
+        "replaced_hours": dg.MetadataValue.json(summary.replaced_hours),
     }
     for lit, cost in summary.cost_by_line_item_type.items():
         md[f"cost/{lit}"] = dg.MetadataValue.float(round(cost, 6))
@@ -90,7 +91,8 @@ def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
     summary = ingest_deliveries(tenant, deliveries, hour_range=(start, end))
     lake_uri = get_settings().lake_uri
     periods = frozenset(p.billing_period for p in summary.periods)
-    sl = Slice(start, end, periods)
+    replaced = [datetime.fromisoformat(t) for t in summary.replaced_hours] or [start, end]
+    sl = Slice(min(start, replaced[0]), max(end, replaced[1]), periods)  # checks see every row the write replaced
     with tempfile.TemporaryDirectory(prefix="blocks-check-") as tmp:
         source_rows = {p.billing_period: p.source_rows for p in summary.periods}
         dup = check_no_duplicates(lake_uri, tenant.id, sl, source_rows, Path(tmp) / "dup")

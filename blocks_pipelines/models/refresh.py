@@ -6,6 +6,7 @@ tenant-wide rollups and Savings Plans monitoring, so dashboards and coverage fol
 """
 
 import json
+from datetime import datetime, timedelta
 
 import dagster as dg
 
@@ -22,6 +23,16 @@ def affected_days(partition_keys: list[str]) -> tuple[str, str] | None:
     return (days[0], days[-1]) if days else None
 
 
+def _replaced_day_keys(materialization: dg.AssetMaterialization | None) -> list[str]:
+    """First and last day of the hours an ingestion replaced: a month's delivery may date a few line items outside
+    the run's partitions (they belong to its bill), and their days' marts must follow too."""
+    value = materialization.metadata.get("replaced_hours") if materialization else None
+    if value is None or len(value.value) != 2:
+        return []
+    start, end = (datetime.fromisoformat(t) for t in value.value)
+    return [start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()]
+
+
 def _changed_partitions(instance: dg.DagsterInstance, key: dg.AssetKey,
                         after: int | None) -> tuple[list[str], int | None]:
     """Partition keys of key's materializations after storage id `after`, and the last storage id seen."""
@@ -31,7 +42,9 @@ def _changed_partitions(instance: dg.DagsterInstance, key: dg.AssetKey,
         page = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, after_storage_id=last), limit=5000, ascending=True
         )
-        keys += [r.partition_key for r in page.records if r.partition_key]
+        for r in page.records:
+            keys += [r.partition_key] if r.partition_key else []
+            keys += _replaced_day_keys(r.asset_materialization)
         if page.records:
             last = page.records[-1].storage_id
         if not page.has_more:
@@ -71,9 +84,9 @@ def build_models_refresh_sensor(tenant: TenantConfig) -> dg.SensorDefinition:
         span = affected_days(keys)
         if span is None or last is None:
             return dg.SensorResult(cursor=json.dumps({"after": last}) if last else context.cursor)
-        last_day = daily.get_last_partition_key()
+        first_day, last_day = daily.get_first_partition_key(), daily.get_last_partition_key()
         end = min(span[1], last_day) if last_day else span[1]
-        start = min(span[0], end)
+        start = min(max(span[0], first_day) if first_day else span[0], end)
         context.log.info(f"{t}: line items changed on {span[0]}..{span[1]}; rebuilding marts {start}..{end}")
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"refresh-{last}", tags={RANGE_START_TAG: start, RANGE_END_TAG: end,
