@@ -323,3 +323,17 @@ def test_gcp_and_oci_focus_exports_keep_their_provider_and_per_day_totals(blocks
     assert df.group_by("provider").len().sort("provider").rows() == [("Google Cloud", 2), ("Oracle", 2)]
     assert json.loads(df.filter(pl.col("provider") == "Oracle").sort("usage_start")["tags"][0]) == {
         "Oracle-Tags.CreatedBy": "ci"}
+
+
+def test_a_data_exports_manifest_without_columns_takes_the_format_from_the_data(blocks_env, tmp_path):
+    """Only a manifest's column list says FOCUS vs CUR 2.0; without it the data file's columns decide."""
+    root = tmp_path / "exports"
+    frame = focus_frame(50, "2026-10", "333333333333", ["333333333334"])
+    write_export_delivery(str(root), "initech-focus", [frame], "2026-10", tmp_path / "w")
+    manifest = next(root.rglob("*-Manifest.json"))
+    doc = json.loads(manifest.read_text())
+    del doc["columns"]
+    manifest.write_text(json.dumps(doc))
+    summary = ingest_delivery("initech", str(manifest), lake_uri=str(tmp_path / "lake"))
+    assert summary.matches and summary.rows == 50
+    assert summary.deliveries[0]["format"] == "focus"

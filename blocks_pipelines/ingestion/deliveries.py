@@ -94,7 +94,8 @@ def read_manifest(manifest_uri: str, root: str | None = None) -> Delivery:
         fmt = "cur1"
     elif "executionId" in doc or "dataFiles" in doc:
         keys, delivery_id = doc.get("dataFiles", []), doc.get("executionId") or _files_id(doc.get("dataFiles", []))
-        fmt = "focus" if "BilledCost" in columns else "cur2"
+        # the manifest names the format only through its column list; without one the data file's columns decide
+        fmt = "focus" if "BilledCost" in columns else "cur2" if "line_item_line_item_type" in columns else None
     else:
         raise CorruptFileError("manifest has neither assemblyId/reportKeys nor executionId/dataFiles",
                                file=manifest_uri, fix="point at a CUR or Data Exports manifest")
