@@ -337,3 +337,27 @@ def test_a_data_exports_manifest_without_columns_takes_the_format_from_the_data(
     summary = ingest_delivery("initech", str(manifest), lake_uri=str(tmp_path / "lake"))
     assert summary.matches and summary.rows == 50
     assert summary.deliveries[0]["format"] == "focus"
+
+
+def test_two_deliveries_of_a_month_without_manifests_are_refused_not_summed(blocks_env, tmp_path):
+    from blocks_pipelines.ingestion.errors import AmbiguousSourceError
+
+    acme = tenants()["acme_corp"]
+    report = tmp_path / "copy"
+    for n, assembly in ((400, "aaaa-1111"), (500, "bbbb-2222")):  # AWS's morning and evening deliveries
+        frame = cur1_frame(n, "2026-10", "111111111111", ACME_ACCOUNTS)
+        write_legacy_delivery(str(report), "acme-cur-hourly", [frame], "2026-10", tmp_path / assembly,
+                              assembly_id=assembly)
+    # with its manifests the copy is read as AWS wrote it: the newest delivery of the month
+    newest = ingest_delivery(acme, str(report), lake_uri=str(tmp_path / "lake0"))
+    assert newest.rows == 500 and newest.deliveries[0]["delivery_id"] == "bbbb-2222"
+    for manifest in report.rglob("*-Manifest.json"):
+        manifest.unlink()
+    with pytest.raises(AmbiguousSourceError, match="2 deliveries of 20261001-20261101") as err:
+        ingest_delivery(acme, str(report), lake_uri=str(tmp_path / "lake1"))
+    assert "copy the report's manifests" in str(err.value)
+    assert not (tmp_path / "lake1").exists()  # nothing written
+    # one delivery folder alone is fine
+    one = ingest_delivery(acme, str(report / "acme-cur-hourly" / "20261001-20261101" / "bbbb-2222"),
+                          lake_uri=str(tmp_path / "lake2"))
+    assert one.rows == 500 and one.matches

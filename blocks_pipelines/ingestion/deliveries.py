@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.errors import CorruptFileError, MissingFileError
+from blocks_pipelines.ingestion.errors import AmbiguousSourceError, CorruptFileError, MissingFileError
 from blocks_pipelines.ingestion.readers import is_data_file
 from blocks_pipelines.ingestion.timeparse import parse_manifest_time
 from blocks_pipelines.lake import fs
@@ -162,7 +162,29 @@ def deliveries_in_source(source_uri: str) -> list[Delivery]:
     if not files:
         raise MissingFileError("no CUR data files (.csv, .csv.gz, .zip, .parquet) and no manifest here",
                                file=source_uri, fix="point at a CUR report folder, a manifest or a data file")
+    _refuse_several_deliveries_of_a_month([o.uri for o in files], source_uri)
     return [Delivery(None, _files_id([f"{o.uri}:{o.size}" for o in files]), None, tuple(o.uri for o in files))]
+
+
+# .../<report>/<yyyymmdd-yyyymmdd>/<assemblyId>/<file> (legacy) and .../data/BILLING_PERIOD=YYYY-MM/<executionId>/<file>
+_DELIVERY_DIR = re.compile(r"/(\d{8}-\d{8}|BILLING_PERIOD=\d{4}-\d{2})/([^/]+)/[^/]+$")
+
+
+def _refuse_several_deliveries_of_a_month(uris: list[str], source_uri: str) -> None:
+    """Without a manifest, files of two deliveries of one month would be summed: every delivery is the whole month
+    so far, so that doubles it. Refuse rather than guess which delivery is the newest."""
+    by_period: dict[str, set[str]] = {}
+    for uri in uris:
+        m = _DELIVERY_DIR.search(uri)
+        if m:
+            by_period.setdefault(m.group(1), set()).add(m.group(2))
+    for period, deliveries in sorted(by_period.items()):
+        if len(deliveries) > 1:
+            raise AmbiguousSourceError(
+                f"{len(deliveries)} deliveries of {period} and no manifest ({', '.join(sorted(deliveries)[:3])}): "
+                "each holds the whole month, so ingesting all would double it", file=source_uri,
+                fix="copy the report's manifests too (the newest one names its delivery), or point at one delivery "
+                    "folder or one manifest")
 
 
 def _head_bytes(uri: str, n: int) -> bytes:

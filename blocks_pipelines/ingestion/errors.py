@@ -55,3 +55,7 @@ class WrongPayerError(IngestError):
 
 class FormatDetectionError(IngestError):
     """The format is neither legacy CUR, CUR 2.0 nor FOCUS, or contradicts the requested one."""
+
+
+class AmbiguousSourceError(IngestError):
+    """A source holding several deliveries of one month and no manifest to say which is the newest."""
