@@ -104,7 +104,8 @@ def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days:
     })
 
 
-def _hours_of(delivery: Delivery, hour_range: tuple[datetime, datetime] | None):
+def _hours_of(delivery: Delivery,
+              hour_range: tuple[datetime, datetime] | None) -> tuple[datetime, datetime] | None:
     """The hours to take from a delivery: hour_range, or all of it (None) when its whole billing month lies inside
     hour_range. A month's delivery is that month's bill: a line item it dates outside the month (a late credit,
     another provider's charge period) is kept and replaces with the month, never silently dropped by the run's
