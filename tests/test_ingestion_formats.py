@@ -1,7 +1,7 @@
 """Readers and normalization against real-format CUR samples (koku) and the CID amortization rule."""
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
@@ -118,6 +118,8 @@ def test_amortized_cost_follows_the_cid_rule():
     negation = df.filter(pl.col("line_item_type") == "SavingsPlanNegation")
     assert negation["public_on_demand_cost"].to_list() == [0.0]
     assert df["charge_class"].to_list()[:3] == ["usage", "savings_plan", "savings_plan"]
+    # an export without lineItem/UsageEndDate (an optional column): each row ends an hour after it starts
+    assert set(df["usage_end"] - df["usage_start"]) == {timedelta(hours=1)}
 
 
 def test_focus_rows_keep_their_provider_and_derive_line_item_types():

@@ -325,7 +325,7 @@ def _cur_columns(c: _Columns, fmt: str, ctx: SourceContext) -> dict[str, pl.Expr
         "provider": pl.lit("AWS"),
         "billing_period": billing_period,
         "usage_start": start,
-        "usage_end": end,
+        "usage_end": pl.coalesce(end, start + pl.duration(hours=1)),  # an export without UsageEndDate: hourly rows
         "payer_account_id": c.text("bill/PayerAccountId"),
         "usage_account_id": c.text("lineItem/UsageAccountId"),
         "line_item_type": lit,
