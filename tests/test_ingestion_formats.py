@@ -128,7 +128,7 @@ def test_focus_rows_keep_their_provider_and_derive_line_item_types():
         "BillingAccountId": ["111111111111", "ms-ba", "gcp-ba", "oci-ba"],
         "ChargePeriodStart": ["2026-11-01T00:00:00Z"] * 4,
         "ChargePeriodEnd": ["2026-11-01T01:00:00Z"] * 4,
-        "ChargeCategory": ["Usage", "Usage", "Tax", "Credit"],
+        "ChargeCategory": ["Usage", "usage", "TAX", "Credit"],  # providers differ in case
         "CommitmentDiscountType": ["Savings Plan", None, None, None],
         "CommitmentDiscountStatus": ["Used", None, None, None],
         "CommitmentDiscountId": ["arn:sp", None, None, None],

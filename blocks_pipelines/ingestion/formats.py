@@ -362,7 +362,8 @@ FOCUS_CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 
 
 def _focus_line_item_type(c: _Columns) -> pl.Expr:
-    cat = c.text("ChargeCategory")
+    raw = c.text("ChargeCategory")
+    cat = raw.str.to_titlecase()  # providers differ in case ("usage", "USAGE"); the spec's values are title case
     ctype = c.text("CommitmentDiscountType").str.to_lowercase()
     status = c.text("CommitmentDiscountStatus").str.to_lowercase()
     is_sp = ctype.str.contains("savings").fill_null(False)
@@ -379,7 +380,7 @@ def _focus_line_item_type(c: _Columns) -> pl.Expr:
         .when(cat == "Tax").then(pl.lit("Tax"))
         .when(cat == "Credit").then(pl.lit("Credit"))
         .when(cat == "Adjustment").then(pl.lit("Refund"))
-        .otherwise(pl.lit("Unknown:") + cat.fill_null("(blank)"))
+        .otherwise(pl.lit("Unknown:") + raw.fill_null("(blank)"))
     )
 
 
