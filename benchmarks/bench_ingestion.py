@@ -80,9 +80,14 @@ def child_ingest(manifest: str, lake: str) -> None:
                       "stages": s.seconds, "cpu_s": _cpu_s() - c0}))
 
 
-def child_baseline(manifest: str, out: str) -> None:
+def _data_file(manifest: str) -> Path:
+    """The local path of the (single) data file write_cur2_month's manifest lists."""
     doc = json.loads(Path(manifest).read_text())
-    src = Path(manifest).parents[3] / doc["dataFiles"][0].split("/", 3)[3]
+    return Path(manifest).parents[3] / doc["dataFiles"][0].split("/", 3)[3]
+
+
+def child_baseline(manifest: str, out: str) -> None:
+    src = _data_file(manifest)
     t0, c0 = time.perf_counter(), _cpu_s()
     pl.scan_parquet(src).select(BASELINE_COLUMNS).sink_parquet(out, compression="snappy")
     print(json.dumps({"seconds": time.perf_counter() - t0, "rss_gib": _hwm_gib(), "cpu_s": _cpu_s() - c0}))
@@ -92,8 +97,7 @@ def child_normalize_only(manifest: str, out: str, tags: str) -> None:
     """The ingester's normalization of the file into one Parquet file; tags="maps" copies the map columns as is."""
     from blocks_pipelines.ingestion import formats
 
-    doc = json.loads(Path(manifest).read_text())
-    src = Path(manifest).parents[3] / doc["dataFiles"][0].split("/", 3)[3]
+    src = _data_file(manifest)
     lf = pl.scan_parquet(src, hive_partitioning=False)
     ctx = formats.SourceContext("globex", "bench", str(src), "2026-10")
     p = formats.plan(dict(lf.collect_schema()), "cur2", ctx, lf.head(formats.SAMPLE_ROWS).collect())
@@ -105,6 +109,10 @@ def child_normalize_only(manifest: str, out: str, tags: str) -> None:
     t0, c0 = time.perf_counter(), _cpu_s()
     p.source(lf).select(exprs).sink_parquet(out, compression="snappy", maintain_order=False)
     print(json.dumps({"seconds": time.perf_counter() - t0, "rss_gib": _hwm_gib(), "cpu_s": _cpu_s() - c0}))
+
+
+def _stages_line(child: dict) -> str:
+    return "  stages: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in child["stages"].items())
 
 
 def _cpu_s() -> float:
@@ -146,7 +154,7 @@ def main() -> None:
               f"ratio ours/bare = {rate / base_rate:.2f} (by CPU seconds, {ours['cpu_s']:.1f} vs {base['cpu_s']:.1f}: "
               f"{base['cpu_s'] / ours['cpu_s']:.2f})")
         print(f"  peak RSS: ours {rss:.2f} GiB, bare rewrite {base['rss_gib']:.2f} GiB")
-        print("  stages: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in ours["stages"].items()))
+        print(_stages_line(ours))
         one, _ = run_child("--normalize-only", str(manifest), str(root / "one.parquet"), "json")
         maps, _ = run_child("--normalize-only", str(manifest), str(root / "maps.parquet"), "maps")
         print(f"  where the gap is: the same normalization into one file takes {one['seconds']:.2f} s "
@@ -158,7 +166,7 @@ def main() -> None:
         csv_rate = csv_rows / csv["seconds"]
         print(f"legacy CSV.gz, {csv_rows:,} rows: {csv['seconds']:.2f} s = {csv_rate / 1e6:.2f}M rows/s"
               f" (target >= {TARGETS['csv_gz_rows_per_s'] / 1e6:.1f}M), totals match: {csv['matches']}")
-        print("  stages: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in csv["stages"].items()))
+        print(_stages_line(csv))
         if rss_rows:
             big = write_cur2_month(root / "big", rss_rows)
             out, rss = run_child("--ingest", str(big), str(root / "lake-big"))

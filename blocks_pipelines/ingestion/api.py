@@ -116,14 +116,6 @@ def _hours_of(delivery: Delivery,
     return None if hour_range[0] <= first and end <= hour_range[1] else hour_range
 
 
-def _add_replaced(summary: IngestSummary, sl: Slice) -> None:
-    lo, hi = sl.start, sl.end
-    if summary.replaced_hours:
-        before = [datetime.fromisoformat(t) for t in summary.replaced_hours]
-        lo, hi = min(lo, before[0]), max(hi, before[1])
-    summary.replaced_hours = [lo.isoformat(), hi.isoformat()]
-
-
 def _add_seconds(summary: IngestSummary, seconds: dict[str, float]) -> None:
     for stage, s in seconds.items():
         summary.seconds[stage] = round(summary.seconds.get(stage, 0.0) + s, 3)
@@ -138,11 +130,13 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
     summary = IngestSummary(tenant.id)
     with tempfile.TemporaryDirectory(prefix="blocks-ingest-") as tmp:
         work = Path(tmp)
-        staged = [stage_delivery(d, tenant, fmt, work / f"d{i}", _hours_of(d, hour_range))
-                  for i, d in enumerate(deliveries)]
-        for i, s in enumerate(staged):
-            sl = _slice_for(s, _hours_of(s.delivery, hour_range))
-            _add_replaced(summary, sl)
+        hours = [_hours_of(d, hour_range) for d in deliveries]
+        staged = [stage_delivery(d, tenant, fmt, work / f"d{i}", h) for i, (d, h) in enumerate(zip(deliveries, hours))]
+        slices = [_slice_for(s, h) for s, h in zip(staged, hours)]
+        if slices:
+            summary.replaced_hours = [min(sl.start for sl in slices).isoformat(),
+                                      max(sl.end for sl in slices).isoformat()]
+        for i, (s, sl) in enumerate(zip(staged, slices)):
             t0 = time.perf_counter()
             changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress)
             t1 = time.perf_counter()

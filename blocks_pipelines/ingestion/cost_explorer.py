@@ -293,7 +293,7 @@ def backfill_from_cost_explorer(tenant: TenantConfig | str, start: date, end: da
         days = replace_slice(lake_uri, tenant.id, by_day, sl, work / "w")
         lake = lake_totals(lake_uri, tenant.id, sl, work / "r")
     return CostExplorerBackfill(_summary(tenant.id, df, lake, len(days), pull_id), log, start, end,
-                                sorted(cur_days), _cost_by_day(df))
+                                sorted(cur_days), totals_by_day(df))
 
 
 def _summary(tenant_id: str, df: pl.DataFrame, lake: pl.DataFrame, days_written: int, pull_id: str) -> IngestSummary:
@@ -313,11 +313,6 @@ def _summary(tenant_id: str, df: pl.DataFrame, lake: pl.DataFrame, days_written:
     summary.deliveries.append({"delivery_id": pull_id, "billing_period": None, "format": SOURCE_FORMAT,
                                "manifest": None, "files": 0, "is_final": False})
     return summary
-
-
-def _cost_by_day(df: pl.DataFrame) -> dict[str, float]:
-    per_day = df.group_by("usage_date").agg(pl.col("unblended_cost").sum()).sort("usage_date")
-    return {d.isoformat(): round(float(c), 6) for d, c in per_day.iter_rows()}
 
 
 def _days_with_cur(lake_uri: str, tenant_id: str, start: date, end: date) -> set[date]:

@@ -126,7 +126,7 @@ def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.D
         for d in sl.days() if d in existing
     ]
     empty = pl.DataFrame(schema={"billing_period": pl.String, "usage_date": pl.Date, "rows": pl.UInt32,
-                                 "unblended_cost": pl.Float64})
+                                 "unblended_cost": EXACT})
     if not files:
         return empty
     return (
@@ -145,6 +145,7 @@ def totals_by_period(lake: pl.DataFrame) -> dict[str, dict]:
     return {bp: {"rows": int(n), "unblended_cost": float(c or 0)} for bp, n, c in per_bp.iter_rows()}
 
 
-def totals_by_day(lake: pl.DataFrame) -> dict[str, float]:
-    per_day = lake.group_by("usage_date").agg(pl.col("unblended_cost").sum()).sort("usage_date")
+def totals_by_day(rows: pl.DataFrame) -> dict[str, float]:
+    """Unblended cost per usage day (ISO date) of any frame with usage_date and unblended_cost."""
+    per_day = rows.group_by("usage_date").agg(pl.col("unblended_cost").sum()).sort("usage_date")
     return {d.isoformat(): round(float(c), 6) for d, c in per_day.iter_rows()}
