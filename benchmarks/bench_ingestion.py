@@ -8,6 +8,8 @@ Each ingest runs in a child process so its peak RSS is its own. The baseline is 
 (scan_parquet -> select the canonical source columns, tags map included -> sink_parquet) of the same file.
 Two diagnostic rewrites show where the rest goes: the ingester's own normalization into one file (no day split,
 no validation, no lake), and the same with the tag and cost category maps copied as maps instead of JSON text.
+For CSV.gz the ceilings are printed too: inflating the gzip stream alone (one stream, one core: nothing after it
+can be faster) and polars' parse of every column as text, with no normalization and no write.
 """
 
 from __future__ import annotations
@@ -111,6 +113,22 @@ def child_normalize_only(manifest: str, out: str, tags: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - t0, "rss_gib": _hwm_gib(), "cpu_s": _cpu_s() - c0}))
 
 
+def child_csv_ceiling(manifest: str) -> None:
+    """Seconds to inflate the delivery's gzip data (zlib, one stream) and to parse it with polars, nothing else."""
+    import zlib
+
+    data = next(Path(manifest).parents[2].rglob("*.csv.gz"))  # the export folder's one data file
+    t0 = time.perf_counter()
+    inflater, size = zlib.decompressobj(31), 0
+    with data.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            size += len(inflater.decompress(chunk))
+    t1 = time.perf_counter()
+    pl.scan_csv(data, infer_schema=False).select(pl.all().str.len_bytes().sum()).collect(engine="streaming")
+    print(json.dumps({"inflate_s": t1 - t0, "parse_s": time.perf_counter() - t1, "bytes": size,
+                      "rss_gib": _hwm_gib()}))
+
+
 def _stages_line(child: dict) -> str:
     return "  stages: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in child["stages"].items())
 
@@ -167,6 +185,11 @@ def main() -> None:
         print(f"legacy CSV.gz, {csv_rows:,} rows: {csv['seconds']:.2f} s = {csv_rate / 1e6:.2f}M rows/s"
               f" (target >= {TARGETS['csv_gz_rows_per_s'] / 1e6:.1f}M), totals match: {csv['matches']}")
         print(_stages_line(csv))
+        ceiling, _ = run_child("--csv-ceiling", str(csv_manifest))
+        print(f"  ceilings on this machine: inflating the gzip alone {csv_rows / ceiling['inflate_s'] / 1e6:.2f}M rows/s "
+              f"({ceiling['bytes'] / csv_rows:.0f} bytes a row), polars' text parse with no normalization or write "
+              f"{csv_rows / ceiling['parse_s'] / 1e6:.2f}M rows/s; ours/parse = "
+              f"{ceiling['parse_s'] / csv['seconds']:.2f}")
         if rss_rows:
             big = write_cur2_month(root / "big", rss_rows)
             out, rss = run_child("--ingest", str(big), str(root / "lake-big"))
@@ -181,6 +204,8 @@ if __name__ == "__main__":
         child_ingest(sys.argv[2], sys.argv[3])
     elif len(sys.argv) > 1 and sys.argv[1] == "--normalize-only":
         child_normalize_only(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--csv-ceiling":
+        child_csv_ceiling(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "--baseline":
         child_baseline(sys.argv[2], sys.argv[3])
     else:
