@@ -161,6 +161,39 @@ def test_recommendation_status_update_is_idempotent_and_versioned(client, app_en
     assert client.patch("/api/recommendations/nope", json={"status": "done"}, headers=admin).status_code == 404
 
 
+def test_a_status_change_landing_between_read_and_write_is_never_overwritten(client, app_env, monkeypatch):
+    """Another API process changes the status after this one has read it: with If-Match the request gets 412,
+    without it the write is applied on a fresh read; never on the stale one (the store's compare-and-swap)."""
+    from blocks_pipelines.state import get_state_store
+    from serving.api.deps import TenantScope
+
+    admin = hdr(app_env, admin=True)
+    rec = client.get("/api/recommendations", headers=admin).json()["items"][1]
+    rid, url = rec["recommendation_id"], f"/api/recommendations/{rec['recommendation_id']}"
+    read = TenantScope.recommendation_statuses
+    interleaved = []
+
+    def read_then_other_process_writes(self):
+        seen = read(self)
+        if not interleaved:
+            interleaved.append(seen.get(rid))
+            get_state_store().set_recommendation_status("acme_corp", rid, "snoozed", "other-process")
+        return seen
+
+    monkeypatch.setattr(TenantScope, "recommendation_statuses", read_then_other_process_writes)
+    r = client.patch(url, json={"status": "dismissed"}, headers={**admin, "If-Match": rec["version"]})
+    assert r.status_code == 412, r.text
+    assert r.json()["error"]["code"] == "version_mismatch"
+    assert get_state_store().get_recommendation_statuses("acme_corp")[rid] == "snoozed"
+
+    interleaved.clear()
+    r = client.patch(url, json={"status": "done"}, headers=admin)
+    assert r.status_code == 200 and r.json()["item"]["status"] == "done"
+    actors = [e.actor for e in get_state_store().list_audit(f"acme_corp/recommendation/{rid}")]
+    assert actors == ["other-process", "other-process", "dev-acme_corp"]  # the retry wrote after the interleaved one
+    assert get_state_store().get_recommendation_statuses("acme_corp")[rid] == "done"
+
+
 def test_recommendations_csv(client, app_env):
     r = client.get("/api/recommendations?format=csv", headers=hdr(app_env))
     rows = list(csv.DictReader(io.StringIO(r.text)))

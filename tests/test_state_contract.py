@@ -90,6 +90,27 @@ def test_recommendation_status_is_validated_and_audited(store):
     assert [e.details["status"] for e in store.list_audit("acme_corp/recommendation/rec1")] == ["dismissed", "done"]
 
 
+def test_recommendation_status_compare_and_swap_has_one_winner(store):
+    # a first write expects no stored status (the mart's default applied when the user read it)
+    store.set_recommendation_status("acme_corp", "rec1", "accepted", "alice", expected=None)
+    with pytest.raises(ConflictError, match="stored status 'accepted', expected None"):
+        store.set_recommendation_status("acme_corp", "rec1", "dismissed", "bob", expected=None)
+    store.set_recommendation_status("acme_corp", "rec1", "done", "bob", expected="accepted")
+    with pytest.raises(ConflictError):
+        store.set_recommendation_status("acme_corp", "rec1", "open", "carol", expected="accepted")
+
+    # eight writers that all read "done" race: exactly one write lands, and only it is audited
+    statuses = ["open", "accepted", "dismissed", "snoozed"] * 2
+    results = run_threads(lambda i: store.set_recommendation_status(
+        "acme_corp", "rec1", statuses[i], f"user{i}", expected="done"))
+    winners = [i for i, (kind, _) in enumerate(results) if kind == "ok"]
+    assert len(winners) == 1
+    assert all(isinstance(r, ConflictError) for kind, r in results if kind == "err")
+    assert store.get_recommendation_statuses("acme_corp") == {"rec1": statuses[winners[0]]}
+    audited = [(e.actor, e.details["status"]) for e in store.list_audit("acme_corp/recommendation/rec1")]
+    assert audited == [("alice", "accepted"), ("bob", "done"), (f"user{winners[0]}", statuses[winners[0]])]
+
+
 def test_connections_round_trip(store):
     assert store.get_connection("acme_corp") is None
     conn = {"role_arn": "arn:aws:iam::111111111111:role/R", "external_id": "x" * 16, "status": "connected"}

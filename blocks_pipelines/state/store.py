@@ -35,6 +35,7 @@ from blocks_pipelines.state.models import (
 
 CAS_RETRIES = 20  # a compare-and-swap loses only to a concurrent writer; a handful of rereads settles any race
 DEFAULT_LEASE = timedelta(minutes=15)
+ANY = object()  # set_recommendation_status without a compare-and-swap
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
@@ -64,13 +65,28 @@ class StateStore:
         return sorted(events, key=lambda e: e.at)
 
     # ---- recommendation statuses (user choices merged into the recommendations mart at read time) ---------------
-    def set_recommendation_status(self, tenant_id: str, recommendation_id: str, status: str, actor: str) -> None:
+    def set_recommendation_status(self, tenant_id: str, recommendation_id: str, status: str, actor: str,
+                                  expected: str | None | object = ANY) -> None:
+        """Set a recommendation's status; last writer wins unless `expected` is given: the stored status the caller
+        saw (None: none stored yet, the mart's default applied). Then the write is a compare-and-swap, atomic across
+        processes, and ConflictError says another writer changed it since."""
         if status not in RECOMMENDATION_STATUSES:
             raise ValueError(
                 f"recommendation {recommendation_id}: status {status!r} is not one of {', '.join(RECOMMENDATION_STATUSES)}"
             )
         doc = {"recommendation_id": recommendation_id, "status": status, "actor": actor, "at": utcnow().isoformat()}
-        self.backend.upsert("recommendation_status", tenant_id, recommendation_id, doc)
+        table = "recommendation_status"
+        if expected is ANY:
+            self.backend.upsert(table, tenant_id, recommendation_id, doc)
+        else:
+            rec = self.backend.get(table, tenant_id, recommendation_id)
+            stored = rec.doc["status"] if rec else None
+            won = stored == expected and (
+                self.backend.put_new(table, tenant_id, recommendation_id, doc) if rec is None
+                else self.backend.replace(table, tenant_id, recommendation_id, doc, rec.version))
+            if not won:
+                raise ConflictError(f"recommendation {recommendation_id} of {tenant_id} changed meanwhile "
+                                    f"(stored status {stored!r}, expected {expected!r}): reload and retry")
         self.append_audit(actor, "recommendation.set_status", f"{tenant_id}/recommendation/{recommendation_id}",
                           "ok", {"status": status})
 

@@ -47,8 +47,10 @@ class TenantScope:
     def recommendation_statuses(self) -> dict[str, str]:
         return self._state().get_recommendation_statuses(self.tenant_id)
 
-    def set_recommendation_status(self, recommendation_id: str, status: str) -> None:
-        self._state().set_recommendation_status(self.tenant_id, recommendation_id, status, self.principal.subject)
+    def set_recommendation_status(self, recommendation_id: str, status: str, expected: str | None) -> None:
+        """A compare-and-swap: ConflictError when the stored status is no longer `expected` (None: none stored)."""
+        self._state().set_recommendation_status(self.tenant_id, recommendation_id, status, self.principal.subject,
+                                                expected=expected)
 
     def proposals(self) -> list[dict[str, Any]]:
         return [p.model_dump(mode="json") for p in self._state().list_proposals(self.tenant_id)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
@@ -12,14 +11,16 @@ from serving.api.deps import TenantScope, tenant_scope
 from serving.api.negotiation import CSV, CSV_DOC, JSON, query_lists, to_csv, wants_csv
 from serving.data import params as p
 from serving.data.recommendations import load_recommendations, run_recommendations, version_of
+from blocks_pipelines.state import ConflictError
 from serving.errors import ApiError, error_docs
 from serving.models import RecommendationItemResponse, RecommendationsResponse, StatusUpdate
 
 router = APIRouter(tags=["recommendations"])
 Status = Literal["open", "accepted", "dismissed", "done", "snoozed"]
 Category = Literal["rightsizing", "modernization", "commitment_posture", "idle"]
-# The state store's status write is last-writer-wins; this lock makes check-then-write atomic within a process.
-_UPDATE_LOCK = threading.Lock()
+# A write without If-Match that loses a compare-and-swap rereads and applies again (last writer wins, but never
+# from a stale read); a handful of rounds settles any race between API processes.
+_UPDATE_ROUNDS = 5
 
 
 @router.get("/api/recommendations", response_model=RecommendationsResponse,
@@ -53,7 +54,7 @@ async def list_recommendations(
     description="Idempotent: repeating the same status returns the item unchanged. Send the item's `version` as "
                 "If-Match to fail with 412 instead of overwriting a change made meanwhile.",
     responses={200: {"headers": {"ETag": {"schema": {"type": "string"}, "description": "the new version"}}},
-               **error_docs(400, 401, 403, 404, 412, 413, 503)},
+               **error_docs(400, 401, 403, 404, 409, 412, 413, 503)},
 )
 async def update_recommendation(
     scope: TenantScope = Depends(tenant_scope),
@@ -69,21 +70,32 @@ async def update_recommendation(
 
 
 def _update(scope: TenantScope, recommendation_id: str, status: str, if_match: str | None):
-    with _UPDATE_LOCK:
-        return _check_and_set(scope, recommendation_id, status, if_match)
+    for _ in range(_UPDATE_ROUNDS):
+        try:
+            return _check_and_set(scope, recommendation_id, status, if_match)
+        except ConflictError:
+            if if_match is not None:
+                raise _version_mismatch(recommendation_id, if_match, "another change landed first") from None
+    raise ApiError(409, "conflict", f"recommendation {recommendation_id} kept changing while being written; retry")
+
+
+def _version_mismatch(recommendation_id: str, if_match: str, current: str) -> ApiError:
+    return ApiError(412, "version_mismatch", f"recommendation {recommendation_id} changed since version {if_match}; "
+                                             f"{current}: reload and retry", "If-Match")
 
 
 def _check_and_set(scope: TenantScope, recommendation_id: str, status: str, if_match: str | None):
-    current = {r.recommendation_id: r for r in load_recommendations(scope.data, scope.recommendation_statuses())}
-    item = current.get(recommendation_id)
+    """Check If-Match against the status read now, then write only if the stored status is still that one
+    (a compare-and-swap in the state store, atomic across API processes)."""
+    stored = scope.recommendation_statuses()
+    item = next((r for r in load_recommendations(scope.data, stored) if r.recommendation_id == recommendation_id), None)
     if item is None:
         raise ApiError(404, "not_found", f"recommendation {recommendation_id!r} does not exist for this tenant; "
                                          "list them with GET /api/recommendations")
     if if_match is not None and if_match.strip().removeprefix("W/").strip('"') not in (item.version, "*"):
-        raise ApiError(412, "version_mismatch", f"recommendation {recommendation_id} changed since version "
-                                                f"{if_match}; current version is {item.version} (status "
-                                                f"{item.status!r}): reload and retry", "If-Match")
+        raise _version_mismatch(recommendation_id, if_match,
+                                f"current version is {item.version} (status {item.status!r})")
     if item.status == status:
         return item
-    scope.set_recommendation_status(recommendation_id, status)
+    scope.set_recommendation_status(recommendation_id, status, expected=stored.get(recommendation_id))
     return item.model_copy(update={"status": status, "version": version_of(recommendation_id, status)})
