@@ -4,13 +4,16 @@ and the lake keeps exactly what it had."""
 import gzip
 import hashlib
 import json
+import shutil
 
 import polars as pl
 import pytest
 
 from blocks_pipelines.ingestion import errors as E
 from blocks_pipelines.ingestion.api import ingest_delivery
-from blocks_pipelines.ingestion.synthetic import cur1_frame, cur2_frame, write_export_delivery
+from blocks_pipelines.ingestion.synthetic import (
+    cur1_frame, cur2_frame, write_export_delivery, write_legacy_delivery,
+)
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 
@@ -109,6 +112,35 @@ def test_manifest_listing_a_missing_file(acme_with_lake, tmp_path):
     victim.unlink()
     manifest = next(root.rglob("*-Manifest.json"))
     _expect(acme_with_lake, manifest, E.MissingFileError, str(manifest), victim.name)
+
+
+@pytest.mark.parametrize("layout", ["flat", "synced", "legacy-synced"])
+def test_a_delivery_copied_without_awss_folder_names_is_read(acme_with_lake, tmp_path, layout):
+    """A delivery copied into one folder (flat: manifest beside its data) or synced under another folder name
+    ingests the files its manifest lists; a listed file that is nowhere still fails naming it."""
+    root = tmp_path / "src"
+    if layout == "legacy-synced":
+        frames = [cur1_frame(100, "2026-10", "111111111111", ACCOUNTS, offset=i * 100) for i in range(2)]
+        delivery_id = write_legacy_delivery(str(root), "acme-cur", frames, "2026-10", tmp_path / "w")
+        report = "acme-cur"
+    else:
+        frames = [cur2_frame(100, "2026-10", "111111111111", ACCOUNTS, offset=i * 100) for i in range(2)]
+        delivery_id = write_export_delivery(str(root), "acme-export", frames, "2026-10", tmp_path / "w")
+        report = "acme-export"
+    if layout == "flat":
+        copy = tmp_path / "flat"
+        copy.mkdir()
+        for f in root.rglob("*.*"):
+            shutil.copy(f, copy / f.name)
+    else:  # `aws s3 sync s3://bucket/prefix/<report>/ ./my-cur/`
+        copy = tmp_path / "my-cur"
+        shutil.copytree(root / report, copy)
+    summary = ingest_delivery(acme_with_lake[0], str(copy))
+    assert summary.rows == 200 and summary.matches
+    assert summary.deliveries[0]["delivery_id"] == delivery_id
+    victim = sorted(copy.rglob(f"{report}-*2.*"))[0]
+    victim.unlink()
+    _expect(acme_with_lake, copy, E.MissingFileError, victim.name)
 
 
 def test_mixed_currencies(acme_with_lake, tmp_path):

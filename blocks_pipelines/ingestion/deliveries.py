@@ -99,11 +99,29 @@ def read_manifest(manifest_uri: str, root: str | None = None) -> Delivery:
     else:
         raise CorruptFileError("manifest has neither assemblyId/reportKeys nor executionId/dataFiles",
                                file=manifest_uri, fix="point at a CUR or Data Exports manifest")
-    files = tuple(_resolve_key(k, report, root) for k in keys)
+    files = tuple(_locate(k, report, root, manifest_uri) for k in keys)
     return Delivery(
         billing_period=period[0].strftime("%Y-%m") if period else None,
         delivery_id=str(delivery_id), manifest_uri=manifest_uri, data_files=files, fmt=fmt,
     )
+
+
+def _locate(key: str, report: str, root: str, manifest_uri: str) -> str:
+    """A manifest key as a uri: where AWS's layout puts it under `root`, else (local sources only) where a copy
+    made with other folder names keeps it: `aws s3 sync` of the report's folder under another name, or the
+    manifest and its data files in one folder. A file found nowhere stays at AWS's place, to be reported missing."""
+    uri = _resolve_key(key, report, root)
+    if fs.is_s3(uri) or fs.exists(uri):
+        return uri
+    manifest_dir = manifest_uri.rsplit("/", 1)[0]
+    tail = key.split(f"{report}/", 1)[-1]  # <period>/<assembly>/<file> or data/BILLING_PERIOD=.../<id>/<file>
+    up = manifest_dir.split("/")
+    # above the period folder (legacy, period-level manifest), above the assembly or metadata folder, beside it
+    for alt in (fs.join("/".join(up[:-1]), tail), fs.join("/".join(up[:-2]), tail),
+                fs.join(manifest_dir, tail.rsplit("/", 1)[-1])):
+        if fs.exists(alt):
+            return alt
+    return uri
 
 
 def _files_id(uris: list[str]) -> str:
