@@ -147,6 +147,8 @@ def test_bare_folder_without_manifest_and_zip_and_parquet_legacy(blocks_env, tmp
     with zipfile.ZipFile(folder / "part-1.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("part-1.csv", frame.slice(0, 300).write_csv())
     frame.slice(300).write_parquet(folder / "part-2.parquet")
+    (folder / "._part-2.parquet").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # left by a copy
+    (folder / "_SUCCESS").write_bytes(b"")
     summary = ingest_delivery(acme, str(folder))
     assert summary.rows == 600 and summary.matches
     assert lake_frame("acme_corp")["unblended_cost"].sum() == pytest.approx(

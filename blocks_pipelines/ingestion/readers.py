@@ -48,8 +48,11 @@ class RawFile:
 
 
 def is_data_file(name: str) -> bool:
-    low = name.lower()
-    return low.endswith(DATA_SUFFIXES) and not low.endswith("manifest.json")
+    """A CUR data file by its name; hidden and marker files that tools leave beside copies (`._x.parquet` from
+    macOS, `_SUCCESS`, `.x.parquet.crc`) are not."""
+    base = name.rsplit("/", 1)[-1]
+    low = base.lower()
+    return low.endswith(DATA_SUFFIXES) and not low.endswith("manifest.json") and not base.startswith((".", "_"))
 
 
 def _extract_zip(src: Path, workdir: Path, name: str) -> Path:
