@@ -212,6 +212,23 @@ class ConnectionCheckResponse(BaseModel):
     checks: list[dict[str, Any]]
 
 
+class FailingCheck(BaseModel):
+    name: str
+    error_code: str | None
+    message: str
+    remediation: str | None = Field(description="what the customer should change")
+
+
+class ConnectionStatusResponse(BaseModel):
+    tenant_id: str
+    status: Literal["pending", "connected", "failed"] = Field(
+        description="from the latest connection test; pending until one has run")
+    checked_at: str | None = Field(description="when the latest test ran (UTC ISO); null when none has")
+    role_arn: str
+    checks: dict[str, Literal["pass", "fail", "skip"]] = Field(description="each check's latest result")
+    failing: list[FailingCheck]
+
+
 class SetupResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
     tenant_id: str

@@ -57,6 +57,9 @@ def test_all_checks_pass_for_a_legacy_cur_with_glue_and_athena(moto):
     manifest = by_name(results)["cur_manifest"]
     assert manifest.details["billing_period"] == "2026-11"  # the newest period folder is the one read
     assert manifest.details["manifest_uri"].endswith("/reports/newco-hourly/20261101-20261201/newco-hourly-Manifest.json")
+    status = get_state_store().get_connection(tenant.id)
+    assert status["status"] == "connected" and status["failing"] == []
+    assert status["checks"] == dict.fromkeys(CHECK_NAMES, "pass") and status["role_arn"] == tenant.connection.role_arn
 
 
 def test_cur2_export_layout_is_found_and_unconfigured_catalog_is_skipped(moto):
@@ -161,6 +164,26 @@ def test_missing_athena_workgroup_and_cost_explorer_denied(moto):
 
     assert res["athena_workgroup"].error_code == errors.ATHENA_WORKGROUP
     assert res["cost_explorer"].error_code == errors.CE_DENIED
+
+
+def test_the_latest_outcome_is_the_connection_status_until_a_later_check(moto):
+    """A role that stops working shows as failed with its fix; it shows connected again once a check passes."""
+    tenant, bucket = legacy_tenant(moto)
+    deliver_legacy(moto, bucket, "reports/", "newco-hourly", "2026-11", CSV)
+    run_connection_checks(tenant)
+    first = get_state_store().get_connection(tenant.id)
+    assert first["status"] == "connected", first["failing"]
+
+    run_connection_checks(tenant, session=StubbingSession({"sts": [("assume_role", None, "AccessDenied")]}))
+    broken = get_state_store().get_connection(tenant.id)
+    assert broken["status"] == "failed" and broken["checked_at"] > first["checked_at"]
+    [failing] = broken["failing"]
+    assert (failing["name"], failing["error_code"]) == ("assume_role", errors.ASSUME_DENIED)
+    assert "ExternalId" in failing["remediation"]
+    assert broken["checks"]["cur_list"] == "skip"
+
+    run_connection_checks(tenant)
+    assert get_state_store().get_connection(tenant.id)["status"] == "connected"
 
 
 def test_role_assumption_and_each_result_are_audited(moto):

@@ -252,6 +252,28 @@ def test_chat_rate_limit_is_per_tenant(app_env, monkeypatch):
         assert c.post("/api/chat", json=ask, headers=hdr(app_env, "globex")).status_code == 200
 
 
+def test_connection_status_is_the_latest_tests_outcome(client, app_env):
+    from datetime import datetime, timezone
+
+    import blocks_pipelines.connect.checks as checks
+    from blocks_pipelines.tenants.config import resolve_tenant
+
+    globex = resolve_tenant("globex")
+    before = client.get("/api/connection", headers=hdr(app_env, "globex"))
+    assert before.status_code == 200, before.text
+    # never tested here: the registry's configured status
+    assert before.json()["status"] == globex.connection.status and before.json()["checked_at"] is None
+    results = [checks.passed("assume_role", "ok"),
+               checks.failed("cur_list", checks.errors.LIST_DENIED, "listing s3://b/p: AccessDenied")]
+    checks.record_outcome(globex, results, "alice", now=datetime(2026, 12, 1, 9, tzinfo=timezone.utc))
+    body = client.get("/api/connection", headers=hdr(app_env, "globex")).json()  # viewers see it too
+    assert body["status"] == "failed" and body["checked_at"] == "2026-12-01T09:00:00+00:00"
+    assert body["checks"] == {"assume_role": "pass", "cur_list": "fail"}
+    assert body["failing"][0]["error_code"] == checks.errors.LIST_DENIED
+    assert "s3:ListBucket" in body["failing"][0]["remediation"]
+    assert client.get("/api/connection", headers=hdr(app_env, "acme_corp")).json()["status"] != "failed"
+
+
 def test_onboarding_endpoints_are_admin_only_and_wired(client, app_env, monkeypatch):
     import blocks_pipelines.connect.checks as checks
 

@@ -339,7 +339,32 @@ def run_connection_checks(
         else:
             results.append(step(ctx))
     _audit(tenant, results, actor)
+    record_outcome(tenant, results, actor)
     return results
+
+
+def connection_status(results: list[CheckResult], checked_at: datetime, role_arn: str) -> dict[str, Any]:
+    """What the web app shows without re-running the checks: connected or failed, when, and each failing check
+    with its fix."""
+    return {
+        "status": "connected" if all(r.ok for r in results) else "failed",
+        "checked_at": checked_at.isoformat(),
+        "role_arn": role_arn,
+        "checks": {r.name: r.status for r in results},
+        "failing": [{"name": r.name, "error_code": r.error_code, "message": r.message, "remediation": r.remediation}
+                    for r in results if not r.ok],
+    }
+
+
+def record_outcome(tenant: TenantConfig, results: list[CheckResult], actor: str = DEFAULT_ACTOR,
+                   now: datetime | None = None) -> dict[str, Any]:
+    """Keep the latest outcome as the tenant's connection status in the state store (the YAML keeps only the
+    configuration): a role that stops working shows as failed, with the fix, until a later check passes."""
+    from blocks_pipelines.state import get_state_store
+
+    doc = connection_status(results, now or datetime.now(timezone.utc), tenant.connection.role_arn)
+    get_state_store().put_connection(tenant.id, doc, actor)
+    return doc
 
 
 def _audit(tenant: TenantConfig, results: list[CheckResult], actor: str) -> None:

@@ -52,6 +52,10 @@ class TenantScope:
         self._state().set_recommendation_status(self.tenant_id, recommendation_id, status, self.principal.subject,
                                                 expected=expected)
 
+    def connection_status(self) -> dict[str, Any] | None:
+        """The latest connection test's outcome, None before the first."""
+        return self._state().get_connection(self.tenant_id)
+
     def proposals(self) -> list[dict[str, Any]]:
         return [p.model_dump(mode="json") for p in self._state().list_proposals(self.tenant_id)]
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.api.deps import TenantScope, tenant_scope
 from serving.errors import ApiError, error_docs
-from serving.models import ConnectionCheckResponse, SetupResponse
+from serving.models import ConnectionCheckResponse, ConnectionStatusResponse, SetupResponse
 
 router = APIRouter(tags=["onboarding"])
 
@@ -34,6 +34,19 @@ async def test_connection(scope: TenantScope = Depends(tenant_scope)) -> Connect
     checks = [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in results]
     return ConnectionCheckResponse(tenant_id=scope.tenant_id, ok=all(c.get("status") != "fail" for c in checks),
                                    checks=checks)
+
+
+@router.get("/api/connection", response_model=ConnectionStatusResponse,
+            summary="The AWS connection's status from the latest connection test, with each failing check's fix",
+            responses=error_docs(401, 403, 503))
+async def connection(scope: TenantScope = Depends(tenant_scope)) -> ConnectionStatusResponse:
+    doc = await run_in_threadpool(scope.connection_status)
+    if not doc:  # never tested: the registry's configured status (pending for a new tenant)
+        return ConnectionStatusResponse(tenant_id=scope.tenant_id, status=scope.tenant.connection.status,
+                                        checked_at=None, role_arn=scope.tenant.connection.role_arn, checks={},
+                                        failing=[])
+    return ConnectionStatusResponse(tenant_id=scope.tenant_id, **{k: doc.get(k) for k in (
+        "status", "checked_at", "role_arn", "checks", "failing")})
 
 
 @router.post("/api/tenant/setup", response_model=SetupResponse,
