@@ -1,6 +1,9 @@
 """The Dagster asset (range runs, metadata, blocking checks) and the per-tenant delivery sensor."""
 
 import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -32,7 +35,7 @@ def _asset(defs):
     return defs.resolve_assets_def(dg.AssetKey(["globex", "cur_line_items"]))
 
 
-def test_asset_definition_shape(globex):
+def test_asset_definition_shape(globex, tmp_path):
     asset = _asset(build_ingestion_defs(globex))
     assert asset.group_names_by_key[asset.key] == "globex"
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()
@@ -40,6 +43,16 @@ def test_asset_definition_shape(globex):
     assert {c.name for c in asset.check_specs} == {
         "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented"}
     assert all(c.blocking for c in asset.check_specs)
+    # a tenant whose CUR stops arriving shows as late after 26 h and failed after 36 h (AWS delivers daily at least)
+    freshness = next(iter(asset.specs)).freshness_policy
+    assert (freshness.warn_window.to_timedelta(), freshness.fail_window.to_timedelta()) == (
+        timedelta(hours=26), timedelta(hours=36))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(Path(__file__).parents[1] / "dagster.yaml", home / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(home))  # the repository's instance config enables them
+    assert instance.get_settings("freshness") == {"enabled": True}
+    instance.dispose()
 
 
 def test_materialize_a_range_reports_metadata_and_passes_checks(globex, tmp_path):

@@ -35,6 +35,10 @@ DELIVERY_TAG = "blocks/delivery_id"
 PERIOD_TAG = "blocks/billing_period"
 FINAL_TAG = "blocks/month_final"
 
+# AWS rewrites the current month's CUR up to three times a day and at least daily: a tenant whose lake has not been
+# written for a day is late, for a day and a half something is broken (export deleted, role or bucket policy changed).
+CUR_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=36), warn_window=timedelta(hours=26))
+
 CHECK_TOTALS = "unblended_matches_source"
 CHECK_DUPLICATES = "no_duplicated_line_items"
 CHECK_SCHEMA = "schema_as_documented"
@@ -128,7 +132,7 @@ def _template() -> dg.AssetsDefinition:
     # any hourly partitions: every copy replaces them with its tenant's (history_start differs)
     partitions = dg.HourlyPartitionsDefinition(start_date="2020-01-01-00:00", timezone="UTC", fmt=PARTITION_FMT)
     return dg.asset(key=key, partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-                    check_specs=specs, kinds={"polars", "parquet"})(_cur_line_items)
+                    check_specs=specs, kinds={"polars", "parquet"}, freshness_policy=CUR_FRESHNESS)(_cur_line_items)
 
 
 def _delivery_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDefinition:
