@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install-stamp
 export BLOCKS_HOME ?= $(CURDIR)/.blocks
 export DAGSTER_HOME ?= $(BLOCKS_HOME)/dagster_home
+# one planned event per month run instead of one per hourly partition (see blocks_pipelines/cli/demo.py)
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
 .PHONY: install demo test bench serve dagster clean
 

@@ -1,6 +1,7 @@
 """The Dagster asset (range runs, metadata, blocking checks) and the per-tenant delivery sensor."""
 
 import json
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -177,3 +178,27 @@ def test_a_month_run_keeps_line_items_dated_outside_the_month(globex, tmp_path):
     assert again.success
     after = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert after.height == 301
+
+
+def test_a_month_run_plans_its_range_in_one_event(globex, tmp_path, monkeypatch):
+    """With the environment `blocks demo` / `blocks materialize` / the Makefile give Dagster, creating a range run
+    writes one planned event for the range, not one per hour; every hour is still materialized."""
+    from blocks_pipelines.cli.demo import DAGSTER_RUN_ENV, prepare_dagster_home
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    for name in DAGSTER_RUN_ENV:  # set then deleted: restored to what it was after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    prepare_dagster_home()
+    assert {n: os.environ.get(n) for n in DAGSTER_RUN_ENV} == DAGSTER_RUN_ENV
+    _deliver(globex, "2026-10", 400, tmp_path)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([_asset(build_ingestion_defs(globex))], instance=instance, tags={
+            RANGE_START_TAG: "2026-10-01-00:00", RANGE_END_TAG: "2026-10-02-23:00"})
+        assert result.success
+        planned = instance.get_records_for_run(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+        assert len(planned) == 1
+        assert len(planned[0].event_log_entry.dagster_event.event_specific_data.partitions_subset) == 48
+        key = dg.AssetKey(["globex", "cur_line_items"])
+        assert len(instance.get_materialized_partitions(key)) == 48
