@@ -72,7 +72,8 @@ class StateStore:
         processes, and ConflictError says another writer changed it since."""
         if status not in RECOMMENDATION_STATUSES:
             raise ValueError(
-                f"recommendation {recommendation_id}: status {status!r} is not one of {', '.join(RECOMMENDATION_STATUSES)}"
+                f"recommendation {recommendation_id}: status {status!r} is not one of "
+                f"{', '.join(RECOMMENDATION_STATUSES)}"
             )
         doc = {"recommendation_id": recommendation_id, "status": status, "actor": actor, "at": utcnow().isoformat()}
         table = "recommendation_status"
