@@ -70,13 +70,19 @@ def test_materialize_a_range_reports_metadata_and_passes_checks(globex, tmp_path
     assert md["hours"].value == 72
     assert md["rows"].value == sum(1 for i in range(frame_rows) if i % 744 < 72)
     lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
-    assert md["source_vs_lake"].value["2026-10"]["lake_unblended"] == pytest.approx(lake["unblended_cost"].sum())
-    assert md["cost/Usage"].value == pytest.approx(
+    assert md["cost_by_line_item_type"].value["Usage"] == pytest.approx(
         lake.filter(pl.col("line_item_type") == "Usage")["unblended_cost"].sum(), abs=1e-5)
+    assert set(md) == {"rows", "hours", "hour_range", "cost_by_line_item_type", "delivery_ids", "replaced_hours"}
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"unblended_matches_source", "no_duplicated_line_items",
                                               "schema_as_documented"}
     assert all(c.passed for c in checks)
+    # the run's detail is written once, on the totals check, not on each of the 72 materializations
+    [totals] = [c for c in checks if c.check_name == "unblended_matches_source"]
+    detail = totals.metadata
+    assert detail["source_vs_lake"].value["2026-10"]["lake_unblended"] == pytest.approx(lake["unblended_cost"].sum())
+    assert sum(detail["unblended_by_day"].value.values()) == pytest.approx(lake["unblended_cost"].sum(), abs=1e-5)
+    assert detail["days_written"].value == 3
 
 
 def test_materialize_a_few_hours_replaces_only_them(globex, tmp_path):
@@ -131,9 +137,11 @@ def test_sensor_run_ingests_the_delivery_it_names(globex, tmp_path):
     result = dg.materialize([_asset(defs)], tags=tags)
     assert result.success
     md = result.get_asset_materialization_events()[0].materialization.metadata
-    assert md["deliveries"].value[0]["delivery_id"] == request.run_key
+    assert md["delivery_ids"].value == request.run_key
+    [totals] = [c for c in result.get_asset_check_evaluations() if c.check_name == "unblended_matches_source"]
+    assert totals.metadata["deliveries"].value[0]["delivery_id"] == request.run_key
     # where the run's time went, for a data engineer comparing runs in the UI
-    assert set(md["seconds_by_stage"].value) == {"read_normalize_split", "validate", "publish", "verify"}
+    assert set(totals.metadata["seconds_by_stage"].value) == {"read_normalize_split", "validate", "publish", "verify"}
 
 
 def test_sensor_skips_a_delivery_already_ingested_by_another_path(globex, tmp_path):
@@ -168,7 +176,8 @@ def test_a_month_run_keeps_line_items_dated_outside_the_month(globex, tmp_path):
     assert checks == {"unblended_matches_source": True, "no_duplicated_line_items": True,
                       "schema_as_documented": True}
     md = result.get_asset_materialization_events()[0].materialization.metadata
-    assert md["rows"].value == 301 and md["unblended_by_day"].value["2026-09-30"] == pytest.approx(7.25)
+    [totals] = [c for c in result.get_asset_check_evaluations() if c.check_name == "unblended_matches_source"]
+    assert md["rows"].value == 301 and totals.metadata["unblended_by_day"].value["2026-09-30"] == pytest.approx(7.25)
     lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert lake.height == 301 and lake["unblended_cost"].sum() == pytest.approx(
         frame["line_item_unblended_cost"].sum() + 7.25)

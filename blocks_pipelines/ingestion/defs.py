@@ -60,25 +60,34 @@ def _deliveries_for(tenant: TenantConfig, tags: dict[str, str], start: datetime,
 
 
 def _metadata(summary: "IngestSummary", start: datetime, end: datetime) -> dict:
-    md: dict = {
+    """What each hourly partition's materialization carries. A month run writes 744 of them with the same values,
+    so only what the UI and the marts refresh sensor read per partition goes here; the run's detail goes once, on
+    the totals check (_run_detail). Measured on a month run's event log: 2.8 KB an event, 2.0 MB a run, against
+    6.0 KB and 4.3 MB with the detail on every event (200 tenants, three deliveries a day: 2.6 GB a day)."""
+    return {
         "rows": dg.MetadataValue.int(summary.rows),
         "hours": dg.MetadataValue.int(summary.hours),
-        "days_written": dg.MetadataValue.int(summary.days_written),
         "hour_range": dg.MetadataValue.text(f"{start.isoformat()} / {end.isoformat()}"),
         "cost_by_line_item_type": dg.MetadataValue.json(summary.cost_by_line_item_type),
-        "amortized_by_line_item_type": dg.MetadataValue.json(summary.amortized_by_line_item_type),
+        "delivery_ids": dg.MetadataValue.text(",".join(d["delivery_id"] for d in summary.deliveries)),
+        "replaced_hours": dg.MetadataValue.json(summary.replaced_hours),
+    }
+
+
+def _run_detail(summary: "IngestSummary") -> dict:
+    """The run's detail, once per run on the totals check: source vs lake per month, the lake's cost per day,
+    amortized cost per line item type, the deliveries read and seconds per stage."""
+    return {
         "source_vs_lake": dg.MetadataValue.json(
             {p.billing_period: {"source_unblended": p.source_unblended, "lake_unblended": p.lake_unblended,
                                 "source_rows": p.source_rows, "lake_rows": p.lake_rows, "is_final": p.is_final}
              for p in summary.periods}),
-        "deliveries": dg.MetadataValue.json(summary.deliveries),
-        "seconds_by_stage": dg.MetadataValue.json(summary.seconds),
         "unblended_by_day": dg.MetadataValue.json(summary.unblended_by_day),
-        "replaced_hours": dg.MetadataValue.json(summary.replaced_hours),
+        "amortized_by_line_item_type": dg.MetadataValue.json(summary.amortized_by_line_item_type),
+        "deliveries": dg.MetadataValue.json(summary.deliveries),
+        "days_written": dg.MetadataValue.int(summary.days_written),
+        "seconds_by_stage": dg.MetadataValue.json(summary.seconds),
     }
-    for lit, cost in summary.cost_by_line_item_type.items():
-        md[f"cost/{lit}"] = dg.MetadataValue.float(round(cost, 6))
-    return md
 
 
 def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
@@ -106,7 +115,8 @@ def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
         dg.AssetCheckResult(
             check_name=CHECK_TOTALS, passed=not mismatched, asset_key=key,
             description="totals match" if not mismatched else f"totals differ for {mismatched}",
-            metadata={p.billing_period: abs(p.source_unblended - p.lake_unblended) for p in summary.periods},
+            metadata={**{p.billing_period: abs(p.source_unblended - p.lake_unblended) for p in summary.periods},
+                      **_run_detail(summary)},
         ),
         dg.AssetCheckResult(check_name=CHECK_DUPLICATES, passed=dup.passed, asset_key=key,
                             description=dup.description,
