@@ -31,6 +31,10 @@ class _Scoped(BaseModel):
     tenant_id: str = Field(examples=["acme_corp"])
     data_status: DataStatus = Field(description="backfill_pending until the tenant's first marts exist")
     sample: bool = Field(description="true when the figures are sample data shown before the backfill completes")
+    data_through: str | None = Field(
+        examples=["2026-12-02T15:00:00+00:00"],
+        description="end of the last hour with data (UTC ISO): AWS delivers CUR hours to a day late, so later hours "
+                    "are not in the figures yet; null when there is no data")
 
 
 class DataSourceSpan(BaseModel):

@@ -67,6 +67,17 @@ def test_spend_daily_series_and_totals_match_the_marts(client, app_env, fixture_
     assert sum(g["share_pct"] for g in body["totals"]["by_group"]) == pytest.approx(100, abs=0.05)
 
 
+def test_every_response_says_how_far_the_data_goes(client, app_env, fixture_lake):
+    import duckdb
+
+    last_hour = duckdb.sql(f"SELECT max(usage_hour) FROM read_parquet("
+                           f"'{fixture_lake}/marts/spend_hourly/tenant_id=acme_corp/data.parquet')").fetchall()[0][0]
+    through = (last_hour + timedelta(hours=1)).isoformat() + "+00:00"
+    for path in ("/api/spend", "/api/projection", "/api/recommendations", "/api/savings-plans"):
+        body = client.get(path, headers=hdr(app_env)).json()
+        assert body["data_through"] == through, path
+
+
 def test_spend_granularities_agree_on_the_total(client, app_env):
     end = yesterday()
     start = end - timedelta(days=20)

@@ -64,8 +64,7 @@ async def update_recommendation(
 ) -> Response:
     scope.require_admin()
     item = await run_in_threadpool(_update, scope, recommendation_id, update.status, if_match)
-    body = RecommendationItemResponse(tenant_id=scope.tenant_id, data_status=scope.data.data_status,
-                                      sample=scope.data.sample, item=item)
+    body = RecommendationItemResponse(**scope.data.scope_fields(), item=item)
     return Response(body.model_dump_json().encode(), media_type=JSON, headers={"ETag": f'"{item.version}"'})
 
 

@@ -32,7 +32,7 @@ def _render(scope: TenantScope) -> bytes:
     position = run_sp_position(scope.data)
     proposals, available = _proposals(scope)
     return SavingsPlansResponse(
-        tenant_id=scope.tenant_id, data_status=scope.data.data_status, sample=scope.data.sample,
+        **scope.data.scope_fields(),
         position=position, proposals=proposals, proposals_available=available,
         reference=reference("/api/savings-plans", {}),
         **sp_source_fields(scope.data, position),

@@ -23,7 +23,7 @@ def _projection(data: TenantData, period: str) -> ProjectionResponse:
     )
     history = [_row(r) for r in reversed(rows)]
     return ProjectionResponse(
-        tenant_id=data.tenant_id, data_status=data.data_status, sample=data.sample, period=period,
+        **data.scope_fields(), period=period,
         current=history[-1] if history else None, history=history,
         reference=reference("/api/projection", {"period": period}),
         **source_fields(data, min((r["period_start"] for r in rows), default=None),

@@ -39,7 +39,7 @@ def run_recommendations(data: TenantData, statuses: dict[str, str], status: str 
     items = [r for r in load_recommendations(data, statuses)
              if (status is None or r.status == status) and (category is None or r.category == category)]
     return RecommendationsResponse(
-        tenant_id=data.tenant_id, data_status=data.data_status, sample=data.sample, items=items,
+        **data.scope_fields(), items=items,
         total_expected_monthly_savings=round(sum(r.expected_monthly_savings for r in items), 2),
         reference=reference("/api/recommendations", {"status": status, "category": category}),
     )

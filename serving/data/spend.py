@@ -124,7 +124,7 @@ def run_spend(data: TenantData, q: SpendQuery) -> SpendResponse:
               for g, (c, pub, amort) in sorted(by_group.items(), key=lambda kv: (-kv[1][0], kv[0]))]
     params = q.as_params()
     return SpendResponse(
-        tenant_id=data.tenant_id, data_status=data.data_status, sample=data.sample,
+        **data.scope_fields(),
         query=SpendQueryEcho(start=params["start"], end=params["end"], granularity=q.granularity,
                              group_by=q.group_by, cost_type=q.cost_type,
                              filters={k: v for k, v in params.items() if isinstance(v, list) and v}),

@@ -89,8 +89,20 @@ class TenantSnapshot:
     loaded_marts: frozenset[str]
     first_date: date | None
     last_date: date | None
+    data_through: datetime | None = None  # end of the last hour with data (UTC)
     cache: ResponseCache = field(default_factory=ResponseCache)
     checked_at: float = 0.0
+
+
+def _data_through(conn: duckdb.DuckDBPyConnection, last_day: date | None) -> datetime | None:
+    """The end of the last hour with data: CUR arrives hours to a day late, so the web app says how far figures go
+    rather than letting today look free. From the hourly mart, else the end of the last day."""
+    hour = conn.execute("SELECT max(usage_hour) FROM spend_hourly").fetchone()[0]
+    if hour is not None:
+        return hour.replace(tzinfo=timezone.utc) + timedelta(hours=1)
+    if last_day is None:
+        return None
+    return datetime(last_day.year, last_day.month, last_day.day, tzinfo=timezone.utc) + timedelta(days=1)
 
 
 class TenantData:
@@ -110,6 +122,12 @@ class TenantData:
     @property
     def sample(self) -> bool:
         return self._snap.data_status == BACKFILL_PENDING
+
+    def scope_fields(self) -> dict[str, Any]:
+        """The fields every tenant-scoped response starts with."""
+        through = self._snap.data_through
+        return {"tenant_id": self.tenant_id, "data_status": self.data_status, "sample": self.sample,
+                "data_through": through.isoformat() if through else None}
 
     @property
     def first_date(self) -> date | None:
@@ -228,10 +246,11 @@ class MartStore:
                 present = set(MARTS)
             conn.execute("SET enable_external_access = false")
             first, last = conn.execute("SELECT min(usage_date), max(usage_date) FROM spend_daily").fetchone()
+            through = _data_through(conn, last)
         except BaseException:
             conn.close()
             raise
-        return TenantSnapshot(tenant_id, conn, signature, status, frozenset(present), first, last)
+        return TenantSnapshot(tenant_id, conn, signature, status, frozenset(present), first, last, through)
 
     def _load_file(self, conn: duckdb.DuckDBPyConnection, tenant_id: str, f: MartFile) -> None:
         local = fs.fetch_to_local(f.uri, self.download_dir / tenant_id)
