@@ -69,12 +69,13 @@ class Lookup:
     dtype: pl.DataType = pl.String
 
 
-def _distinct_then_map_back(column: str, lookups: list[Lookup]):
-    """A batch function: evaluate the lookups on the batch's distinct values only, then give every row its value.
-    It runs per streaming batch (~25k rows), so nothing waits for the whole file: measured on a 2M-row CUR 2.0
-    month, a pre-pass collecting distinct values over the file cost more than it saved. Rows are keyed by a
-    64-bit hash; a batch whose distinct hashes are fewer than its distinct values (a collision) is computed per
-    row instead, so a collision can never hand a row another row's tags."""
+def _distinct_then_map_back(lookups: list[Lookup]):
+    """A batch function over a struct of the looked-up columns: evaluate the lookups on the batch's distinct
+    values only, then give every row its value. One call per streaming batch (~25k rows) for all the columns (tags
+    and cost categories together: half the calls and hashing of one call per column), and nothing waits for the whole
+    file: measured on a 2M-row CUR 2.0 month, a pre-pass collecting distinct values over the file cost more than it
+    saved. Rows are keyed by a 64-bit hash; a batch whose distinct hashes are fewer than its distinct values (a
+    collision) is computed per row instead, so a collision can never hand a row another row's tags."""
     dtype = pl.Struct({lk.name: lk.dtype for lk in lookups})
     exprs = [lk.expr.alias(lk.name) for lk in lookups]
 
@@ -83,8 +84,8 @@ def _distinct_then_map_back(column: str, lookups: list[Lookup]):
         first = keys.is_first_distinct()
         distinct = batch.filter(first)
         if distinct.len() != batch.n_unique():
-            return batch.to_frame(column).select(pl.struct(exprs)).to_series().cast(dtype)
-        values = distinct.to_frame(column).select(pl.struct(exprs)).to_series().cast(dtype)
+            return batch.struct.unnest().select(pl.struct(exprs)).to_series().cast(dtype)
+        values = distinct.struct.unnest().select(pl.struct(exprs)).to_series().cast(dtype)
         return keys.replace_strict(keys.filter(first), values, return_dtype=dtype)
 
     return dtype, fn
@@ -467,16 +468,13 @@ class Plan:
         """The raw frame with each lookup's column added, computed batch by batch (see _distinct_then_map_back)."""
         if self.maps:
             lf = lf.with_columns(pl.col(n).cast(t) for n, t in self.maps.items())
-        by_column: dict[str, list[Lookup]] = {}
-        for lk in self.lookups:
-            by_column.setdefault(lk.column, []).append(lk)
-        for column, lookups in by_column.items():
-            dtype, fn = _distinct_then_map_back(column, lookups)
-            packed = f"__lookups_{squash(column)}"
-            lf = lf.with_columns(
-                pl.col(column).map_batches(fn, return_dtype=dtype, is_elementwise=True).alias(packed)
-            ).with_columns(pl.col(packed).struct.field(lk.name) for lk in lookups)
-        return lf
+        if not self.lookups:
+            return lf
+        dtype, fn = _distinct_then_map_back(self.lookups)
+        columns = sorted({lk.column for lk in self.lookups})
+        return lf.with_columns(
+            pl.struct(columns).map_batches(fn, return_dtype=dtype, is_elementwise=True).alias("__lookups")
+        ).with_columns(pl.col("__lookups").struct.field(lk.name) for lk in self.lookups)
 
 
 def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext, sample: pl.DataFrame | None = None,
