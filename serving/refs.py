@@ -11,6 +11,7 @@ UI_VIEWS = {
     "/api/projection": "/app/dashboard",
     "/api/recommendations": "/app/recommendations",
     "/api/savings-plans": "/app/savings-plans",
+    "/api/connection": "/app/onboarding",
 }
 
 

@@ -300,6 +300,37 @@ def test_provider_choice_and_chunking(monkeypatch):
     ("what drives my cost", intents.COST_DRIVERS),
     ("explain this view", intents.EXPLAIN_VIEW),
     ("tell me a joke", intents.UNKNOWN),
+    ("is my data up to date?", intents.DATA_FRESHNESS),
+    ("why is today's spend missing", intents.DATA_FRESHNESS),
+    ("is my AWS connection working?", intents.DATA_FRESHNESS),
 ])
 def test_intent_rules(message, expected):
     assert intents.classify(message, has_context=False) == expected
+
+
+def test_data_freshness_says_how_far_figures_go_and_why_data_may_be_missing(client, home):
+    """The answer cites /api/spend for the last hour with data and /api/connection for the last connection test,
+    with each failing check's fix once a test has failed."""
+    from datetime import datetime, timezone
+
+    import blocks_pipelines.connect.checks as checks
+    from blocks_pipelines.tenants.config import resolve_tenant
+
+    through = client.get("/api/spend", headers=dev_headers(home, "globex")).json()["data_through"]
+    events = ask(client, home, "Is my data up to date?", tenant="globex")
+    assert events[0][1]["intent"] == intents.DATA_FRESHNESS and events[0][1]["refused"] is False
+    done = events[-1][1]
+    assert through[:10] in done["text"] and through[11:16] in done["text"]
+    assert "has not been tested yet" in done["text"]
+    assert {r["endpoint"]: r["ui_link"] for r in done["references"]} == {
+        "/api/spend": "/app/dashboard", "/api/connection": "/app/onboarding"}
+    for line in done["text"].splitlines():  # every line with a figure or a date cites where it comes from
+        if re.search(r"\d", MARKER.sub("", line)):
+            assert MARKER.search(line), line
+
+    failing = [checks.passed("assume_role", "ok"),
+               checks.failed("cur_list", checks.errors.LIST_DENIED, "listing s3://acme-cur/reports: AccessDenied.")]
+    checks.record_outcome(resolve_tenant("globex"), failing, "ops", now=datetime(2026, 12, 1, 9, tzinfo=timezone.utc))
+    text = ask(client, home, "Is my AWS connection working?", tenant="globex")[-1][1]["text"]
+    assert "failed its last test, on 2026-12-01 09:00 UTC" in text
+    assert "cur_list" in text and "s3:ListBucket" in text  # the catalogued fix

@@ -23,7 +23,8 @@ from serving.refs import reference
 WINDOW_DAYS = 30
 ORDINALS = ("First", "Second", "Third")
 CAPABILITIES = ("I answer from your Blocks data only: where your savings come from, what to do next, what drives "
-                "your cost or changed recently, and what a dashboard view shows (open me from a chart to explain it).")
+                "your cost or changed recently, how up to date your data is, and what a dashboard view shows (open "
+                "me from a chart to explain it).")
 SAMPLE_NOTE = "Your data backfill is still running: these figures are sample data, not your bill."
 
 
@@ -31,6 +32,8 @@ class Scope(Protocol):
     data: TenantData
 
     def recommendation_statuses(self) -> dict[str, str]: ...
+
+    def connection_status(self) -> dict | None: ...
 
 
 # A builder composes an answer's lines in order, citing each figure on `out` before yielding the line that shows it.
@@ -73,6 +76,8 @@ def warm(data: TenantData) -> None:
 def _plan(intent: str, message: str, context: ChatContext | None, scope: Scope) -> Builder:
     if intent == intents.UNKNOWN:
         raise CannotGround("I can't ground an answer to that in your data, so I won't guess. " + CAPABILITIES)
+    if intent == intents.DATA_FRESHNESS:  # answerable before any spend exists: the connection may be why
+        return data_freshness
     if scope.data.last_date is None:
         raise CannotGround("There is no spend data for your account yet, so I have nothing to ground an answer in.")
     if intent == intents.EXPLAIN_VIEW:
@@ -176,6 +181,34 @@ def cost_drivers(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
         top = recent.totals.by_group[0]
         yield (f"Your largest cost driver is {top.group}: {out.pct(top.share_pct, a, 'totals.by_group.0.share_pct')} "
                f"of last week's spend.")
+
+
+def _utc(iso: str) -> str:
+    return iso[:16].replace("T", " ") + " UTC"
+
+
+def data_freshness(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
+    """How far the figures go (the responses' data_through) and the AWS connection's last test, with its fix."""
+    through = scope.data.scope_fields()["data_through"]
+    n = out.cite(reference("/api/spend", {}))
+    if through:
+        yield (f"Your figures go through {_utc(through)} [{n}]. AWS delivers the Cost and Usage Report hours to a day "
+               "after the usage, and Blocks ingests each delivery as it lands, so later hours are not in them yet.")
+    else:
+        yield f"There is no spend data for your account yet [{n}]: it appears once the first delivery is ingested."
+    status = scope.connection_status()
+    m = out.cite(reference("/api/connection", {}))
+    if not status:
+        yield (f"Your AWS connection has not been tested yet [{m}]: an admin can run the connection test from "
+               "onboarding.")
+        return
+    when = _utc(status["checked_at"])
+    if status["status"] == "connected":
+        yield f"Your AWS connection passed its last test, on {when} [{m}]."
+        return
+    yield f"Your AWS connection failed its last test, on {when} [{m}], so new data may not be arriving:"
+    for check in status["failing"][:3]:
+        yield f"{check['name']} [{m}]: {check['message']} Fix: {check['remediation'] or 'see the onboarding page'}"
 
 
 def explain_view(scope: Scope, link: tuple[str, str] | None) -> Builder:

@@ -9,11 +9,15 @@ SAVINGS = "savings_source"
 NEXT_ACTIONS = "next_actions"
 EXPLAIN_VIEW = "explain_view"
 COST_DRIVERS = "cost_drivers"
+DATA_FRESHNESS = "data_freshness"
 UNKNOWN = "unknown"
 
 DEEP_LINK = re.compile(r"(/app/[a-z-]+)(?:\?(\S*))?")
 
 _RULES: tuple[tuple[str, re.Pattern], ...] = (
+    (DATA_FRESHNESS, re.compile(r"\b(up[ -]to[ -]date|fresh(ness)?|last (updated?|refresh\w*|delivery)|latest data|"
+                                r"today'?s (spend|cost|data|bill)|(data|spend|cost)s? (is |are )?(missing|late|delayed|"
+                                r"behind)|(aws )?connection|connected)\b")),
     (EXPLAIN_VIEW, re.compile(r"\bexplain\b.*\b(view|chart|page|this|dashboard)\b|\bwhat am i looking at\b")),
     (NEXT_ACTIONS, re.compile(r"\b(what should i do|next steps?|next actions?|what to do|top actions?|recommend\w*|"
                               r"how (can|do) i save|save more)\b")),
