@@ -1,6 +1,7 @@
 """ingest_delivery end to end: deliveries in AWS layouts -> lake day files, restatements, hour ranges, S3 (moto)."""
 
 import json
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import boto3
@@ -153,6 +154,43 @@ def test_bare_folder_without_manifest_and_zip_and_parquet_legacy(blocks_env, tmp
     assert summary.rows == 600 and summary.matches
     assert lake_frame("acme_corp")["unblended_cost"].sum() == pytest.approx(
         frame["lineItem/UnblendedCost"].cast(pl.Float64).sum())
+
+
+def _athena_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """Legacy CUR as the Athena integration writes it: `lineItem/UsageStartDate` -> `line_item_usage_start_date`
+    (typed timestamps, numbers as doubles), `resourceTags/user:team` -> `resource_tags_user_team`."""
+    def snake(name: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "_", re.sub(r"([A-Z])", r"_\1", name).lower()).strip("_")
+    out = frame.rename({c: snake(c) for c in frame.columns})
+    times = [c for c in out.columns if c.endswith("_date") and out[c].str.contains("T").any()]
+    costs = [c for c in out.columns if c.endswith(("_cost", "_amount"))]
+    return out.with_columns([pl.col(c).str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC") for c in times]
+                            + [pl.col(c).cast(pl.Float64) for c in costs])
+
+
+def test_a_legacy_report_with_athena_integration_is_read_without_its_status_table(blocks_env, tmp_path):
+    """Legacy CUR for Athena: Parquet under <report>/<report>/year=/month=/ and a one-column status table beside
+    it; pointing at the report folder ingests every month and leaves the status table out."""
+    acme = tenants()["acme_corp"]
+    report = tmp_path / "acme-athena"
+    frames = {bp: _athena_columns(cur1_frame(400, bp, "111111111111", ACME_ACCOUNTS)) for bp in ("2026-09", "2026-10")}
+    assert "line_item_usage_start_date" in frames["2026-09"].columns
+    for bp, frame in frames.items():
+        month = report / "acme-athena" / f"year={bp[:4]}" / f"month={int(bp[5:])}"
+        month.mkdir(parents=True)
+        frame.write_parquet(month / "acme-athena-00001.snappy.parquet")
+    status = report / "cost_and_usage_data_status"
+    status.mkdir()
+    pl.DataFrame({"status": ["READY"]}).write_parquet(status / "cost_and_usage_data_status.parquet")
+    summary = ingest_delivery(acme, str(report))
+    assert summary.rows == 800 and summary.matches
+    assert sorted(p.billing_period for p in summary.periods) == ["2026-09", "2026-10"]
+    source = pl.concat(frames.values())
+    lake = lake_frame("acme_corp")
+    assert lake["unblended_cost"].sum() == pytest.approx(source["line_item_unblended_cost"].sum())
+    tagged = source["resource_tags_user_team"].drop_nulls()
+    tagged = tagged.filter(tagged != "").len()
+    assert lake.filter(pl.col("tags").str.contains('"user:team"')).height == tagged > 0
 
 
 def test_hours_a_new_delivery_has_no_rows_for_are_cleared(blocks_env, tmp_path):

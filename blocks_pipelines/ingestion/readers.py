@@ -47,12 +47,18 @@ class RawFile:
                                    fix="the file is damaged; re-download it or wait for the next delivery") from exc
 
 
+# Legacy CUR with Athena integration writes its readiness flag as a one-column Parquet table beside the data:
+# <report>/cost_and_usage_data_status/cost_and_usage_data_status.parquet (status READY or UPDATING).
+ATHENA_STATUS_TABLE = "cost_and_usage_data_status"
+
+
 def is_data_file(name: str) -> bool:
     """A CUR data file by its name; hidden and marker files that tools leave beside copies (`._x.parquet` from
-    macOS, `_SUCCESS`, `.x.parquet.crc`) are not."""
+    macOS, `_SUCCESS`, `.x.parquet.crc`) and the Athena integration's status table are not."""
     base = name.rsplit("/", 1)[-1]
     low = base.lower()
-    return low.endswith(DATA_SUFFIXES) and not low.endswith("manifest.json") and not base.startswith((".", "_"))
+    return (low.endswith(DATA_SUFFIXES) and not low.endswith("manifest.json") and not base.startswith((".", "_"))
+            and ATHENA_STATUS_TABLE not in name)
 
 
 def _extract_zip(src: Path, workdir: Path, name: str) -> Path:
