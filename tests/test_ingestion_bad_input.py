@@ -114,15 +114,16 @@ def test_manifest_listing_a_missing_file(acme_with_lake, tmp_path):
     _expect(acme_with_lake, manifest, E.MissingFileError, str(manifest), victim.name)
 
 
-@pytest.mark.parametrize("layout", ["flat", "synced", "legacy-synced"])
+@pytest.mark.parametrize("layout", ["flat", "synced", "legacy-synced", "legacy-prefix-repeats-name"])
 def test_a_delivery_copied_without_awss_folder_names_is_read(acme_with_lake, tmp_path, layout):
     """A delivery copied into one folder (flat: manifest beside its data) or synced under another folder name
     ingests the files its manifest lists; a listed file that is nowhere still fails naming it."""
     root = tmp_path / "src"
-    if layout == "legacy-synced":
+    if layout.startswith("legacy"):
+        # the writer's keys are cur/<report>/...: a report named "cur" gives keys cur/cur/<period>/...
+        report = "cur" if layout == "legacy-prefix-repeats-name" else "acme-cur"
         frames = [cur1_frame(100, "2026-10", "111111111111", ACCOUNTS, offset=i * 100) for i in range(2)]
-        delivery_id = write_legacy_delivery(str(root), "acme-cur", frames, "2026-10", tmp_path / "w")
-        report = "acme-cur"
+        delivery_id = write_legacy_delivery(str(root), report, frames, "2026-10", tmp_path / "w")
     else:
         frames = [cur2_frame(100, "2026-10", "111111111111", ACCOUNTS, offset=i * 100) for i in range(2)]
         delivery_id = write_export_delivery(str(root), "acme-export", frames, "2026-10", tmp_path / "w")

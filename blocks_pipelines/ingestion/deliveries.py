@@ -53,11 +53,18 @@ def month_bounds(bp: str) -> tuple[datetime, datetime]:
     return start, datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=timezone.utc)
 
 
+def _in_report(key: str, report: str) -> re.Match | None:
+    """Group 1: the key from `{report}/` on; group 2: the part after it (`<period>/<assembly>/<file>` or
+    `data/BILLING_PERIOD=.../<id>/<file>`). A prefix may repeat the report's name: the segment before the period
+    or data folder is the one."""
+    return re.search(rf"(?:^|/)({re.escape(report)}/((?:\d{{8}}-\d{{8}}|data|metadata)/.*))$", key)
+
+
 def _resolve_key(key: str, report: str, root: str) -> str:
     """A manifest's bucket key (or s3:// uri) as a uri under `root`, found by the `{report}/` segment in it."""
     if key.startswith("s3://"):
         key = fs.split_s3(key)[1]
-    m = re.search(rf"(?:^|/)({re.escape(report)}/(?:\d{{8}}-\d{{8}}|data|metadata)/.*)$", key)
+    m = _in_report(key, report)
     if not m:
         idx = key.find(f"{report}/")
         if idx < 0:
@@ -114,7 +121,8 @@ def _locate(key: str, report: str, root: str, manifest_uri: str) -> str:
     if fs.is_s3(uri) or fs.exists(uri):
         return uri
     manifest_dir = manifest_uri.rsplit("/", 1)[0]
-    tail = key.split(f"{report}/", 1)[-1]  # <period>/<assembly>/<file> or data/BILLING_PERIOD=.../<id>/<file>
+    m = _in_report(key, report)
+    tail = m.group(2) if m else key.rsplit("/", 1)[-1]
     up = manifest_dir.split("/")
     # above the period folder (legacy, period-level manifest), above the assembly or metadata folder, beside it
     for alt in (fs.join("/".join(up[:-1]), tail), fs.join("/".join(up[:-2]), tail),
