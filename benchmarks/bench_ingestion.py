@@ -186,8 +186,8 @@ def main() -> None:
               f" (target >= {TARGETS['csv_gz_rows_per_s'] / 1e6:.1f}M), totals match: {csv['matches']}")
         print(_stages_line(csv))
         ceiling, _ = run_child("--csv-ceiling", str(csv_manifest))
-        print(f"  ceilings on this machine: inflating the gzip alone {csv_rows / ceiling['inflate_s'] / 1e6:.2f}M rows/s "
-              f"({ceiling['bytes'] / csv_rows:.0f} bytes a row), polars' text parse with no normalization or write "
+        print(f"  ceilings on this machine: inflating the gzip alone "
+              f"{csv_rows / ceiling['inflate_s'] / 1e6:.2f}M rows/s ({ceiling['bytes'] / csv_rows:.0f} bytes a row), polars' text parse with no normalization or write "
               f"{csv_rows / ceiling['parse_s'] / 1e6:.2f}M rows/s; ours/parse = "
               f"{ceiling['parse_s'] / csv['seconds']:.2f}")
         if rss_rows:

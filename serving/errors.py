@@ -33,7 +33,8 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 def error_docs(*statuses: int) -> dict[int | str, dict]:
     described = {
         400: "invalid parameter or body", 401: "missing or invalid bearer token", 403: "not allowed for this token",
-        404: "not found", 409: "changed concurrently, again and again; retry", 412: "If-Match does not match the current version", 413: "request body too large",
+        404: "not found", 409: "changed concurrently, again and again; retry",
+        412: "If-Match does not match the current version", 413: "request body too large",
         429: "rate limited; see Retry-After", 501: "not available in this deployment",
         503: "data not servable right now",
     }

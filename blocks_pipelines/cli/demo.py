@@ -22,9 +22,9 @@ API_PORT = 8000
 
 # A month's delivery is one run over 744 hourly partitions. By default Dagster writes one "planned" event per
 # partition when it creates the run: measured on a 200k-row month with the SQLite instance, 19.6-25.5 s per run
-# instead of 12.6-14.3 s with one planned event for the range (the ingestion itself: 0.5 s). The price: a failed run leaves its
-# partitions showing their last success instead of "failed", which is what the lake holds (bad input never replaces
-# data); the failed run itself shows on the asset. Processes that create runs read it: this one, `dagster dev`
+# instead of 12.6-14.3 s with one planned event for the range (the ingestion itself: 0.5 s). The price: a failed
+# run leaves its partitions showing their last success instead of "failed", which is what the lake holds (bad input
+# never replaces data); the failed run itself shows on the asset. Processes that create runs read it: this one, `dagster dev`
 # started from here or from the Makefile, and in production the webserver and the daemon (set it there too).
 DAGSTER_RUN_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 

@@ -7,11 +7,11 @@ from typing import Literal
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from blocks_pipelines.state import ConflictError
 from serving.api.deps import TenantScope, tenant_scope
 from serving.api.negotiation import CSV, CSV_DOC, JSON, query_lists, to_csv, wants_csv
 from serving.data import params as p
 from serving.data.recommendations import load_recommendations, run_recommendations, version_of
-from blocks_pipelines.state import ConflictError
 from serving.errors import ApiError, error_docs
 from serving.models import RecommendationItemResponse, RecommendationsResponse, StatusUpdate
 

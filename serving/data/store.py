@@ -123,9 +123,13 @@ class TenantData:
     def sample(self) -> bool:
         return self._snap.data_status == BACKFILL_PENDING
 
+    @property
+    def data_through(self) -> datetime | None:
+        return self._snap.data_through
+
     def scope_fields(self) -> dict[str, Any]:
         """The fields every tenant-scoped response starts with."""
-        through = self._snap.data_through
+        through = self.data_through
         return {"tenant_id": self.tenant_id, "data_status": self.data_status, "sample": self.sample,
                 "data_through": through.isoformat() if through else None}
 

@@ -3,7 +3,7 @@ says is the figure the referenced endpoint returns."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from itertools import chain
 from typing import Callable, Iterable, Iterator, Protocol
 from urllib.parse import parse_qs
@@ -183,13 +183,13 @@ def cost_drivers(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
                f"of last week's spend.")
 
 
-def _utc(iso: str) -> str:
-    return iso[:16].replace("T", " ") + " UTC"
+def _utc(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def data_freshness(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     """How far the figures go (the responses' data_through) and the AWS connection's last test, with its fix."""
-    through = scope.data.scope_fields()["data_through"]
+    through = scope.data.data_through
     n = out.cite(reference("/api/spend", {}))
     if through:
         yield (f"Your figures go through {_utc(through)} [{n}]. AWS delivers the Cost and Usage Report hours to a day "
@@ -202,7 +202,7 @@ def data_freshness(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
         yield (f"Your AWS connection has not been tested yet [{m}]: an admin can run the connection test from "
                "onboarding.")
         return
-    when = _utc(status["checked_at"])
+    when = _utc(datetime.fromisoformat(status["checked_at"]))
     if status["status"] == "connected":
         yield f"Your AWS connection passed its last test, on {when} [{m}]."
         return
