@@ -28,7 +28,8 @@ from blocks_pipelines.lake import fs
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
 
-_PERIOD_DIR = re.compile(r"^\d{8}-\d{8}$")
+_PERIOD_FOLDER = r"\d{8}-\d{8}"  # a legacy report's billing period folder, 20261001-20261101
+_PERIOD_DIR = re.compile(rf"^{_PERIOD_FOLDER}$")
 INVOICE_COLUMNS = ("bill/InvoiceId", "bill_invoice_id", "InvoiceId")
 
 
@@ -57,7 +58,7 @@ def _in_report(key: str, report: str) -> re.Match | None:
     """Group 1: the key from `{report}/` on; group 2: the part after it (`<period>/<assembly>/<file>` or
     `data/BILLING_PERIOD=.../<id>/<file>`). A prefix may repeat the report's name: the segment before the period
     or data folder is the one."""
-    return re.search(rf"(?:^|/)({re.escape(report)}/((?:\d{{8}}-\d{{8}}|data|metadata)/.*))$", key)
+    return re.search(rf"(?:^|/)({re.escape(report)}/((?:{_PERIOD_FOLDER}|data|metadata)/.*))$", key)
 
 
 def _resolve_key(key: str, report: str, root: str) -> str:
@@ -193,7 +194,7 @@ def deliveries_in_source(source_uri: str) -> list[Delivery]:
 
 
 # .../<report>/<yyyymmdd-yyyymmdd>/<assemblyId>/<file> (legacy) and .../data/BILLING_PERIOD=YYYY-MM/<executionId>/<file>
-_DELIVERY_DIR = re.compile(r"/(\d{8}-\d{8}|BILLING_PERIOD=\d{4}-\d{2})/([^/]+)/[^/]+$")
+_DELIVERY_DIR = re.compile(rf"/({_PERIOD_FOLDER}|BILLING_PERIOD=\d{{4}}-\d{{2}})/([^/]+)/[^/]+$")
 
 
 def _refuse_several_deliveries_of_a_month(uris: list[str], source_uri: str) -> None:
