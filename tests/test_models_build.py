@@ -82,6 +82,15 @@ def test_build_succeeds_and_every_dbt_test_passes(built):
     assert set(built.result.exported) == set(MARTS)
 
 
+def test_dbt_unit_tests_of_the_rollup_marts_run_in_the_build_and_pass(built):
+    units = {k.rsplit(".", 1)[-1]: v for k, v in built.result.statuses.items() if k.startswith("unit_test.")}
+    assert units == {
+        "savings_projection_discounts_usage_only_per_period": "pass",
+        "savings_projection_prorates_the_proposal_over_days_with_data": "pass",
+        "recommendations_rules_on_one_day": "pass",
+    }
+
+
 @pytest.mark.parametrize("mart", MARTS)
 def test_marts_are_exported_with_the_contract_columns(built, mart):
     frame = built.marts[mart]
