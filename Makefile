@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(BLOCKS_HOME)/dagster_home
 # one planned event per month run instead of one per hourly partition (see blocks_pipelines/cli/demo.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
 
-.PHONY: install demo test bench serve dagster clean
+.PHONY: install demo test test-fast lint format bench serve dagster clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
@@ -24,6 +24,23 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# everything but the end-to-end tests (dbt builds, Dagster runs, servers): the edit-run loop
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+
+# ruff (lint + format) on Python; sqlfluff on the dbt models as dbt compiles them for DuckDB (dbt templater)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	@mkdir -p $(BLOCKS_HOME)/lint/warehouse
+	BLOCKS_HOME=$(BLOCKS_HOME)/lint $(BIN)/sqlfluff lint dbt_project/models
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	@mkdir -p $(BLOCKS_HOME)/lint/warehouse
+	BLOCKS_HOME=$(BLOCKS_HOME)/lint $(BIN)/sqlfluff fix dbt_project/models
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
