@@ -13,8 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from blocks_pipelines.models.project import HOURLY_MARTS, MARTS
-from blocks_pipelines.models.runner import build_args
-from blocks_pipelines.models.vars import dbt_vars
+from blocks_pipelines.models.build import build_args, dbt_resource
 from models_helpers import make_tenant
 
 # Functions sqlglot does not model but Trino has; anything else unknown is a DuckDB-ism that Athena would reject.
@@ -42,8 +41,6 @@ def test_checker_flags_duckdb_only_sql():
 
 @pytest.fixture(scope="module")
 def athena_compiled(tmp_path_factory, moto_server):
-    from dbt.cli.main import dbtRunner
-
     root = tmp_path_factory.mktemp("athena")
     env = {
         "BLOCKS_HOME": root / "home", "BLOCKS_LAKE_URI": "s3://blocks-lake/lake", "BLOCKS_DBT_TARGET": "athena",
@@ -57,11 +54,11 @@ def athena_compiled(tmp_path_factory, moto_server):
             mp.setenv(k, str(v))
         from datetime import datetime, timezone
 
-        vars_ = dbt_vars(make_tenant("testco"), start=datetime(2026, 10, 1, 5, tzinfo=timezone.utc),
-                         end=datetime(2026, 10, 2, 7, tzinfo=timezone.utc))
+        args = build_args(make_tenant("testco"), start=datetime(2026, 10, 1, 5, tzinfo=timezone.utc),
+                          end=datetime(2026, 10, 2, 7, tzinfo=timezone.utc), command="compile")
         target = root / "target"
-        res = dbtRunner().invoke(build_args(vars_, target, None, command="compile"))
-        assert res.success, res.exception
+        invocation = dbt_resource().cli(args, raise_on_error=False, target_path=target)
+        assert invocation.wait().is_successful(), invocation.get_error()
         yield target
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.project import MARTS
-from blocks_pipelines.models.runner import run_dbt_build
+from blocks_pipelines.models.build import run_dbt_build
 from blocks_pipelines.models.synthetic import canonical_frame, write_line_items
 from blocks_pipelines.models.warehouse import warehouse_path
 import models_helpers as h
@@ -227,19 +227,13 @@ def test_recommendations_are_actionable_with_stable_ids(built):
 
 def test_spend_totals_dbt_test_catches_a_drifted_mart(built, tmp_path):
     """The totals test is real: shift one spend_hourly row and `dbt test` fails on exactly that day."""
-    from dbt.cli.main import dbtRunner
-
-    from blocks_pipelines.models.runner import build_args
-    from blocks_pipelines.models.vars import dbt_vars
-    from blocks_pipelines.tenants.config import resolve_tenant
-
     with duckdb.connect(str(warehouse_path(TENANT))) as con:
         con.execute("update spend_hourly set unblended_cost = unblended_cost + 1 "
                     "where usage_hour = '2026-10-03 07:00:00' and usage_type = 'EUW1-BoxUsage:m4.xlarge'")
-    args = build_args(dbt_vars(resolve_tenant(TENANT)), tmp_path / "target", "spend_hourly", command="test")
-    res = dbtRunner().invoke(args)
-    failed = {r.node.name: r.failures for r in res.result.results if str(r.status) == "fail"}
-    assert failed == {"totals_match_line_items_spend_hourly_unblended_cost__amortized_cost__public_on_demand_cost": 1}
+    result = run_dbt_build(TENANT, select="spend_hourly", command="test")
+    assert not result.success
+    assert result.failing_rows == {
+        "totals_match_line_items_spend_hourly_unblended_cost__amortized_cost__public_on_demand_cost": 1}
 
 
 class _Proposal:

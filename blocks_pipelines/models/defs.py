@@ -9,27 +9,19 @@ shape is built once from the shared manifest as a template and copied per tenant
 partitions and translator replaced (~3 ms); the compute function reads the tenant from its asset keys.
 """
 
-import json
-import sys
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Mapping
 
 import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from blocks_pipelines.models.achievable import achievable_daily_savings
-from blocks_pipelines.models.project import HOURLY_MARTS, MARTS, ensure_dbt_env, load_manifest, project_dir
+from blocks_pipelines.models.build import build_args, dbt_resource, export_built_marts, tenant_build
+from blocks_pipelines.models.project import HOURLY_MARTS, MARTS, load_manifest
 from blocks_pipelines.models.refresh import build_models_refresh_sensor
-from blocks_pipelines.models.vars import dbt_vars
-from blocks_pipelines.tenants.config import resolve_tenant
-from blocks_pipelines.models.warehouse import warehouse_lock
-from blocks_pipelines.settings import get_settings
-from blocks_pipelines.state import get_state_store
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.partitions import tenant_daily_partitions
-from blocks_pipelines.tenants.templates import TEMPLATE_TENANT, copy_for_tenant
+from blocks_pipelines.tenants.templates import TEMPLATE_TENANT, copy_for_tenant, tenant_of
 
 ROLLUP_MARTS = tuple(m for m in MARTS if m not in HOURLY_MARTS)
 HOURLY_SELECT = " ".join(f"+{m}" for m in HOURLY_MARTS)
@@ -60,16 +52,6 @@ class _TemplateTranslator(TenantDbtTranslator):
         return None
 
 
-def _tenant_of(context: AssetExecutionContext) -> TenantConfig:
-    return resolve_tenant(next(iter(context.assets_def.keys)).path[0])
-
-
-def _vars_json(tenant: TenantConfig, window: dg.TimeWindow | None = None) -> str:
-    start, end = (window.start, window.end) if window else (None, None)
-    savings = achievable_daily_savings(get_state_store(), tenant.id)
-    return json.dumps(dbt_vars(tenant, start=start, end=end, achievable_daily_savings=savings))
-
-
 def _renamed_outputs(context: AssetExecutionContext, events):
     """dagster-dbt names outputs after asset keys; the shared op kept the template's output names."""
     by_key_name = {k.to_python_identifier(): context.assets_def.get_output_name_for_asset_key(k)
@@ -80,18 +62,14 @@ def _renamed_outputs(context: AssetExecutionContext, events):
         yield event
 
 
-def _build_and_export(context: AssetExecutionContext, dbt: DbtCliResource, vars_json: str, tenant_id: str,
-                      marts: tuple[str, ...]):
-    ensure_dbt_env()
-    with warehouse_lock(tenant_id):
-        # buildable: a test runs when its parents are built here or upstream (the spend_daily totals test reads
-        # staging too, but belongs to the rollup run, not the hourly one).
-        args = ["build", "--vars", vars_json, "--indirect-selection", "buildable"]
-        yield from _renamed_outputs(context, dbt.cli(args, context=context).stream())
-        if get_settings().dbt_target == "duckdb":
-            from blocks_pipelines.models.export import export_marts  # duckdb: imported to export, not to load
-
-            context.log.info(f"exported marts: {export_marts(tenant_id, marts)}")
+def _build_and_export(context: AssetExecutionContext, dbt: DbtCliResource, marts: tuple[str, ...],
+                      window: dg.TimeWindow | None = None):
+    tenant = tenant_of(context)
+    start, end = (window.start, window.end) if window else (None, None)
+    with tenant_build(tenant.id):
+        events = dbt.cli(build_args(tenant, start=start, end=end), context=context).stream()
+        yield from _renamed_outputs(context, events)
+        context.log.info(f"exported marts: {export_built_marts(tenant.id, marts)}")
 
 
 @lru_cache(maxsize=1)
@@ -108,14 +86,11 @@ def _templates() -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
         dagster_dbt_translator=translator,
     )
     def hourly_models(context: AssetExecutionContext, dbt: DbtCliResource):
-        tenant = _tenant_of(context)
-        vars_json = _vars_json(tenant, context.partition_time_window)
-        yield from _build_and_export(context, dbt, vars_json, tenant.id, HOURLY_MARTS)
+        yield from _build_and_export(context, dbt, HOURLY_MARTS, context.partition_time_window)
 
     @dbt_assets(manifest=manifest, select=ROLLUP_SELECT, name="blocks_dbt_rollups", dagster_dbt_translator=translator)
     def rollup_models(context: AssetExecutionContext, dbt: DbtCliResource):
-        tenant = _tenant_of(context)
-        yield from _build_and_export(context, dbt, _vars_json(tenant), tenant.id, ROLLUP_MARTS)
+        yield from _build_and_export(context, dbt, ROLLUP_MARTS)
 
     return hourly_models, rollup_models
 
@@ -126,17 +101,6 @@ def _for_tenant(template: dg.AssetsDefinition, tenant: TenantConfig) -> dg.Asset
         template, tenant, rename_op=False,
         partitions_def=tenant_daily_partitions(tenant) if template.partitions_def else None,
         metadata={TRANSLATOR_METADATA_KEY: TenantDbtTranslator(tenant.id)},
-    )
-
-
-def dbt_resource() -> DbtCliResource:
-    # The venv's dbt, found even when the venv's bin folder is not on PATH (Dagster started by its full path).
-    venv_dbt = Path(sys.executable).with_name("dbt")
-    return DbtCliResource(
-        project_dir=str(project_dir()),
-        profiles_dir=str(project_dir()),
-        target=get_settings().dbt_target,
-        dbt_executable=str(venv_dbt) if venv_dbt.exists() else "dbt",
     )
 
 
