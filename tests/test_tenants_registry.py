@@ -145,3 +145,23 @@ def test_cli_add_names_the_one_bad_value(blocks_env, flag, value, expected):
     assert expected in result.output
     assert "pydantic.dev" not in result.output and "Traceback" not in result.output
     assert not (get_settings().tenants_dir / "umbrella.yaml").exists()
+
+
+def test_one_tenant_lookup_for_definitions_cli_and_dbt(tmp_path, monkeypatch):
+    """resolve_tenant is the only lookup: a tenant whose definitions this process built (here one that is in no
+    registry) resolves to that very config, as the shared Dagster compute functions need; any other id is read from
+    the registry each time, so a tenant added after start is found, and an unknown id says how to add it."""
+    from blocks_pipelines.ingestion.defs import build_ingestion_defs
+    from blocks_pipelines.tenants.config import resolve_tenant
+    from tests.models_helpers import make_tenant
+
+    unregistered = make_tenant("boundco")
+    build_ingestion_defs(unregistered)
+    assert resolve_tenant("boundco") is unregistered
+
+    tenants_dir = tmp_path / "tenants"
+    monkeypatch.setenv("BLOCKS_ASSETS_CONFIG", str(tmp_path))
+    with pytest.raises(KeyError, match="add assets_config/tenants/lateco.yaml"):
+        resolve_tenant("lateco")
+    _write(tenants_dir, {**_demo("globex"), "id": "lateco", "name": "Late Co"})
+    assert resolve_tenant("lateco").name == "Late Co"

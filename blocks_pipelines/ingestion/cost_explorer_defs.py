@@ -22,7 +22,7 @@ from dagster import AssetExecutionContext, SensorEvaluationContext
 
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.partitions import RANGE_END_TAG, RANGE_START_TAG, tenant_daily_partitions
-from blocks_pipelines.tenants.templates import bind, copy_for_tenant, template_key, tenant_of
+from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
 
 COST_EXPLORER_TABLE = "cost_explorer_line_items"
 RESOURCE_KEY = "cost_explorer"
@@ -166,7 +166,6 @@ def cost_explorer_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDef
 
 
 def cost_explorer_asset(tenant: TenantConfig) -> dg.AssetsDefinition:
-    bind(tenant)
     return copy_for_tenant(
         _template(), tenant, partitions_def=tenant_daily_partitions(tenant),
         description=f"{tenant.name}: Cost Explorer spend (per day, hourly for the last {HOURLY_DAYS} days) in the "

@@ -23,7 +23,7 @@ from blocks_pipelines.ingestion.cost_explorer_defs import (
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
 from blocks_pipelines.tenants.partitions import PARTITION_FMT, RANGE_END_TAG, RANGE_START_TAG, tenant_hourly_partitions
-from blocks_pipelines.tenants.templates import bind, copy_for_tenant, template_key, tenant_of
+from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
 
 if TYPE_CHECKING:
     from blocks_pipelines.ingestion.api import IngestSummary
@@ -179,7 +179,6 @@ def _delivery_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDefinit
 
 
 def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
-    bind(tenant)
     asset = copy_for_tenant(
         _template(), tenant, partitions_def=tenant_hourly_partitions(tenant),
         description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",

@@ -21,7 +21,7 @@ import dagster as dg
 from blocks_pipelines.state import NotFoundError, ProposalStatus, PurchaseState, get_state_store
 from blocks_pipelines.state.models import IllegalTransitionError, utcnow
 from blocks_pipelines.tenants.config import TenantConfig
-from blocks_pipelines.tenants.templates import bind, copy_for_tenant, template_key, tenant_of
+from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
 
 # The analyzer, the lake readers and the purchasers (polars, boto3) are imported by the asset bodies that use them:
 # building the definitions of 200 tenants needs none of them (issue #2).
@@ -260,7 +260,6 @@ def _approval_sensor(t: str) -> dg.SensorDefinition:
 def build_sp_defs(tenant: TenantConfig, *, analyze: Callable[..., Any] | None = None) -> dg.Definitions:
     """The tenant's copies of the four templates ([t, name], group t, op `{t}__{name}`) and its approval sensor.
     `analyze` defaults to savings_plans.analyzer.recommend (imported when a proposal is computed)."""
-    bind(tenant)
     if analyze is None:
         _ANALYZERS.pop(tenant.id, None)
     else:

@@ -220,10 +220,23 @@ def resolve_source_uri(source: CurSource, home: Path) -> str:
     return str(p if p.is_absolute() else (home / p))
 
 
+# Tenants whose definitions this process built, by id (the last build of an id wins). Dagster's shared compute
+# functions resolve their tenant here, so a TenantConfig that is not in the registry (tests build some) works as a
+# closure would; any other id is read from the registry.
+_BOUND: dict[str, "TenantConfig"] = {}
+
+
+def bind_tenant(tenant: "TenantConfig") -> None:
+    _BOUND[tenant.id] = tenant
+
+
 def resolve_tenant(tenant: "TenantConfig | str", tenants_dir: Path | None = None) -> TenantConfig:
-    """A TenantConfig as given, or looked up by id in the registry (default: the configured assets folder)."""
+    """The one way to find a tenant: a TenantConfig as given; by id, the one this process's definitions were built
+    with, else the registry's (default: the configured assets folder, re-read so a tenant just added is found)."""
     if isinstance(tenant, TenantConfig):
         return tenant
+    if tenants_dir is None and tenant in _BOUND:
+        return _BOUND[tenant]
     if tenants_dir is None:
         from blocks_pipelines.settings import get_settings
 

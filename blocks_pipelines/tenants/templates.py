@@ -15,22 +15,12 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster_shared.record import replace as dg_replace
 
-from blocks_pipelines.tenants.config import TenantConfig
+from blocks_pipelines.tenants.config import TenantConfig, bind_tenant, resolve_tenant
 
 TEMPLATE_TENANT = "tenant_template"
 
-# Tenants bound by the factories of this process, by id (the last build of an id wins): the shared compute functions
-# read their TenantConfig here, so a TenantConfig not in the registry (tests build some) works as with a closure.
-# Ids no factory bound in this process fall back to the registry.
-_BOUND: dict[str, TenantConfig] = {}
-
-
 def template_key(name: str) -> dg.AssetKey:
     return dg.AssetKey([TEMPLATE_TENANT, name])
-
-
-def bind(tenant: TenantConfig) -> None:
-    _BOUND[tenant.id] = tenant
 
 
 def tenant_id_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
@@ -38,16 +28,9 @@ def tenant_id_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> s
 
 
 def tenant_of(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> TenantConfig:
-    tenant_id = tenant_id_of(context)
-    if tenant_id not in _BOUND:
-        from blocks_pipelines.settings import get_settings
-        from blocks_pipelines.tenants.config import load_registry
-
-        for t in load_registry(get_settings().tenants_dir):
-            _BOUND.setdefault(t.id, t)
-        if tenant_id not in _BOUND:
-            raise KeyError(f"unknown tenant {tenant_id!r}: add assets_config/tenants/{tenant_id}.yaml")
-    return _BOUND[tenant_id]
+    """The tenant a shared compute function runs for: the one its asset's copy was made for (copy_for_tenant binds
+    it), resolved like every other tenant lookup."""
+    return resolve_tenant(tenant_id_of(context))
 
 
 def _for_tenant(key: dg.AssetKey, tenant_id: str) -> dg.AssetKey:
@@ -79,6 +62,7 @@ def copy_for_tenant(
     for its assets, deps and checks, group t, and, given, the tenant's partitions, description and extra metadata.
     rename_op: the op is named after the (single) asset key, `{t}__{name}`, as the tenant's own `@dg.asset` would be.
     One AssetsDefinition construction (with_attributes + map_asset_specs take two and replace each spec twice)."""
+    bind_tenant(tenant)
     t = tenant.id
     replaced: dict[str, Any] = {"group_name": t}
     if partitions_def is not None:
