@@ -9,8 +9,33 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
+# Until Blocks' own AWS account is configured, the customer template names this one (and says so).
+PLACEHOLDER_BLOCKS_ACCOUNT_ID = "123456789012"
+
+
+class SettingsError(ValueError):
+    """An environment variable that is set but unusable; the message names it and says what it must be."""
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    cognito_region: str | None
+    cognito_user_pool_id: str | None
+    cognito_client_id: str | None
+    refresh_seconds: float  # how often a tenant's mart files are checked for a new export
+    chat_per_minute: float  # Major Tom requests per tenant per minute (token bucket refill)
+    chat_burst: int
+    max_body_bytes: int
+    bedrock_model_id: str | None
+    preload: bool  # load every tenant's snapshot and hot aggregates in the background at startup
+
+    @property
+    def uses_cognito(self) -> bool:
+        return bool(self.cognito_user_pool_id)
 
 
 @dataclass(frozen=True)
@@ -25,6 +50,14 @@ class Settings:
     dbt_target: str  # "duckdb" (embedded) or "athena"
     state_backend: str  # "sqlite" or "dynamodb"
     state_table_prefix: str
+    dynamodb_endpoint_url: str | None  # moto or DynamoDB Local; None means real AWS
+    dagster_url: str  # the webserver `blocks connect` registers tenants with
+    blocks_aws_account_id: str  # the account Blocks assumes customers' roles from
+
+    @property
+    def serving(self) -> ServingSettings:
+        """Read when the API starts (not with every other setting), so a bad serving variable stops only the API."""
+        return serving_settings(os.environ, self.aws_region)
 
     @property
     def tenants_dir(self) -> Path:
@@ -58,4 +91,35 @@ def get_settings() -> Settings:
         dbt_target=os.environ.get("BLOCKS_DBT_TARGET", "athena" if env == "production" else "duckdb"),
         state_backend=os.environ.get("BLOCKS_STATE_BACKEND", "dynamodb" if env == "production" else "sqlite"),
         state_table_prefix=os.environ.get("BLOCKS_STATE_TABLE_PREFIX", "blocks"),
+        dynamodb_endpoint_url=os.environ.get("BLOCKS_DYNAMODB_ENDPOINT_URL")
+        or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
+        dagster_url=os.environ.get("BLOCKS_DAGSTER_URL", DEFAULT_DAGSTER_URL),
+        blocks_aws_account_id=os.environ.get("BLOCKS_AWS_ACCOUNT_ID", PLACEHOLDER_BLOCKS_ACCOUNT_ID),
     )
+
+
+def serving_settings(env: Mapping[str, str], aws_region: str) -> ServingSettings:
+    return ServingSettings(
+        cognito_region=env.get("BLOCKS_COGNITO_REGION") or aws_region,
+        cognito_user_pool_id=env.get("BLOCKS_COGNITO_USER_POOL_ID") or None,
+        cognito_client_id=env.get("BLOCKS_COGNITO_CLIENT_ID") or None,
+        refresh_seconds=_positive(env, "BLOCKS_SERVING_REFRESH_SECONDS", 5.0),
+        chat_per_minute=_positive(env, "BLOCKS_CHAT_PER_MINUTE", 20.0),
+        chat_burst=int(_positive(env, "BLOCKS_CHAT_BURST", 5)),
+        max_body_bytes=int(_positive(env, "BLOCKS_MAX_BODY_BYTES", 64 * 1024)),
+        bedrock_model_id=env.get("BLOCKS_BEDROCK_MODEL_ID") or None,
+        preload=env.get("BLOCKS_SERVING_PRELOAD", "1") not in ("0", "false", "no"),
+    )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be positive")
+    return value

@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError, ReloadRepositoryLocationStatus
 
 from blocks_pipelines.connect.backfill import MonthRange
+from blocks_pipelines.settings import DEFAULT_DAGSTER_URL
 
-DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 DEFAULT_LOCATION = "blocks"  # pyproject's [tool.dagster] code_location_name
 DEFAULT_REPOSITORY = "__repository__"  # the name Dagster gives a Definitions object
 TENANT_TAG = "blocks/backfill_tenant"

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from blocks_pipelines.connect.backfill import MonthRange, backfill_months
 from blocks_pipelines.connect.dagster_api import (
-    DEFAULT_DAGSTER_URL,
     DagsterApiError,
     DagsterGateway,
     LaunchedBackfill,
@@ -66,7 +65,7 @@ class SetupReport:
 
 def dagster_gateway_from_env() -> DagsterGateway:
     """The webserver at BLOCKS_DAGSTER_URL (default http://127.0.0.1:3000)."""
-    return DagsterGateway(client_from_url(os.environ.get("BLOCKS_DAGSTER_URL", DEFAULT_DAGSTER_URL)))
+    return DagsterGateway(client_from_url(get_settings().dagster_url))
 
 
 def coerce_tenant(tenant: TenantConfig | Mapping[str, Any], source: str = "tenant setup request") -> TenantConfig:

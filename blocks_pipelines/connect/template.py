@@ -7,7 +7,6 @@ the same template can be reviewed, edited in the console, or launched as is from
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -15,9 +14,9 @@ from urllib.parse import quote, urlencode
 import yaml
 
 from blocks_pipelines.connect import policies
+from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig
 
-PLACEHOLDER_BLOCKS_ACCOUNT_ID = "123456789012"
 DEFAULT_TEMPLATE_BASE_URL = "https://blocks-connect-templates.s3.amazonaws.com"
 DATA_EXPORTS_REGION = "us-east-1"  # AWS Data Exports (BCM) is a us-east-1 only API
 
@@ -42,7 +41,7 @@ CUR2_COLUMNS = [
 
 def blocks_account_id() -> str:
     """The AWS account Blocks assumes roles from (BLOCKS_AWS_ACCOUNT_ID); a placeholder until one is configured."""
-    return os.environ.get("BLOCKS_AWS_ACCOUNT_ID", PLACEHOLDER_BLOCKS_ACCOUNT_ID)
+    return get_settings().blocks_aws_account_id
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ def get_state_store(settings: Settings | None = None) -> StateStore:
 
         return StateStore(SqliteBackend(s.state_db_path))
     if s.state_backend == "dynamodb":
-        from blocks_pipelines.state.dynamodb_backend import DynamoBackend, dynamodb_endpoint_url
+        from blocks_pipelines.state.dynamodb_backend import DynamoBackend
 
-        return StateStore(DynamoBackend(s.state_table_prefix, s.aws_region, dynamodb_endpoint_url()))
+        return StateStore(DynamoBackend(s.state_table_prefix, s.aws_region, s.dynamodb_endpoint_url))
     raise ValueError(f"BLOCKS_STATE_BACKEND={s.state_backend!r} is not supported: use 'sqlite' or 'dynamodb'")
 
 

@@ -4,24 +4,12 @@ conditional writes use ConditionExpression so racing writers get exactly one win
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
 from blocks_pipelines.state.backend import TABLES, Versioned
-
-ENDPOINT_ENV = ("BLOCKS_DYNAMODB_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB")
-
-
-def dynamodb_endpoint_url() -> str | None:
-    """Endpoint override for moto / DynamoDB Local; None means real AWS."""
-    for var in ENDPOINT_ENV:
-        if os.environ.get(var):
-            return os.environ[var]
-    return None
-
 
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
