@@ -18,6 +18,8 @@ from blocks_pipelines.tenants.config import load_registry
 from test_connect_support import create_bucket, deliver_legacy, make_tenant, unique_bucket
 from test_ingestion_cost_explorer import _client, _daily, _params
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
+
 
 class StubbedCostExplorer:
     """Stands in for CostExplorerClients: the role assumption replaced by a Stubber-backed client."""

@@ -18,6 +18,8 @@ from blocks_pipelines.lake import layout
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
+
 ACCOUNTS = ["222222222223", "222222222224"]
 
 

@@ -16,6 +16,8 @@ from blocks_pipelines.models.project import HOURLY_MARTS, MARTS
 from blocks_pipelines.models.build import build_args, dbt_resource
 from models_helpers import make_tenant
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
+
 # Functions sqlglot does not model but Trino has; anything else unknown is a DuckDB-ism that Athena would reject.
 TRINO_EXTRA_FUNCTIONS = {"json_extract_scalar", "regexp_like", "to_utf8", "to_hex", "date_add", "split_part"}
 

@@ -20,6 +20,8 @@ from blocks_pipelines.models.synthetic import canonical_frame, write_line_items
 from blocks_pipelines.models.warehouse import warehouse_path
 import models_helpers as h
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
+
 TENANT = "testco"
 MART_COLUMNS = {  # docs/contracts.md, in order (hourly SP marts add usage_date last for Athena partitions)
     "spend_hourly": ["tenant_id", "usage_hour", "usage_date", "billing_period", "usage_account_id", "account_name",

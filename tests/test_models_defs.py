@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from datetime import date
 
 import dagster as dg
@@ -13,6 +15,8 @@ from blocks_pipelines.models.project import HOURLY_MARTS, MARTS
 from blocks_pipelines.models.synthetic import write_line_items
 from blocks_pipelines.tenants.partitions import tenant_daily_partitions
 from models_helpers import hand_fixture, install_tenant, make_tenant
+
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
 
 MODELS = {*MARTS, "stg_cur_line_items", "stg_accounts", "int_line_items_enriched", "previous_generation_families"}
 

@@ -1,5 +1,6 @@
 """The refresh sensor turns changed line-item hours into one run over the affected days of the marts."""
 
+import pytest
 from datetime import date
 
 import dagster as dg
@@ -8,6 +9,8 @@ from blocks_pipelines.definitions import build_tenant_defs
 from blocks_pipelines.models.refresh import affected_days, build_models_refresh_sensor
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
 
 
 def test_affected_days_spans_hourly_keys():

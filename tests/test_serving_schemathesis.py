@@ -20,6 +20,8 @@ from schemathesis.specs.openapi.checks import (
 from serving.app import create_app
 from serving.testing import dev_headers, prepare_env
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
+
 DEMO_TENANTS = Path(__file__).resolve().parent.parent / "assets_config" / "tenants"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]

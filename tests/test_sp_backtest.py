@@ -16,6 +16,8 @@ from blocks_pipelines.savings_plans.backtest_hindsight import best_purchases, fr
 from blocks_pipelines.savings_plans.cli import sp
 from blocks_pipelines.savings_plans.scenarios import FAMILIES, generate
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
+
 
 def test_scenarios_are_deterministic_and_hide_nothing_before_decisions():
     a, b = generate("bursty", 7, months=3), generate("bursty", 7, months=3)
