@@ -1,8 +1,8 @@
 """Savings Plans analyzer speed, and the backtest against its targets.
 
 Default: `recommend` on a year of hourly data (target well under 100 ms) and the backtest its targets are stated
-on (8 core + 4 robustness families, 3 seeds, 24 monthly decisions; about 60 s). BENCH_SP_QUICK=1 runs one seed (about 10 s): a single
-seed can put two near-optimal strategies a few hundredths of a percent either way.
+on (8 core + 4 robustness families, 3 seeds, 24 monthly decisions; about 60 s). BENCH_SP_QUICK=1 runs one seed
+(about 20 s): a single seed can put two near-optimal strategies a few hundredths of a percent either way.
 """
 
 from __future__ import annotations
