@@ -34,7 +34,7 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
 
 @click.command("dev-token")
 @click.option("--tenant", "tenant_id", required=True, help="tenant id the token is scoped to")
-@click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True)
+@click.option("--role", type=click.Choice(["viewer", "admin", "backoffice"]), default="viewer", show_default=True)
 @click.option("--ttl", type=click.IntRange(1, 7 * 24 * 3600), default=3600, show_default=True, help="lifetime, s")
 @click.option("--subject", default=None, help="the token's sub (default dev-<tenant>)")
 def dev_token(tenant_id: str, role: str, ttl: int, subject: str | None) -> None:
@@ -49,5 +49,5 @@ def dev_token(tenant_id: str, role: str, ttl: int, subject: str | None) -> None:
     if tenant_id not in known:
         raise click.ClickException(f"unknown tenant {tenant_id!r}; registered: {', '.join(sorted(known)) or 'none'} "
                                    f"(see {settings.tenants_dir})")
-    roles = ["viewer", "admin"] if role == "admin" else ["viewer"]
+    roles = {"admin": ["viewer", "admin"], "backoffice": ["viewer", "backoffice"]}.get(role, ["viewer"])
     click.echo(DevIssuer(settings.home).issue(tenant_id, roles, ttl, subject))

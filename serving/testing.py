@@ -19,8 +19,9 @@ def write_fixture_lake(lake_dir: Path, tenants: dict[str, float], days: int = 12
         write_sample_lake(lake_dir, tenant_id, end or yesterday(), days, scale=scale)
 
 
-def dev_headers(home: Path, tenant_id: str, admin: bool = False, ttl: int = 3600) -> dict[str, str]:
-    roles = ["viewer", "admin"] if admin else ["viewer"]
+def dev_headers(home: Path, tenant_id: str, admin: bool = False, ttl: int = 3600,
+                roles: list[str] | None = None) -> dict[str, str]:
+    roles = roles or (["viewer", "admin"] if admin else ["viewer"])
     return {"Authorization": "Bearer " + DevIssuer(home).issue(tenant_id, roles, ttl)}
 
 

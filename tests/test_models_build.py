@@ -41,6 +41,12 @@ MART_COLUMNS = {  # docs/contracts.md, in order (hourly SP marts add usage_date 
                         "region", "service", "title", "rationale", "expected_monthly_savings", "steps", "status",
                         "generated_at"],
     "data_sources_daily": ["tenant_id", "usage_date", "source_format", "rows", "unblended_cost"],
+    "savings_ledger": ["tenant_id", "billing_period", "period_start", "period_end", "data_through", "days_with_data",
+                       "is_month_to_date", "on_demand_equivalent", "customer_cost", "promised_savings",
+                       "promised_savings_pct", "blocks_cost", "realized_savings", "realized_esr_pct", "margin",
+                       "shortfall", "sp_eligible_on_demand", "sp_covered_on_demand", "sp_commitment_cost",
+                       "sp_coverage_pct", "sp_utilization_pct", "sp_savings", "sp_rate_ratio",
+                       "hindsight_hourly_commitment", "hindsight_sp_savings", "hindsight_regret"],
 }
 
 

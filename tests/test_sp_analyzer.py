@@ -167,3 +167,43 @@ def test_bad_input_is_rejected_with_a_precise_message(mutate, message):
 def test_bad_existing_commitments_are_rejected():
     with pytest.raises(UsageInputError, match=r"existing_commitments\[0\]"):
         recommend(hourly_usage(days=10), existing_commitments=[(-1.0, START)])
+
+
+def _daily_levels_usage(levels: list[float], seed: int = 0) -> list[float]:
+    rng = random.Random(seed)
+    return [lvl * (1 + 0.2 * math.sin(2 * math.pi * h / 24)) * math.exp(rng.gauss(0, 0.05))
+            for lvl in levels for h in range(24)]
+
+
+def test_a_bounded_cycle_is_not_projected_as_a_random_walk():
+    from blocks_pipelines.savings_plans.analyzer_forecast import fit_forecast
+
+    # a +-25% quarterly cycle ending at its trough: the year ahead swings back up, it does not keep falling
+    cycle = [100 * (1 + 0.25 * math.sin(2 * math.pi * d / 91 - math.pi / 2 + 2 * math.pi * 17 / 91))
+             for d in range(-240, 0)]
+    forecast = fit_forecast(_daily_levels_usage(cycle))
+    assert forecast.step_days_ago is None  # last quarter's trough coming round again is not a new regime
+    spread_a_year = math.sqrt(forecast.drift_variance(365))
+    assert spread_a_year < 0.4  # a walk with the cycle's month-to-month moves would be > 0.8
+    assert forecast.log_level_mean(90) > forecast.log_level  # it returns toward the half-year median
+    # a random walk of the same monthly size keeps spreading
+    rng = random.Random(3)
+    walk, level = [], 100.0
+    for _ in range(240):
+        level *= math.exp(rng.gauss(0, 0.12 / math.sqrt(30)))
+        walk.append(level)
+    wander = fit_forecast(_daily_levels_usage(walk))
+    assert wander.drift_variance(365) > 3 * wander.drift_variance(60)
+
+
+def test_a_permanent_drop_stops_buying_and_is_treated_as_a_new_level():
+    days = [100.0] * 150 + [50.0] * 30
+    df = pl.DataFrame({
+        "ts_hour": [START + timedelta(hours=i) for i in range(len(days) * 24)],
+        "eligible_on_demand_cost": _daily_levels_usage(days),
+        "sp_rate_ratio": [0.72] * (len(days) * 24),
+    })
+    held = [(0.72 * 45.0, end_of(df) + timedelta(days=200))]  # already covers most of the new, lower level
+    rec = recommend(df, existing_commitments=held)
+    assert rec.forecast.step_change_days_ago is not None and rec.forecast.step_change_pct < -40
+    assert rec.hourly_commitment == 0.0

@@ -28,6 +28,7 @@ MARTS = (
     "sp_position_hourly",
     "recommendations",
     "data_sources_daily",
+    "savings_ledger",
 )
 HOURLY_MARTS = ("spend_hourly", "sp_eligible_usage_hourly", "sp_position_hourly")
 

@@ -66,6 +66,8 @@ class Recommendation(BaseModel):
     payment_option: str
     sp_rate_ratio: float = Field(description="SP rate / on-demand rate assumed for the new plan")
     observed_sp_rate_ratio: float
+    rate_source: str = Field(default="", description="where sp_rate_ratio comes from: real offering rates or the "
+                                                     "typical discount table, and how much of the mix was priced")
     decision_time: datetime
     existing_hourly_commitment: float = Field(description="active plans now, $/h at SP rates")
     expiring_hourly_commitment: float = Field(description="part of the existing $/h that ends within the new term")
@@ -100,6 +102,8 @@ def recommend(
     payment_option: str = "no_upfront",
     max_hourly_commitment: float | None = None,
     next_review_days: float | None = 30.0,
+    offering_ratio: float | None = None,
+    rate_source: str | None = None,
 ) -> Recommendation:
     """Recommend the additional Savings Plan commitment to buy at the end of `usage`.
 
@@ -107,6 +111,8 @@ def recommend(
     existing_commitments: active plans as ($/h at SP rates, end time); ended ones are ignored.
     max_hourly_commitment: cap on the whole portfolio ($/h held after this purchase).
     next_review_days: when the next purchase decision happens (Blocks' monthly ladder); None for a one-shot buy.
+    offering_ratio: the new plan's SP rate / on-demand rate from real offering rates (offering_rates.quote);
+        None scales the observed ratio by the typical discount table. rate_source says which, for the proposal.
     """
     validate_offering(term_years, payment_option)
     if max_hourly_commitment is not None and max_hourly_commitment < 0:
@@ -117,7 +123,11 @@ def recommend(
     now = data.end
     active = read_commitments(existing_commitments, now)
     observed = data.observed_ratio
-    ratio = ratio_for_offering(observed, term_years, payment_option)
+    if offering_ratio is not None and not 0.0 < offering_ratio <= 1.0:
+        raise ValueError(f"offering_ratio={offering_ratio} must be in (0, 1]: SP rate / on-demand rate")
+    ratio = offering_ratio if offering_ratio is not None else ratio_for_offering(observed, term_years, payment_option)
+    source = rate_source or ("offering rates" if offering_ratio is not None else
+                             "typical discount table scaled from the observed rate")
     term_hours = HOURS_PER_YEAR * term_years
     existing_sp = sum(c for c, _ in active)
     # (on-demand-equivalent cover, hours from now until it ends)
@@ -127,8 +137,10 @@ def recommend(
 
     forecast = fit_forecast(data.costs)
     if forecast is None:
-        return _zero_usage(data, ratio, observed, term_years, payment_option, existing_sp, expiring_sp,
+        zero = _zero_usage(data, ratio, observed, term_years, payment_option, existing_sp, expiring_sp,
                            max_hourly_commitment)
+        zero.rate_source = source
+        return zero
     review_hours = term_hours if next_review_days is None else min(term_hours, int(next_review_days * 24))
     blocks = _term_blocks(forecast, cover, term_hours, review_hours)
 
@@ -155,6 +167,7 @@ def recommend(
         payment_option=payment_option,
         sp_rate_ratio=round(ratio, 4),
         observed_sp_rate_ratio=round(observed, 4),
+        rate_source=source,
         decision_time=now,
         existing_hourly_commitment=round(existing_sp, 4),
         expiring_hourly_commitment=round(expiring_sp, 4),
@@ -333,7 +346,8 @@ def _rationale(rec: Recommendation, next_review_days: float | None, filled_hours
     f = rec.forecast
     parts = [
         f"Buy ${rec.hourly_commitment:,.3f}/h more of a {rec.term_years}-year {rec.payment_option.replace('_', ' ')} "
-        f"Savings Plan (SP rate {rec.sp_rate_ratio:.2f} x on-demand, {100 * (1 - rec.sp_rate_ratio):.0f}% off).",
+        f"Savings Plan (SP rate {rec.sp_rate_ratio:.2f} x on-demand, {100 * (1 - rec.sp_rate_ratio):.0f}% off; "
+        f"rates: {rec.rate_source}).",
         f"Eligible on-demand-equivalent spend averaged ${f.recent_hourly_on_demand:,.2f}/h over the last 7 days; "
         f"the fitted trend is {f.monthly_growth_pct:+.1f}%/month (assumed to fade over ~6 months) and the level "
         f"drifts about {f.monthly_volatility_pct:.0f}% a month, from {f.history_days_used} days of history.",

@@ -33,6 +33,8 @@ STEP_MIN_LOG_SIZE = 0.1  # ~10%: smaller level changes are left to the trend
 STEP_MIN_SCORE = 5.0
 MIN_MONTHLY_VOLATILITY = 0.03  # businesses drift a few % a month even when history looks flat
 MAX_MONTHLY_VOLATILITY = 0.35
+SPREAD_MAX_LAG_WEEKS = 13  # a quarter: long enough to see a quarterly cycle turn
+SPREAD_ANCHOR_DAYS = 182  # a bounded level returns toward its median over the last half year
 PRIOR_SLOPE_SE_PER_DAY = 0.05 / 30  # prior on trends: +-5% a month
 LEVEL_NODES = 7  # equal-probability quantiles of the level distribution
 YEAR_DAYS = 365.25
@@ -79,6 +81,14 @@ class UsageForecast:
     recent_hourly_mean: float  # $/h over the last 7 days
     season: tuple[float, float] = (0.0, 0.0)  # annual cycle (cos, sin) coefficients, phase 0 = now
     season_slope_per_day: float = 0.0  # the trend fitted jointly with the cycle (replaces the local one)
+    # variance of the level's drift away from now, by horizon: (days, log variance) knots, linear between them and
+    # extended past the last knot by the slope per day; empty means the random walk of monthly_volatility
+    spread_knots: tuple[tuple[float, float], ...] = ()
+    spread_tail_per_day: float = 0.0
+    # a bounded level (a cycle, a regime that comes and goes) returns toward its recent median rather than staying
+    # where it stands today: log gap to that median (0 for a random walk) and how fast it closes
+    reversion_gap: float = 0.0
+    reversion_days: float = 30.0
 
     @property
     def seasonal(self) -> bool:
@@ -89,7 +99,8 @@ class UsageForecast:
 
     def log_level_mean(self, days_ahead: float) -> float:
         if not self.seasonal:
-            return self.log_level + self.slope_per_day * _damped_days(days_ahead)
+            reversion = self.reversion_gap * (1.0 - math.exp(-max(days_ahead, 0.0) / self.reversion_days))
+            return self.log_level + self.slope_per_day * _damped_days(days_ahead) + reversion
         c, s = self.season
         w = 2 * math.pi * days_ahead / YEAR_DAYS
         cycle = c * (math.cos(w) - 1.0) + s * math.sin(w)
@@ -98,7 +109,17 @@ class UsageForecast:
     def log_level_sd(self, days_ahead: float) -> float:
         days = max(days_ahead, 0.0)
         trend_sd = self.slope_se_per_day * _damped_days(days)
-        return math.sqrt(self.monthly_volatility**2 * days / 30.0 + trend_sd**2)
+        return math.sqrt(self.drift_variance(days) + trend_sd**2)
+
+    def drift_variance(self, days: float) -> float:
+        knots = self.spread_knots
+        if not knots:
+            return self.monthly_volatility**2 * days / 30.0
+        if days >= knots[-1][0]:
+            return knots[-1][1] + self.spread_tail_per_day * (days - knots[-1][0])
+        i = bisect_right([d for d, _ in knots], days)
+        (d0, v0), (d1, v1) = ((0.0, 0.0), knots[0]) if i == 0 else (knots[i - 1], knots[i])
+        return v0 + (v1 - v0) * (days - d0) / (d1 - d0)
 
     def level_nodes(self, days_ahead: float) -> list[float]:
         """Equal-probability level scenarios (quantiles at (i + 0.5) / n)."""
@@ -140,14 +161,28 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
     if season is not None:
         c, s_, _ = season
         season_logs = [v - _cycle(c, s_, -(n_days - i - 0.5)) for i, v in enumerate(logs)]
-    volatility = _monthly_volatility(season_logs[-window:] if window >= 42 else season_logs,
-                                     slope if season is None else season[2])
+    spread_logs = season_logs[-window:] if window >= 42 else season_logs
+    volatility = _monthly_volatility(spread_logs, slope if season is None else season[2])
     # the level drifts as a random walk (volatility), and a random walk shows apparent trends: the slope's
     # shrinkage toward zero must count that drift as well as day-to-day noise
     slope, slope_se = _trend(trend_logs, noise, volatility**2 / 30.0)
     # day i (0-based from the oldest) is centred (n_days - i - 0.5) days before the decision
     level_days = min(window, LEVEL_WINDOW_DAYS)
     level = median(logs[n_days - 1 - k] + slope * (k + 0.5) for k in range(level_days))
+
+    # all the history shows how far the level swings (a quarter's cycle needs half a year to show); across a
+    # detected step the older days are moved onto the new level, so the step itself does not read as volatility
+    history = season_logs if step_at is None else (
+        [v + step_size for v in season_logs[:-step_at]] + season_logs[-step_at:])
+    knots, tail, bounded, settle_days = _drift_spread(history, slope if season is None else season[2])
+    gap = 0.0
+    if step_at is None and season is None and bounded > 0.0:
+        # the window's weekly levels, each moved to today along the trend
+        recent_logs = season_logs[-SPREAD_ANCHOR_DAYS:]
+        n_recent = len(recent_logs)
+        anchor = median(median(recent_logs[i: i + 7]) + slope * (n_recent - i - 3.5)
+                        for i in range(n_recent % 7, n_recent, 7))
+        gap = bounded * (anchor - level)
 
     shape_days = min(window, SHAPE_WINDOW_DAYS)
     recent_days = []
@@ -169,6 +204,10 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
         recent_hourly_mean=recent_mean,
         season=(0.0, 0.0) if season is None else (season[0], season[1]),
         season_slope_per_day=0.0 if season is None else season[2],
+        spread_knots=knots,
+        spread_tail_per_day=tail,
+        reversion_gap=gap,
+        reversion_days=settle_days,
     )
 
 
@@ -269,6 +308,13 @@ def _detect_step(logs: list[float], noise: float) -> tuple[int | None, float]:
     explained = trend_before * (len(before) / 2.0 + after / 2.0)
     if abs(size - explained) < STEP_MIN_LOG_SIZE:
         return None, 0.0
+    # a level the series already held a cycle ago is a swing, not a new regime: weeks before the change that sat
+    # at the new level (a quarterly peak or trough coming round again) veto it
+    level_after = median(recent)
+    earlier = span[: n - after]
+    weeks = [median(earlier[i: i + 7]) for i in range(0, len(earlier) - 6, 7)]
+    if any(abs(w - level_after) < STEP_MIN_LOG_SIZE / 2 for w in weeks):
+        return None, 0.0
     return after, size
 
 
@@ -332,6 +378,49 @@ def _monthly_volatility(logs: list[float], slope: float) -> float:
         return MIN_MONTHLY_VOLATILITY * 2
     drift = max(0.0, var4 - var1) * 30.0 / 21.0
     return min(max(math.sqrt(drift), MIN_MONTHLY_VOLATILITY), MAX_MONTHLY_VOLATILITY)
+
+
+def _drift_spread(logs: list[float], slope: float) -> tuple[tuple[tuple[float, float], ...], float, float, float]:
+    """How far the level has drifted from where it stood, by horizon: the robust variogram of weekly median log
+    levels (detrended) at lags of 1..SPREAD_MAX_LAG_WEEKS weeks, minus the one-week noise, made nondecreasing.
+
+    A random walk's variogram keeps growing, so its tail slope carries it on; a bounded cycle (a quarterly peak
+    and trough) saturates at its peak-to-trough spread instead of being projected as a walk for a year, which
+    sized commitments for a collapse that the history never showed. Past the lags the history supports, the
+    spread grows at the slope of the variogram's second half, never slower than MIN_MONTHLY_VOLATILITY's walk.
+    Also returns how bounded the level is (0 = it drifts like a walk: the variogram's second half rises as fast as
+    its average; 1 = it has stopped rising) and the days it takes to reach most of its spread (how fast a bounded
+    level returns). Empty knots when there are too few weeks (the caller then uses the random walk).
+    """
+    weeks = [median(logs[i: i + 7]) for i in range(len(logs) % 7, len(logs), 7)]
+    max_lag = min(SPREAD_MAX_LAG_WEEKS, len(weeks) // 2)
+    if max_lag < 4:
+        return (), 0.0, 0.0, 30.0
+    gammas = []
+    for k in range(1, max_lag + 1):
+        gammas.append(_trimmed_mean_square([b - a - 7.0 * k * slope for a, b in zip(weeks, weeks[k:])]))
+    noise = gammas[0] / 2.0  # the one-week change is two weeks' noise plus a week of drift (small)
+    floor_per_day = MIN_MONTHLY_VOLATILITY**2 / 30.0
+    cap_per_day = MAX_MONTHLY_VOLATILITY**2 / 30.0
+    knots, envelope = [], 0.0
+    for k, gamma in enumerate(gammas, start=1):
+        days = 7.0 * k
+        envelope = max(envelope, gamma - 2.0 * noise)
+        knots.append((days, min(max(envelope, floor_per_day * days), cap_per_day * days)))
+    half = max_lag // 2
+    tail = (knots[-1][1] - knots[half - 1][1]) / (knots[-1][0] - knots[half - 1][0])
+    average = knots[-1][1] / knots[-1][0]
+    bounded = min(max(1.0 - tail / average, 0.0), 1.0) if average > floor_per_day else 0.0
+    settle = next(d for d, v in knots if v >= 0.8 * knots[-1][1])
+    return tuple(knots), min(max(tail, floor_per_day), cap_per_day), bounded, max(settle / 2.0, 7.0)
+
+
+def _trimmed_mean_square(values: list[float]) -> float:
+    """Mean square without the largest 10% (one odd week must not read as volatility). Not a MAD: a cycle's changes
+    are two-humped (up or down by about the swing), where a MAD overstates the spread by half."""
+    ordered = sorted(v * v for v in values)
+    kept = ordered[: max(1, math.ceil(0.9 * len(ordered)))]
+    return sum(kept) / len(kept)
 
 
 def _robust_variance(values: list[float]) -> float | None:

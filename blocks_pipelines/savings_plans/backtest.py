@@ -21,11 +21,13 @@ import polars as pl
 
 from blocks_pipelines.savings_plans.analyzer import recommend
 from blocks_pipelines.savings_plans.backtest_hindsight import best_purchases, free_cover_bound, portfolio_value
-from blocks_pipelines.savings_plans.scenarios import FAMILIES, HOURS_PER_YEAR, Scenario, generate
+from blocks_pipelines.savings_plans.scenarios import CORE_FAMILIES, FAMILIES, HOURS_PER_YEAR, Scenario, generate
 
 AWS_LOOKBACK_HOURS = 30 * 24
 ANALYZER_HISTORY_HOURS = 400 * 24  # the analyzer reads at most this much; trimming keeps frames small
 POLICIES = ("ladder", "aws", "one_shot")
+CORE_TARGET = 0.95  # ladder mean on the core families; on every family the ladder must match or beat aws
+TIE_TOLERANCE = 0.005  # both near-optimal on flat usage: a single seed can put either a few 0.1% ahead
 
 # (scenario, decision index, active plans as ($/h at SP rates, end index)) -> $/h at SP rates to buy
 Policy = Callable[[Scenario, int, list[tuple[float, int]]], float]
@@ -146,18 +148,36 @@ def family_fractions(results: Sequence[ScenarioResult]) -> dict[str, dict[str, f
     return out
 
 
+def target_summary(fractions: dict[str, dict[str, float]]) -> tuple[float | None, list[str]]:
+    """(ladder mean over the core families present, families where the ladder trails aws beyond a tie)."""
+    core = [row["ladder"] for family, row in fractions.items() if family in CORE_FAMILIES]
+    behind = [family for family, row in fractions.items() if row["ladder"] < row["aws"] - TIE_TOLERANCE]
+    return (sum(core) / len(core) if core else None), behind
+
+
 def format_table(results: Sequence[ScenarioResult]) -> str:
     fractions = family_fractions(results)
     policies = [p for p in POLICIES if p in next(iter(fractions.values()))]
-    header = f"{'family':<14}" + "".join(f"{p:>10}" for p in policies) + f"{'opt/bound':>11}  ladder>=aws"
+    header = f"{'family':<17}" + "".join(f"{p:>10}" for p in policies) + f"{'opt/bound':>11}  ladder>=aws"
     lines = [header, "-" * len(header)]
     for family, row in fractions.items():
-        ok = "yes" if row.get("ladder", 0) >= row.get("aws", 0) else "NO"
-        lines.append(f"{family:<14}" + "".join(f"{row[p]:>10.3f}" for p in policies)
+        ok = "yes" if row.get("ladder", 0) >= row.get("aws", 0) - TIE_TOLERANCE else "NO"
+        mark = "" if family in CORE_FAMILIES else " *"
+        lines.append(f"{family + mark:<17}" + "".join(f"{row[p]:>10.3f}" for p in policies)
                      + f"{1 / row['bound_gap']:>11.3f}  {ok}")
-    means = {p: sum(row[p] for row in fractions.values()) / len(fractions) for p in policies}
     lines.append("-" * len(header))
-    lines.append(f"{'mean':<14}" + "".join(f"{means[p]:>10.3f}" for p in policies))
-    lines.append("Values are net savings as a fraction of the hindsight-best monthly purchases (1.000 = optimum).")
-    lines.append("Targets: ladder mean >= 0.90, and ladder >= aws on every family.")
+    groups = [("mean, core", [f for f in fractions if f in CORE_FAMILIES]),
+              ("mean, robust *", [f for f in fractions if f not in CORE_FAMILIES]),
+              ("mean, all", list(fractions))]
+    for label, members in groups:
+        if members and len(members) < len(fractions) or label == "mean, all":
+            means = {p: sum(fractions[f][p] for f in members) / len(members) for p in policies}
+            lines.append(f"{label:<17}" + "".join(f"{means[p]:>10.3f}" for p in policies))
+    core_mean, behind = target_summary(fractions)
+    lines.append("Values are net savings as a fraction of the hindsight-best monthly purchases (1.000 = optimum); "
+                 "* = robustness families (issue #15).")
+    lines.append(f"Targets: ladder mean on the core families >= {CORE_TARGET:.2f}"
+                 + (f" (now {core_mean:.3f})" if core_mean is not None else "")
+                 + f"; ladder >= aws on every family (ties within {TIE_TOLERANCE:.1%}): "
+                 + (f"behind on {', '.join(behind)}" if behind else "holds") + ".")
     return "\n".join(lines)

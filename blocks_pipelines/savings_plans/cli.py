@@ -16,8 +16,8 @@ def sp() -> None:
 @click.option("--seed", "seeds", type=int, multiple=True, default=(0, 1, 2), show_default=True,
               help="Scenario seed; repeat for several scenarios per family.")
 @click.option("--families", default=None,
-              help="Comma-separated scenario families (default: all of steady, growing, declining, weekly_cycles, "
-                   "step_up, step_down, seasonal, bursty).")
+              help="Comma-separated scenario families (default: all; see savings_plans.scenarios.FAMILIES), e.g. "
+                   "steady,quarterly,churn.")
 @click.option("--detail", is_flag=True, help="Also print one line per scenario.")
 def backtest(months: int, seeds: tuple[int, ...], families: str | None, detail: bool) -> None:
     """Replay the monthly ladder, AWS's lookback method and a one-shot purchase on synthetic usage with the

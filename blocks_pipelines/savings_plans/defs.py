@@ -94,8 +94,14 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"status": "no eligible usage yet", "expired": expired})
     held = held_commitments(store, t, now)
     g = tenant.guardrails
+    from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
+
+    rates = tenant_rate_quote(t, usage, g.term_years, g.payment_option, now)
+    context.log.info(f"rates: {rates.note}")
     rec = _analyzer(t)(usage, existing_commitments=[(c.hourly, c.end) for c in held], term_years=g.term_years,
-                       payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment)
+                       payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment,
+                       offering_ratio=rates.ratio if rates.source == "offering_rates" else None,
+                       rate_source=rates.note)
     if rec.hourly_commitment < MIN_COMMITMENT:
         return dg.MaterializeResult(metadata={"status": "no purchase recommended", "rationale": rec.rationale,
                                               "existing_hourly_commitment": sum(c.hourly for c in held),
@@ -112,6 +118,7 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "rationale": dg.MetadataValue.md(proposal.rationale or "-"),
         "expires_at": proposal.expires_at.isoformat(),
         "data_fingerprint": proposal.data_fingerprint,
+        "rate_source": rates.note,
         "approve_with_cli": dg.MetadataValue.md(f"`{approve_command(proposal.proposal_id)}`"),
         "approve_in_ui": dg.MetadataValue.md(approve_ui_action(t, proposal.proposal_id)),
         "expired": expired,

@@ -14,9 +14,12 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-FAMILIES = (
-    "steady", "growing", "declining", "weekly_cycles", "step_up", "step_down", "seasonal", "bursty",
-)
+# The first eight are the families the analyzer was built on; the robustness families after them (issue #15) are
+# the shapes that punish over-commitment: a commitment outlives a quarter's trough, a halved bill, a decline that
+# sets in after a flat history, and a big workload that is switched off.
+CORE_FAMILIES = ("steady", "growing", "declining", "weekly_cycles", "step_up", "step_down", "seasonal", "bursty")
+ROBUSTNESS_FAMILIES = ("quarterly", "drop_half", "steady_decline", "churn")
+FAMILIES = CORE_FAMILIES + ROBUSTNESS_FAMILIES
 HOURS_PER_YEAR = 8760
 DAYS_PER_MONTH = 365.0 / 12.0
 DECISIONS_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -55,6 +58,7 @@ def generate(family: str, seed: int, *, months: int = 24, history_days: int = 18
     start = DECISIONS_START - timedelta(days=history_days)
     n_hours = int((month_starts(decisions[-1], 2)[1] - start).total_seconds() // 3600)
     level_of, note = _family_level(family, rng)
+    workload_of, workload_note = _churning_workload(rng) if family == "churn" else (None, "")
 
     base = rng.uniform(20.0, 200.0)
     daily_amp = rng.uniform(0.1, 0.35)
@@ -77,13 +81,16 @@ def generate(family: str, seed: int, *, months: int = 24, history_days: int = 18
         if ts.weekday() >= 5:
             shape *= weekend
         value = base * level_of(months_in) * shape * day_factor * math.exp(rng.gauss(0.0, hourly_sd))
+        if workload_of is not None:  # flat around the clock (a batch fleet, a database), not the daily shape
+            value += base * workload_of(months_in) * day_factor * math.exp(rng.gauss(0.0, hourly_sd / 2))
         usage.append(round(value * bursts.get(h, 1.0), 4))
 
     ratio = round(rng.uniform(0.62, 0.78), 3)
     legacy: tuple[tuple[float, int], ...] = ()
     if rng.random() < 0.7:
         first = int((decisions[0] - start).total_seconds() // 3600)
-        cover = base * level_of(0.0) * rng.uniform(0.2, 0.6) * (1.0 - daily_amp)
+        floor = base * level_of(0.0) * (1.0 - daily_amp) + (base * workload_of(0.0) if workload_of else 0.0)
+        cover = floor * rng.uniform(0.2, 0.6)
         legacy = ((round(cover * ratio, 3), first + int(rng.uniform(15, 330) * 24) + rng.randrange(24)),)
     return Scenario(
         family=family,
@@ -94,7 +101,7 @@ def generate(family: str, seed: int, *, months: int = 24, history_days: int = 18
         decision_hours=tuple(int((d - start).total_seconds() // 3600) for d in decisions),
         window_end=n_hours,
         legacy=legacy,
-        description=f"base ${base:.0f}/h, {note}, ratio {ratio}",
+        description=f"base ${base:.0f}/h, {note}{workload_note}, ratio {ratio}",
     )
 
 
@@ -113,11 +120,40 @@ def _family_level(family: str, rng: random.Random):
     if family == "seasonal":
         amp, phase = rng.uniform(0.15, 0.3), rng.uniform(0.0, 2 * math.pi)
         return (lambda m: 1.0 + amp * math.sin(2 * math.pi * m / 12.0 + phase)), f"seasonal +-{100 * amp:.0f}%"
+    if family == "quarterly":
+        amp, period, phase = rng.uniform(0.2, 0.3), rng.uniform(80.0, 100.0), rng.uniform(0.0, 2 * math.pi)
+        return ((lambda m: 1.0 + amp * math.sin(2 * math.pi * m * DAYS_PER_MONTH / period + phase)),
+                f"quarterly +-{100 * amp:.0f}% every {period:.0f} days")
+    if family == "drop_half":
+        at, size = rng.uniform(1.0, 20.0), rng.uniform(0.45, 0.55)
+        return (lambda m: size if m >= at else 1.0), f"permanent drop to x{size:.2f} at month {at:.1f}"
+    if family == "steady_decline":
+        # flat history, then a straight-line decline: the relative rate accelerates as the level falls
+        onset, floor = rng.uniform(-2.0, 8.0), rng.uniform(0.3, 0.5)
+        rate = (1.0 - floor) / (24.0 - onset)
+        return ((lambda m: 1.0 if m < onset else max(floor, 1.0 - rate * (m - onset)))), (
+            f"linear decline from month {onset:.1f} to x{floor:.2f} at month 24")
+    if family == "churn":
+        return (lambda m: 1.0), "steady base"
     if family == "weekly_cycles":
         return (lambda m: 1.0), "strong weekday/weekend cycle"
     if family == "bursty":
         return (lambda m: 1.0), "random bursts x1.5-4"
     return (lambda m: 1.0), "flat"
+
+
+def _churning_workload(rng: random.Random):
+    """A big flat workload (as large as the rest again, or more) that winds down over 0-3 weeks at a random month."""
+    share, at, wind_down = rng.uniform(0.8, 1.6), rng.uniform(1.0, 20.0), rng.uniform(0.0, 0.7)
+
+    def level(m: float) -> float:
+        if m < at:
+            return share
+        if m >= at + wind_down:
+            return 0.0
+        return share * (1.0 - (m - at) / wind_down)
+
+    return level, f" + a x{share:.2f} workload churned at month {at:.1f} over {wind_down * DAYS_PER_MONTH:.0f} days"
 
 
 def _bursts(rng: random.Random, n_hours: int) -> dict[int, float]:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES = ("viewer", "admin")
+# backoffice: Blocks staff reading a tenant's figures the customer does not see (the guarantee's margin)
+ROLES = ("viewer", "admin", "backoffice")
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,10 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return "admin" in self.roles
+
+    @property
+    def is_backoffice(self) -> bool:
+        return "backoffice" in self.roles
 
 
 class AuthError(Exception):

@@ -41,6 +41,15 @@ MART_COLUMNS: dict[str, dict[str, str]] = {
         "tenant_id": "VARCHAR", "usage_date": "DATE", "source_format": "VARCHAR", "rows": "BIGINT",
         "unblended_cost": "DOUBLE",
     },
+    "savings_ledger": {
+        "tenant_id": "VARCHAR", "billing_period": "VARCHAR", "period_start": "DATE", "period_end": "DATE",
+        "data_through": "DATE", "days_with_data": "BIGINT", "is_month_to_date": "BOOLEAN",
+        **{c: "DOUBLE" for c in (
+            "on_demand_equivalent", "customer_cost", "promised_savings", "promised_savings_pct", "blocks_cost",
+            "realized_savings", "realized_esr_pct", "margin", "shortfall", "sp_eligible_on_demand",
+            "sp_covered_on_demand", "sp_commitment_cost", "sp_coverage_pct", "sp_utilization_pct", "sp_savings",
+            "sp_rate_ratio", "hindsight_hourly_commitment", "hindsight_sp_savings", "hindsight_regret")},
+    },
 }
 
 MARTS: tuple[str, ...] = tuple(MART_COLUMNS)

@@ -101,6 +101,7 @@ def build_sample_marts(
     _build_sp_marts(conn, tenant_id)
     _build_projection(conn, tenant_id, end)
     _build_recommendations(conn, tenant_id, accounts, end, scale)
+    _build_ledger(conn)
     for table in ("_accounts", "_services", "_usage"):
         conn.execute(f"DROP TABLE {table}")
 
@@ -179,6 +180,50 @@ def _build_projection(conn: duckdb.DuckDBPyConnection, tenant_id: str, end: date
         GROUP BY ALL ORDER BY w.period_type, w.period_start
     """)
     conn.execute("DROP TABLE _windows")
+
+
+def _build_ledger(conn: duckdb.DuckDBPyConnection, discount: float = 0.2) -> None:
+    """savings_ledger as the dbt model computes it, from the sample's spend and Savings Plans position."""
+    conn.execute(f"""
+        CREATE OR REPLACE TABLE savings_ledger AS
+        WITH money AS (
+            SELECT tenant_id, billing_period, max(usage_date) AS last_day, count(DISTINCT usage_date) AS days,
+                   sum(public_on_demand_cost) AS od, sum(amortized_cost) AS cost
+            FROM spend_hourly GROUP BY ALL
+        ), hours AS (
+            SELECT strftime(p.usage_hour, '%Y-%m') AS billing_period, p.eligible_on_demand_cost AS u,
+                   p.covered_on_demand_cost AS covered, p.commitment, p.used_commitment, e.sp_rate_ratio AS r
+            FROM sp_position_hourly p JOIN sp_eligible_usage_hourly e USING (usage_hour)
+            WHERE p.savings_plan_arn = 'TOTAL'
+        ), ranked AS (
+            SELECT *, sum(u) OVER w AS below, row_number() OVER w AS i,
+                   count(*) OVER (PARTITION BY billing_period) AS n
+            FROM hours WINDOW w AS (PARTITION BY billing_period ORDER BY u ROWS UNBOUNDED PRECEDING)
+        ), sp AS (
+            SELECT billing_period, sum(u) AS eligible, sum(covered) AS covered, sum(commitment) AS commitment,
+                   sum(used_commitment) AS used, avg(r) AS r,
+                   greatest(max(below + u * (n - i) - r * u * n), 0) AS best,
+                   arg_max(u * r, below + u * (n - i) - r * u * n) AS best_commitment
+            FROM ranked GROUP BY billing_period
+        )
+        SELECT m.tenant_id, m.billing_period, strptime(m.billing_period || '-01', '%Y-%m-%d')::DATE AS period_start,
+               last_day(period_start) AS period_end, m.last_day AS data_through, m.days AS days_with_data,
+               m.last_day = max(m.last_day) OVER () AND m.last_day < last_day(period_start) AS is_month_to_date,
+               m.od AS on_demand_equivalent, m.od * {1 - discount} AS customer_cost,
+               m.od * {discount} AS promised_savings, {100 * discount} AS promised_savings_pct,
+               m.cost AS blocks_cost, m.od - m.cost AS realized_savings,
+               100 * (m.od - m.cost) / nullif(m.od, 0) AS realized_esr_pct,
+               m.od * {1 - discount} - m.cost AS margin, greatest(m.cost - m.od * {1 - discount}, 0) AS shortfall,
+               s.eligible AS sp_eligible_on_demand, s.covered AS sp_covered_on_demand,
+               s.commitment AS sp_commitment_cost, 100 * s.covered / nullif(s.eligible, 0) AS sp_coverage_pct,
+               100 * s.used / nullif(s.commitment, 0) AS sp_utilization_pct,
+               s.covered - s.commitment AS sp_savings, s.r AS sp_rate_ratio,
+               CASE WHEN s.best > 0 THEN s.best_commitment ELSE 0 END AS hindsight_hourly_commitment,
+               s.best AS hindsight_sp_savings,
+               greatest(s.best - (s.covered - s.commitment), 0) AS hindsight_regret
+        FROM money m LEFT JOIN sp s USING (billing_period)
+        ORDER BY m.billing_period
+    """)
 
 
 def _build_recommendations(conn, tenant_id: str, accounts: tuple[SampleAccount, ...], end: date,

@@ -11,20 +11,22 @@ from urllib.parse import parse_qs
 from serving.data.params import InvalidParameter
 from serving.data.projection import run_projection
 from serving.data.recommendations import load_recommendations, run_recommendations
+from serving.data.ledger import run_ledger
 from serving.data.savings_plans import run_sp_position, sp_source_fields
 from serving.data.sources import COST_EXPLORER
 from serving.data.spend import SpendQuery, cached_spend, parse_spend_query
 from serving.data.store import TenantData
 from serving.major_tom import intents
 from serving.major_tom.grounding import GroundedAnswer
+from serving.major_tom.ledger_answers import guarantee
 from serving.models import ChatContext, DataSourceSpan, Reference
 from serving.refs import reference
 
 WINDOW_DAYS = 30
 ORDINALS = ("First", "Second", "Third")
-CAPABILITIES = ("I answer from your Blocks data only: where your savings come from, what to do next, what drives "
-                "your cost or changed recently, how up to date your data is, and what a dashboard view shows (open "
-                "me from a chart to explain it).")
+CAPABILITIES = ("I answer from your Blocks data only: where your savings come from, whether you got the savings "
+                "Blocks guarantees, what to do next, what drives your cost or changed recently, how up to date your "
+                "data is, and what a dashboard view shows (open me from a chart to explain it).")
 SAMPLE_NOTE = "Your data backfill is still running: these figures are sample data, not your bill."
 
 
@@ -71,6 +73,7 @@ def warm(data: TenantData) -> None:
     sp_source_fields(data, run_sp_position(data))
     run_projection(data, "month")
     load_recommendations(data, {})
+    run_ledger(data, False)
 
 
 def _plan(intent: str, message: str, context: ChatContext | None, scope: Scope) -> Builder:
@@ -83,7 +86,7 @@ def _plan(intent: str, message: str, context: ChatContext | None, scope: Scope) 
     if intent == intents.EXPLAIN_VIEW:
         return explain_view(scope, _deep_link(message, context))
     return {intents.SAVINGS: savings_source, intents.NEXT_ACTIONS: next_actions,
-            intents.COST_DRIVERS: cost_drivers}[intent]
+            intents.COST_DRIVERS: cost_drivers, intents.GUARANTEE: guarantee}[intent]
 
 
 def _recorded(out: GroundedAnswer, lines: Iterable[str]) -> Iterator[str]:
@@ -222,7 +225,9 @@ def explain_view(scope: Scope, link: tuple[str, str] | None) -> Builder:
         return _explain_recommendations
     if path == "/app/savings-plans":
         return _explain_savings_plans
-    raise CannotGround("I can explain /app/dashboard, /app/recommendations and /app/savings-plans views; that link "
+    if path == "/app/savings-ledger":
+        return guarantee
+    raise CannotGround("I can explain /app/dashboard, /app/recommendations, /app/savings-plans and /app/savings-ledger views; that link "
                        "is none of them.")
 
 

@@ -10,6 +10,7 @@ NEXT_ACTIONS = "next_actions"
 EXPLAIN_VIEW = "explain_view"
 COST_DRIVERS = "cost_drivers"
 DATA_FRESHNESS = "data_freshness"
+GUARANTEE = "guarantee"
 UNKNOWN = "unknown"
 
 DEEP_LINK = re.compile(r"(/app/[a-z-]+)(?:\?(\S*))?")
@@ -19,6 +20,8 @@ _RULES: tuple[tuple[str, re.Pattern], ...] = (
                                 r"today'?s (spend|cost|data|bill)|(data|spend|cost)s? (is |are )?(missing|late|delayed|"
                                 r"behind)|(aws )?connection|connected)\b")),
     (EXPLAIN_VIEW, re.compile(r"\bexplain\b.*\b(view|chart|page|this|dashboard)\b|\bwhat am i looking at\b")),
+    (GUARANTEE, re.compile(r"\b(guarantee[ds]?|promised?|twenty percent|(savings )?ledger|margin|shortfall|esr|"
+                           r"effective savings rate|regret|hindsight)\b|\b20 ?%")),
     (NEXT_ACTIONS, re.compile(r"\b(what should i do|next steps?|next actions?|what to do|top actions?|recommend\w*|"
                               r"how (can|do) i save|save more)\b")),
     (SAVINGS, re.compile(r"\b(where|how)\b.*\bsav(ings?|ed|e)\b.*\b(come|from|coming)\b|\bsavings? (come|from)\b|"
