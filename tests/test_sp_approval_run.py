@@ -155,3 +155,31 @@ def test_purchase_terms_units():
     no_savings = PurchaseTerms("p", 1.0, 1, "no_upfront", None, None)
     assert no_savings.summary().endswith("expected savings not stated by the analysis")
     assert "upfront" not in no_savings.summary().split(":")[1].split(";")[0]
+
+
+def test_the_approve_link_opens_the_launchpad_prefilled(proposed, tmp_path):
+    from urllib.parse import parse_qsl, urlsplit
+
+    import yaml
+
+    from blocks_pipelines.definitions import shard_of
+    from blocks_pipelines.savings_plans.launchpad import launchpad_path, location_of
+
+    _, _, pid = proposed
+    proposal = get_state_store().get_proposal(pid)
+    hint = approve_in_ui(T, proposal)
+    [link] = [part.split("](", 1)[1].split(")", 1)[0] for part in hint.split("[Open the approval")[1:]]
+    url = urlsplit(link)
+    assert url.path == "/locations/__repository__@blocks/jobs/__ASSET_JOB/playground/setup"
+    query = dict(parse_qsl(url.query))
+    assert query["config"] == approval_run_config(T, proposal)
+    assert yaml.safe_load(query["config"])["ops"][f"{T}__sp_approvals"]["config"]["proposal_id"] == pid
+    assert [query[f"assetSelection[0][assetKey][path][{i}]"] for i in (0, 1)] == [T, "sp_approvals"]
+    # a sharded workspace: the link names the shard that serves the tenant
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text("load_from:\n" + "".join(
+        f"  - python_module: {{module_name: blocks_pipelines.definitions, attribute: shard_{i}_of_3, "
+        f"location_name: tenants_{i}}}\n" for i in range(3)))
+    assert location_of(T, workspace) == f"tenants_{shard_of(T, 3)}"
+    assert location_of(T, tmp_path / "missing.yaml") is None
+    assert launchpad_path("tenants_1", T, "a: 1\n").startswith("/locations/__repository__@tenants_1/")

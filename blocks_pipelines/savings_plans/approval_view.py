@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from blocks_pipelines.savings_plans.launchpad import launchpad_path, location_of
 from blocks_pipelines.savings_plans.purchase_terms import purchase_terms
 from blocks_pipelines.state.models import TERMINAL, Proposal, ProposalStatus, utcnow
 from blocks_pipelines.state.store import StateStore
@@ -37,10 +38,16 @@ def approval_run_config(tenant_id: str, proposal: Proposal, decision: str = "app
 
 
 def approve_in_ui(tenant_id: str, proposal: Proposal) -> str:
-    """Markdown for the asset page. The config is a fenced block, so no part of it can be taken for HTML."""
-    return (f"Approving buys {purchase_terms(proposal).summary()}.\n\n"
-            f"In Dagster: asset **{tenant_id}/sp_approvals** > Materialize > Open launchpad, paste this config, "
-            f"fill in your name, then Materialize:\n\n```yaml\n{approval_run_config(tenant_id, proposal)}```\n")
+    """Markdown for the asset page. The config is a fenced block, so no part of it can be taken for HTML; the link
+    opens the launchpad with that config filled in."""
+    config = approval_run_config(tenant_id, proposal)
+    location = location_of(tenant_id)
+    link = (f"[Open the approval in the launchpad, prefilled]({launchpad_path(location, tenant_id, config)}): "
+            "enter your name as approver (or set decision: reject), then Materialize.\n\n"
+            "Or: " if location else "")
+    return (f"Approving buys {purchase_terms(proposal).summary()}.\n\n{link}"
+            f"asset **{tenant_id}/sp_approvals** > Materialize > Open launchpad, paste this config, "
+            f"fill in your name, then Materialize:\n\n```yaml\n{config}```\n")
 
 
 def _history_table(proposal: Proposal) -> str:
