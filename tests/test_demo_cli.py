@@ -28,3 +28,21 @@ def test_a_port_in_use_names_the_flag_to_change(blocks_env):
 def test_help_lists_the_port_options():
     out = CliRunner().invoke(demo, ["--help"]).output
     assert "--dagster-port INTEGER RANGE" in out and "--api-port INTEGER RANGE" in out and "[default: 3000" in out
+
+
+def test_sample_data_tenants_have_no_cost_explorer_asset_to_show_as_missing(blocks_env):
+    from datetime import date, timedelta
+
+    from blocks_pipelines.ingestion.defs import build_ingestion_defs
+    from blocks_pipelines.settings import get_settings
+    from blocks_pipelines.tenants.config import load_registry
+    from test_connect_support import make_tenant
+
+    for tenant in load_registry(get_settings().tenants_dir):  # the demo's tenants: local CUR, no AWS account
+        defs = build_ingestion_defs(tenant)
+        keys = {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
+        assert keys == {"cur_line_items"}, (tenant.id, keys)
+        assert [s.name for s in defs.sensors] == [f"{tenant.id}__cur_delivery_sensor"]
+    real = make_tenant(uri="s3://newco-cur/reports", history_start=date.today() - timedelta(days=30))
+    keys = {k.path[-1] for k in build_ingestion_defs(real).resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"cur_line_items", "cost_explorer_line_items"}
