@@ -8,6 +8,7 @@ from datetime import timedelta
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from blocks_pipelines.settings import Settings, get_settings
 from serving import errors
@@ -26,6 +27,7 @@ from serving.major_tom.ratelimit import RateLimiter
 from serving.models import Health
 from serving.tenants import TenantDirectory
 
+DOCS_ASSETS = "/docs-assets"
 DESCRIPTION = """Spend, projections, recommendations, Savings Plans and Major Tom for one tenant.
 
 Every route except /healthz needs `Authorization: Bearer <jwt>`; the tenant and roles come from the verified token
@@ -101,7 +103,10 @@ async def _lifespan(app: FastAPI):
 def create_app(settings: Settings | None = None, *, verifier: TokenVerifier | None = None) -> FastAPI:
     settings = settings or get_settings()
     config = load_config(settings)
-    app = FastAPI(title="Blocks API", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the app itself (fastapi-offline ships the
+    # files), not from a CDN, so the docs work on a laptop without internet and under a strict CSP.
+    app = FastAPIOffline(title="Blocks API", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan,
+                         static_url=DOCS_ASSETS)
     app.state.settings = settings
     app.state.config = config
     app.state.verifier = verifier or build_verifier(settings, config)

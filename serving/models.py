@@ -57,6 +57,21 @@ class SpendPoint(BaseModel):
     period_start: str = Field(examples=["2026-10-01"], description="ISO date, or ISO timestamp for hour granularity")
     group: str | None = Field(None, examples=["AmazonEC2"])
     cost: float
+    # week/month/day points: the calendar period, and whether the figure holds all of it (docs/api.md, Periods)
+    period_end: str | None = Field(None, examples=["2026-10-31"],
+                                   description="last day of the calendar period (day, week, month); null for hours")
+    partial: bool = Field(False, description="true when the figure holds only part of its calendar period: the "
+                                             "range cuts it or the data does not reach its end (the current month)")
+    days_with_data: int | None = Field(None, description="days of the period the figure holds; null for hours")
+    partial_reason: str | None = Field(None, examples=["data runs through 2026-12-02 15:00 UTC"])
+
+
+class FilterHint(BaseModel):
+    field: str = Field(examples=["service"])
+    value: str = Field(examples=["EC2"])
+    message: str
+    known: list[str] = Field(examples=[["AmazonEC2", "AmazonECS"]],
+                             description="known values of the field in your data, closest first (at most 12)")
 
 
 class GroupTotal(BaseModel):
@@ -64,7 +79,8 @@ class GroupTotal(BaseModel):
     cost: float
     share_pct: float
     public_on_demand_cost: float
-    savings: float = Field(description="public on-demand cost minus amortized cost, for this group")
+    savings: float = Field(description="on-demand equivalent minus amortized cost of this group's usage and "
+                                       "commitment lines (docs/api.md, Savings)")
 
 
 class SpendTotals(BaseModel):
@@ -72,7 +88,14 @@ class SpendTotals(BaseModel):
     unblended_cost: float
     amortized_cost: float
     public_on_demand_cost: float
-    savings: float = Field(description="public on-demand cost minus amortized cost")
+    savings: float = Field(description="on_demand_equivalent_cost minus the amortized cost of the same lines: what "
+                                       "commitments saved against public on-demand prices (docs/api.md, Savings)")
+    on_demand_equivalent_cost: float = Field(
+        0.0, description="the savings baseline: public on-demand price of the usage lines (and commitment lines) "
+                         "savings compares; fees, tax, credits, refunds and discounts are outside it")
+    excluded_from_savings_cost: float = Field(
+        0.0, description="amortized cost of the lines outside the savings baseline (fees, tax, credits, refunds, "
+                         "discounts, usage without a public price): in cost, not in savings")
     by_group: list[GroupTotal]
 
 
@@ -90,6 +113,9 @@ class SpendResponse(_Sourced):
     series: list[SpendPoint]
     totals: SpendTotals
     reference: Reference
+    partial_periods: bool = Field(False, description="true when any series point is partial (see SpendPoint)")
+    hints: list[FilterHint] = Field(default_factory=list,
+                                    description="one per filter value your data has never seen, with known values")
 
 
 class ProjectionRow(BaseModel):
@@ -101,6 +127,10 @@ class ProjectionRow(BaseModel):
     savings: float
     delta_pct: float
     achievable_cost: float | None
+    days_in_period: int | None = Field(None, description="calendar days from period_start to period_end")
+    days_with_data: int | None = Field(None, description="days of the period with data so far")
+    partial: bool = Field(False, description="true while the period has fewer days with data than calendar days "
+                                             "(the current month, week or day): its figures are to date")
 
 
 class ProjectionResponse(_Sourced):

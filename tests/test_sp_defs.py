@@ -92,8 +92,9 @@ def test_proposal_approval_sensor_purchase_monitoring(lake, buys):
     md = latest_metadata(instance, "sp_proposals")
     pid = md["proposal_id"]
     assert md["status"] == "PendingApproval" and f"blocks sp approve {pid}" in md["approve_with_cli"]
-    assert 0 < md["hourly_commitment"] <= 40.0 - 1.44 + 1e-9  # the tenant cap minus the plan already held
-    assert md["existing_hourly_commitment"] == pytest.approx(1.44)
+    # the tenant cap minus the plan already held
+    assert 0 < md["hourly_commitment_usd_per_hour"] <= 40.0 - 1.44 + 1e-9
+    assert md["existing_hourly_commitment_usd_per_hour"] == pytest.approx(1.44)
 
     # re-materializing on the same data keeps the one pending proposal
     run(defs, instance, ["sp_proposals"])

@@ -62,25 +62,54 @@ def _pending_proposals(tenants) -> str:
     from blocks_pipelines.state import ProposalStatus, get_state_store
 
     store = get_state_store()
+    from blocks_pipelines.savings_plans.purchase_terms import purchase_terms
+
     lines = ["Savings Plans proposals awaiting back-office approval:"]
     for t in tenants:
         for p in store.list_proposals(t.id, [ProposalStatus.pending_approval]):
-            lines.append(f"  {t.id}: {p.proposal_id}  +${p.hourly_commitment:.3f}/h  "
-                         f"approve: .venv/bin/blocks sp approve {p.proposal_id} --approver you "
-                         f"(or materialize {t.id}/sp_approvals in the UI)")
+            lines.append(f"  {t.id}: {p.proposal_id}: approving buys {purchase_terms(p).summary()}")
+            lines.append(f"    approve: .venv/bin/blocks sp approve {p.proposal_id} --approver NAME "
+                         f"(or from {t.id}/sp_proposals in the Dagster UI)")
     return "\n".join(lines) if len(lines) > 1 else "No Savings Plans proposal is awaiting approval."
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(dagster_port: int, api_port: int) -> None:
+    """Fail before the long build when a port is taken (another demo, a `dagster dev` left running)."""
+    if dagster_port == api_port:
+        raise click.UsageError(f"--dagster-port and --api-port are both {api_port}: pick two ports")
+    for flag, port in (("--dagster-port", dagster_port), ("--api-port", api_port)):
+        if not _port_free(port):
+            raise click.UsageError(f"port {port} on 127.0.0.1 is in use: stop what holds it or pass {flag} "
+                                   f"with a free port")
 
 
 @click.command()
 @click.option("--no-serve", is_flag=True, help="Build everything, then exit instead of starting the UI and the API.")
+@click.option("--dagster-port", default=DAGSTER_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the Dagster UI.")
+@click.option("--api-port", default=API_PORT, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of the Blocks API.")
 @click.option("--months", default=3, show_default=True, help="Months of sample CUR per tenant.")
 @click.option("--seed", default=42, show_default=True, help="Generator seed (same seed, same data).")
-def demo(no_serve: bool, months: int, seed: int) -> None:
+def demo(no_serve: bool, dagster_port: int, api_port: int, months: int, seed: int) -> None:
     """Generate sample CUR for the demo tenants, materialize every asset, start Dagster (:3000) and the API (:8000).
 
     Safe to run twice: generation is deterministic and skipped when present, every write replaces its slice."""
     from blocks_pipelines.runner import generate_demo_sources, materialize_all
 
+    if not no_serve:
+        check_ports(dagster_port, api_port)
     settings = get_settings()
     dagster_home = prepare_dagster_home()
     tenants = load_registry(settings.tenants_dir)
@@ -97,23 +126,24 @@ def demo(no_serve: bool, months: int, seed: int) -> None:
 
     logs = settings.home / "logs"
     bin_dir = Path(sys.executable).parent
+    os.environ.setdefault("BLOCKS_DAGSTER_URL", f"http://127.0.0.1:{dagster_port}")  # the API's onboarding calls it
     procs = [
-        _start([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT)],
+        _start([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
                logs / "dagster.log"),
-        _start([str(bin_dir / "blocks"), "serve", "--host", "127.0.0.1", "--port", str(API_PORT)], logs / "api.log"),
+        _start([str(bin_dir / "blocks"), "serve", "--host", "127.0.0.1", "--port", str(api_port)], logs / "api.log"),
     ]
-    ui_ok = _wait_http(f"http://127.0.0.1:{DAGSTER_PORT}/server_info", 180)
-    api_ok = _wait_http(f"http://127.0.0.1:{API_PORT}/healthz", 60)
+    ui_ok = _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180)
+    api_ok = _wait_http(f"http://127.0.0.1:{api_port}/healthz", 60)
     token = subprocess.run([str(bin_dir / "blocks"), "dev-token", "--tenant", tenants[0].id, "--role", "admin"],
                            capture_output=True, text=True).stdout.strip() if tenants else ""
     click.echo(f"""
 Where to look
-  Dagster UI   http://127.0.0.1:{DAGSTER_PORT}   {'up' if ui_ok else 'NOT UP: see ' + str(logs / 'dagster.log')}
+  Dagster UI   http://127.0.0.1:{dagster_port}   {'up' if ui_ok else 'NOT UP: see ' + str(logs / 'dagster.log')}
                asset groups: {', '.join(t.id for t in tenants)}; each group's sp_proposals shows the proposal
-               awaiting approval: materialize <tenant>/sp_approvals with the proposal id to approve it.
-  API          http://127.0.0.1:{API_PORT}/docs   {'up' if api_ok else 'NOT UP: see ' + str(logs / 'api.log')}
+               awaiting approval, what approving buys and a link that opens the approval prefilled.
+  API          http://127.0.0.1:{api_port}/docs   {'up' if api_ok else 'NOT UP: see ' + str(logs / 'api.log')}
                curl -H "Authorization: Bearer $(.venv/bin/blocks dev-token --tenant {tenants[0].id if tenants else 'ID'})" \\
-                    "http://127.0.0.1:{API_PORT}/api/projection?period=month"
+                    "http://127.0.0.1:{api_port}/api/projection?period=month"
   Dev token    {token[:40]}... (for {tenants[0].id if tenants else '-'})
   Logs         {logs}
 Ctrl-C stops both.""")

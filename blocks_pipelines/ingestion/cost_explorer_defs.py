@@ -165,6 +165,13 @@ def cost_explorer_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDef
     return cost_explorer_tick
 
 
+def can_use_cost_explorer(tenant: TenantConfig) -> bool:
+    """Whether the tenant gets the asset at all (cost_explorer.skip_reason's rules, without importing polars): a
+    tenant whose CUR is local sample data has no AWS account to ask, so the asset would only ever skip, and the UI
+    would show its whole history as missing partitions of an asset that can never run."""
+    return tenant.cur_source.is_s3 and "data_read" in tenant.connection.scopes
+
+
 def cost_explorer_asset(tenant: TenantConfig) -> dg.AssetsDefinition:
     return copy_for_tenant(
         _template(), tenant, partitions_def=tenant_daily_partitions(tenant),

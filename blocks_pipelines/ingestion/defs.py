@@ -16,6 +16,7 @@ import dagster as dg
 from dagster import AssetExecutionContext, SensorEvaluationContext
 
 from blocks_pipelines.ingestion.cost_explorer_defs import (
+    can_use_cost_explorer,
     cost_explorer_asset,
     cost_explorer_resources,
     cost_explorer_sensor,
@@ -183,6 +184,8 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
         _template(), tenant, partitions_def=tenant_hourly_partitions(tenant),
         description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
     )
+    if not can_use_cost_explorer(tenant):
+        return dg.Definitions(assets=[asset], sensors=[_delivery_sensor(tenant, asset.key)])
     ce = cost_explorer_asset(tenant)
     return dg.Definitions(assets=[asset, ce], sensors=[_delivery_sensor(tenant, asset.key),
                                                        cost_explorer_sensor(tenant, ce.key)],

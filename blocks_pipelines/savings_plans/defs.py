@@ -3,10 +3,12 @@
     sp_eligible_usage_hourly -> sp_proposals -> sp_approvals -> sp_purchases -> sp_monitoring (+ 2 asset checks)
 
 Dagster has no approval step, so the back office records its decision as an event on `sp_approvals`: a
-materialization from the launchpad (run config) or a runless event (report_runless_asset_event / REST) carrying
-proposal_id, decision, approver, note. `{t}__sp_approval_sensor` reads those events, records the decision in the
-state store (first one wins) and launches `sp_purchases` with run_key = proposal id. The store, not Dagster, is what
-makes the purchase happen once; run_key only saves launching runs that would find nothing to do.
+materialization from the launchpad (run config; the run records the decision and fails unless it is recorded, see
+approval_run.py) or a runless event (report_runless_asset_event / REST) carrying proposal_id, decision, approver,
+note. `{t}__sp_approval_sensor` reads those events, records the decision in the state store (first one wins) and
+launches `sp_purchases` with run_key = proposal id. The store, not Dagster, is what makes the purchase happen once;
+run_key only saves launching runs that would find nothing to do. Each status change is also observed on
+`sp_proposals` (approval_view.py), so its page shows the proposal's live status, not the one it was made with.
 """
 
 # no `from __future__ import annotations`: Dagster reads the config classes from the real annotations
@@ -44,6 +46,8 @@ class ApprovalConfig(dg.Config):
     decision: Literal["approve", "reject"] = "approve"
     approver: str
     note: str = ""
+    # the proposal's $/h, repeated by the approver as a confirmation; a mismatch refuses the decision
+    confirm_hourly_commitment: float | None = None
 
 
 class PurchaseConfig(dg.Config):
@@ -76,14 +80,9 @@ def _analyzer(tenant_id: str) -> Callable[..., Any]:
 
 
 def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    from blocks_pipelines.savings_plans.approval_view import approve_command, status_metadata
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
-    from blocks_pipelines.savings_plans.proposals import (
-        approve_command,
-        approve_ui_action,
-        build_proposal,
-        expire_overdue,
-        publish_proposal,
-    )
+    from blocks_pipelines.savings_plans.proposals import build_proposal, expire_overdue, publish_proposal
 
     tenant = tenant_of(context)
     t = tenant.id
@@ -109,34 +108,29 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     proposal = publish_proposal(store, build_proposal(tenant, usage, rec, held, now))
     context.log.info(f"proposal {proposal.proposal_id} awaits approval: {approve_command(proposal.proposal_id)}")
     return dg.MaterializeResult(metadata={
-        "proposal_id": proposal.proposal_id,
-        "status": proposal.status.value,
-        "hourly_commitment": dg.MetadataValue.float(proposal.hourly_commitment),
-        "existing_hourly_commitment": dg.MetadataValue.float(proposal.existing_hourly_commitment),
-        "expected_savings": dg.MetadataValue.float(float(getattr(rec, "expected_savings", 0.0))),
-        "expected_savings_pct": dg.MetadataValue.float(float(getattr(rec, "expected_savings_pct", 0.0))),
+        **status_metadata(store, proposal),
+        "existing_hourly_commitment_usd_per_hour": dg.MetadataValue.float(proposal.existing_hourly_commitment),
+        "expected_savings_pct_of_eligible_on_demand": dg.MetadataValue.float(
+            float(getattr(rec, "expected_savings_pct", 0.0))),
         "rationale": dg.MetadataValue.md(proposal.rationale or "-"),
         "expires_at": proposal.expires_at.isoformat(),
         "data_fingerprint": proposal.data_fingerprint,
         "rate_source": rates.note,
-        "approve_with_cli": dg.MetadataValue.md(f"`{approve_command(proposal.proposal_id)}`"),
-        "approve_in_ui": dg.MetadataValue.md(approve_ui_action(t, proposal.proposal_id)),
         "expired": expired,
     })
 
 
 def _sp_approvals(context: dg.AssetExecutionContext, config: ApprovalConfig) -> dg.MaterializeResult:
-    t = tenant_of(context).id
-    proposal = get_state_store().get_proposal(config.proposal_id)  # fail fast on a mistyped id
-    if proposal.tenant_id != t:
-        raise dg.Failure(f"proposal {config.proposal_id} belongs to {proposal.tenant_id}, not {t}")
-    # recorded in the store by the sensor, the one path both kinds of event go through
-    return dg.MaterializeResult(metadata={"proposal_id": config.proposal_id, "decision": config.decision,
-                                          "approver": config.approver, "note": config.note,
-                                          "proposal_status_at_decision": proposal.status.value})
+    from blocks_pipelines.savings_plans.approval_run import record_approval
+
+    # The run records the decision itself and fails unless it is the decision on record: a green run means the
+    # proposal is decided. The sensor reading this event finds it decided and only launches the purchase.
+    return record_approval(context, tenant_of(context).id, get_state_store(), config.proposal_id, config.decision,
+                           config.approver, config.note, config.confirm_hourly_commitment)
 
 
 def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> dg.MaterializeResult:
+    from blocks_pipelines.savings_plans.approval_view import status_observation
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
     from blocks_pipelines.savings_plans.purchase import execute_purchase
 
@@ -153,11 +147,13 @@ def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> 
         context.log.info(f"{pid}: {r.outcome}: {r.message}")
         results[pid] = {"outcome": r.outcome, "status": r.proposal.status.value, "message": r.message,
                         "savings_plan_id": r.savings_plan_id}
+        context.log_event(status_observation(store, r.proposal))
     return dg.MaterializeResult(metadata={"purchases": dg.MetadataValue.json(results),
                                           "purchaser": purchaser.name, "proposals": len(ids)})
 
 
 def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    from blocks_pipelines.savings_plans.approval_view import status_observation
     from blocks_pipelines.savings_plans.inputs import read_mart
     from blocks_pipelines.savings_plans.monitoring import monitor
 
@@ -165,7 +161,8 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     store = get_state_store()
     for p in store.list_proposals(t, [ProposalStatus.purchased]):
         try:
-            store.transition_proposal(p.proposal_id, ProposalStatus.monitoring, "sp_monitoring")
+            context.log_event(status_observation(
+                store, store.transition_proposal(p.proposal_id, ProposalStatus.monitoring, "sp_monitoring")))
         except IllegalTransitionError:
             pass
     bought = [(store.get_purchase(p.proposal_id), p) for p in store.list_proposals(t, [ProposalStatus.monitoring])]
@@ -209,8 +206,9 @@ def _templates() -> tuple[dg.AssetsDefinition, ...]:
     )(_sp_proposals)
     approvals = dg.asset(
         key=approvals_key, deps=[proposals_key], kinds={"python"},
-        description="Back-office decisions. Materialize from the launchpad with config {proposal_id, decision "
-                    "(approve|reject), approver, note}, or report a runless event with that metadata.",
+        description="Back-office decisions. Materialize from the launchpad with the config shown on sp_proposals "
+                    "(proposal_id, decision approve|reject, approver, confirm_hourly_commitment, note), or report "
+                    "a runless event with that metadata. The run fails unless the decision is recorded.",
     )(_sp_approvals)
     purchases = dg.asset(
         key=purchases_key, deps=[approvals_key], kinds={"python"}, retry_policy=dg.RetryPolicy(max_retries=2, delay=30),
@@ -237,6 +235,7 @@ def _approval_sensor(t: str) -> dg.SensorDefinition:
                description="Records back-office decisions from sp_approvals events; launches each approved purchase "
                            "once (run_key = proposal id).")
     def sp_approval_sensor(context: dg.SensorEvaluationContext):
+        from blocks_pipelines.savings_plans.approval_view import status_changes
         from blocks_pipelines.savings_plans.proposals import decide
 
         store = get_state_store()
@@ -250,8 +249,7 @@ def _approval_sensor(t: str) -> dg.SensorDefinition:
                 context.log.info(f"{pid}: {outcome.message}")
             except (ValueError, NotFoundError) as exc:  # a bad event must not stop the others
                 context.log.warning(f"approval event {storage_id} ignored: {exc}")
-        context.update_cursor(json.dumps(cursor))
-        requests = []
+        requests: list[dg.RunRequest] = []
         for p in store.list_proposals(t, [ProposalStatus.approved]):
             bought = store.get_purchase(p.proposal_id)
             if bought is None or bought.state is not PurchaseState.completed:
@@ -259,7 +257,10 @@ def _approval_sensor(t: str) -> dg.SensorDefinition:
                     run_key=p.proposal_id, asset_selection=[purchases_key, monitoring_key],
                     run_config={"ops": {f"{t}__sp_purchases": {"config": {"proposal_id": p.proposal_id}}}},
                     tags={**tags, "blocks/proposal_id": p.proposal_id}))
-        return requests or dg.SkipReason("no approved proposal waiting for its purchase")
+        # decisions made outside a run (CLI, runless events) and expiries show on sp_proposals too
+        observations = status_changes(store, context.instance, t)
+        return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=json.dumps(cursor),
+                               skip_reason=None if requests else "no approved proposal waiting for its purchase")
 
     return sp_approval_sensor
 

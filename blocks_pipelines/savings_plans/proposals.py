@@ -111,16 +111,6 @@ def new_proposal_id(tenant_id: str, at: datetime, fingerprint: str, hourly: floa
     return f"{tenant_id}.{at:%Y%m%dT%H%M}.{digest}"
 
 
-def approve_command(proposal_id: str) -> str:
-    return f"blocks sp approve {proposal_id} --approver <your name> [--note ...]   (add --reject to reject)"
-
-
-def approve_ui_action(tenant_id: str, proposal_id: str) -> str:
-    return (f"Dagster UI > asset {tenant_id}/sp_approvals > Materialize (launchpad) with config: "
-            f"{{ops: {{{tenant_id}__sp_approvals: {{config: {{proposal_id: '{proposal_id}', decision: approve, "
-            f"approver: '<your name>', note: ''}}}}}}}}")
-
-
 def build_proposal(tenant: TenantConfig, usage: pl.DataFrame, recommendation: Any, existing: list[Commitment],
                    now: datetime) -> Proposal:
     """The proposal record for an analyzer recommendation (status Analyzing; the workflow moves it on)."""

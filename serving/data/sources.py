@@ -3,7 +3,7 @@ CUR delivery, CUR after. Figures over Cost Explorer days are preliminary: no res
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from serving.data.store import TenantData
@@ -27,15 +27,6 @@ def _spans(data: TenantData, start: date, end: date) -> list[DataSourceSpan]:
         [start, end],
     )
     return [DataSourceSpan(source=r[0], first_day=r[1].isoformat(), last_day=r[2].isoformat()) for r in rows]
-
-
-def period_last_day(first: date, granularity: str) -> date:
-    """The last day a spend series point covers (points start on the day, Monday or first of month)."""
-    if granularity == "week":
-        return first + timedelta(days=6)
-    if granularity == "month":
-        return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-    return first
 
 
 def is_preliminary(spans: list[DataSourceSpan], first: date, last: date) -> bool:

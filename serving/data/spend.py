@@ -7,7 +7,9 @@ from datetime import date
 from typing import Any, Mapping, Sequence
 
 from serving.data import params as p
-from serving.data.sources import is_preliminary, period_last_day, source_fields
+from serving.data.hints import filter_hints
+from serving.data.periods import coverage, period_end
+from serving.data.sources import is_preliminary, source_fields
 from serving.data.store import TenantData
 from serving.models import GroupTotal, SpendPoint, SpendQueryEcho, SpendResponse, SpendTotals
 from serving.refs import reference
@@ -22,6 +24,12 @@ _GROUP_EXPR = {
     "region": "coalesce(region, 'global')",
     "charge_class": "charge_class",
 }
+# The savings baseline (docs/api.md, Savings): usage with a public on-demand price, and the commitment lines that
+# pay for covered usage (covered usage at its effective rate, unused commitment, upfront rows at 0). Fees, tax,
+# credits, refunds and discounts have no on-demand counterpart: counted on one side only they would turn tax into
+# negative savings and a credit into savings Blocks never made.
+IN_SAVINGS_BASELINE = ("(charge_class IN ('savings_plan', 'reservation') "
+                       "OR (charge_class = 'usage' AND public_on_demand_cost > 0))")
 _PERIOD_EXPR = {
     "hour": "date_trunc('hour', usage_hour)",
     "day": "usage_date",
@@ -98,41 +106,59 @@ def spend_sql(q: SpendQuery) -> tuple[str, list[Any]]:
         where.append("json_extract_string(tags, ?) = ?")
         args += [_json_path(key), value]
     sql = (f"SELECT {_PERIOD_EXPR[q.granularity]} AS period, {group} AS grp, sum(unblended_cost), "
-           f"sum(amortized_cost), sum(public_on_demand_cost) FROM {table} WHERE {' AND '.join(where)} "
-           f"GROUP BY ALL ORDER BY 1, 2")
+           f"sum(amortized_cost), sum(public_on_demand_cost), "
+           f"sum(public_on_demand_cost) FILTER (WHERE {IN_SAVINGS_BASELINE}), "
+           f"sum(amortized_cost) FILTER (WHERE {IN_SAVINGS_BASELINE}) "
+           f"FROM {table} WHERE {' AND '.join(where)} GROUP BY ALL ORDER BY 1, 2")
     return sql, args
+
+
+def _point(data: TenantData, q: SpendQuery, period, group: str | None, cost: float | None) -> SpendPoint:
+    if q.granularity == "hour":
+        return SpendPoint(period_start=period.isoformat(), group=group, cost=_money(cost))
+    end = period_end(period, q.granularity)
+    cov = coverage(period, end, q.start, q.end, data.first_date, data.data_through)
+    return SpendPoint(period_start=period.isoformat(), group=group, cost=_money(cost), period_end=end.isoformat(),
+                      partial=cov.partial, days_with_data=cov.days, partial_reason=cov.reason)
 
 
 def run_spend(data: TenantData, q: SpendQuery) -> SpendResponse:
     sql, args = spend_sql(q)
     rows = data.rows(sql, args)
     cost_idx = 2 if q.cost_type == "unblended" else 3
-    series = [SpendPoint(period_start=r[0].isoformat(), group=r[1], cost=_money(r[cost_idx])) for r in rows]
+    series = [_point(data, q, r[0], r[1], r[cost_idx]) for r in rows]
     unblended = sum(r[2] or 0.0 for r in rows)
     amortized = sum(r[3] or 0.0 for r in rows)
     public = sum(r[4] or 0.0 for r in rows)
+    baseline = sum(r[5] or 0.0 for r in rows)
+    baseline_amortized = sum(r[6] or 0.0 for r in rows)
     total = unblended if q.cost_type == "unblended" else amortized
     by_group: dict[str, list[float]] = {}
     if q.group_by is not None:
         for r in rows:
-            acc = by_group.setdefault(r[1], [0.0, 0.0, 0.0])
+            acc = by_group.setdefault(r[1], [0.0, 0.0, 0.0, 0.0])
             acc[0] += r[cost_idx] or 0.0
             acc[1] += r[4] or 0.0
-            acc[2] += r[3] or 0.0
+            acc[2] += r[5] or 0.0
+            acc[3] += r[6] or 0.0
     groups = [GroupTotal(group=g, cost=_money(c), share_pct=round(100.0 * c / total, 2) if total else 0.0,
-                         public_on_demand_cost=_money(pub), savings=_money(pub - amort))
-              for g, (c, pub, amort) in sorted(by_group.items(), key=lambda kv: (-kv[1][0], kv[0]))]
+                         public_on_demand_cost=_money(pub), savings=_money(od - amort))
+              for g, (c, pub, od, amort) in sorted(by_group.items(), key=lambda kv: (-kv[1][0], kv[0]))]
     params = q.as_params()
+    filters = {k: v for k, v in params.items() if isinstance(v, list) and v}
     return SpendResponse(
         **data.scope_fields(),
         query=SpendQueryEcho(start=params["start"], end=params["end"], granularity=q.granularity,
                              group_by=q.group_by, cost_type=q.cost_type,
-                             filters={k: v for k, v in params.items() if isinstance(v, list) and v}),
+                             filters=filters),
         series=series,
         totals=SpendTotals(cost=_money(total), unblended_cost=_money(unblended), amortized_cost=_money(amortized),
-                           public_on_demand_cost=_money(public), savings=_money(public - amortized),
-                           by_group=groups),
+                           public_on_demand_cost=_money(public), savings=_money(baseline - baseline_amortized),
+                           on_demand_equivalent_cost=_money(baseline),
+                           excluded_from_savings_cost=_money(amortized - baseline_amortized), by_group=groups),
         reference=reference("/api/spend", params),
+        partial_periods=any(pt.partial for pt in series),
+        hints=filter_hints(data, filters),
         **source_fields(data, q.start, q.end),
     )
 
@@ -152,11 +178,12 @@ def cached_spend(data: TenantData, q: SpendQuery) -> SpendResponse:
 
 
 # `preliminary`: the period holds Cost Explorer days (daily totals per service, no resources or tags)
-SPEND_CSV_HEADER = ("period_start", "group", "cost", "cost_type", "sample", "preliminary")
+# `partial`: the point holds only part of its calendar period (docs/api.md, Periods)
+SPEND_CSV_HEADER = ("period_start", "group", "cost", "cost_type", "sample", "preliminary", "partial")
 
 
 def spend_csv_rows(result: SpendResponse, q: SpendQuery):
     for pt in result.series:
         first = date.fromisoformat(pt.period_start[:10])
-        prelim = is_preliminary(result.sources, first, period_last_day(first, q.granularity))
-        yield pt.period_start, pt.group, pt.cost, q.cost_type, result.sample, prelim
+        prelim = is_preliminary(result.sources, first, period_end(first, q.granularity))
+        yield pt.period_start, pt.group, pt.cost, q.cost_type, result.sample, prelim, pt.partial

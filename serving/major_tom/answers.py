@@ -17,6 +17,7 @@ from serving.data.sources import COST_EXPLORER
 from serving.data.spend import SpendQuery, cached_spend, parse_spend_query
 from serving.data.store import TenantData
 from serving.major_tom import intents
+from serving.major_tom.caveats import for_customer, partial_projection, partial_spend, unmatched_filters
 from serving.major_tom.grounding import GroundedAnswer
 from serving.major_tom.ledger_answers import guarantee
 from serving.models import ChatContext, DataSourceSpan, Reference
@@ -113,14 +114,26 @@ def _cost_explorer_note(out: GroundedAnswer, sourced: Iterable[tuple[list[DataSo
                 return
 
 
+def _partial(spend, ref: int) -> Iterator[str]:
+    line = partial_spend(spend, ref)
+    if line:
+        yield line
+
+
 def savings_source(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     q = _window(scope.data.last_date, WINDOW_DAYS, "service")
     spend = cached_spend(scope.data, q)
     n = out.cite(spend.reference)
     t = spend.totals
-    yield (f"From {q.start} to {q.end} [{n}] you paid {out.money(t.amortized_cost, n, 'totals.amortized_cost')} "
-           f"against {out.money(t.public_on_demand_cost, n, 'totals.public_on_demand_cost')} at public on-demand "
-           f"prices, so {out.money(t.savings, n, 'totals.savings')} was saved.")
+    yield (f"From {q.start} to {q.end} [{n}] your usage would have cost "
+           f"{out.money(t.on_demand_equivalent_cost, n, 'totals.on_demand_equivalent_cost')} at public on-demand "
+           f"prices; your plans and reservations saved {out.money(t.savings, n, 'totals.savings')} "
+           f"of it (your whole bill was {out.money(t.amortized_cost, n, 'totals.amortized_cost')}).")
+    if abs(t.excluded_from_savings_cost) >= 0.005:
+        yield (f"Tax, fees, credits and charges without an on-demand price came to "
+               f"{out.money(t.excluded_from_savings_cost, n, 'totals.excluded_from_savings_cost')}: they are in "
+               "your bill, not in the savings.")
+    yield from _partial(spend, n)
     yield from _cost_explorer_note(out, [(spend.sources, spend.reference)])
     savers = [(i, g) for i, g in enumerate(t.by_group) if g.savings > 0.005]
     savers.sort(key=lambda ig: -ig[1].savings)
@@ -138,7 +151,7 @@ def savings_source(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     if proj.current is not None:
         k = out.cite(proj.reference)
         c = proj.current
-        yield (f"For the month from {c.period_start} [{k}], Blocks projects "
+        yield (f"{partial_projection(c, k)}, Blocks projects "
                f"{out.money(c.savings, k, 'current.savings')} of savings: "
                f"{out.money(c.baseline_cost, k, 'current.baseline_cost')} before the discount, "
                f"{out.money(c.projected_cost, k, 'current.projected_cost')} after.")
@@ -168,6 +181,7 @@ def cost_drivers(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
            f"{out.money(ra, a, 'totals.cost')}, against {out.money(rb, b, 'totals.cost')} the week before [{b}]"
            f"{trend}.")
     yield from _cost_explorer_note(out, [(recent.sources, recent.reference), (before.sources, before.reference)])
+    yield from _partial(recent, a)
     idx_before = {g.group: (i, g) for i, g in enumerate(before.totals.by_group)}
     movers = []
     for i, g in enumerate(recent.totals.by_group):
@@ -211,7 +225,7 @@ def data_freshness(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
         return
     yield f"Your AWS connection failed its last test, on {when} [{m}], so new data may not be arriving:"
     for check in status["failing"][:3]:
-        yield f"{check['name']} [{m}]: {check['message']} Fix: {check['remediation'] or 'see the onboarding page'}"
+        yield f"{check['name']} [{m}]: {check['message']} Fix: {for_customer(check['remediation'])}"
 
 
 def explain_view(scope: Scope, link: tuple[str, str] | None) -> Builder:
@@ -248,7 +262,11 @@ def _explain_dashboard(scope: Scope, out: GroundedAnswer, q: SpendQuery, period:
     filters = "; filtered to " + ", ".join(f"{k}={'|'.join(v)}" for k, v in spend.query.filters.items()) \
         if spend.query.filters else ""
     yield f"This view shows {q.cost_type} cost per {q.granularity}{grouped}, from {q.start} to {q.end}{filters} [{n}]."
+    unmatched = unmatched_filters(spend.hints, n)
+    if unmatched:
+        yield unmatched
     yield from _cost_explorer_note(out, [(spend.sources, spend.reference)])
+    yield from _partial(spend, n)
     t = spend.totals
     yield (f"The total is {out.money(t.cost, n, 'totals.cost')}; at public on-demand prices it would have been "
            f"{out.money(t.public_on_demand_cost, n, 'totals.public_on_demand_cost')}.")
@@ -258,13 +276,16 @@ def _explain_dashboard(scope: Scope, out: GroundedAnswer, q: SpendQuery, period:
         yield "The largest parts: " + ", ".join(parts) + "."
     if spend.series and q.group_by is None:
         i, peak = max(enumerate(spend.series), key=lambda ip: ip[1].cost)
+        partial = f", though that {q.granularity} is not complete" if peak.partial else ""
         yield (f"The highest {q.granularity} was {peak.period_start} [{n}] at "
-               f"{out.money(peak.cost, n, f'series.{i}.cost')}.")
+               f"{out.money(peak.cost, n, f'series.{i}.cost')}{partial}.")
     if period in ("day", "week", "month", "ytd"):
         proj = run_projection(scope.data, period)
         if proj.current is not None:
             k = out.cite(proj.reference)
-            yield (f"The projection panel compares {out.money(proj.current.baseline_cost, k, 'current.baseline_cost')}"
+            so_far = " so far" if proj.current.partial else ""
+            yield (f"The projection panel compares{so_far} "
+                   f"{out.money(proj.current.baseline_cost, k, 'current.baseline_cost')}"
                    f" before the Blocks discount with "
                    f"{out.money(proj.current.projected_cost, k, 'current.projected_cost')} after it.")
 

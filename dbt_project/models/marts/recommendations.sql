@@ -101,9 +101,9 @@ commitment_posture as (
         p.eligible * s.to_month * ({{ var('target_coverage') }} - p.covered / p.eligible) * (1 - p.rate_ratio)
             as expected_monthly_savings,
         {{ steps_json([
-            "Review the Savings Plans proposal Blocks prepares for this tenant (hourly commitment, term, payment option).",
-            "Approve it in the back office; Blocks buys it in ladders so part of the commitment expires every month.",
-            "Check coverage and utilization on the Savings Plans page after 48 hours.",
+            "Nothing to do on your side: Blocks prepares a Savings Plans proposal (hourly commitment, term, payment option) and its team reviews it before buying.",
+            "Blocks buys it in ladders, so part of the commitment expires every month and it follows your usage down.",
+            "See coverage and utilization rise on the Savings Plans page within 48 hours of the purchase.",
         ]) }} as steps
     from posture as p
     cross join scale as s
