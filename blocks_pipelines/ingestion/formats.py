@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import reduce
 
 import polars as pl
 
@@ -23,6 +24,23 @@ HASH_SEED = 0x5EED
 
 def squash(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+# Literal null markers SQL-based exporters write (Hive/Spark `\N`, SQL `NULL`, pandas/Spark `NaN`): read as null in
+# nullable columns; in a required column the null then fails as a blank required value, naming file, row and column.
+# NaN only counts in numeric columns: as text it can be a real value (a resource named "NaN").
+TEXT_NULL_MARKERS = ("NULL", "null", "Null", "\\N")
+NUMBER_NULL_MARKERS = (*TEXT_NULL_MARKERS, "NaN", "nan", "NAN")
+
+
+def is_null_marker(e: pl.Expr, markers: tuple[str, ...] = TEXT_NULL_MARKERS) -> pl.Expr:
+    """Equality with a few literals: several times cheaper per row than is_in, and these run on every text cell."""
+    return reduce(lambda a, b: a | b, [e == m for m in markers])
+
+
+def without_markers(e: pl.Expr, markers: tuple[str, ...] = TEXT_NULL_MARKERS) -> pl.Expr:
+    """Text with blanks and null markers as null."""
+    return pl.when((e.str.len_bytes() > 0) & ~is_null_marker(e, markers)).then(e)
 
 
 @dataclass(frozen=True)
@@ -42,15 +60,30 @@ class Check:
     problem: str
 
 
-def detect_format(columns: list[str]) -> str:
+# Column names that identify each format (a FOCUS file of any version, 1.0 to 1.3, has these two).
+FOCUS_SIGNATURE = ("BilledCost", "ChargePeriodStart")
+DETECTION_FIX = (
+    "ingest a cost export as the provider writes it: from AWS a CUR 2.0 or FOCUS export (AWS Data Exports) or a "
+    "legacy CUR; from Azure, Google Cloud or OCI their FOCUS export. If the file is one of these with renamed "
+    "columns, pass --format cur1|cur2|focus"
+)
+
+
+def _columns_seen(columns: list[str], limit: int = 12) -> str:
+    shown = ", ".join(columns[:limit])
+    return f"{shown}, ... ({len(columns)} columns)" if len(columns) > limit else f"{shown} ({len(columns)} columns)"
+
+
+def detect_format(columns: list[str], file: str | None = None) -> str:
     names = {c.lstrip("\ufeff") for c in columns}  # a UTF-8 BOM sticks to the first header of some CSV exports
-    if {"BilledCost", "ChargePeriodStart"} <= names:
+    if set(FOCUS_SIGNATURE) <= names:
         return "focus"
     squashed = {squash(c) for c in columns}
     if "lineitemlineitemtype" not in squashed:
         raise FormatDetectionError(
-            "columns match neither legacy CUR, CUR 2.0 nor FOCUS (no lineItem/LineItemType, no BilledCost)",
-            fix="point the ingester at a CUR or FOCUS data file, or pass --format",
+            "the columns match no format the platform reads (legacy CUR, CUR 2.0, FOCUS 1.0-1.3): no "
+            f"lineItem/LineItemType and no BilledCost + ChargePeriodStart; columns seen: {_columns_seen(columns)}",
+            file=file, fix=DETECTION_FIX,
         )
     if any("/" in c for c in columns):
         return "cur1"
@@ -119,7 +152,7 @@ class _Columns:
         if col is None:
             return pl.lit(None, pl.String)
         e = pl.col(col).cast(pl.String)
-        return pl.when(e.str.len_bytes() > 0).then(e) if self.schema[col] == pl.String else e
+        return without_markers(e) if self.schema[col] == pl.String else e
 
     def number(self, *keys: str) -> pl.Expr:
         col = self.find(*keys)
@@ -127,17 +160,18 @@ class _Columns:
             return pl.lit(None, pl.Float64)
         dtype = self.schema[col]
         if dtype != pl.String:
-            return pl.col(col).cast(pl.Float64)
-        raw = pl.col(col).str.strip_chars()
-        lenient = raw.cast(pl.Float64, strict=False)
-        self.checks.append(Check(col, (raw.str.len_bytes() > 0) & lenient.is_null(), "not a number"))
+            return pl.col(col).cast(pl.Float64).fill_nan(None)
+        value = without_markers(pl.col(col), NUMBER_NULL_MARKERS)
+        lenient = value.str.strip_chars().cast(pl.Float64, strict=False)
+        self.checks.append(Check(col, value.is_not_null() & lenient.is_null(), "not a number"))
         # strict: a bad value stops the read, and only then are the checks run to say which cell it was
-        return pl.col(col).cast(pl.Float64, strict=True)
+        return value.cast(pl.Float64, strict=True).fill_nan(None)
 
     def _text_time(self, col: str, raw: pl.Expr) -> pl.Expr:
         fmt = None
         if self.fast and self.sample is not None and col in self.sample.columns:
-            fmt = sniff_format(self.sample.get_column(col).cast(pl.String).drop_nulls().to_list())
+            values = self.sample.get_column(col).cast(pl.String).drop_nulls().to_list()
+            fmt = sniff_format([v for v in values if v not in TEXT_NULL_MARKERS])
         return parse_fixed(raw, fmt, strict=True) if fmt else parse_utc(raw, pl.String, strict=True)
 
     def time(self, *keys: str, interval: str | None = None, part: int = 0) -> pl.Expr:
@@ -145,15 +179,17 @@ class _Columns:
         if col is not None:
             if self.schema[col] != pl.String:
                 return parse_utc(pl.col(col), self.schema[col])
-            lenient = parse_utc(pl.col(col), pl.String)
-            self.checks.append(Check(col, (pl.col(col).str.len_bytes() > 0) & lenient.is_null(), "not a timestamp"))
-            return self._text_time(col, pl.col(col))
+            value = without_markers(pl.col(col))
+            lenient = parse_utc(value, pl.String)
+            self.checks.append(Check(col, value.is_not_null() & lenient.is_null(), "not a timestamp"))
+            return self._text_time(col, value)
         icol = self.find(interval) if interval else None
         if icol is None:
             return pl.lit(None, pl.Datetime("us", "UTC"))
-        raw = interval_part(pl.col(icol), part)
+        value = without_markers(pl.col(icol).cast(pl.String))
+        raw = interval_part(value, part)
         lenient = parse_utc(raw, pl.String)
-        self.checks.append(Check(icol, (pl.col(icol).str.len_bytes() > 0) & lenient.is_null(), "not a time interval"))
+        self.checks.append(Check(icol, value.is_not_null() & lenient.is_null(), "not a time interval"))
         return parse_utc(raw, pl.String, strict=True)
 
     def month(self, *keys: str) -> pl.Expr | None:
@@ -162,7 +198,7 @@ class _Columns:
         if col is None:
             return None
         if self.schema[col] == pl.String:
-            return pl.col(col).str.slice(0, 7)
+            return without_markers(pl.col(col)).str.slice(0, 7)
         return parse_utc(pl.col(col), self.schema[col]).dt.strftime("%Y-%m")
 
     def text_or_map(self, names: tuple[str, ...], map_col: str, *keys: str) -> pl.Expr:
@@ -211,7 +247,7 @@ def _json_from_columns(pairs: list[tuple[str, str]]) -> pl.Expr:
     if not pairs:
         return pl.lit("{}")
     frags = [
-        pl.when(pl.col(c).cast(pl.String).str.len_bytes() > 0).then(
+        pl.when(without_markers(pl.col(c).cast(pl.String)).is_not_null()).then(
             pl.lit('"' + _json_key(k) + '":"') + _json_escape(pl.col(c).cast(pl.String)) + pl.lit('"')
         )
         for k, c in pairs
@@ -251,7 +287,7 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
         if isinstance(dtype, pl.List):
             return cols._looked_up(mcol, f"__json_{squash(mcol)}", _json_from_map(mcol, rename))
         if dtype == pl.String:  # already JSON text (FOCUS Tags, CSV exports of maps)
-            text = pl.when(pl.col(mcol).str.len_bytes() > 0).then(pl.col(mcol))
+            text = without_markers(pl.col(mcol))
             return (_rename_json_text_keys(text) if rename else text).fill_null("{}")
     pairs = []
     for c in cols.schema:
@@ -262,6 +298,25 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
                     key = re.sub(r"^(user|aws)_", r"\1:", key)
                 pairs.append((key, c))
     return _json_from_columns(pairs)
+
+
+def _json_value(c: _Columns, *keys: str) -> pl.Expr:
+    """A FOCUS JSON column (ContractApplied, AllocatedMethodDetails) as JSON text: CSV holds the text, Parquet a
+    struct, a list of structs or a map (read as a list of {key, value})."""
+    col = c.find(*keys)
+    if col is None:
+        return pl.lit(None, pl.String)
+    dtype = c.schema[col]
+    if dtype == pl.String:
+        return without_markers(pl.col(col))
+    if isinstance(dtype, pl.Struct):
+        return pl.col(col).struct.json_encode()
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+        if {f.name for f in dtype.inner.fields} == {"key", "value"}:
+            return pl.when(pl.col(col).is_not_null()).then(_json_from_map(col, rename_prefixes=False))
+        items = pl.col(col).list.eval(pl.element().struct.json_encode()).list.join(",")
+        return pl.lit("[") + items + pl.lit("]")
+    return pl.col(col).cast(pl.String)
 
 
 CUR_REQUIRED = {
@@ -281,16 +336,57 @@ FOCUS_REQUIRED = {
 }
 
 
-def check_required(fmt: str, columns: list[str], file: str) -> None:
+def check_required(fmt: str, columns: list[str], file: str, forced: bool = False) -> None:
+    """Raise MissingColumnError when a column the format needs is absent. forced: the format came from --format
+    (or the tenant's configuration), so the message says so instead of claiming it was detected."""
     cols = _Columns({c: pl.String for c in columns}, None, False)
     required = FOCUS_REQUIRED if fmt == "focus" else CUR_REQUIRED
     missing = [name for name, alts in required.items() if all(cols.find(a) is None for a in alts)]
-    if missing:
-        raise MissingColumnError(
-            f"required {fmt} column(s) missing: {', '.join(missing)}",
-            file=file, column=missing[0],
-            fix=f"export the report with these columns (or pass the right --format; detected {fmt})",
-        )
+    if not missing:
+        return
+    problem = f"required {fmt} column(s) missing: {', '.join(missing)}"
+    if forced:
+        try:
+            looks_like = detect_format(columns, file)
+        except FormatDetectionError:
+            looks_like = None
+        problem += f" (the format {fmt} was given, not detected"
+        problem += f"; the columns look like {looks_like})" if looks_like and looks_like != fmt else ")"
+        fix = (f"pass --format {looks_like} (or --format auto)" if looks_like and looks_like != fmt
+               else "export the report with these columns, or pass the format the file is in (--format auto detects it)")
+    else:
+        fix = f"the columns were detected as {fmt}: export the report with these columns, or pass --format"
+    raise MissingColumnError(problem, file=file, column=missing[0], fix=fix)
+
+
+# The source column a required canonical value comes from, to name it when a row has none.
+_REQUIRED_SOURCES = {
+    "focus": {
+        "provider": ("ProviderName", "ServiceProviderName"), "billing_period": ("BillingPeriodStart",),
+        "usage_start": ("ChargePeriodStart",), "usage_end": ("ChargePeriodEnd",), "usage_date": ("ChargePeriodStart",),
+        "payer_account_id": ("BillingAccountId",), "usage_account_id": ("SubAccountId", "BillingAccountId"),
+        "line_item_type": ("ChargeCategory",), "currency": ("BillingCurrency",), "unblended_cost": ("BilledCost",),
+        "amortized_cost": ("EffectiveCost", "BilledCost"), "public_on_demand_cost": ("ListCost", "BilledCost"),
+        "usage_amount": ("ConsumedQuantity", "PricingQuantity"),
+    },
+    "cur": {
+        "billing_period": ("billing_period", "bill/BillingPeriodStartDate"),
+        "usage_start": ("lineItem/UsageStartDate", "identity/TimeInterval"),
+        "usage_date": ("lineItem/UsageStartDate", "identity/TimeInterval"),
+        "usage_end": ("lineItem/UsageEndDate", "identity/TimeInterval"),
+        "payer_account_id": ("bill/PayerAccountId",), "usage_account_id": ("lineItem/UsageAccountId",),
+        "line_item_type": ("lineItem/LineItemType",), "currency": ("lineItem/CurrencyCode",),
+        "unblended_cost": ("lineItem/UnblendedCost",), "amortized_cost": ("lineItem/UnblendedCost",),
+        "usage_amount": ("lineItem/UsageAmount",),
+    },
+}
+
+
+def source_column(fmt: str, columns: list[str], canonical: str) -> str:
+    """The file's column a canonical column is read from (the canonical name when it has no single source)."""
+    cols = _Columns({c: pl.String for c in columns}, None, False)
+    names = _REQUIRED_SOURCES["focus" if fmt == "focus" else "cur"].get(canonical, ())
+    return next((found for n in names if (found := cols.find(n)) is not None), canonical)
 
 
 def _amortized(lit: pl.Expr, unblended: pl.Expr, c: _Columns) -> pl.Expr:
@@ -319,8 +415,14 @@ def _cur_columns(c: _Columns, fmt: str, ctx: SourceContext) -> dict[str, pl.Expr
     if billing_period is None:
         billing_period = pl.lit(ctx.billing_period) if ctx.billing_period else start.dt.strftime("%Y-%m")
     public = c.number("pricing/publicOnDemandCost").fill_null(0.0)
+    # AWS Marketplace rows: the seller of record is the service provider (FOCUS 1.3 ServiceProviderName semantics)
+    marketplace = c.text("bill/BillingEntity") == "AWS Marketplace"
     return {
         "provider": pl.lit("AWS"),
+        "service_provider": pl.coalesce(pl.when(marketplace).then(c.text("lineItem/LegalEntity")), pl.lit("AWS")),
+        "host_provider": pl.lit("AWS"),
+        "invoice_issuer": c.text("bill/InvoicingEntity"),
+        "pricing_currency": c.text("pricing/currency"),
         "billing_period": billing_period,
         "usage_start": start,
         "usage_end": pl.coalesce(end, start + pl.duration(hours=1)),  # an export without UsageEndDate: hourly rows
@@ -378,7 +480,8 @@ def _focus_line_item_type(c: _Columns) -> pl.Expr:
         .when(cat == "Tax").then(pl.lit("Tax"))
         .when(cat == "Credit").then(pl.lit("Credit"))
         .when(cat == "Adjustment").then(pl.lit("Refund"))
-        .otherwise(pl.lit("Unknown:") + raw.fill_null("(blank)"))
+        .when(raw.is_not_null()).then(pl.lit("Unknown:") + raw)
+        .otherwise(pl.lit(None, pl.String))  # blank or a null marker: reported as a blank required ChargeCategory
     )
 
 
@@ -387,10 +490,11 @@ _USAGE_TYPE_INSTANCE = r":((?:db\.|cache\.|ml\.)?[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]
 
 
 def _focus_instance_type(c: _Columns) -> pl.Expr:
-    """FOCUS has no instance type column: AWS's x_ columns, then SkuPriceDetails, then the usage type's suffix."""
+    """FOCUS has no instance type column: AWS's x_ columns, then SkuPriceDetails, then the usage type's suffix
+    (x_UsageType in AWS's FOCUS 1.0, SkuMeter from 1.2)."""
     options = [c.text("x_InstanceType", "x_instance_type", "InstanceType")]
     options.append(c.map_value("SkuPriceDetails", "x_InstanceType", "InstanceType", "instanceType"))  # JSON or MAP
-    options.append(c.text("x_UsageType").str.extract(_USAGE_TYPE_INSTANCE, 1))
+    options.append(pl.coalesce(c.text("x_UsageType"), c.text("SkuMeter")).str.extract(_USAGE_TYPE_INSTANCE, 1))
     return pl.coalesce(options)
 
 
@@ -404,7 +508,14 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
     commitment = c.text("CommitmentDiscountId")
     effective = c.number("EffectiveCost")
     return {
-        "provider": pl.coalesce(c.text("ProviderName"), c.text("ServiceProviderName"), pl.lit("AWS")),
+        # ProviderName (1.0-1.2, deprecated in 1.3) and its 1.3 replacement ServiceProviderName; a file with neither
+        # column is taken as AWS's (its FOCUS 1.0 preview had none)
+        "provider": _either(c, "ProviderName", "ServiceProviderName", default="AWS"),
+        "service_provider": _either(c, "ServiceProviderName", "ProviderName"),
+        "host_provider": c.text("HostProviderName"),
+        "invoice_issuer": c.text("InvoiceIssuerName", "InvoiceIssuer"),
+        "billing_account_type": c.text("BillingAccountType"),
+        "sub_account_type": c.text("SubAccountType"),
         "billing_period": billing_period,
         "usage_start": start,
         "usage_end": pl.coalesce(c.time("ChargePeriodEnd"), start + pl.duration(hours=1)),
@@ -413,7 +524,8 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
         "line_item_type": _focus_line_item_type(c),
         "service": pl.coalesce(c.text("x_ServiceCode"), c.text("ServiceName")),
         "service_name": c.text("ServiceName"),
-        "usage_type": c.text("x_UsageType"),
+        # AWS's FOCUS 1.2 export dropped x_UsageType: its usage type is the SkuMeter column now
+        "usage_type": pl.coalesce(c.text("x_UsageType"), c.text("SkuMeter")),
         "operation": c.text("x_Operation"),
         "region": pl.coalesce(c.text("RegionId"), c.text("Region")),
         "availability_zone": c.text("AvailabilityZone"),
@@ -424,6 +536,10 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
         "usage_amount": pl.coalesce(c.number("ConsumedQuantity"), c.number("PricingQuantity"), pl.lit(0.0)),
         "pricing_unit": pl.coalesce(c.text("ConsumedUnit"), c.text("PricingUnit")),
         "currency": c.text("BillingCurrency"),
+        "pricing_currency": c.text("PricingCurrency"),
+        "pricing_currency_effective_cost": c.number("PricingCurrencyEffectiveCost"),
+        "pricing_currency_list_unit_price": c.number("PricingCurrencyListUnitPrice"),
+        "pricing_currency_contracted_unit_price": c.number("PricingCurrencyContractedUnitPrice"),
         "unblended_cost": billed,
         "amortized_cost": pl.coalesce(effective, billed),
         "public_on_demand_cost": pl.coalesce(c.number("ListCost"), billed),
@@ -433,9 +549,23 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
         "savings_plan_used_commitment": pl.lit(None, pl.Float64),
         "reservation_arn": pl.when(ctype.str.contains("reserv")).then(commitment),
         "invoice_id": c.text("InvoiceId"),
+        "contract_applied": _json_value(c, "ContractApplied"),
+        "allocated_method_id": c.text("AllocatedMethodId"),
+        "allocated_method_details": _json_value(c, "AllocatedMethodDetails"),
+        "allocated_resource_id": c.text("AllocatedResourceId"),
+        "allocated_resource_name": c.text("AllocatedResourceName"),
+        "allocated_tags": _json_text(c, "AllocatedTags", (), rename=False) if c.find("AllocatedTags") else None,
         "tags": _json_text(c, "Tags", (), rename=False),
         "cost_categories": _json_text(c, "x_CostCategories", (), rename=False),
     }
+
+
+def _either(c: _Columns, *names: str, default: str | None = None) -> pl.Expr:
+    """The first of names present in the file, per row the first non-null; default only when none is present."""
+    present = [c.text(n) for n in names if c.find(n) is not None]
+    if not present:
+        return pl.lit(default, pl.String)
+    return pl.coalesce(present)
 
 
 def _charge_class(lit: pl.Expr) -> pl.Expr:
@@ -498,7 +628,9 @@ def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext, sample: p
         "source_format": pl.lit(fmt),
         "delivery_id": pl.lit(ctx.delivery_id),
     }
-    out = [exprs[name].cast(dtype).alias(name) for name, dtype in CANONICAL_SCHEMA.items()]
+    # columns a format has no source for (FOCUS-only ones in CUR) are null
+    out = [(exprs.get(name) if exprs.get(name) is not None else pl.lit(None)).cast(dtype).alias(name)
+           for name, dtype in CANONICAL_SCHEMA.items()]
     return Plan(out, cols.checks, cols.lookups, maps)
 
 
