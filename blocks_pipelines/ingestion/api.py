@@ -12,7 +12,7 @@ import polars as pl
 
 from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source, month_bounds
 from blocks_pipelines.ingestion.lake_writer import (
-    Slice, lake_totals, replace_slice, staged_days, totals_by_day, totals_by_period,
+    Slice, lake_invoice_totals, lake_totals, replace_slice, staged_days, totals_by_day, totals_by_period,
 )
 from blocks_pipelines.ingestion.staging import Staged, stage_delivery
 from blocks_pipelines.settings import get_settings
@@ -37,6 +37,23 @@ class PeriodTotals:
 
 
 @dataclass
+class InvoiceTotals:
+    """One invoice of a final month: its BilledCost (CUR unblended cost) summed from the source file's own cost
+    column, and from the lake after the write."""
+
+    billing_period: str
+    invoice_id: str
+    source_rows: int
+    lake_rows: int
+    source_billed: float
+    lake_billed: float
+
+    @property
+    def matches(self) -> bool:
+        return self.source_rows == self.lake_rows and abs(self.source_billed - self.lake_billed) <= MATCH_TOLERANCE
+
+
+@dataclass
 class IngestSummary:
     tenant_id: str
     deliveries: list[dict] = field(default_factory=list)  # delivery_id, billing_period, format, files, is_final
@@ -46,6 +63,7 @@ class IngestSummary:
     cost_by_line_item_type: dict[str, float] = field(default_factory=dict)  # unblended
     amortized_by_line_item_type: dict[str, float] = field(default_factory=dict)
     periods: list[PeriodTotals] = field(default_factory=list)
+    invoices: list[InvoiceTotals] = field(default_factory=list)  # where the source has invoice ids
     # the lake's unblended cost per usage day (UTC) after the write, read back: what per-day checks compare
     unblended_by_day: dict[str, float] = field(default_factory=dict)
     # [start, end) of the hours the write replaced (UTC ISO): the run's hours, stretched to a delivery's rows
@@ -55,12 +73,18 @@ class IngestSummary:
 
     @property
     def matches(self) -> bool:
-        return all(p.matches for p in self.periods)
+        return all(p.matches for p in self.periods) and self.invoices_match
+
+    @property
+    def invoices_match(self) -> bool:
+        return all(i.matches for i in self.invoices)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         for p, obj in zip(out["periods"], self.periods):
             p["matches"] = obj.matches
+        for i, obj in zip(out["invoices"], self.invoices):
+            i["matches"] = obj.matches
         out["matches"] = self.matches
         return out
 
@@ -104,6 +128,14 @@ def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days:
     })
 
 
+def _compare_invoices(summary: IngestSummary, source: pl.DataFrame, lake: pl.DataFrame) -> None:
+    got = {(r["billing_period"], r["invoice_id"]): r for r in lake.iter_rows(named=True)}
+    for bp, invoice, rows, billed in source.select("billing_period", "invoice_id", "rows", "billed_cost").iter_rows():
+        lake_row = got.get((bp, invoice), {"rows": 0, "billed_cost": 0})
+        summary.invoices.append(InvoiceTotals(bp, invoice, int(rows), int(lake_row["rows"]), float(billed or 0),
+                                              float(lake_row["billed_cost"] or 0)))
+
+
 def _hours_of(delivery: Delivery,
               hour_range: tuple[datetime, datetime] | None) -> tuple[datetime, datetime] | None:
     """The hours to take from a delivery: hour_range, or all of it (None) when its whole billing month lies inside
@@ -141,6 +173,9 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
             changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress)
             t1 = time.perf_counter()
             lake = lake_totals(lake_uri, tenant.id, sl, work / f"r{i}")
+            if s.invoices is not None and s.invoices.height:
+                ids = s.invoices["invoice_id"].unique().to_list()
+                _compare_invoices(summary, s.invoices, lake_invoice_totals(lake_uri, tenant.id, sl, ids, work / f"r{i}"))
             _add_seconds(summary, {**s.seconds, "publish": t1 - t0, "verify": time.perf_counter() - t1})
             _summarize(summary, s, lake, len(changed))
     return summary

@@ -139,6 +139,27 @@ def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.D
     )
 
 
+def lake_invoice_totals(lake_uri: str, tenant_id: str, sl: Slice, invoice_ids: list[str],
+                        workdir: Path) -> pl.DataFrame:
+    """Rows and unblended (FOCUS BilledCost) cost per billing period and invoice id of the slice, read back from the
+    lake, for the invoice ids given (the source's)."""
+    existing = lake_days(lake_uri, tenant_id)
+    files = [
+        fs.fetch_to_local(layout.line_items_day_uri(lake_uri, tenant_id, d), workdir / "readback-invoices")
+        for d in sl.days() if d in existing
+    ]
+    if not files:
+        return pl.DataFrame(schema={"billing_period": pl.String, "invoice_id": pl.String, "rows": pl.UInt32,
+                                    "billed_cost": EXACT})
+    return (
+        pl.scan_parquet(files, hive_partitioning=False)
+        .filter(sl.matches() & pl.col("invoice_id").is_in(invoice_ids))
+        .group_by("billing_period", "invoice_id")
+        .agg(pl.len().alias("rows"), pl.col("unblended_cost").cast(EXACT).sum().alias("billed_cost"))
+        .collect()
+    )
+
+
 def totals_by_period(lake: pl.DataFrame) -> dict[str, dict]:
     """lake_totals summed per billing period (exactly: the day sums are decimals)."""
     per_bp = lake.group_by("billing_period").agg(pl.col("rows").sum(), pl.col("unblended_cost").sum())
