@@ -175,7 +175,8 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
             lake = lake_totals(lake_uri, tenant.id, sl, work / f"r{i}")
             if s.invoices is not None and s.invoices.height:
                 ids = s.invoices["invoice_id"].unique().to_list()
-                _compare_invoices(summary, s.invoices, lake_invoice_totals(lake_uri, tenant.id, sl, ids, work / f"r{i}"))
+                lake_invoices = lake_invoice_totals(lake_uri, tenant.id, sl, ids, work / f"r{i}")
+                _compare_invoices(summary, s.invoices, lake_invoices)
             _add_seconds(summary, {**s.seconds, "publish": t1 - t0, "verify": time.perf_counter() - t1})
             _summarize(summary, s, lake, len(changed))
     return summary

@@ -336,24 +336,24 @@ FOCUS_REQUIRED = {
 }
 
 
-def check_required(fmt: str, columns: list[str], file: str, forced: bool = False) -> None:
-    """Raise MissingColumnError when a column the format needs is absent. forced: the format came from --format
-    (or the tenant's configuration), so the message says so instead of claiming it was detected."""
+def check_required(fmt: str, columns: list[str], file: str, given_by: str | None = None) -> None:
+    """Raise MissingColumnError when a column the format needs is absent. given_by: where the format came from when
+    it was not read from the columns (`--format`, the delivery's manifest), so the message never claims detection."""
     cols = _Columns({c: pl.String for c in columns}, None, False)
     required = FOCUS_REQUIRED if fmt == "focus" else CUR_REQUIRED
     missing = [name for name, alts in required.items() if all(cols.find(a) is None for a in alts)]
     if not missing:
         return
     problem = f"required {fmt} column(s) missing: {', '.join(missing)}"
-    if forced:
+    if given_by:
         try:
             looks_like = detect_format(columns, file)
         except FormatDetectionError:
             looks_like = None
-        problem += f" (the format {fmt} was given, not detected"
-        problem += f"; the columns look like {looks_like})" if looks_like and looks_like != fmt else ")"
-        fix = (f"pass --format {looks_like} (or --format auto)" if looks_like and looks_like != fmt
-               else "export the report with these columns, or pass the format the file is in (--format auto detects it)")
+        other = looks_like if looks_like and looks_like != fmt else None
+        problem += f" (format {fmt} from {given_by}" + (f"; the columns are {other}'s)" if other else ")")
+        fix = (f"pass --format {other} (or --format auto)" if other
+               else "export the report with these columns, or pass the format the file is in (--format auto)")
     else:
         fix = f"the columns were detected as {fmt}: export the report with these columns, or pass --format"
     raise MissingColumnError(problem, file=file, column=missing[0], fix=fix)

@@ -78,9 +78,9 @@ def _open_files(delivery: Delivery, tenant_id: str, fmt: str, workdir: Path) -> 
         local = fs.fetch_to_local(uri, workdir / "source")
         raw = open_raw(uri, local, workdir / f"inflated-{i}")
         columns = list(raw.schema())
-        forced = fmt != "auto"
-        file_fmt = fmt if forced else (delivery.fmt or detect_format(columns, uri))
-        check_required(file_fmt, columns, uri, forced=forced)
+        given_by = "--format" if fmt != "auto" else ("the delivery's manifest" if delivery.fmt else None)
+        file_fmt = fmt if fmt != "auto" else (delivery.fmt or detect_format(columns, uri))
+        check_required(file_fmt, columns, uri, given_by)
         ctx = SourceContext(tenant_id, delivery.delivery_id, uri, delivery.billing_period)
         out.append(StagedFile(raw, file_fmt, ctx, raw.head(SAMPLE_ROWS)))
     return out
@@ -296,10 +296,10 @@ def _account_error(p: AccountProblem, files: list[StagedFile], hour_range, tenan
                 "or its organization.payer_account_id; if it is a new customer, register it first "
                 f"(blocks tenants add --id ID --name NAME --payer {p.account_id} --history-start YYYY-MM-DD)",
         )
-    registered = ", ".join(p.registered) if p.registered else "none registered"
+    registered = ", ".join(p.registered) if p.registered else "none"
     return E.WrongPayerError(
-        f"{p.label} {p.account_id} ({p.provider_name or 'provider not named'}) is not one of tenant {tenant.id}'s "
-        f"{p.label}s ({registered})", file=f.raw.name, row=row, column=column,
+        f"{p.label} {p.account_id} ({p.provider_name or 'provider not named'}) is not registered to tenant "
+        f"{tenant.id} (registered: {registered})", file=f.raw.name, row=row, column=column,
         fix=f"if the account is {tenant.id}'s, register it (blocks tenants add-account {tenant.id} {flag} "
             f"{p.account_id}); otherwise this is another customer's export",
     )

@@ -241,7 +241,12 @@ def load_registry(tenants_dir: Path) -> list[TenantConfig]:
 
 
 def dump_tenant(tenant: TenantConfig) -> str:
-    return yaml.safe_dump(tenant.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    doc = tenant.model_dump(mode="json", exclude_none=True)
+    if "billing_accounts" in doc:  # only the providers the tenant has accounts at
+        doc["billing_accounts"] = {p: ids for p, ids in doc["billing_accounts"].items() if ids} or None
+        if doc["billing_accounts"] is None:
+            del doc["billing_accounts"]
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def resolve_source_uri(source: CurSource, home: Path) -> str:
