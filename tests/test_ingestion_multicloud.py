@@ -429,3 +429,36 @@ def test_a_forced_format_never_says_it_was_detected(initech, tmp_path):
     pl.read_csv(src, infer_schema=False).drop("BillingCurrency").write_csv(broken)
     with pytest.raises(E.MissingColumnError, match="detected as focus"):
         ingest_delivery(initech, str(broken), lake_uri=str(tmp_path / "lake"))
+
+
+def test_each_providers_export_replaces_only_its_own_billing_accounts_rows(initech, tmp_path):
+    """A multi-cloud tenant ingests its AWS export and its Azure/OCI FOCUS exports for the same month separately:
+    each replaces the month for the billing accounts it holds, never the other providers' rows of the same days."""
+    lake_uri = str(tmp_path / "lake")
+    aws = [r for r in _focus12_rows(30) if r["ProviderName"] == "AWS"]
+    others = [r for r in _focus12_rows(30) if r["ProviderName"] != "AWS"]
+    first = ingest_delivery(initech, str(_write_csv(tmp_path / "aws.csv", aws)), lake_uri=lake_uri)
+    second = ingest_delivery(initech, str(_write_csv(tmp_path / "azure-oci.csv", others)), lake_uri=lake_uri)
+    assert first.matches and second.matches  # each compares its own accounts' rows with its source
+    assert second.replaced_accounts == sorted([AZURE_ACCOUNT, OCI_TENANCY])
+
+    def per_day(rows):
+        return {d: pytest.approx(float(c), abs=1e-6) for d, c in _day_totals(rows).items()}
+
+    def lake_per_day():
+        lake = _lake(lake_uri)
+        return dict(lake.group_by(pl.col("usage_date").cast(pl.String)).agg(pl.col("unblended_cost").sum())
+                    .iter_rows())
+
+    assert lake_per_day() == per_day(aws + others)
+    # Azure restates the month with fewer rows: the AWS and OCI rows stay, Azure's are replaced
+    azure_restated = [r for r in others if r["ProviderName"] == "Microsoft"][:10]
+    oci = [r for r in others if r["ProviderName"] == "Oracle"]
+    restated = ingest_delivery(initech, str(_write_csv(tmp_path / "azure.csv", azure_restated)), lake_uri=lake_uri)
+    assert restated.matches and restated.rows == 10
+    assert lake_per_day() == per_day(aws + oci + azure_restated)
+    assert _lake(lake_uri).group_by("provider").len().sort("provider").rows() == [
+        ("AWS", 30), ("Microsoft", 10), ("Oracle", 30)]
+    # and the AWS export again: only its own rows are rewritten
+    again = ingest_delivery(initech, str(_write_csv(tmp_path / "aws.csv", aws)), lake_uri=lake_uri)
+    assert again.matches and lake_per_day() == per_day(aws + oci + azure_restated)

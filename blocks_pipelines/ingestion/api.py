@@ -68,6 +68,8 @@ class IngestSummary:
     unblended_by_day: dict[str, float] = field(default_factory=dict)
     # [start, end) of the hours the write replaced (UTC ISO): the run's hours, stretched to a delivery's rows
     replaced_hours: list[str] = field(default_factory=list)
+    # the billing accounts whose rows the write replaced (empty: every row of those hours)
+    replaced_accounts: list[str] = field(default_factory=list)
     # wall seconds per stage: read_normalize_split and validate (staging), publish (lake swap), verify (read back)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -92,12 +94,12 @@ class IngestSummary:
 def _slice_for(staged: Staged, hour_range: tuple[datetime, datetime] | None) -> Slice:
     """A month delivery replaces its whole billing period(s), stretched to any rows dated outside them."""
     if hour_range is not None:
-        return Slice(hour_range[0], hour_range[1], staged.billing_periods)
+        return Slice(hour_range[0], hour_range[1], staged.billing_periods, billing_accounts=staged.accounts)
     bounds = [month_bounds(bp) for bp in staged.billing_periods]
     first, last = staged.usage_bounds()
     start = min([b[0] for b in bounds] + [first])
     end = max([b[1] for b in bounds] + [last + timedelta(hours=1)])
-    return Slice(start, end, staged.billing_periods)
+    return Slice(start, end, staged.billing_periods, billing_accounts=staged.accounts)
 
 
 def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days: int) -> None:
@@ -168,6 +170,8 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
         if slices:
             summary.replaced_hours = [min(sl.start for sl in slices).isoformat(),
                                       max(sl.end for sl in slices).isoformat()]
+            if all(sl.billing_accounts is not None for sl in slices):
+                summary.replaced_accounts = sorted(set().union(*(sl.billing_accounts for sl in slices)))
         for i, (s, sl) in enumerate(zip(staged, slices)):
             t0 = time.perf_counter()
             changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress)

@@ -107,7 +107,9 @@ def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
     lake_uri = get_settings().lake_uri
     periods = frozenset(p.billing_period for p in summary.periods)
     replaced = [datetime.fromisoformat(t) for t in summary.replaced_hours] or [start, end]
-    sl = Slice(min(start, replaced[0]), max(end, replaced[1]), periods)  # checks see every row the write replaced
+    accounts = frozenset(summary.replaced_accounts) or None
+    # checks see every row the write replaced, and only those (another provider's rows of the month are not its own)
+    sl = Slice(min(start, replaced[0]), max(end, replaced[1]), periods, billing_accounts=accounts)
     with tempfile.TemporaryDirectory(prefix="blocks-check-") as tmp:
         source_rows = {p.billing_period: p.source_rows for p in summary.periods}
         dup = check_no_duplicates(lake_uri, tenant.id, sl, source_rows, Path(tmp) / "dup")

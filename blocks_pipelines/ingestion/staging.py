@@ -51,6 +51,9 @@ class Staged:
     # per billing_period x invoice_id: rows and BilledCost summed exactly from the source files' own cost column
     invoices: pl.DataFrame | None = None
     periods: frozenset[str] = frozenset()  # the manifest's month, kept when the requested hours hold no rows
+    # the billing accounts (AWS payer, Azure billing account...) the delivery's rows are billed to: the rows of the
+    # lake it replaces (None: every row of its slice)
+    accounts: frozenset[str] | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, reported with the summary
 
     @property
@@ -221,7 +224,10 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
         # a month's delivery with no usage in these hours: replacing them clears what the lake held there
         empty = pl.DataFrame(schema={"billing_period": pl.String, "rows": pl.UInt32, "unblended_cost": EXACT,
                                      "amortized_cost": EXACT, "line_item_type": pl.String, "invoiced_rows": pl.UInt32})
-        return Staged(delivery, files, staging, empty, 0, files[0].fmt, periods=frozenset({delivery.billing_period}))
+        # an AWS CUR is its payer's bill; an empty FOCUS delivery names no account, so it clears all of its hours
+        accounts = None if files[0].fmt == "focus" else frozenset({tenant.organization.payer_account_id})
+        return Staged(delivery, files, staging, empty, 0, files[0].fmt, periods=frozenset({delivery.billing_period}),
+                      accounts=accounts)
     if not staged_files:
         raise E.EmptyFileError(
             "no line items" + (" in the requested hours" if hour_range else ""), file=where,
@@ -274,7 +280,8 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
         raise _account_error(problem, files, hour_range, tenant)
     invoiced = int(stats["invoiced_rows"].sum())  # the second read of the source only runs for invoiced months
     return Staged(delivery, files, staging, stats, int(hours.item()), files[0].fmt,
-                  invoices=_source_invoice_totals(files, hour_range) if invoiced else None)
+                  invoices=_source_invoice_totals(files, hour_range) if invoiced else None,
+                  accounts=frozenset(payers["payer_account_id"].drop_nulls().to_list()))
 
 
 def _account_error(p: AccountProblem, files: list[StagedFile], hour_range, tenant) -> E.IngestError:
