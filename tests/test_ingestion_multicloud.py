@@ -462,3 +462,15 @@ def test_each_providers_export_replaces_only_its_own_billing_accounts_rows(inite
     # and the AWS export again: only its own rows are rewritten
     again = ingest_delivery(initech, str(_write_csv(tmp_path / "aws.csv", aws)), lake_uri=lake_uri)
     assert again.matches and lake_per_day() == per_day(aws + oci + azure_restated)
+
+
+def test_a_null_invoice_id_does_not_make_a_month_final(tmp_path):
+    """The sensor's is-this-month-invoiced peek reads NULL as no invoice id, as the ingester does."""
+    from blocks_pipelines.ingestion.deliveries import peek_invoice_id
+
+    rows = _focus12_rows(4)
+    for r in rows:
+        r["InvoiceId"] = "NULL"
+    assert peek_invoice_id(str(_write_csv(tmp_path / "open.csv", rows))) is None
+    rows[7]["InvoiceId"] = "G012345678"
+    assert peek_invoice_id(str(_write_csv(tmp_path / "final.csv", rows))) == "G012345678"

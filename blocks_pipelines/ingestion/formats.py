@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import reduce
 
 import polars as pl
 
@@ -26,21 +25,10 @@ def squash(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
-# Literal null markers SQL-based exporters write (Hive/Spark `\N`, SQL `NULL`, pandas/Spark `NaN`): read as null in
-# nullable columns; in a required column the null then fails as a blank required value, naming file, row and column.
-# NaN only counts in numeric columns: as text it can be a real value (a resource named "NaN").
-TEXT_NULL_MARKERS = ("NULL", "null", "Null", "\\N")
-NUMBER_NULL_MARKERS = (*TEXT_NULL_MARKERS, "NaN", "nan", "NAN")
-
-
-def is_null_marker(e: pl.Expr, markers: tuple[str, ...] = TEXT_NULL_MARKERS) -> pl.Expr:
-    """Equality with a few literals: several times cheaper per row than is_in, and these run on every text cell."""
-    return reduce(lambda a, b: a | b, [e == m for m in markers])
-
-
-def without_markers(e: pl.Expr, markers: tuple[str, ...] = TEXT_NULL_MARKERS) -> pl.Expr:
-    """Text with blanks and null markers as null."""
-    return pl.when((e.str.len_bytes() > 0) & ~is_null_marker(e, markers)).then(e)
+def blank_as_null(e: pl.Expr) -> pl.Expr:
+    """Text with blanks as null. Literal null markers (NULL, \\N) never get here: the CSV reader reads them as null
+    (readers.NULL_MARKERS), and NaN, pandas' marker for numbers, parses as a float that number() makes null."""
+    return pl.when(e.str.len_bytes() > 0).then(e)
 
 
 @dataclass(frozen=True)
@@ -152,7 +140,7 @@ class _Columns:
         if col is None:
             return pl.lit(None, pl.String)
         e = pl.col(col).cast(pl.String)
-        return without_markers(e) if self.schema[col] == pl.String else e
+        return blank_as_null(e) if self.schema[col] == pl.String else e
 
     def number(self, *keys: str) -> pl.Expr:
         col = self.find(*keys)
@@ -161,17 +149,17 @@ class _Columns:
         dtype = self.schema[col]
         if dtype != pl.String:
             return pl.col(col).cast(pl.Float64).fill_nan(None)
-        value = without_markers(pl.col(col), NUMBER_NULL_MARKERS)
-        lenient = value.str.strip_chars().cast(pl.Float64, strict=False)
-        self.checks.append(Check(col, value.is_not_null() & lenient.is_null(), "not a number"))
-        # strict: a bad value stops the read, and only then are the checks run to say which cell it was
-        return value.cast(pl.Float64, strict=True).fill_nan(None)
+        raw = pl.col(col).str.strip_chars()
+        lenient = raw.cast(pl.Float64, strict=False)
+        self.checks.append(Check(col, (raw.str.len_bytes() > 0) & lenient.is_null(), "not a number"))
+        # strict: a bad value stops the read, and only then are the checks run to say which cell it was.
+        # NaN (written by pandas and Spark for a missing number) is null, as in a nullable Parquet column.
+        return pl.col(col).cast(pl.Float64, strict=True).fill_nan(None)
 
     def _text_time(self, col: str, raw: pl.Expr) -> pl.Expr:
         fmt = None
         if self.fast and self.sample is not None and col in self.sample.columns:
-            values = self.sample.get_column(col).cast(pl.String).drop_nulls().to_list()
-            fmt = sniff_format([v for v in values if v not in TEXT_NULL_MARKERS])
+            fmt = sniff_format(self.sample.get_column(col).cast(pl.String).drop_nulls().to_list())
         return parse_fixed(raw, fmt, strict=True) if fmt else parse_utc(raw, pl.String, strict=True)
 
     def time(self, *keys: str, interval: str | None = None, part: int = 0) -> pl.Expr:
@@ -179,17 +167,15 @@ class _Columns:
         if col is not None:
             if self.schema[col] != pl.String:
                 return parse_utc(pl.col(col), self.schema[col])
-            value = without_markers(pl.col(col))
-            lenient = parse_utc(value, pl.String)
-            self.checks.append(Check(col, value.is_not_null() & lenient.is_null(), "not a timestamp"))
-            return self._text_time(col, value)
+            lenient = parse_utc(pl.col(col), pl.String)
+            self.checks.append(Check(col, (pl.col(col).str.len_bytes() > 0) & lenient.is_null(), "not a timestamp"))
+            return self._text_time(col, pl.col(col))
         icol = self.find(interval) if interval else None
         if icol is None:
             return pl.lit(None, pl.Datetime("us", "UTC"))
-        value = without_markers(pl.col(icol).cast(pl.String))
-        raw = interval_part(value, part)
+        raw = interval_part(pl.col(icol), part)
         lenient = parse_utc(raw, pl.String)
-        self.checks.append(Check(icol, value.is_not_null() & lenient.is_null(), "not a time interval"))
+        self.checks.append(Check(icol, (pl.col(icol).str.len_bytes() > 0) & lenient.is_null(), "not a time interval"))
         return parse_utc(raw, pl.String, strict=True)
 
     def month(self, *keys: str) -> pl.Expr | None:
@@ -198,7 +184,7 @@ class _Columns:
         if col is None:
             return None
         if self.schema[col] == pl.String:
-            return without_markers(pl.col(col)).str.slice(0, 7)
+            return pl.col(col).str.slice(0, 7)
         return parse_utc(pl.col(col), self.schema[col]).dt.strftime("%Y-%m")
 
     def text_or_map(self, names: tuple[str, ...], map_col: str, *keys: str) -> pl.Expr:
@@ -247,7 +233,7 @@ def _json_from_columns(pairs: list[tuple[str, str]]) -> pl.Expr:
     if not pairs:
         return pl.lit("{}")
     frags = [
-        pl.when(without_markers(pl.col(c).cast(pl.String)).is_not_null()).then(
+        pl.when(pl.col(c).cast(pl.String).str.len_bytes() > 0).then(
             pl.lit('"' + _json_key(k) + '":"') + _json_escape(pl.col(c).cast(pl.String)) + pl.lit('"')
         )
         for k, c in pairs
@@ -287,7 +273,7 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
         if isinstance(dtype, pl.List):
             return cols._looked_up(mcol, f"__json_{squash(mcol)}", _json_from_map(mcol, rename))
         if dtype == pl.String:  # already JSON text (FOCUS Tags, CSV exports of maps)
-            text = without_markers(pl.col(mcol))
+            text = pl.when(pl.col(mcol).str.len_bytes() > 0).then(pl.col(mcol))
             return (_rename_json_text_keys(text) if rename else text).fill_null("{}")
     pairs = []
     for c in cols.schema:
@@ -308,7 +294,7 @@ def _json_value(c: _Columns, *keys: str) -> pl.Expr:
         return pl.lit(None, pl.String)
     dtype = c.schema[col]
     if dtype == pl.String:
-        return without_markers(pl.col(col))
+        return blank_as_null(pl.col(col))
     if isinstance(dtype, pl.Struct):
         return pl.col(col).struct.json_encode()
     if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):

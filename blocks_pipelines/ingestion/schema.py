@@ -211,8 +211,9 @@ def schema_markdown() -> str:
     lines += [
         "", "## Source columns by format", "",
         "`a > b`: a, else b. `-`: the format has no such column (null). FOCUS versions in brackets say where a column",
-        "was added; every FOCUS version from 1.0 to 1.3 is read by the same mapping. Literal null markers (`NULL`,",
-        "`null`, `\\N`, and `NaN` in numeric columns) read as null; in a required column they fail the file.",
+        "was added; every FOCUS version from 1.0 to 1.3 is read by the same mapping. The literal null markers",
+        "SQL-based exporters write in CSV (`NULL`, `null`, `\\N`) and `NaN` in numeric columns (CSV or Parquet)",
+        "read as null; in a required column they fail the file, naming its row and column.",
         "", "| canonical column | legacy CUR (cur1) | CUR 2.0 (cur2) | FOCUS 1.0-1.3 (focus) |",
         "| --- | --- | --- | --- |",
     ]
