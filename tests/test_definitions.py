@@ -64,7 +64,8 @@ def test_sensors_checks_and_op_names_are_per_tenant(root, tenants):
             assert defs.resolve_sensor_def(sensor).name == sensor
         line_items = defs.resolve_assets_def(dg.AssetKey([t, "cur_line_items"]))
         assert {c.name for c in line_items.check_specs} == {
-            "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented"}
+            "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented",
+        "billed_cost_matches_source_per_invoice"}
         assert all(c.asset_key == line_items.key and c.blocking for c in line_items.check_specs)
         assert line_items.backfill_policy == dg.BackfillPolicy.single_run()
         monitoring = defs.resolve_assets_def(dg.AssetKey([t, "sp_monitoring"]))

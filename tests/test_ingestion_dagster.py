@@ -44,7 +44,8 @@ def test_asset_definition_shape(globex, tmp_path):
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()
     assert asset.partitions_def.get_first_partition_key() == "2026-09-01-00:00"
     assert {c.name for c in asset.check_specs} == {
-        "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented"}
+        "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented",
+        "billed_cost_matches_source_per_invoice"}
     assert all(c.blocking for c in asset.check_specs)
     # a tenant whose CUR stops arriving shows as late after 26 h and failed after 36 h (AWS delivers daily at least)
     freshness = next(iter(asset.specs)).freshness_policy
@@ -77,7 +78,7 @@ def test_materialize_a_range_reports_metadata_and_passes_checks(globex, tmp_path
     assert set(md) == {"rows", "hours", "hour_range", "cost_by_line_item_type", "delivery_ids", "replaced_hours"}
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"unblended_matches_source", "no_duplicated_line_items",
-                                              "schema_as_documented"}
+                                              "schema_as_documented", "billed_cost_matches_source_per_invoice"}
     assert all(c.passed for c in checks)
     # the run's detail is written once, on the totals check, not on each of the 72 materializations
     [totals] = [c for c in checks if c.check_name == "unblended_matches_source"]
@@ -176,7 +177,7 @@ def test_a_month_run_keeps_line_items_dated_outside_the_month(globex, tmp_path):
     assert result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"unblended_matches_source": True, "no_duplicated_line_items": True,
-                      "schema_as_documented": True}
+                      "schema_as_documented": True, "billed_cost_matches_source_per_invoice": True}
     md = result.get_asset_materialization_events()[0].materialization.metadata
     [totals] = [c for c in result.get_asset_check_evaluations() if c.check_name == "unblended_matches_source"]
     assert md["rows"].value == 301 and totals.metadata["unblended_by_day"].value["2026-09-30"] == pytest.approx(7.25)
@@ -213,3 +214,34 @@ def test_a_month_run_plans_its_range_in_one_event(globex, tmp_path, monkeypatch)
         assert len(planned[0].event_log_entry.dagster_event.event_specific_data.partitions_subset) == 48
         key = dg.AssetKey(["globex", "cur_line_items"])
         assert len(instance.get_materialized_partitions(key)) == 48
+
+
+def test_a_final_month_run_checks_billed_cost_per_invoice(globex, tmp_path):
+    """Once AWS has invoiced a month (bill/InvoiceId filled), the blocking invoice check compares each invoice."""
+    root = resolve_source_uri(globex.cur_source, get_settings().home)
+    frame = pl.concat([cur2_frame(200, "2026-10", "222222222222", ACCOUNTS, invoice_id="EUINIE26-1"),
+                       cur2_frame(100, "2026-10", "222222222222", ACCOUNTS, invoice_id="EUINIE26-2", offset=200)])
+    write_export_delivery(root, "globex-cur2", [frame], "2026-10", tmp_path / "d")
+    result = dg.materialize([_asset(build_ingestion_defs(globex))], tags={RANGE_START_TAG: "2026-10-01-00:00",
+                                                                          RANGE_END_TAG: "2026-10-31-23:00"})
+    assert result.success
+    [check] = [c for c in result.get_asset_check_evaluations()
+               if c.check_name == "billed_cost_matches_source_per_invoice"]
+    assert check.passed and check.description == "2 invoice(s): billed cost equals the source's"
+    detail = check.metadata["invoices"].value
+    expected = frame.group_by("bill_invoice_id").agg(pl.col("line_item_unblended_cost").sum(), pl.len())
+    for invoice, billed, rows in expected.iter_rows():
+        assert detail[f"2026-10 {invoice}"]["lake_billed"] == pytest.approx(billed, abs=1e-6)
+        assert detail[f"2026-10 {invoice}"]["source_rows"] == detail[f"2026-10 {invoice}"]["lake_rows"] == rows
+
+
+def test_the_invoice_check_fails_naming_the_invoice_that_differs():
+    from blocks_pipelines.ingestion.api import IngestSummary, InvoiceTotals
+    from blocks_pipelines.ingestion.defs import _invoice_check
+
+    summary = IngestSummary("globex", invoices=[InvoiceTotals("2026-10", "INV-1", 3, 3, 10.0, 10.0),
+                                                InvoiceTotals("2026-10", "INV-2", 3, 3, 5.0, 4.99)])
+    check = _invoice_check(summary, dg.AssetKey(["globex", "cur_line_items"]))
+    assert not check.passed and check.description == "billed cost differs for 2026-10 INV-2"
+    assert not summary.matches
+    assert _invoice_check(IngestSummary("globex"), dg.AssetKey(["globex", "cur_line_items"])).passed

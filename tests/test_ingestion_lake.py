@@ -23,6 +23,11 @@ def tenants():
     return {t.id: t for t in load_registry(get_settings().tenants_dir)}
 
 
+def with_billing_accounts(tenant, **ids):
+    """The tenant with other providers' billing accounts registered, as `blocks tenants add-account` writes them."""
+    return tenant.model_validate({**tenant.model_dump(mode="json"), "billing_accounts": ids})
+
+
 def source_root(tenant):
     return resolve_source_uri(tenant.cur_source, get_settings().home)
 
@@ -235,7 +240,10 @@ def test_an_azure_focus_export_keeps_its_provider_and_per_day_totals(blocks_env,
     src = tmp_path / "azure-focus.csv"
     src.write_text(AZURE_FOCUS, encoding="utf-8")
     lake = str(tmp_path / "lake")
-    summary = ingest_delivery("initech", str(src), lake_uri=lake, fmt="auto")
+    initech = with_billing_accounts(tenants()["initech"], azure=[
+        "/providers/Microsoft.Billing/billingAccounts/8a1b2c3d-0000-4a00-9000-000000000001",
+        "8A1B2C3D-0000-4A00-9000-000000000002"])  # spelled as the portal shows it: ids are case-insensitive
+    summary = ingest_delivery(initech, str(src), lake_uri=lake, fmt="auto")
     assert summary.matches and summary.rows == 3
     df = pl.read_parquet(f"{lake}/cur_line_items/tenant_id=initech/**/*.parquet", hive_partitioning=False)
     assert set(df["provider"]) == {"Microsoft Azure"} and set(df["source_format"]) == {"focus"}
@@ -354,7 +362,8 @@ def test_gcp_and_oci_focus_exports_keep_their_provider_and_per_day_totals(blocks
     (folder / "gcp.csv").write_text(GCP_FOCUS)
     (folder / "oci.csv").write_text(OCI_FOCUS)
     lake = str(tmp_path / "lake")
-    summary = ingest_delivery("initech", str(folder), lake_uri=lake)
+    initech = with_billing_accounts(tenants()["initech"], gcp=["01a2b3-c4d5e6-f7a8b9"], oci=["ocid1.tenancy.oc1..aaaa"])
+    summary = ingest_delivery(initech, str(folder), lake_uri=lake)
     assert summary.matches and summary.rows == 4
     assert summary.unblended_by_day == {"2026-05-01": pytest.approx(12.5), "2026-05-02": pytest.approx(1.125)}
     assert summary.cost_by_line_item_type == {"Usage": pytest.approx(15.625), "Credit": pytest.approx(-2.5),

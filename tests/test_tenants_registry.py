@@ -165,3 +165,73 @@ def test_one_tenant_lookup_for_definitions_cli_and_dbt(tmp_path, monkeypatch):
         resolve_tenant("lateco")
     _write(tenants_dir, {**_demo("globex"), "id": "lateco", "name": "Late Co"})
     assert resolve_tenant("lateco").name == "Late Co"
+
+
+AZURE_PATH = "/providers/Microsoft.Billing/billingAccounts/8a1b2c3d-0000-4a00-9000-000000000001"
+AZURE_MCA = "8a1b2c3d-0000-4a00-9000-000000000002:9b2c3d4e-0000-4a00-9000-000000000003_2019-05-31"
+
+
+def test_a_tenant_file_lists_billing_accounts_per_provider(tmp_path):
+    data = _demo("initech")
+    data["billing_accounts"] = {"azure": [AZURE_PATH, AZURE_MCA], "gcp": ["01A2B3-C4D5E6-F7A8B9"],
+                                "oci": ["ocid1.tenancy.oc1..aaaaaaaa5kzqexample"], "other": ["datadog-org-42"]}
+    tenant = load_tenant_file(_write(tmp_path, data))
+    assert tenant.billing_account_ids("azure") == [AZURE_PATH, AZURE_MCA]
+    assert tenant.billing_account_ids("aws") == ["333333333333"]
+    assert tenant.billing_account_ids("gcp") == ["01A2B3-C4D5E6-F7A8B9"]
+
+
+@pytest.mark.parametrize("provider, value, expected", [
+    ("gcp", "01A2B3-C4D5E6", "expected XXXXXX-XXXXXX-XXXXXX"),
+    ("azure", "not-a-guid", "expected /providers/Microsoft.Billing/billingAccounts/<id>, a GUID"),
+    ("oci", "ocid1.compartment.oc1..aaaa", "expected a tenancy OCID"),
+])
+def test_a_malformed_billing_account_names_the_provider_and_the_shape(tmp_path, provider, value, expected):
+    data = _demo("initech")
+    data["billing_accounts"] = {provider: [value]}
+    with pytest.raises(TenantConfigError) as err:
+        load_tenant_file(_write(tmp_path, data))
+    msg = str(err.value)
+    assert f"billing_accounts.{provider}" in msg and repr(value) in msg and expected in msg
+
+
+def test_one_azure_account_spelled_twice_is_refused(tmp_path):
+    data = _demo("initech")
+    data["billing_accounts"] = {"azure": [AZURE_PATH, "8A1B2C3D-0000-4A00-9000-000000000001"]}
+    with pytest.raises(TenantConfigError, match="listed more than once"):
+        load_tenant_file(_write(tmp_path, data))
+
+
+def test_cli_add_registers_other_clouds_accounts_and_add_account_extends_them(blocks_env):
+    runner = CliRunner()
+    result = runner.invoke(main, ["tenants", "add", "--id", "umbrella", "--name", "Umbrella", "--payer",
+                                  "444444444444", "--format", "focus", "--history-start", "2026-01-01",
+                                  "--azure-billing-account", AZURE_PATH, "--oci-tenancy",
+                                  "ocid1.tenancy.oc1..aaaaaaaa5kzqexample"])
+    assert result.exit_code == 0, result.output
+    path = get_settings().tenants_dir / "umbrella.yaml"
+    assert yaml.safe_load(path.read_text())["billing_accounts"] == {
+        "azure": [AZURE_PATH], "oci": ["ocid1.tenancy.oc1..aaaaaaaa5kzqexample"]}  # no empty providers written
+    # the same account in another spelling is not added twice; a new GCP account is
+    result = runner.invoke(main, ["tenants", "add-account", "umbrella", "--azure-billing-account",
+                                  "8A1B2C3D-0000-4A00-9000-000000000001", "--gcp-billing-account",
+                                  "01a2b3-c4d5e6-f7a8b9"])
+    assert result.exit_code == 0, result.output
+    assert "added 01a2b3-c4d5e6-f7a8b9" in result.output
+    tenant = load_tenant_file(path)
+    assert tenant.billing_account_ids("azure") == [AZURE_PATH]
+    assert tenant.billing_account_ids("gcp") == ["01a2b3-c4d5e6-f7a8b9"]
+    before = path.read_text()
+    result = runner.invoke(main, ["tenants", "add-account", "umbrella", "--gcp-billing-account", "01A2B3-C4D5E6"])
+    assert result.exit_code != 0 and "'01A2B3-C4D5E6' is not a Google Cloud billing account id" in result.output
+    assert path.read_text() == before
+    assert runner.invoke(main, ["tenants", "add-account", "nobody", "--oci-tenancy", "x"]).exit_code != 0
+    assert runner.invoke(main, ["tenants", "validate"]).exit_code == 0
+
+
+def test_cli_add_refuses_a_malformed_other_cloud_account(blocks_env):
+    result = CliRunner().invoke(main, ["tenants", "add", "--id", "umbrella", "--name", "Umbrella", "--payer",
+                                       "444444444444", "--history-start", "2026-01-01",
+                                       "--gcp-billing-account", "01A2B3C4D5E6F7A8B9"])
+    assert result.exit_code != 0 and "billing_accounts.gcp" in result.output and "Traceback" not in result.output
+    assert not (get_settings().tenants_dir / "umbrella.yaml").exists()

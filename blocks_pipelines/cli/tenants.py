@@ -11,6 +11,7 @@ import click
 from pydantic import TypeAdapter, ValidationError
 
 from blocks_pipelines.settings import get_settings
+from blocks_pipelines.tenants import billing_accounts as ba
 from blocks_pipelines.tenants.config import (
     AccountId,
     TenantConfig,
@@ -84,10 +85,14 @@ def validate(config_dir: str | None, files: tuple[str, ...]) -> None:
 def new_tenant(
     tenant_id: str, name: str, payer: str, fmt: str, source_uri: str | None, report_name: str | None,
     history_start: date, max_hourly_commitment: float, role_arn: str | None = None,
+    billing_accounts: dict[str, list[str]] | None = None,
 ) -> TenantConfig:
-    """A tenant with safe defaults: data-read scope only, connection pending, a fresh unguessable ExternalId."""
+    """A tenant with safe defaults: data-read scope only, connection pending, a fresh unguessable ExternalId.
+    billing_accounts: other providers' accounts by provider (azure, gcp, oci, other), whose FOCUS it ingests."""
+    other = {p: ids for p, ids in (billing_accounts or {}).items() if ids}
     return TenantConfig.model_validate(
         {
+            **({"billing_accounts": other} if other else {}),
             "id": tenant_id,
             "name": name,
             "billing_mode": "blocks_vendor",
@@ -120,6 +125,20 @@ def _account_id(value: str) -> str:
         raise click.BadParameter(f"an AWS account id is 12 digits, got {value!r} ({len(value)} characters)") from None
 
 
+def _billing_account_options(command):
+    """--azure-billing-account, --gcp-billing-account, --oci-tenancy, --other-billing-account (each repeatable)."""
+    helps = {
+        "azure": "Azure billing account: /providers/Microsoft.Billing/billingAccounts/<id> or its GUID name.",
+        "gcp": "Google Cloud billing account, XXXXXX-XXXXXX-XXXXXX.",
+        "oci": "OCI tenancy OCID, ocid1.tenancy.oc1..<unique id>.",
+        "other": "Billing account id at another FOCUS provider (as its export writes BillingAccountId).",
+    }
+    for provider in reversed(("azure", "gcp", "oci", "other")):
+        command = click.option(ba.CLI_FLAGS[provider], provider, multiple=True,
+                               help=helps[provider] + " Repeatable.")(command)
+    return command
+
+
 @tenants.command("add")
 @config_option
 @click.option("--id", "tenant_id", required=True, help="Tenant id: lowercase letters, digits and _.")
@@ -133,21 +152,67 @@ def _account_id(value: str) -> str:
 @click.option("--max-hourly-commitment", type=float, default=10.0, show_default=True, help="SP cap in $/h.")
 @click.option("--role-arn", default=None, help="Data-read role ARN (default: <payer>:role/BlocksDataRead).")
 @click.option("--force", is_flag=True, help="Overwrite an existing tenant file.")
+@_billing_account_options
 def add(config_dir, tenant_id, name, payer, fmt, source_uri, report_name, history_start, max_hourly_commitment,
-        role_arn, force) -> None:
-    """Register a new tenant (writes assets_config/tenants/<id>.yaml after validating it)."""
+        role_arn, force, azure, gcp, oci, other) -> None:
+    """Register a new tenant (writes assets_config/tenants/<id>.yaml after validating it).
+
+    A multi-cloud tenant also lists its Azure, Google Cloud or OCI billing accounts: their FOCUS exports are then
+    ingested beside the AWS CUR, and rows billed to any other account are refused."""
     directory = _tenants_dir(config_dir)
     path = directory / f"{tenant_id}.yaml"
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to overwrite")
     try:
         tenant = new_tenant(tenant_id, name, payer, fmt, source_uri, report_name, history_start.date(),
-                            max_hourly_commitment, role_arn)
+                            max_hourly_commitment, role_arn,
+                            {"azure": list(azure), "gcp": list(gcp), "oci": list(oci), "other": list(other)})
     except ValidationError as exc:
         raise click.ClickException(f"{path}: " + "; ".join(describe_validation_error(exc))) from exc
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_tenant(tenant))
     click.echo(f"wrote {path}")
+
+
+def with_billing_accounts(tenant: TenantConfig, new: dict[str, list[str]]) -> tuple[TenantConfig, list[str]]:
+    """The tenant with new billing accounts added to its lists (ids it already has are skipped, in any spelling);
+    also returns the ids added."""
+    current = tenant.billing_accounts.model_dump() if tenant.billing_accounts else {}
+    added = []
+    for provider, ids in new.items():
+        listed = list(current.get(provider, []))
+        for i in ids:
+            if not ba.matches(provider, listed, i):
+                listed.append(i)
+                added.append(i)
+        current[provider] = listed
+    doc = tenant.model_dump(mode="json", exclude_none=True)
+    doc["billing_accounts"] = {p: ids for p, ids in current.items() if ids}
+    return TenantConfig.model_validate(doc), added
+
+
+@tenants.command("add-account")
+@config_option
+@click.argument("tenant_id")
+@_billing_account_options
+def add_account(config_dir, tenant_id, azure, gcp, oci, other) -> None:
+    """Register more billing accounts (Azure, Google Cloud, OCI...) for an existing tenant: its FOCUS exports from
+    those accounts are then accepted. Rewrites assets_config/tenants/<id>.yaml after validating it."""
+    new = {"azure": list(azure), "gcp": list(gcp), "oci": list(oci), "other": list(other)}
+    if not any(new.values()):
+        raise click.UsageError("give at least one account, e.g. --azure-billing-account "
+                               "/providers/Microsoft.Billing/billingAccounts/<id>")
+    path = _tenants_dir(config_dir) / f"{tenant_id}.yaml"
+    if not path.exists():
+        raise click.ClickException(f"{path} does not exist: register the tenant first (blocks tenants add)")
+    try:
+        tenant, added = with_billing_accounts(load_tenant_file(path), new)
+    except TenantConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except ValidationError as exc:
+        raise click.ClickException(f"{path}: " + "; ".join(describe_validation_error(exc))) from exc
+    path.write_text(dump_tenant(tenant))
+    click.echo(f"wrote {path}: added {', '.join(added)}" if added else f"{path}: every account was already listed")
 
 
 def _attach_setup() -> None:

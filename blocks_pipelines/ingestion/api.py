@@ -12,7 +12,7 @@ import polars as pl
 
 from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source, month_bounds
 from blocks_pipelines.ingestion.lake_writer import (
-    Slice, lake_totals, replace_slice, staged_days, totals_by_day, totals_by_period,
+    Slice, lake_invoice_totals, lake_totals, replace_slice, staged_days, totals_by_day, totals_by_period,
 )
 from blocks_pipelines.ingestion.staging import Staged, stage_delivery
 from blocks_pipelines.settings import get_settings
@@ -37,6 +37,23 @@ class PeriodTotals:
 
 
 @dataclass
+class InvoiceTotals:
+    """One invoice of a final month: its BilledCost (CUR unblended cost) summed from the source file's own cost
+    column, and from the lake after the write."""
+
+    billing_period: str
+    invoice_id: str
+    source_rows: int
+    lake_rows: int
+    source_billed: float
+    lake_billed: float
+
+    @property
+    def matches(self) -> bool:
+        return self.source_rows == self.lake_rows and abs(self.source_billed - self.lake_billed) <= MATCH_TOLERANCE
+
+
+@dataclass
 class IngestSummary:
     tenant_id: str
     deliveries: list[dict] = field(default_factory=list)  # delivery_id, billing_period, format, files, is_final
@@ -46,21 +63,30 @@ class IngestSummary:
     cost_by_line_item_type: dict[str, float] = field(default_factory=dict)  # unblended
     amortized_by_line_item_type: dict[str, float] = field(default_factory=dict)
     periods: list[PeriodTotals] = field(default_factory=list)
+    invoices: list[InvoiceTotals] = field(default_factory=list)  # where the source has invoice ids
     # the lake's unblended cost per usage day (UTC) after the write, read back: what per-day checks compare
     unblended_by_day: dict[str, float] = field(default_factory=dict)
     # [start, end) of the hours the write replaced (UTC ISO): the run's hours, stretched to a delivery's rows
     replaced_hours: list[str] = field(default_factory=list)
+    # the billing accounts whose rows the write replaced (empty: every row of those hours)
+    replaced_accounts: list[str] = field(default_factory=list)
     # wall seconds per stage: read_normalize_split and validate (staging), publish (lake swap), verify (read back)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def matches(self) -> bool:
-        return all(p.matches for p in self.periods)
+        return all(p.matches for p in self.periods) and self.invoices_match
+
+    @property
+    def invoices_match(self) -> bool:
+        return all(i.matches for i in self.invoices)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         for p, obj in zip(out["periods"], self.periods):
             p["matches"] = obj.matches
+        for i, obj in zip(out["invoices"], self.invoices):
+            i["matches"] = obj.matches
         out["matches"] = self.matches
         return out
 
@@ -68,12 +94,12 @@ class IngestSummary:
 def _slice_for(staged: Staged, hour_range: tuple[datetime, datetime] | None) -> Slice:
     """A month delivery replaces its whole billing period(s), stretched to any rows dated outside them."""
     if hour_range is not None:
-        return Slice(hour_range[0], hour_range[1], staged.billing_periods)
+        return Slice(hour_range[0], hour_range[1], staged.billing_periods, billing_accounts=staged.accounts)
     bounds = [month_bounds(bp) for bp in staged.billing_periods]
     first, last = staged.usage_bounds()
     start = min([b[0] for b in bounds] + [first])
     end = max([b[1] for b in bounds] + [last + timedelta(hours=1)])
-    return Slice(start, end, staged.billing_periods)
+    return Slice(start, end, staged.billing_periods, billing_accounts=staged.accounts)
 
 
 def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days: int) -> None:
@@ -102,6 +128,14 @@ def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days:
         "format": staged.fmt, "manifest": d.manifest_uri, "files": len(d.data_files),
         "is_final": bool(per_bp["invoiced_rows"].sum()),
     })
+
+
+def _compare_invoices(summary: IngestSummary, source: pl.DataFrame, lake: pl.DataFrame) -> None:
+    got = {(r["billing_period"], r["invoice_id"]): r for r in lake.iter_rows(named=True)}
+    for bp, invoice, rows, billed in source.select("billing_period", "invoice_id", "rows", "billed_cost").iter_rows():
+        lake_row = got.get((bp, invoice), {"rows": 0, "billed_cost": 0})
+        summary.invoices.append(InvoiceTotals(bp, invoice, int(rows), int(lake_row["rows"]), float(billed or 0),
+                                              float(lake_row["billed_cost"] or 0)))
 
 
 def _hours_of(delivery: Delivery,
@@ -136,11 +170,17 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
         if slices:
             summary.replaced_hours = [min(sl.start for sl in slices).isoformat(),
                                       max(sl.end for sl in slices).isoformat()]
+            if all(sl.billing_accounts is not None for sl in slices):
+                summary.replaced_accounts = sorted(set().union(*(sl.billing_accounts for sl in slices)))
         for i, (s, sl) in enumerate(zip(staged, slices)):
             t0 = time.perf_counter()
             changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress)
             t1 = time.perf_counter()
             lake = lake_totals(lake_uri, tenant.id, sl, work / f"r{i}")
+            if s.invoices is not None and s.invoices.height:
+                ids = s.invoices["invoice_id"].unique().to_list()
+                lake_invoices = lake_invoice_totals(lake_uri, tenant.id, sl, ids, work / f"r{i}")
+                _compare_invoices(summary, s.invoices, lake_invoices)
             _add_seconds(summary, {**s.seconds, "publish": t1 - t0, "verify": time.perf_counter() - t1})
             _summarize(summary, s, lake, len(changed))
     return summary

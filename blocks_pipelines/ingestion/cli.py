@@ -43,7 +43,10 @@ def ingest(source: str | None, tenant_id: str, lake_uri: str | None, fmt: str, f
         summary = _from_source(source, tenant_id, lake_uri, fmt)
     click.echo(json.dumps(summary, indent=2, default=str))
     if not summary["matches"]:
-        raise click.ClickException("lake totals differ from the source totals (see periods)")
+        differ = [f"{i['billing_period']} invoice {i['invoice_id']}" for i in summary.get("invoices", [])
+                  if not i["matches"]]
+        raise click.ClickException("lake totals differ from the source totals (see "
+                                   + (f"invoices: {', '.join(differ[:5])})" if differ else "periods)"))
 
 
 def _from_source(source: str, tenant_id: str, lake_uri: str | None, fmt: str) -> dict:

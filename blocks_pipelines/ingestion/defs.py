@@ -43,6 +43,7 @@ CUR_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=36), 
 CHECK_TOTALS = "unblended_matches_source"
 CHECK_DUPLICATES = "no_duplicated_line_items"
 CHECK_SCHEMA = "schema_as_documented"
+CHECK_INVOICES = "billed_cost_matches_source_per_invoice"
 
 
 def _deliveries_for(tenant: TenantConfig, tags: dict[str, str], start: datetime, end: datetime) -> "list[Delivery]":
@@ -87,6 +88,7 @@ def _run_detail(summary: "IngestSummary") -> dict:
         "amortized_by_line_item_type": dg.MetadataValue.json(summary.amortized_by_line_item_type),
         "deliveries": dg.MetadataValue.json(summary.deliveries),
         "days_written": dg.MetadataValue.int(summary.days_written),
+        "invoices": dg.MetadataValue.int(len(summary.invoices)),
         "seconds_by_stage": dg.MetadataValue.json(summary.seconds),
     }
 
@@ -106,7 +108,9 @@ def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
     lake_uri = get_settings().lake_uri
     periods = frozenset(p.billing_period for p in summary.periods)
     replaced = [datetime.fromisoformat(t) for t in summary.replaced_hours] or [start, end]
-    sl = Slice(min(start, replaced[0]), max(end, replaced[1]), periods)  # checks see every row the write replaced
+    accounts = frozenset(summary.replaced_accounts) or None
+    # checks see every row the write replaced, and only those (another provider's rows of the month are not its own)
+    sl = Slice(min(start, replaced[0]), max(end, replaced[1]), periods, billing_accounts=accounts)
     with tempfile.TemporaryDirectory(prefix="blocks-check-") as tmp:
         source_rows = {p.billing_period: p.source_rows for p in summary.periods}
         dup = check_no_duplicates(lake_uri, tenant.id, sl, source_rows, Path(tmp) / "dup")
@@ -124,8 +128,26 @@ def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
                             metadata={"lake_rows": dg.MetadataValue.json(dup.metadata)}),
         dg.AssetCheckResult(check_name=CHECK_SCHEMA, passed=schema.passed, asset_key=key,
                             description=schema.description, metadata=schema.metadata),
+        _invoice_check(summary, key),
     ]
     return dg.MaterializeResult(metadata=_metadata(summary, start, end), check_results=checks)
+
+
+def _invoice_check(summary: "IngestSummary", key: dg.AssetKey) -> dg.AssetCheckResult:
+    """Per invoice id (final months; FOCUS 1.2+ InvoiceId, CUR bill/InvoiceId): lake BilledCost equals the source's.
+    A month not yet invoiced has no ids: the check passes and says so."""
+    differ = [i for i in summary.invoices if not i.matches]
+    if not summary.invoices:
+        description = "no invoice ids in the source (month not final): nothing to compare"
+    elif differ:
+        description = "billed cost differs for " + ", ".join(f"{i.billing_period} {i.invoice_id}" for i in differ[:5])
+    else:
+        description = f"{len(summary.invoices)} invoice(s): billed cost equals the source's"
+    detail = {f"{i.billing_period} {i.invoice_id}": {"source_billed": i.source_billed, "lake_billed": i.lake_billed,
+                                                     "source_rows": i.source_rows, "lake_rows": i.lake_rows}
+              for i in (differ or summary.invoices)[:50]}  # bounded: an Azure month can hold many invoices
+    return dg.AssetCheckResult(check_name=CHECK_INVOICES, passed=not differ, asset_key=key, description=description,
+                               metadata={"invoices": dg.MetadataValue.json(detail)})
 
 
 @lru_cache(maxsize=1)
@@ -139,6 +161,8 @@ def _template() -> dg.AssetsDefinition:
                           description="One delivery per billing month in the lake, with the source's row count."),
         dg.AssetCheckSpec(CHECK_SCHEMA, asset=key, blocking=True,
                           description="Lake files have the documented canonical schema, no blank required value."),
+        dg.AssetCheckSpec(CHECK_INVOICES, asset=key, blocking=True,
+                          description="Per invoice id of a final month, the lake's billed cost equals the source's."),
     ]
     # any hourly partitions: every copy replaces them with its tenant's (history_start differs)
     partitions = dg.HourlyPartitionsDefinition(start_date="2020-01-01-00:00", timezone="UTC", fmt=PARTITION_FMT)

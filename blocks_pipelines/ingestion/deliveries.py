@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from blocks_pipelines.ingestion.errors import AmbiguousSourceError, CorruptFileError, MissingFileError
-from blocks_pipelines.ingestion.readers import is_data_file
+from blocks_pipelines.ingestion.readers import NULL_MARKERS, is_data_file
 from blocks_pipelines.ingestion.timeparse import parse_manifest_time
 from blocks_pipelines.lake import fs
 from blocks_pipelines.settings import get_settings
@@ -251,7 +251,7 @@ def peek_invoice_id(uri: str, head: int = 1 << 18) -> str | None:
 
 def _invoice_from_csv(raw: bytes) -> str | None:
     text = raw[: raw.rfind(b"\n") + 1] or raw
-    df = pl.read_csv(io.BytesIO(text), infer_schema=False)
+    df = pl.read_csv(io.BytesIO(text), infer_schema=False, null_values=list(NULL_MARKERS))  # NULL is no invoice
     col = next((c for c in INVOICE_COLUMNS if c in df.columns), None)
     if col is None:
         return None

@@ -50,7 +50,11 @@ class UnknownLineItemTypeError(IngestError):
 
 
 class WrongPayerError(IngestError):
-    """Rows billed to a payer account that is not this tenant's."""
+    """Rows billed to a payer (or another provider's billing) account that is not this tenant's."""
+
+
+class MalformedAccountIdError(IngestError):
+    """A billing account id in the file that no provider issues (13 digits for AWS, a cut Azure id...)."""
 
 
 class FormatDetectionError(IngestError):

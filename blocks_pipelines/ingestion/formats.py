@@ -25,6 +25,12 @@ def squash(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def blank_as_null(e: pl.Expr) -> pl.Expr:
+    """Text with blanks as null. Literal null markers (NULL, \\N) never get here: the CSV reader reads them as null
+    (readers.NULL_MARKERS), and NaN, pandas' marker for numbers, parses as a float that number() makes null."""
+    return pl.when(e.str.len_bytes() > 0).then(e)
+
+
 @dataclass(frozen=True)
 class SourceContext:
     tenant_id: str
@@ -42,15 +48,30 @@ class Check:
     problem: str
 
 
-def detect_format(columns: list[str]) -> str:
+# Column names that identify each format (a FOCUS file of any version, 1.0 to 1.3, has these two).
+FOCUS_SIGNATURE = ("BilledCost", "ChargePeriodStart")
+DETECTION_FIX = (
+    "ingest a cost export as the provider writes it: from AWS a CUR 2.0 or FOCUS export (AWS Data Exports) or a "
+    "legacy CUR; from Azure, Google Cloud or OCI their FOCUS export. If the file is one of these with renamed "
+    "columns, pass --format cur1|cur2|focus"
+)
+
+
+def _columns_seen(columns: list[str], limit: int = 12) -> str:
+    shown = ", ".join(columns[:limit])
+    return f"{shown}, ... ({len(columns)} columns)" if len(columns) > limit else f"{shown} ({len(columns)} columns)"
+
+
+def detect_format(columns: list[str], file: str | None = None) -> str:
     names = {c.lstrip("\ufeff") for c in columns}  # a UTF-8 BOM sticks to the first header of some CSV exports
-    if {"BilledCost", "ChargePeriodStart"} <= names:
+    if set(FOCUS_SIGNATURE) <= names:
         return "focus"
     squashed = {squash(c) for c in columns}
     if "lineitemlineitemtype" not in squashed:
         raise FormatDetectionError(
-            "columns match neither legacy CUR, CUR 2.0 nor FOCUS (no lineItem/LineItemType, no BilledCost)",
-            fix="point the ingester at a CUR or FOCUS data file, or pass --format",
+            "the columns match no format the platform reads (legacy CUR, CUR 2.0, FOCUS 1.0-1.3): no "
+            f"lineItem/LineItemType and no BilledCost + ChargePeriodStart; columns seen: {_columns_seen(columns)}",
+            file=file, fix=DETECTION_FIX,
         )
     if any("/" in c for c in columns):
         return "cur1"
@@ -119,7 +140,7 @@ class _Columns:
         if col is None:
             return pl.lit(None, pl.String)
         e = pl.col(col).cast(pl.String)
-        return pl.when(e.str.len_bytes() > 0).then(e) if self.schema[col] == pl.String else e
+        return blank_as_null(e) if self.schema[col] == pl.String else e
 
     def number(self, *keys: str) -> pl.Expr:
         col = self.find(*keys)
@@ -127,12 +148,13 @@ class _Columns:
             return pl.lit(None, pl.Float64)
         dtype = self.schema[col]
         if dtype != pl.String:
-            return pl.col(col).cast(pl.Float64)
+            return pl.col(col).cast(pl.Float64).fill_nan(None)
         raw = pl.col(col).str.strip_chars()
         lenient = raw.cast(pl.Float64, strict=False)
         self.checks.append(Check(col, (raw.str.len_bytes() > 0) & lenient.is_null(), "not a number"))
-        # strict: a bad value stops the read, and only then are the checks run to say which cell it was
-        return pl.col(col).cast(pl.Float64, strict=True)
+        # strict: a bad value stops the read, and only then are the checks run to say which cell it was.
+        # NaN (written by pandas and Spark for a missing number) is null, as in a nullable Parquet column.
+        return pl.col(col).cast(pl.Float64, strict=True).fill_nan(None)
 
     def _text_time(self, col: str, raw: pl.Expr) -> pl.Expr:
         fmt = None
@@ -264,6 +286,25 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
     return _json_from_columns(pairs)
 
 
+def _json_value(c: _Columns, *keys: str) -> pl.Expr:
+    """A FOCUS JSON column (ContractApplied, AllocatedMethodDetails) as JSON text: CSV holds the text, Parquet a
+    struct, a list of structs or a map (read as a list of {key, value})."""
+    col = c.find(*keys)
+    if col is None:
+        return pl.lit(None, pl.String)
+    dtype = c.schema[col]
+    if dtype == pl.String:
+        return blank_as_null(pl.col(col))
+    if isinstance(dtype, pl.Struct):
+        return pl.col(col).struct.json_encode()
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+        if {f.name for f in dtype.inner.fields} == {"key", "value"}:
+            return pl.when(pl.col(col).is_not_null()).then(_json_from_map(col, rename_prefixes=False))
+        items = pl.col(col).list.eval(pl.element().struct.json_encode()).list.join(",")
+        return pl.lit("[") + items + pl.lit("]")
+    return pl.col(col).cast(pl.String)
+
+
 CUR_REQUIRED = {
     "lineItem/LineItemType": ("lineItem/LineItemType",),
     "lineItem/UsageStartDate": ("lineItem/UsageStartDate", "identity/TimeInterval"),
@@ -281,16 +322,57 @@ FOCUS_REQUIRED = {
 }
 
 
-def check_required(fmt: str, columns: list[str], file: str) -> None:
+def check_required(fmt: str, columns: list[str], file: str, given_by: str | None = None) -> None:
+    """Raise MissingColumnError when a column the format needs is absent. given_by: where the format came from when
+    it was not read from the columns (`--format`, the delivery's manifest), so the message never claims detection."""
     cols = _Columns({c: pl.String for c in columns}, None, False)
     required = FOCUS_REQUIRED if fmt == "focus" else CUR_REQUIRED
     missing = [name for name, alts in required.items() if all(cols.find(a) is None for a in alts)]
-    if missing:
-        raise MissingColumnError(
-            f"required {fmt} column(s) missing: {', '.join(missing)}",
-            file=file, column=missing[0],
-            fix=f"export the report with these columns (or pass the right --format; detected {fmt})",
-        )
+    if not missing:
+        return
+    problem = f"required {fmt} column(s) missing: {', '.join(missing)}"
+    if given_by:
+        try:
+            looks_like = detect_format(columns, file)
+        except FormatDetectionError:
+            looks_like = None
+        other = looks_like if looks_like and looks_like != fmt else None
+        problem += f" (format {fmt} from {given_by}" + (f"; the columns are {other}'s)" if other else ")")
+        fix = (f"pass --format {other} (or --format auto)" if other
+               else "export the report with these columns, or pass the format the file is in (--format auto)")
+    else:
+        fix = f"the columns were detected as {fmt}: export the report with these columns, or pass --format"
+    raise MissingColumnError(problem, file=file, column=missing[0], fix=fix)
+
+
+# The source column a required canonical value comes from, to name it when a row has none.
+_REQUIRED_SOURCES = {
+    "focus": {
+        "provider": ("ProviderName", "ServiceProviderName"), "billing_period": ("BillingPeriodStart",),
+        "usage_start": ("ChargePeriodStart",), "usage_end": ("ChargePeriodEnd",), "usage_date": ("ChargePeriodStart",),
+        "payer_account_id": ("BillingAccountId",), "usage_account_id": ("SubAccountId", "BillingAccountId"),
+        "line_item_type": ("ChargeCategory",), "currency": ("BillingCurrency",), "unblended_cost": ("BilledCost",),
+        "amortized_cost": ("EffectiveCost", "BilledCost"), "public_on_demand_cost": ("ListCost", "BilledCost"),
+        "usage_amount": ("ConsumedQuantity", "PricingQuantity"),
+    },
+    "cur": {
+        "billing_period": ("billing_period", "bill/BillingPeriodStartDate"),
+        "usage_start": ("lineItem/UsageStartDate", "identity/TimeInterval"),
+        "usage_date": ("lineItem/UsageStartDate", "identity/TimeInterval"),
+        "usage_end": ("lineItem/UsageEndDate", "identity/TimeInterval"),
+        "payer_account_id": ("bill/PayerAccountId",), "usage_account_id": ("lineItem/UsageAccountId",),
+        "line_item_type": ("lineItem/LineItemType",), "currency": ("lineItem/CurrencyCode",),
+        "unblended_cost": ("lineItem/UnblendedCost",), "amortized_cost": ("lineItem/UnblendedCost",),
+        "usage_amount": ("lineItem/UsageAmount",),
+    },
+}
+
+
+def source_column(fmt: str, columns: list[str], canonical: str) -> str:
+    """The file's column a canonical column is read from (the canonical name when it has no single source)."""
+    cols = _Columns({c: pl.String for c in columns}, None, False)
+    names = _REQUIRED_SOURCES["focus" if fmt == "focus" else "cur"].get(canonical, ())
+    return next((found for n in names if (found := cols.find(n)) is not None), canonical)
 
 
 def _amortized(lit: pl.Expr, unblended: pl.Expr, c: _Columns) -> pl.Expr:
@@ -319,8 +401,14 @@ def _cur_columns(c: _Columns, fmt: str, ctx: SourceContext) -> dict[str, pl.Expr
     if billing_period is None:
         billing_period = pl.lit(ctx.billing_period) if ctx.billing_period else start.dt.strftime("%Y-%m")
     public = c.number("pricing/publicOnDemandCost").fill_null(0.0)
+    # AWS Marketplace rows: the seller of record is the service provider (FOCUS 1.3 ServiceProviderName semantics)
+    marketplace = c.text("bill/BillingEntity") == "AWS Marketplace"
     return {
         "provider": pl.lit("AWS"),
+        "service_provider": pl.coalesce(pl.when(marketplace).then(c.text("lineItem/LegalEntity")), pl.lit("AWS")),
+        "host_provider": pl.lit("AWS"),
+        "invoice_issuer": c.text("bill/InvoicingEntity"),
+        "pricing_currency": c.text("pricing/currency"),
         "billing_period": billing_period,
         "usage_start": start,
         "usage_end": pl.coalesce(end, start + pl.duration(hours=1)),  # an export without UsageEndDate: hourly rows
@@ -378,7 +466,8 @@ def _focus_line_item_type(c: _Columns) -> pl.Expr:
         .when(cat == "Tax").then(pl.lit("Tax"))
         .when(cat == "Credit").then(pl.lit("Credit"))
         .when(cat == "Adjustment").then(pl.lit("Refund"))
-        .otherwise(pl.lit("Unknown:") + raw.fill_null("(blank)"))
+        .when(raw.is_not_null()).then(pl.lit("Unknown:") + raw)
+        .otherwise(pl.lit(None, pl.String))  # blank or a null marker: reported as a blank required ChargeCategory
     )
 
 
@@ -387,10 +476,11 @@ _USAGE_TYPE_INSTANCE = r":((?:db\.|cache\.|ml\.)?[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]
 
 
 def _focus_instance_type(c: _Columns) -> pl.Expr:
-    """FOCUS has no instance type column: AWS's x_ columns, then SkuPriceDetails, then the usage type's suffix."""
+    """FOCUS has no instance type column: AWS's x_ columns, then SkuPriceDetails, then the usage type's suffix
+    (x_UsageType in AWS's FOCUS 1.0, SkuMeter from 1.2)."""
     options = [c.text("x_InstanceType", "x_instance_type", "InstanceType")]
     options.append(c.map_value("SkuPriceDetails", "x_InstanceType", "InstanceType", "instanceType"))  # JSON or MAP
-    options.append(c.text("x_UsageType").str.extract(_USAGE_TYPE_INSTANCE, 1))
+    options.append(pl.coalesce(c.text("x_UsageType"), c.text("SkuMeter")).str.extract(_USAGE_TYPE_INSTANCE, 1))
     return pl.coalesce(options)
 
 
@@ -404,7 +494,14 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
     commitment = c.text("CommitmentDiscountId")
     effective = c.number("EffectiveCost")
     return {
-        "provider": pl.coalesce(c.text("ProviderName"), c.text("ServiceProviderName"), pl.lit("AWS")),
+        # ProviderName (1.0-1.2, deprecated in 1.3) and its 1.3 replacement ServiceProviderName; a file with neither
+        # column is taken as AWS's (its FOCUS 1.0 preview had none)
+        "provider": _either(c, "ProviderName", "ServiceProviderName", default="AWS"),
+        "service_provider": _either(c, "ServiceProviderName", "ProviderName"),
+        "host_provider": c.text("HostProviderName"),
+        "invoice_issuer": c.text("InvoiceIssuerName", "InvoiceIssuer"),
+        "billing_account_type": c.text("BillingAccountType"),
+        "sub_account_type": c.text("SubAccountType"),
         "billing_period": billing_period,
         "usage_start": start,
         "usage_end": pl.coalesce(c.time("ChargePeriodEnd"), start + pl.duration(hours=1)),
@@ -413,7 +510,8 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
         "line_item_type": _focus_line_item_type(c),
         "service": pl.coalesce(c.text("x_ServiceCode"), c.text("ServiceName")),
         "service_name": c.text("ServiceName"),
-        "usage_type": c.text("x_UsageType"),
+        # AWS's FOCUS 1.2 export dropped x_UsageType: its usage type is the SkuMeter column now
+        "usage_type": pl.coalesce(c.text("x_UsageType"), c.text("SkuMeter")),
         "operation": c.text("x_Operation"),
         "region": pl.coalesce(c.text("RegionId"), c.text("Region")),
         "availability_zone": c.text("AvailabilityZone"),
@@ -424,6 +522,10 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
         "usage_amount": pl.coalesce(c.number("ConsumedQuantity"), c.number("PricingQuantity"), pl.lit(0.0)),
         "pricing_unit": pl.coalesce(c.text("ConsumedUnit"), c.text("PricingUnit")),
         "currency": c.text("BillingCurrency"),
+        "pricing_currency": c.text("PricingCurrency"),
+        "pricing_currency_effective_cost": c.number("PricingCurrencyEffectiveCost"),
+        "pricing_currency_list_unit_price": c.number("PricingCurrencyListUnitPrice"),
+        "pricing_currency_contracted_unit_price": c.number("PricingCurrencyContractedUnitPrice"),
         "unblended_cost": billed,
         "amortized_cost": pl.coalesce(effective, billed),
         "public_on_demand_cost": pl.coalesce(c.number("ListCost"), billed),
@@ -433,9 +535,23 @@ def _focus_columns(c: _Columns, ctx: SourceContext) -> dict[str, pl.Expr]:
         "savings_plan_used_commitment": pl.lit(None, pl.Float64),
         "reservation_arn": pl.when(ctype.str.contains("reserv")).then(commitment),
         "invoice_id": c.text("InvoiceId"),
+        "contract_applied": _json_value(c, "ContractApplied"),
+        "allocated_method_id": c.text("AllocatedMethodId"),
+        "allocated_method_details": _json_value(c, "AllocatedMethodDetails"),
+        "allocated_resource_id": c.text("AllocatedResourceId"),
+        "allocated_resource_name": c.text("AllocatedResourceName"),
+        "allocated_tags": _json_text(c, "AllocatedTags", (), rename=False) if c.find("AllocatedTags") else None,
         "tags": _json_text(c, "Tags", (), rename=False),
         "cost_categories": _json_text(c, "x_CostCategories", (), rename=False),
     }
+
+
+def _either(c: _Columns, *names: str, default: str | None = None) -> pl.Expr:
+    """The first of names present in the file, per row the first non-null; default only when none is present."""
+    present = [c.text(n) for n in names if c.find(n) is not None]
+    if not present:
+        return pl.lit(default, pl.String)
+    return pl.coalesce(present)
 
 
 def _charge_class(lit: pl.Expr) -> pl.Expr:
@@ -498,7 +614,9 @@ def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext, sample: p
         "source_format": pl.lit(fmt),
         "delivery_id": pl.lit(ctx.delivery_id),
     }
-    out = [exprs[name].cast(dtype).alias(name) for name, dtype in CANONICAL_SCHEMA.items()]
+    # columns a format has no source for (FOCUS-only ones in CUR) are null
+    out = [(exprs.get(name) if exprs.get(name) is not None else pl.lit(None)).cast(dtype).alias(name)
+           for name, dtype in CANONICAL_SCHEMA.items()]
     return Plan(out, cols.checks, cols.lookups, maps)
 
 

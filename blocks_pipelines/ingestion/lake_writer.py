@@ -27,12 +27,15 @@ _DAY_DIR = re.compile(r"usage_date=(\d{4}-\d{2}-\d{2})")
 @dataclass(frozen=True)
 class Slice:
     """The rows a write replaces: usage_start in [start, end), billing_period in periods (None: any),
-    and, when only_source_format is set, only rows from that source (Cost Explorer never replaces CUR)."""
+    when only_source_format is set, only rows from that source (Cost Explorer never replaces CUR), and when
+    billing_accounts is set, only rows billed to those accounts (a multi-cloud tenant's Azure FOCUS export
+    replaces its Azure rows, never the AWS CUR's of the same hours)."""
 
     start: datetime
     end: datetime
     periods: frozenset[str] | None = None
     only_source_format: str | None = None
+    billing_accounts: frozenset[str] | None = None
 
     def matches(self) -> pl.Expr:
         pred = (pl.col("usage_start") >= self.start) & (pl.col("usage_start") < self.end)
@@ -40,6 +43,8 @@ class Slice:
             pred &= pl.col("billing_period").is_in(sorted(self.periods))
         if self.only_source_format:
             pred &= pl.col("source_format") == self.only_source_format
+        if self.billing_accounts is not None:
+            pred &= pl.col("payer_account_id").is_in(sorted(self.billing_accounts))
         return pred
 
     def days(self) -> list[date]:
@@ -135,6 +140,27 @@ def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.D
         .group_by("billing_period", "usage_date")
         .agg(pl.len().alias("rows"), pl.col("unblended_cost").cast(EXACT).sum())
         .sort("billing_period", "usage_date")
+        .collect()
+    )
+
+
+def lake_invoice_totals(lake_uri: str, tenant_id: str, sl: Slice, invoice_ids: list[str],
+                        workdir: Path) -> pl.DataFrame:
+    """Rows and unblended (FOCUS BilledCost) cost per billing period and invoice id of the slice, read back from the
+    lake, for the invoice ids given (the source's)."""
+    existing = lake_days(lake_uri, tenant_id)
+    files = [
+        fs.fetch_to_local(layout.line_items_day_uri(lake_uri, tenant_id, d), workdir / "readback-invoices")
+        for d in sl.days() if d in existing
+    ]
+    if not files:
+        return pl.DataFrame(schema={"billing_period": pl.String, "invoice_id": pl.String, "rows": pl.UInt32,
+                                    "billed_cost": EXACT})
+    return (
+        pl.scan_parquet(files, hive_partitioning=False)
+        .filter(sl.matches() & pl.col("invoice_id").is_in(invoice_ids))
+        .group_by("billing_period", "invoice_id")
+        .agg(pl.len().alias("rows"), pl.col("unblended_cost").cast(EXACT).sum().alias("billed_cost"))
         .collect()
     )
 

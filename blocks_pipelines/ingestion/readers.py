@@ -16,6 +16,11 @@ import polars as pl
 from blocks_pipelines.ingestion.errors import CorruptFileError, EmptyFileError, FormatDetectionError
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".zip", ".parquet")
+# Literal nulls SQL-based exporters write into text files (SQL and Athena `NULL`, Hive/Spark `\N`): the CSV parser
+# reads them as null at no measurable cost, where comparing every text cell afterwards cost ~40% more CPU. A null
+# in a required column then fails as a blank required value, naming file, row and column. Parquet has real nulls:
+# its text is taken as written.
+NULL_MARKERS = ("NULL", "null", "Null", "\\N")
 
 
 @dataclass(frozen=True)
@@ -24,10 +29,12 @@ class RawFile:
     path: Path  # local, readable by polars
     kind: str  # csv | parquet
 
-    def scan(self) -> pl.LazyFrame:
+    def scan(self, literal: bool = False) -> pl.LazyFrame:
+        """The file's columns; literal: null markers as the text they are (to quote a cell in a message)."""
         if self.kind == "parquet":
             return pl.scan_parquet(self.path, hive_partitioning=False)
-        return pl.scan_csv(self.path, infer_schema=False, truncate_ragged_lines=False)
+        return pl.scan_csv(self.path, infer_schema=False, truncate_ragged_lines=False,
+                           null_values=None if literal else list(NULL_MARKERS))
 
     def schema(self) -> dict[str, pl.DataType]:
         return self._read(lambda: dict(self.scan().collect_schema()))

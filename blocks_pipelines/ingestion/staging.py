@@ -16,14 +16,16 @@ from pathlib import Path
 import polars as pl
 
 from blocks_pipelines.ingestion import errors as E
+from blocks_pipelines.ingestion.accounts import PROVIDER_COLUMNS, AccountProblem, first_problem
 from blocks_pipelines.ingestion.deliveries import Delivery
-from blocks_pipelines.ingestion.formats import SAMPLE_ROWS, SourceContext, check_required, detect_format, plan
+from blocks_pipelines.ingestion.formats import (
+    SAMPLE_ROWS, SourceContext, check_required, detect_format, plan, source_column,
+)
 from blocks_pipelines.ingestion.lake_writer import EXACT
 from blocks_pipelines.ingestion.readers import RawFile, open_raw
 from blocks_pipelines.ingestion.schema import LINE_ITEM_TYPES, REQUIRED_COLUMNS
 from blocks_pipelines.lake import fs
-
-AWS_PROVIDERS = ("AWS", "Amazon Web Services")
+from blocks_pipelines.tenants.billing_accounts import CLI_FLAGS, EXPECTED
 # charge_class is derived: a null there is an unknown line item type, reported as such rather than as a blank.
 REQUIRED_VALUES = tuple(n for n in REQUIRED_COLUMNS if n != "charge_class")
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -45,7 +47,12 @@ class Staged:
     stats: pl.DataFrame  # per billing_period x currency x line_item_type: rows, exact (decimal) costs, invoiced rows
     hours: int
     fmt: str
+    # per billing_period x invoice_id: rows and BilledCost summed exactly from the source files' own cost column
+    invoices: pl.DataFrame | None = None
     periods: frozenset[str] = frozenset()  # the manifest's month, kept when the requested hours hold no rows
+    # the billing accounts (AWS payer, Azure billing account...) the delivery's rows are billed to: the rows of the
+    # lake it replaces (None: every row of its slice)
+    accounts: frozenset[str] | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, reported with the summary
 
     @property
@@ -73,19 +80,18 @@ def _open_files(delivery: Delivery, tenant_id: str, fmt: str, workdir: Path) -> 
         local = fs.fetch_to_local(uri, workdir / "source")
         raw = open_raw(uri, local, workdir / f"inflated-{i}")
         columns = list(raw.schema())
-        file_fmt = fmt if fmt != "auto" else (delivery.fmt or detect_format(columns))
-        if file_fmt == "auto":
-            file_fmt = detect_format(columns)
-        check_required(file_fmt, columns, uri)
+        given_by = "--format" if fmt != "auto" else ("the delivery's manifest" if delivery.fmt else None)
+        file_fmt = fmt if fmt != "auto" else (delivery.fmt or detect_format(columns, uri))
+        check_required(file_fmt, columns, uri, given_by)
         ctx = SourceContext(tenant_id, delivery.delivery_id, uri, delivery.billing_period)
         out.append(StagedFile(raw, file_fmt, ctx, raw.head(SAMPLE_ROWS)))
     return out
 
 
-def _frame(f: StagedFile, with_row: bool = False, fast: bool = True):
+def _frame(f: StagedFile, with_row: bool = False, fast: bool = True, extra: tuple[pl.Expr, ...] = ()):
     lf = f.raw.scan()
     p = plan(dict(f.raw.schema()), f.fmt, f.ctx, f.sample, fast)
-    exprs = p.exprs
+    exprs = [*p.exprs, *extra]
     if with_row:
         lf = lf.with_row_index("_row", offset=1)
         exprs = [pl.col("_row"), *exprs]
@@ -141,9 +147,19 @@ def _locate_blank_required(files: list[StagedFile], hour_range) -> E.IngestError
         hit = _first_row(f, hour_range, pl.any_horizontal([pl.col(n).is_null() for n in REQUIRED_VALUES]))
         if hit:
             n = next(n for n in REQUIRED_VALUES if hit[n] is None)
-            return E.ParseError(f"blank value where a {n} is required", file=f.raw.name, row=hit["_row"],
-                                column=n, fix=f"every line item needs a {n}; re-deliver the report")
+            column = source_column(f.fmt, list(f.raw.schema()), n)
+            value = _raw_value(f, hit["_row"], column)
+            what = f"null marker {value!r}" if value not in (None, "") else "blank value"
+            return E.ParseError(f"{what} where a {n} is required", file=f.raw.name, row=hit["_row"],
+                                column=column, fix=f"every line item needs a {n}; re-deliver the report")
     return E.ParseError("a required value is blank", file=files[0].raw.name, fix="re-deliver the report")
+
+
+def _raw_value(f: StagedFile, row: int, column: str):
+    if column not in f.raw.schema():
+        return None
+    raw = f.raw.scan(literal=True).with_row_index("_row", offset=1).filter(pl.col("_row") == row)
+    return raw.select(pl.col(column).cast(pl.String)).collect().item()
 
 
 def _diagnose_read_failure(files: list[StagedFile], exc: Exception) -> E.IngestError:
@@ -207,7 +223,10 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
         # a month's delivery with no usage in these hours: replacing them clears what the lake held there
         empty = pl.DataFrame(schema={"billing_period": pl.String, "rows": pl.UInt32, "unblended_cost": EXACT,
                                      "amortized_cost": EXACT, "line_item_type": pl.String, "invoiced_rows": pl.UInt32})
-        return Staged(delivery, files, staging, empty, 0, files[0].fmt, frozenset({delivery.billing_period}))
+        # an AWS CUR is its payer's bill; an empty FOCUS delivery names no account, so it clears all of its hours
+        accounts = None if files[0].fmt == "focus" else frozenset({tenant.organization.payer_account_id})
+        return Staged(delivery, files, staging, empty, 0, files[0].fmt, periods=frozenset({delivery.billing_period}),
+                      accounts=accounts)
     if not staged_files:
         raise E.EmptyFileError(
             "no line items" + (" in the requested hours" if hour_range else ""), file=where,
@@ -222,7 +241,7 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
         pl.col("usage_start").min().alias("first_hour"),
         pl.col("usage_start").max().alias("last_hour"),
     )
-    payers = lf.filter(pl.col("provider").is_in(AWS_PROVIDERS)).select(pl.col("payer_account_id").unique())
+    payers = lf.select(*PROVIDER_COLUMNS, "payer_account_id").unique()
     hours = lf.select(pl.col("usage_start").n_unique())
     checks, stats, payers, hours = pl.collect_all([checks, stats, payers, hours])
     if any(checks.row(0)):
@@ -255,15 +274,61 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
             column=_source_column(f, "lineItem/CurrencyCode", "BillingCurrency"),
             fix="one tenant bills in one currency per month; split the payer accounts into separate tenants",
         )
-    expected = tenant.organization.payer_account_id
-    foreign = [p for p in payers["payer_account_id"].to_list() if p != expected]
-    if foreign:
-        f, row = _first_hit(files, hour_range, pl.col("payer_account_id") == foreign[0])
-        raise E.WrongPayerError(
-            f"payer account {foreign[0]} is not tenant {tenant.id}'s payer {expected}", file=f.raw.name, row=row,
-            column=_source_column(f, "bill/PayerAccountId", "BillingAccountId"),
+    problem = first_problem(tenant, payers.to_dicts())
+    if problem is not None:
+        raise _account_error(problem, files, hour_range, tenant)
+    invoiced = int(stats["invoiced_rows"].sum())  # the second read of the source only runs for invoiced months
+    return Staged(delivery, files, staging, stats, int(hours.item()), files[0].fmt,
+                  invoices=_source_invoice_totals(files, hour_range) if invoiced else None,
+                  accounts=frozenset(payers["payer_account_id"].drop_nulls().to_list()))
+
+
+def _account_error(p: AccountProblem, files: list[StagedFile], hour_range, tenant) -> E.IngestError:
+    f, row = _first_hit(files, hour_range, pl.col("payer_account_id") == p.account_id)
+    column = _source_column(f, "bill/PayerAccountId", "BillingAccountId")
+    if p.kind == "malformed":
+        return E.MalformedAccountIdError(
+            f"the file's {p.label} id {p.account_id!r} is malformed: {p.label} ids are {EXPECTED[p.provider]}, "
+            f"this one has {len(p.account_id)} characters", file=f.raw.name, row=row, column=column,
+            fix=f"no tenant setting can accept this id: the export was damaged or edited (a spreadsheet adds or drops "
+                f"leading digits); re-export it from {p.provider_name or p.provider} and ingest the export as written",
+        )
+    flag = CLI_FLAGS[p.provider]
+    if p.provider == "aws":
+        return E.WrongPayerError(
+            f"payer account {p.account_id} is not tenant {tenant.id}'s payer {tenant.organization.payer_account_id}",
+            file=f.raw.name, row=row, column=column,
             fix=f"this looks like another tenant's CUR: check tenant {tenant.id}'s cur_source, "
                 "or its organization.payer_account_id; if it is a new customer, register it first "
-                f"(blocks tenants add --id ID --name NAME --payer {foreign[0]} --history-start YYYY-MM-DD)",
+                f"(blocks tenants add --id ID --name NAME --payer {p.account_id} --history-start YYYY-MM-DD)",
         )
-    return Staged(delivery, files, staging, stats, int(hours.item()), files[0].fmt)
+    registered = ", ".join(p.registered) if p.registered else "none"
+    return E.WrongPayerError(
+        f"{p.label} {p.account_id} ({p.provider_name or 'provider not named'}) is not registered to tenant "
+        f"{tenant.id} (registered: {registered})", file=f.raw.name, row=row, column=column,
+        fix=f"if the account is {tenant.id}'s, register it (blocks tenants add-account {tenant.id} {flag} "
+            f"{p.account_id}); otherwise this is another customer's export",
+    )
+
+
+def _exact(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A source cost column as an exact decimal, read from its own text where it is text: an independent sum of
+    what the file says (the lake holds the normalizer's floats)."""
+    if dtype != pl.String:
+        return expr.cast(EXACT)
+    # not strict: a value that is no decimal (inf) sums as null, so the invoice check fails instead of the read
+    return expr.str.strip_chars().cast(EXACT, strict=False)
+
+
+def _source_invoice_totals(files: list[StagedFile], hour_range) -> pl.DataFrame:
+    """Rows and billed cost per (billing_period, invoice_id) of the source files, for the per-invoice check."""
+    parts = []
+    for f in files:
+        schema = f.raw.schema()
+        cost = source_column(f.fmt, list(schema), "unblended_cost")
+        lf, _ = _frame(f, extra=(_exact(pl.col(cost), schema[cost]).alias("_billed"),))
+        parts.append(_hour_filter(lf, hour_range).filter(pl.col("invoice_id").is_not_null())
+                     .select("billing_period", "invoice_id", "_billed"))
+    return (pl.concat(parts).group_by("billing_period", "invoice_id")
+            .agg(pl.len().alias("rows"), pl.col("_billed").sum().alias("billed_cost"))
+            .sort("billing_period", "invoice_id").collect())

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from blocks_pipelines.tenants import billing_accounts as ba
+
 AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id")]
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 # libyaml's loader is ~10x faster than the pure-Python one: 200 tenant files load in ~0.1 s instead of ~1 s.
@@ -123,6 +125,29 @@ class Guardrails(_Strict):
     payment_option: Literal["no_upfront", "partial_upfront", "all_upfront"] = "no_upfront"
 
 
+class BillingAccounts(_Strict):
+    """The tenant's billing accounts at other providers, whose FOCUS exports it may ingest beside its AWS CUR
+    (the AWS payer is organization.payer_account_id). A row billed to an account not listed here is refused."""
+
+    azure: list[str] = Field(default_factory=list, description="Azure billing account ids (path form or GUID)")
+    gcp: list[str] = Field(default_factory=list, description="Google Cloud billing accounts XXXXXX-XXXXXX-XXXXXX")
+    oci: list[str] = Field(default_factory=list, description="OCI tenancy OCIDs")
+    other: list[str] = Field(default_factory=list, description="billing account ids at any other FOCUS provider")
+
+    @field_validator("azure", "gcp", "oci")
+    @classmethod
+    def _well_formed(cls, ids: list[str], info) -> list[str]:
+        problems = [r for r in (ba.invalid_reason(info.field_name, i) for i in ids) if r]
+        if problems:
+            raise ValueError("; ".join(problems))
+        if len({ba.account_key(info.field_name, i) for i in ids}) != len(ids):
+            raise ValueError("an account is listed more than once; list each account once")
+        return ids
+
+    def ids(self, provider: str) -> list[str]:
+        return list(getattr(self, provider, []))
+
+
 class TenantConfig(_Strict):
     id: str = Field(pattern=TENANT_ID_PATTERN, description="lowercase letters, digits and _; used in asset keys")
     name: str = Field(min_length=1)
@@ -133,6 +158,7 @@ class TenantConfig(_Strict):
     history_start: date
     guardrails: Guardrails
     created_at: datetime | None = None
+    billing_accounts: BillingAccounts | None = None
 
     @field_validator("history_start")
     @classmethod
@@ -144,6 +170,12 @@ class TenantConfig(_Strict):
     @property
     def history_start_dt(self) -> datetime:
         return datetime(self.history_start.year, self.history_start.month, self.history_start.day, tzinfo=timezone.utc)
+
+    def billing_account_ids(self, provider: str) -> list[str]:
+        """The registered billing accounts of one provider (aws | azure | gcp | oci | other)."""
+        if provider == "aws":
+            return [self.organization.payer_account_id]
+        return self.billing_accounts.ids(provider) if self.billing_accounts else []
 
     def all_account_ids(self) -> set[str]:
         return {self.organization.payer_account_id} | {a.account_id for a in self.organization.linked_accounts}
@@ -209,7 +241,12 @@ def load_registry(tenants_dir: Path) -> list[TenantConfig]:
 
 
 def dump_tenant(tenant: TenantConfig) -> str:
-    return yaml.safe_dump(tenant.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    doc = tenant.model_dump(mode="json", exclude_none=True)
+    if "billing_accounts" in doc:  # only the providers the tenant has accounts at
+        doc["billing_accounts"] = {p: ids for p, ids in doc["billing_accounts"].items() if ids} or None
+        if doc["billing_accounts"] is None:
+            del doc["billing_accounts"]
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def resolve_source_uri(source: CurSource, home: Path) -> str:
