@@ -10,9 +10,9 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source, month_bounds
+from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source, delivered_at, month_bounds
 from blocks_pipelines.ingestion.lake_writer import (
-    Slice, lake_totals, replace_slice, staged_days, totals_by_day, totals_by_period,
+    DeliveryStamp, Slice, lake_totals, replace_slice, staged_days, totals_by_day, totals_by_period,
 )
 from blocks_pipelines.ingestion.staging import Staged, stage_delivery
 from blocks_pipelines.settings import get_settings
@@ -138,7 +138,10 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
                                       max(sl.end for sl in slices).isoformat()]
         for i, (s, sl) in enumerate(zip(staged, slices)):
             t0 = time.perf_counter()
-            changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress)
+            d = s.delivery
+            stamp = DeliveryStamp(d.delivery_id, delivered_at(d), d.manifest_uri or d.data_files[0])
+            changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress,
+                                    delivery=stamp)
             t1 = time.perf_counter()
             lake = lake_totals(lake_uri, tenant.id, sl, work / f"r{i}")
             _add_seconds(summary, {**s.seconds, "publish": t1 - t0, "verify": time.perf_counter() - t1})

@@ -47,6 +47,14 @@ class Delivery:
         return bool(self.data_files) and peek_invoice_id(self.data_files[0]) is not None
 
 
+def delivered_at(delivery: Delivery) -> str | None:
+    """When AWS delivered it (ISO UTC): the manifest's last-modified time, AWS writing it last; for bare files the
+    newest data file's. What orders two deliveries of one month (assembly and execution ids are not ordered)."""
+    uris = [delivery.manifest_uri] if delivery.manifest_uri else list(delivery.data_files)
+    times = [i.modified for i in map(fs.info, uris) if i is not None]
+    return max(times).astimezone(timezone.utc).isoformat() if times else None
+
+
 def month_bounds(bp: str) -> tuple[datetime, datetime]:
     """[start, end) of a YYYY-MM billing period, UTC."""
     y, m = map(int, bp.split("-"))
