@@ -15,11 +15,9 @@ throttling itself and counts every request it makes.
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import polars as pl
@@ -33,6 +31,7 @@ from blocks_pipelines.ingestion.lake_writer import (
     Slice, lake_totals, replace_slice, totals_by_day, totals_by_period,
 )
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, LINE_ITEM_TYPES
+from blocks_pipelines.ingestion.workdirs import run_workdir
 from blocks_pipelines.lake import fs, layout, months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_tenant
@@ -280,8 +279,7 @@ def backfill_from_cost_explorer(tenant: TenantConfig | str, start: date, end: da
                                  file="GetCostAndUsage", column="Unit",
                                  fix="one tenant bills in one currency; split the payer accounts into tenants")
     sl = Slice(_utc(start), _utc(end), only_source_format=SOURCE_FORMAT)
-    with tempfile.TemporaryDirectory(prefix="blocks-ce-") as tmp:
-        work = Path(tmp)
+    with run_workdir("ce") as work:
         cur_days = _days_with_cur(lake_uri, tenant.id, start, end)
         df = df.filter(~pl.col("usage_date").is_in(sorted(cur_days)))
         by_day = {}

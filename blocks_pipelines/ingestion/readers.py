@@ -13,7 +13,10 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.errors import CorruptFileError, EmptyFileError, FormatDetectionError
+from blocks_pipelines.ingestion.errors import (
+    CorruptFileError, DuplicateColumnError, EmptyFileError, FormatDetectionError,
+)
+from blocks_pipelines.ingestion.guards import check_line_lengths, check_unique_header
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".zip", ".parquet")
 
@@ -38,6 +41,9 @@ class RawFile:
     def _read(self, fn):
         try:
             return fn()
+        except pl.exceptions.DuplicateError as exc:
+            raise DuplicateColumnError(f"a column name appears more than once ({exc})", file=self.name,
+                                       fix="AWS writes each column once; re-export the report") from exc
         except pl.exceptions.NoDataError as exc:
             raise EmptyFileError("the file has no header and no rows", file=self.name,
                                  fix="re-deliver the report; AWS never writes an empty CUR file") from exc
@@ -91,5 +97,7 @@ def open_raw(name: str, local: Path, workdir: Path) -> RawFile:
     else:
         raise FormatDetectionError(f"unknown data file type {local.suffix!r}", file=name,
                                    fix=f"CUR data files end with one of {DATA_SUFFIXES}")
-    raw.schema()  # fail here, naming the file, rather than mid-way through the lake write
+    if raw.kind == "csv":
+        check_line_lengths(raw.path, name, gzipped=raw.path.name.lower().endswith(".gz"))
+    check_unique_header(list(raw.schema()), name)  # fail here, naming the file, rather than mid-way through
     return raw
