@@ -211,8 +211,9 @@ def test_a_tag_value_within_the_bound_is_kept_whole(acme, tmp_path):
 
 @pytest.mark.parametrize("suffix", ["csv", "csv.gz"])
 def test_one_huge_line_is_refused_with_its_line_number_in_bounded_memory(acme, tmp_path, suffix):
-    """A 40 MB line: refused before the CSV is parsed, by a streaming pass that never holds the line (peak RSS
-    of a fresh process doing the check stays far below the line's size)."""
+    """A 40 MB line: refused naming its line (a plain CSV before it is parsed, a .csv.gz once the odd row it parses
+    into fails validation) by a streaming pass that never holds the line: the peak RSS of a process doing the
+    check stays far below the line's size."""
     lines = cur1_frame(800, "2026-10", PAYER, ACCOUNTS).write_csv().splitlines()
     body = "\n".join([*lines[:5], "a" * (40 << 20), *lines[5:]]) + "\n"
     bad = tmp_path / f"huge.{suffix}"

@@ -286,3 +286,64 @@ def test_s3_pointer_swap_is_conditional(blocks_env, aws_env):
     with pytest.raises(fs.ConditionFailed):
         months.commit_month(lake, first, tag)  # a stale tag
     assert months.read_month(lake, "acme_corp", OCT)[0].version == "v2"
+
+
+def test_a_crash_after_the_swap_shows_the_new_month_and_the_rerun_collects_the_old(acme, tmp_path, monkeypatch):
+    """Killed between the pointer swap and garbage collection: readers already see the new month, whole; the old
+    version's files are on disk but named by no pointer, and the rerun (same delivery) deletes them."""
+    lake = get_settings().lake_uri
+    root = str(tmp_path / "src")
+    old_manifest, _ = _delivery(root, tmp_path / "a", 3000)
+    new_manifest, new_cost = _delivery(root, tmp_path / "b", 2900, offset=17)
+    ingest_delivery(acme, old_manifest)
+    old_month, _ = months.read_month(lake, "acme_corp", OCT)
+    real_sweep, calls = months.sweep_month, []
+
+    def sweep_month(lake_uri, tenant_id, bp, keep):
+        calls.append(keep)
+        if len(calls) == 2:  # the sweep after the swap
+            raise Crash("killed before garbage collection")
+        return real_sweep(lake_uri, tenant_id, bp, keep)
+
+    with monkeypatch.context() as m:
+        m.setattr(lake_writer.months, "sweep_month", sweep_month)
+        with pytest.raises(Crash):
+            ingest_delivery(acme, new_manifest)
+    assert _visible(lake) == _dbt_view(lake) == (2900, new_cost)
+    assert all(Path(u).exists() for u in old_month.uris(lake))  # left over, invisible
+    # a half-written temp file from a killed local write in the month's folder goes too
+    stray = Path(layout.line_items_month_prefix(lake, "acme_corp", OCT)) / ".tmp-killed"
+    stray.write_bytes(b"half")
+    ingest_delivery(acme, new_manifest)
+    assert not any(Path(u).exists() for u in old_month.uris(lake)) and not stray.exists()
+    assert _visible(lake) == (2900, new_cost)
+
+
+def test_a_crash_between_pointer_and_athena_manifest_is_repaired_by_the_rerun(acme, aws_env, tmp_path, monkeypatch):
+    boto3.client("s3", endpoint_url=aws_env).create_bucket(Bucket="athena-lag")
+    lake = "s3://athena-lag/lake"
+    root = str(tmp_path / "src")
+    old_manifest, _ = _delivery(root, tmp_path / "a", 900)
+    new_manifest, new_cost = _delivery(root, tmp_path / "b", 800, offset=2)
+    ingest_delivery(acme, old_manifest, lake_uri=lake)
+    old_month, _ = months.read_month(lake, "acme_corp", OCT)
+    symlink = layout.athena_symlink_uri(lake, "acme_corp", OCT)
+    real_sync = months.sync_athena
+
+    def sync_athena(lake_uri, month):
+        if month.version != old_month.version:
+            raise Crash("killed after the pointer swap, before Athena's manifest")
+        real_sync(lake_uri, month)
+
+    with monkeypatch.context() as m:
+        m.setattr(months, "sync_athena", sync_athena)
+        with pytest.raises(Crash):
+            ingest_delivery(acme, new_manifest, lake_uri=lake)
+    # Athena still reads the old month, whole: its manifest's files were not collected
+    listed = fs.read_bytes(symlink).decode().split()
+    assert sorted(listed) == sorted(old_month.uris(lake)) and all(fs.exists(u) for u in listed)
+    ingest_delivery(acme, new_manifest, lake_uri=lake)
+    current, _ = months.read_month(lake, "acme_corp", OCT)
+    assert sorted(fs.read_bytes(symlink).decode().split()) == sorted(current.uris(lake))
+    assert not any(fs.exists(u) for u in old_month.uris(lake))
+    assert _visible(lake) == (800, new_cost)

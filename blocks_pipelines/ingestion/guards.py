@@ -1,9 +1,12 @@
 """Bounds and sanity checks on input before it is trusted, each failing with the file, row and column to fix.
 
-Documented bounds (docs/ingestion_bounds.md):
+The bounds (this docstring is their documentation):
 - a line of a CSV data file is at most MAX_LINE_BYTES (1 MiB). A CUR line with every product column, 50 resource
-  tags and cost categories is a few KB; a longer one is a damaged or foreign file, and is refused by a streaming
-  pass in 1 MiB chunks before the file is parsed, so memory stays bounded whatever the line's length.
+  tags and cost categories is a few KB; a longer one is a damaged or foreign file. A plain CSV is checked before
+  it is parsed, by a streaming pass in 1 MiB chunks (memchr speed), so memory stays bounded whatever the line's
+  length. A .csv.gz is checked only once its read or validation failed (blame_long_lines): a second inflate of
+  every file would cost as much as the parse (inflating is the CSV.gz ceiling, benchmarks/bench_ingestion.py), and
+  polars streams gzip, holding one line at a time, so an oversized .gz line costs memory of its own size.
 - a line item's tags (and its cost categories), as the lake's JSON text, are at most MAX_TAGS_BYTES (256 KiB):
   AWS allows 50 user tags per resource with keys of 128 and values of 256 characters, about 77 KB of JSON even at
   4 bytes a character, so anything longer is not tags AWS wrote.
@@ -72,6 +75,16 @@ def check_line_lengths(path: Path, name: str, gzipped: bool) -> None:
         f"line {line}{' (the header)' if line == 1 else ''} is over {MAX_LINE_BYTES >> 20} MiB without a line "
         "break: not a CUR line", file=name, row=line - 1 if line > 1 else None,
         fix="the file is damaged or not a CUR export (CUR lines are a few KB); re-download or re-deliver it")
+
+
+def blame_long_lines(raws: list, failure: E.IngestError) -> None:
+    """After a read or validation failure: if a gzipped CSV has an oversized line, that is the real cause (it parses
+    as one odd row, blank where values are required), so raise that instead."""
+    if isinstance(failure, E.OversizedInputError):
+        return
+    for raw in raws:
+        if raw.gzipped:
+            check_line_lengths(raw.path, raw.name, gzipped=True)
 
 
 def _chunks(path: Path, gzipped: bool) -> Iterator[bytes]:

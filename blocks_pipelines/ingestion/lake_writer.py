@@ -160,6 +160,8 @@ def _replace_month(lake_uri: str, tenant_id: str, bp: str, new_by_day: dict[date
     """Under the month's lease: build the month's next version aside and swap it in."""
     current, tag = months.read_month(lake_uri, tenant_id, bp)
     _check_order(current, delivery, bp)
+    if current is not None:
+        months.sync_athena(lake_uri, current)  # a crash between pointer and manifest: Athena must not lag behind
     months.sweep_month(lake_uri, tenant_id, bp, current)  # what a crashed write of this month left
     old_files = {f.usage_date: f for f in current.files} if current else {}
     version = months.new_version_id()

@@ -27,6 +27,10 @@ class RawFile:
     path: Path  # local, readable by polars
     kind: str  # csv | parquet
 
+    @property
+    def gzipped(self) -> bool:
+        return self.kind == "csv" and self.path.name.lower().endswith(".gz")
+
     def scan(self) -> pl.LazyFrame:
         if self.kind == "parquet":
             return pl.scan_parquet(self.path, hive_partitioning=False)
@@ -97,7 +101,7 @@ def open_raw(name: str, local: Path, workdir: Path) -> RawFile:
     else:
         raise FormatDetectionError(f"unknown data file type {local.suffix!r}", file=name,
                                    fix=f"CUR data files end with one of {DATA_SUFFIXES}")
-    if raw.kind == "csv":
-        check_line_lengths(raw.path, name, gzipped=raw.path.name.lower().endswith(".gz"))
+    if raw.kind == "csv" and not raw.gzipped:  # gzip: only once a read failed (guards.blame_long_lines)
+        check_line_lengths(raw.path, name, gzipped=False)
     check_unique_header(list(raw.schema()), name)  # fail here, naming the file, rather than mid-way through
     return raw

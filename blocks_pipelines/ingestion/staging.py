@@ -206,18 +206,22 @@ def stage_delivery(delivery: Delivery, tenant, fmt: str, workdir: Path,
     files = _open_files(delivery, tenant.id, fmt, workdir)
     staging = workdir / "staged"
     try:
-        _sink(files, hour_range, staging, fast=True)
-    except READ_ERRORS as exc:
-        located = _locate_bad_value(files)
-        if located is not None:
-            raise located from exc
-        try:  # every value is readable: some column mixes timestamp forms, so use the general parser
-            shutil.rmtree(staging, ignore_errors=True)
-            _sink(files, hour_range, staging, fast=False)
-        except READ_ERRORS as exc2:
-            raise _diagnose_read_failure(files, exc2) from exc2
-    t1 = time.perf_counter()
-    staged = _validate(delivery, files, staging, tenant, hour_range)
+        try:
+            _sink(files, hour_range, staging, fast=True)
+        except READ_ERRORS as exc:
+            located = _locate_bad_value(files)
+            if located is not None:
+                raise located from exc
+            try:  # every value is readable: some column mixes timestamp forms, so use the general parser
+                shutil.rmtree(staging, ignore_errors=True)
+                _sink(files, hour_range, staging, fast=False)
+            except READ_ERRORS as exc2:
+                raise _diagnose_read_failure(files, exc2) from exc2
+        t1 = time.perf_counter()
+        staged = _validate(delivery, files, staging, tenant, hour_range)
+    except E.IngestError as exc:
+        guards.blame_long_lines([f.raw for f in files], exc)  # the honest cause, if a .gz line is oversized
+        raise
     staged.seconds = {"read_normalize_split": t1 - t0, "validate": time.perf_counter() - t1}
     return staged
 

@@ -145,15 +145,16 @@ def commit_month(lake_uri: str, new: MonthVersion, expected_tag: str | None) -> 
     symlink manifest follows (one write too), so Athena also switches whole months."""
     uri = layout.line_items_pointer_uri(lake_uri, new.tenant_id, new.billing_period)
     tag = fs.write_if(uri, new.to_json(), if_match=expected_tag)
-    if fs.is_s3(lake_uri):
-        write_athena_symlink(lake_uri, new)
+    sync_athena(lake_uri, new)
     return tag
 
 
-def write_athena_symlink(lake_uri: str, month: MonthVersion) -> None:
-    """Athena's SymlinkTextInputFormat reads the files a manifest lists, one s3:// uri a line."""
-    body = "".join(f"{u}\n" for u in month.uris(lake_uri)).encode()
-    fs.write_bytes(layout.athena_symlink_uri(lake_uri, month.tenant_id, month.billing_period), body)
+def sync_athena(lake_uri: str, month: MonthVersion) -> None:
+    """On S3, the month's Athena symlink manifest: the s3:// uris of its files, one a line (what Athena's
+    SymlinkTextInputFormat reads). A local lake has no Athena."""
+    if fs.is_s3(lake_uri):
+        body = "".join(f"{u}\n" for u in month.uris(lake_uri)).encode()
+        fs.write_bytes(layout.athena_symlink_uri(lake_uri, month.tenant_id, month.billing_period), body)
 
 
 def sweep_month(lake_uri: str, tenant_id: str, billing_period: str, keep: MonthVersion | None) -> int:
@@ -164,7 +165,8 @@ def sweep_month(lake_uri: str, tenant_id: str, billing_period: str, keep: MonthV
     versions = fs.join(prefix, "version=")
     deleted = 0
     for obj in fs.list_objects(prefix, include_temp=True):
-        if obj.uri.startswith(versions) and obj.uri not in live:
+        temp = obj.uri.rsplit("/", 1)[-1].startswith(".tmp-")  # a killed local write's half file
+        if (obj.uri.startswith(versions) or temp) and obj.uri not in live:
             fs.delete(obj.uri)
             deleted += 1
     if not fs.is_s3(prefix) and Path(prefix).is_dir():
