@@ -25,7 +25,7 @@ from blocks_pipelines.connect.checks import CHECK_NAMES, run_connection_checks
 from blocks_pipelines.connect.cli import tenants_setup
 from blocks_pipelines.connect.dagster_api import DagsterGateway, client_from_url
 from blocks_pipelines.connect.template import build_template, render_yaml
-from blocks_pipelines.lake.layout import line_items_glob
+from blocks_pipelines.lake.months import current_files
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import get_state_store
 from conftest import REAL_CUR
@@ -124,7 +124,7 @@ def test_new_customer_to_backfilled_tenant(aws_env, blocks_env, monkeypatch, tmp
     summary = ingest_delivery(tenant, f"s3://{bucket}/{manifest_key}", hour_range=(start, end))
     assert summary.rows == 3
 
-    lake = pl.read_parquet(line_items_glob(get_settings().lake_uri, tenant.id), hive_partitioning=False)
+    lake = pl.read_parquet(current_files(get_settings().lake_uri, tenant.id), hive_partitioning=False)
     source = pl.read_csv(KOKU, infer_schema_length=0)
     assert lake.height == source.height
     assert lake["unblended_cost"].sum() == pytest_approx(source["lineItem/UnblendedCost"].cast(pl.Float64).sum())

@@ -8,7 +8,7 @@ from blocks_pipelines.ingestion.api import ingest_delivery
 from blocks_pipelines.ingestion.lake_checks import check_no_duplicates, check_schema
 from blocks_pipelines.ingestion.lake_writer import Slice
 from blocks_pipelines.ingestion.synthetic import cur1_frame
-from blocks_pipelines.lake import layout
+from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 
@@ -33,7 +33,7 @@ def test_checks_pass_on_a_clean_ingest(blocks_env, tmp_path):
 def test_a_second_delivery_in_the_month_fails_the_duplicate_check(blocks_env, tmp_path):
     summary = _ingest(blocks_env, tmp_path)
     lake = get_settings().lake_uri
-    day = layout.line_items_day_uri(lake, "acme_corp", datetime(2026, 10, 2).date())
+    day = months.current_files(lake, "acme_corp", days={datetime(2026, 10, 2).date()})[0]
     df = pl.read_parquet(day)
     pl.concat([df, df.with_columns(pl.lit("other-delivery").alias("delivery_id"))]).write_parquet(day)
     out = check_no_duplicates(lake, "acme_corp", OCT, {"2026-10": summary.rows}, tmp_path / "c")
@@ -44,7 +44,7 @@ def test_a_second_delivery_in_the_month_fails_the_duplicate_check(blocks_env, tm
 def test_schema_drift_fails_the_schema_check(blocks_env, tmp_path):
     _ingest(blocks_env, tmp_path)
     lake = get_settings().lake_uri
-    day = layout.line_items_day_uri(lake, "acme_corp", datetime(2026, 10, 3).date())
+    day = months.current_files(lake, "acme_corp", days={datetime(2026, 10, 3).date()})[0]
     pl.read_parquet(day).with_columns(pl.col("unblended_cost").cast(pl.String)).write_parquet(day)
     out = check_schema(lake, "acme_corp", OCT, tmp_path / "c")
     assert not out.passed and "usage_date=2026-10-03" in out.description

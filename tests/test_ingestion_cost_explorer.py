@@ -12,7 +12,8 @@ from blocks_pipelines.ingestion import cost_explorer as ce
 from blocks_pipelines.ingestion.api import ingest_delivery
 from blocks_pipelines.ingestion.cost_explorer import GROUP_BY, METRICS, backfill_from_cost_explorer
 from blocks_pipelines.ingestion.synthetic import cur1_frame
-from blocks_pipelines.lake import layout
+from blocks_pipelines.lake import months
+from blocks_pipelines.models.synthetic import write_line_items
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 
@@ -72,7 +73,7 @@ def acme(blocks_env):
 
 
 def _lake(tenant_id="acme_corp"):
-    return pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, tenant_id), hive_partitioning=False)
+    return pl.read_parquet(months.current_files(get_settings().lake_uri, tenant_id), hive_partitioning=False)
 
 
 def _backfill(tenant, client, **kw):
@@ -236,22 +237,16 @@ def test_days_with_cur_are_read_from_parquet_footers_on_s3(blocks_env, aws_env, 
                                        "service": "AWS Lambda", "unblended": 1.0, "amortized": 1.0, "usage": 1.0,
                                        "currency": "USD"}] * len(formats), "acme_corp", "111111111111", "ce-1")
         df = df.with_columns(pl.Series("source_format", formats))
-        fs.write_bytes(layout.line_items_day_uri(lake, "acme_corp", day), _parquet_bytes(df))
+        write_line_items(df, lake)
 
     day_file(date(2026, 11, 1), ["cur2"] * 3)
     day_file(date(2026, 11, 2), ["cost_explorer"] * 3)
     day_file(date(2026, 11, 3), ["cost_explorer", "cur2"])
     ranges = []
     real_get = fs.s3_client().get_object
-    monkeypatch.setattr(fs.s3_client(), "get_object", lambda **kw: ranges.append(kw.get("Range")) or real_get(**kw))
+    monkeypatch.setattr(fs.s3_client(), "get_object", lambda **kw: (
+        kw["Key"].endswith(".parquet") and ranges.append(kw.get("Range"))) or real_get(**kw))
     got = ce._days_with_cur(lake, "acme_corp", date(2026, 11, 1), date(2026, 11, 4))
     assert got == {date(2026, 11, 1), date(2026, 11, 3)}
-    assert ranges and all(r and r.startswith("bytes=") for r in ranges)  # never a whole-object GET
+    assert ranges and all(r and r.startswith("bytes=") for r in ranges)  # never a whole data file GET
 
-
-def _parquet_bytes(df: pl.DataFrame) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    df.write_parquet(buf)
-    return buf.getvalue()

@@ -10,7 +10,7 @@ import requests
 from click.testing import CliRunner
 
 from blocks_pipelines.cli.main import main
-from blocks_pipelines.lake import layout
+from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import dump_tenant
 from test_connect_support import make_tenant
@@ -49,7 +49,7 @@ def test_from_cost_explorer_assumes_the_role_and_prints_the_summary(moto):
     assert summary["rows"] == 8 and summary["days_written"] == 4 and summary["matches"] is True
     assert summary["cost_explorer"]["requests"] == 1
     assert summary["cost_explorer"]["cost_by_day"] == {d.isoformat(): 12.0 for d in days[:4]}
-    lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "ce_cli"), hive_partitioning=False)
+    lake = pl.read_parquet(months.current_files(get_settings().lake_uri, "ce_cli"), hive_partitioning=False)
     assert lake["source_format"].unique().to_list() == ["cost_explorer"]
     assert lake["payer_account_id"].unique().to_list() == ["444455556666"]
     assert lake["unblended_cost"].sum() == pytest.approx(48.0)

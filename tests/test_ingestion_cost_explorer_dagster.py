@@ -11,7 +11,7 @@ import pytest
 from blocks_pipelines.definitions import build_tenant_defs
 from blocks_pipelines.ingestion.cost_explorer_defs import REFRESH_EVERY, cost_explorer_asset, cost_explorer_sensor
 from blocks_pipelines.ingestion.defs import RANGE_END_TAG, RANGE_START_TAG, build_ingestion_defs
-from blocks_pipelines.lake import layout
+from blocks_pipelines.lake import months
 from blocks_pipelines.models.refresh import build_models_refresh_sensor
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
@@ -78,7 +78,7 @@ def test_asset_backfills_a_day_range_through_the_resource(newco):
     assert md["rows"].value == 6 and md["days_written"].value == 3 and md["requests"].value == 1
     assert md["cost_by_day"].value == {d.isoformat(): 12.0 for d in days[:3]}
     assert md["daily_cost_min"].value == md["daily_cost_max"].value == 12.0
-    lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, newco.id), hive_partitioning=False)
+    lake = pl.read_parquet(months.current_files(get_settings().lake_uri, newco.id), hive_partitioning=False)
     assert lake["source_format"].unique().to_list() == ["cost_explorer"]
     assert lake["unblended_cost"].sum() == pytest.approx(36.0)
 

@@ -14,7 +14,7 @@ from blocks_pipelines.ingestion.defs import FINAL_TAG, MANIFEST_TAG, RANGE_END_T
     build_ingestion_defs
 from blocks_pipelines.ingestion.api import ingest_delivery
 from blocks_pipelines.ingestion.synthetic import cur2_frame, write_export_delivery
-from blocks_pipelines.lake import layout
+from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
 
@@ -72,7 +72,7 @@ def test_materialize_a_range_reports_metadata_and_passes_checks(globex, tmp_path
     md = mats[0].materialization.metadata
     assert md["hours"].value == 72
     assert md["rows"].value == sum(1 for i in range(frame_rows) if i % 744 < 72)
-    lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
+    lake = pl.read_parquet(months.current_files(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert md["cost_by_line_item_type"].value["Usage"] == pytest.approx(
         lake.filter(pl.col("line_item_type") == "Usage")["unblended_cost"].sum(), abs=1e-5)
     assert set(md) == {"rows", "hours", "hour_range", "cost_by_line_item_type", "delivery_ids", "replaced_hours"}
@@ -94,7 +94,7 @@ def test_materialize_a_few_hours_replaces_only_them(globex, tmp_path):
     second = _deliver(globex, "2026-10", 1488, tmp_path, offset=3)
     result = dg.materialize([_asset(build_ingestion_defs(globex))], partition_key="2026-10-05-07:00")
     assert result.success
-    lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
+    lake = pl.read_parquet(months.current_files(get_settings().lake_uri, "globex"), hive_partitioning=False)
     hour = lake.filter(pl.col("usage_start") == pl.datetime(2026, 10, 5, 7, time_zone="UTC"))
     assert hour.height == 2 and hour["delivery_id"].unique().to_list() == [second]
     assert lake.height == 1488
@@ -181,14 +181,14 @@ def test_a_month_run_keeps_line_items_dated_outside_the_month(globex, tmp_path):
     md = result.get_asset_materialization_events()[0].materialization.metadata
     [totals] = [c for c in result.get_asset_check_evaluations() if c.check_name == "unblended_matches_source"]
     assert md["rows"].value == 301 and totals.metadata["unblended_by_day"].value["2026-09-30"] == pytest.approx(7.25)
-    lake = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
+    lake = pl.read_parquet(months.current_files(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert lake.height == 301 and lake["unblended_cost"].sum() == pytest.approx(
         frame["line_item_unblended_cost"].sum() + 7.25)
     # a partial range still replaces exactly its hours (the row outside them is not touched, nor re-added)
     again = dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-02-00:00",
                                                  RANGE_END_TAG: "2026-10-02-23:00"})
     assert again.success
-    after = pl.read_parquet(layout.line_items_glob(get_settings().lake_uri, "globex"), hive_partitioning=False)
+    after = pl.read_parquet(months.current_files(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert after.height == 301
 
 

@@ -12,7 +12,7 @@ from blocks_pipelines.ingestion.api import ingest_delivery
 from blocks_pipelines.ingestion.deliveries import discover_deliveries
 from blocks_pipelines.ingestion.synthetic import cur1_frame, cur2_frame, focus_frame, write_export_delivery, \
     write_legacy_delivery
-from blocks_pipelines.lake import layout
+from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
 
@@ -34,7 +34,7 @@ def source_root(tenant):
 
 def lake_frame(tenant_id, lake=None):
     lake = lake or get_settings().lake_uri
-    return pl.read_parquet(layout.line_items_glob(lake, tenant_id), hive_partitioning=False)
+    return pl.read_parquet(months.current_files(lake, tenant_id), hive_partitioning=False)
 
 
 def test_legacy_delivery_lands_as_one_file_per_day_with_matching_totals(blocks_env, tmp_path):
@@ -46,7 +46,7 @@ def test_legacy_delivery_lands_as_one_file_per_day_with_matching_totals(blocks_e
 
     lake = lake_frame("acme_corp")
     tenant_dir = blocks_env / "lake" / "cur_line_items" / "tenant_id=acme_corp"
-    day_files = sorted(tenant_dir.glob("usage_date=*/data.parquet"))
+    day_files = sorted(tenant_dir.glob("billing_period=2026-10/version=*/usage_date=*/data.parquet"))
     assert len(day_files) == 31
     assert summary.rows == lake.height == 3000
     assert summary.hours == 744
@@ -135,8 +135,17 @@ def test_source_and_lake_on_s3(blocks_env, aws_env, tmp_path, monkeypatch):
     lake = "s3://lake-bucket/lake"
     summary = ingest_delivery(acme, f"{src_root}/acme-cur-hourly", lake_uri=lake)
     assert summary.rows == 800 and summary.matches
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake-bucket", Prefix="lake/")["Contents"]]
-    assert len(keys) == 31 and all(k.endswith("/data.parquet") for k in keys)
+    objects = [o["Key"] for o in s3.list_objects_v2(Bucket="lake-bucket", Prefix="lake/")["Contents"]]
+    keys = [k for k in objects if k.endswith("/data.parquet")]
+    month = "lake/cur_line_items/tenant_id=acme_corp/billing_period=2026-10"
+    # the month's 31 day files in one version folder, its pointer, and Athena's manifest naming those 31 files
+    assert len(keys) == 31 and len({k.split("/usage_date=")[0] for k in keys}) == 1
+    assert set(objects) - set(keys) == {f"{month}/_current.json",
+                                        "lake/cur_line_items/_athena/tenant_id=acme_corp/billing_period=2026-10/"
+                                        "symlink.txt"}
+    symlink = s3.get_object(Bucket="lake-bucket", Key="lake/cur_line_items/_athena/tenant_id=acme_corp/"
+                            "billing_period=2026-10/symlink.txt")["Body"].read().decode().split()
+    assert sorted(symlink) == sorted(f"s3://lake-bucket/{k}" for k in keys)
     body = s3.get_object(Bucket="lake-bucket", Key=keys[0])["Body"].read()
     local = tmp_path / "one.parquet"
     local.write_bytes(body)

@@ -13,7 +13,7 @@ import pytest
 from blocks_pipelines.ingestion import errors as E
 from blocks_pipelines.ingestion.api import ingest_delivery
 from blocks_pipelines.ingestion.synthetic import cur1_frame
-from blocks_pipelines.lake import layout
+from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 
@@ -34,7 +34,7 @@ def initech(blocks_env):
 
 
 def _lake(lake_uri):
-    return pl.read_parquet(layout.line_items_glob(lake_uri, "initech"), hive_partitioning=False)
+    return pl.read_parquet(months.current_files(lake_uri, "initech"), hive_partitioning=False)
 
 
 def _snapshot(lake_uri):

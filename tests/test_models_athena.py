@@ -118,9 +118,12 @@ def test_lake_table_ddl_covers_the_canonical_schema_with_partition_projection():
     create = sqlglot.parse_one(ddl, read="athena")
     assert isinstance(create, exp.Create)
     declared = {c.name for c in create.find_all(exp.ColumnDef)}
-    assert declared == {c.name for c in CANONICAL_COLUMNS}  # data columns + tenant_id/usage_date partitions
-    assert "PARTITIONED BY (`tenant_id` string, `usage_date` date)" in ddl
-    assert "'storage.location.template' = 's3://blocks-lake/prod/cur_line_items/tenant_id=${tenant_id}" in ddl
+    assert declared == {c.name for c in CANONICAL_COLUMNS}  # data columns + tenant_id/billing_period partitions
+    assert "PARTITIONED BY (`tenant_id` string, `billing_period` string)" in ddl
+    # a partition is a month's symlink manifest: Athena reads the files of the month's current version only
+    assert "STORED AS INPUTFORMAT 'org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat'" in ddl
+    assert ("'storage.location.template' = 's3://blocks-lake/prod/cur_line_items/_athena/tenant_id=${tenant_id}"
+            "/billing_period=${billing_period}/'") in ddl
     with pytest.raises(ValueError, match="must be an s3://"):
         lake_table_ddl("blocks_lake", "/tmp/lake")
 

@@ -17,11 +17,20 @@ from models_helpers import PAYER, install_tenant, make_tenant
 UTC = timezone.utc
 
 
-def test_vars_carry_the_tenant_its_lake_glob_accounts_and_guardrail(blocks_env):
+def test_vars_carry_the_tenant_its_month_versions_accounts_and_guardrail(blocks_env):
+    from blocks_pipelines.lake import months
+    from blocks_pipelines.models.synthetic import canonical_frame, write_line_items
+
     tenant = make_tenant("testco")
+    lake = f"{blocks_env}/lake"
+    rows = [{"tenant_id": "testco", "usage_start": datetime(2026, m, d, tzinfo=UTC)} for m, d in ((9, 30), (10, 1))]
+    write_line_items(canonical_frame(rows), lake)
     v = dbt_vars(tenant, start=datetime(2026, 10, 1, 5, tzinfo=UTC), end=datetime(2026, 10, 1, 8, tzinfo=UTC))
     assert v["tenant_id"] == "testco"
-    assert v["line_items_glob"] == f"{blocks_env}/lake/cur_line_items/tenant_id=testco/usage_date=*/*.parquet"
+    versions = {m.billing_period: m.version for m in months.current_months(lake, "testco")}
+    assert v["line_items_globs"] == [
+        f"{lake}/cur_line_items/tenant_id=testco/billing_period={bp}/version={versions[bp]}/usage_date=*/*.parquet"
+        for bp in ("2026-09", "2026-10")]
     assert (v["start"], v["end"]) == ("2026-10-01 05:00:00", "2026-10-01 08:00:00")
     assert v["target_coverage"] == 0.8 and v["achievable_daily_savings"] is None
     assert {a["account_id"]: a["ou_path"] for a in v["accounts"]}["444444444402"] == "Root/Prod"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source, month_bounds
+from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source, delivered_at, month_bounds
+from blocks_pipelines.ingestion.errors import PartialMonthError
 from blocks_pipelines.ingestion.lake_writer import (
-    Slice, lake_invoice_totals, lake_totals, replace_slice, staged_days, totals_by_day, totals_by_period,
+    DeliveryStamp, Slice, lake_invoice_totals, lake_totals, replace_slice, staged_days, totals_by_day,
+    totals_by_period,
 )
 from blocks_pipelines.ingestion.staging import Staged, stage_delivery
+from blocks_pipelines.ingestion.workdirs import run_workdir
+from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_tenant
 
@@ -72,6 +74,8 @@ class IngestSummary:
     replaced_accounts: list[str] = field(default_factory=list)
     # wall seconds per stage: read_normalize_split and validate (staging), publish (lake swap), verify (read back)
     seconds: dict[str, float] = field(default_factory=dict)
+    # billing months whose rows cover only some of the month's days: billing_period, first_day, last_day, manifest
+    partial_months: list[dict] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
@@ -150,6 +154,45 @@ def _hours_of(delivery: Delivery,
     return None if hour_range[0] <= first and end <= hour_range[1] else hour_range
 
 
+def partial_months(staged: Staged) -> list[dict]:
+    """The billing months this delivery's rows cover only partly (first or last day of the month without rows)."""
+    if not staged.stats.height:
+        return []
+    out = []
+    per_bp = staged.stats.group_by("billing_period").agg(pl.col("first_hour").min(), pl.col("last_hour").max())
+    for bp, first, last in per_bp.sort("billing_period").iter_rows():
+        start, end = month_bounds(bp)
+        if first.date() > start.date() or last.date() < (end - timedelta(hours=1)).date():
+            out.append({"billing_period": bp, "first_day": first.date().isoformat(),
+                        "last_day": last.date().isoformat(), "manifest": staged.delivery.manifest_uri})
+    return out
+
+
+def _refuse_partial_months(lake_uri: str, tenant_id: str, staged: list[Staged], hours: list,
+                           allow: bool) -> list[dict]:
+    """Partial months found. A delivery without a manifest whose rows cover part of a month, and which would
+    replace the whole month, is refused while the lake holds days of that month outside the rows (they would be
+    deleted), unless the caller says it means to (--partial-month). A manifest vouches for its month so far."""
+    found = []
+    for s, h in zip(staged, hours):
+        partial = partial_months(s)
+        found += partial
+        for p in partial:
+            if p["manifest"] is not None or h is not None or allow:
+                continue
+            held, _ = months.read_month(lake_uri, tenant_id, p["billing_period"])
+            lost = sorted(f.usage_date.isoformat() for f in (held.files if held else ())
+                          if not p["first_day"] <= f.usage_date.isoformat() <= p["last_day"])
+            if lost:
+                raise PartialMonthError(
+                    f"the rows cover {p['first_day']} to {p['last_day']} of billing month {p['billing_period']} "
+                    f"only; ingesting them replaces the whole month and deletes the lake's {len(lost)} other days "
+                    f"({lost[0]} .. {lost[-1]})", file=s.delivery.data_files[0],
+                    fix="ingest the report's manifest (AWS's month so far), or pass --partial-month if this file "
+                        "is meant to be the whole month")
+    return found
+
+
 def _add_seconds(summary: IngestSummary, seconds: dict[str, float]) -> None:
     for stage, s in seconds.items():
         summary.seconds[stage] = round(summary.seconds.get(stage, 0.0) + s, 3)
@@ -157,15 +200,17 @@ def _add_seconds(summary: IngestSummary, seconds: dict[str, float]) -> None:
 
 def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *, lake_uri: str | None = None,
                       fmt: str = "auto", hour_range: tuple[datetime, datetime] | None = None,
-                      progress=None) -> IngestSummary:
-    """Stage and validate every delivery first (bad input leaves the lake as it was), then replace their slices."""
+                      progress=None, partial_month: bool = False) -> IngestSummary:
+    """Stage and validate every delivery first (bad input leaves the lake as it was), then replace their slices.
+
+    partial_month: let files without a manifest that cover part of a month replace that whole month."""
     tenant = resolve_tenant(tenant)
     lake_uri = lake_uri or get_settings().lake_uri
     summary = IngestSummary(tenant.id)
-    with tempfile.TemporaryDirectory(prefix="blocks-ingest-") as tmp:
-        work = Path(tmp)
+    with run_workdir("ingest") as work:
         hours = [_hours_of(d, hour_range) for d in deliveries]
         staged = [stage_delivery(d, tenant, fmt, work / f"d{i}", h) for i, (d, h) in enumerate(zip(deliveries, hours))]
+        summary.partial_months = _refuse_partial_months(lake_uri, tenant.id, staged, hours, partial_month)
         slices = [_slice_for(s, h) for s, h in zip(staged, hours)]
         if slices:
             summary.replaced_hours = [min(sl.start for sl in slices).isoformat(),
@@ -174,7 +219,10 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
                 summary.replaced_accounts = sorted(set().union(*(sl.billing_accounts for sl in slices)))
         for i, (s, sl) in enumerate(zip(staged, slices)):
             t0 = time.perf_counter()
-            changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress)
+            d = s.delivery
+            stamp = DeliveryStamp(d.delivery_id, delivered_at(d), d.manifest_uri or d.data_files[0])
+            changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress,
+                                    delivery=stamp)
             t1 = time.perf_counter()
             lake = lake_totals(lake_uri, tenant.id, sl, work / f"r{i}")
             if s.invoices is not None and s.invoices.height:
@@ -187,9 +235,10 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
 
 
 def ingest_delivery(tenant: TenantConfig | str, source_uri: str, *, lake_uri: str | None = None, fmt: str = "auto",
-                    hour_range: tuple[datetime, datetime] | None = None, progress=None) -> IngestSummary:
+                    hour_range: tuple[datetime, datetime] | None = None, progress=None,
+                    partial_month: bool = False) -> IngestSummary:
     """Ingest a manifest, data file, folder or S3 prefix for one tenant into the lake.
 
     Each billing month found replaces that month in the lake (or only hour_range [start, end) when given)."""
     return ingest_deliveries(tenant, deliveries_in_source(source_uri), lake_uri=lake_uri, fmt=fmt,
-                             hour_range=hour_range, progress=progress)
+                             hour_range=hour_range, progress=progress, partial_month=partial_month)

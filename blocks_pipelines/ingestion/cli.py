@@ -19,6 +19,9 @@ DAY = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--lake", "lake_uri", default=None, help="Lake root (local path or s3://...); default BLOCKS_LAKE_URI.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "cur1", "cur2", "focus"]), default="auto",
               show_default=True, help="Source format; auto reads the manifest or the columns.")
+@click.option("--partial-month", is_flag=True,
+              help="Let files without a manifest that cover only part of a billing month replace that whole month "
+                   "(the summary's partial_months lists them).")
 @click.option("--from-cost-explorer", "from_ce", is_flag=True,
               help="Instead of SOURCE: pull the tenant's spend from Cost Explorer through its role, for days without "
                    "CUR (hourly for the last 14 days, daily before).")
@@ -27,7 +30,7 @@ DAY = click.DateTime(formats=["%Y-%m-%d"])
                    "months Cost Explorer keeps.")
 @click.option("--end", type=DAY, default=None,
               help="With --from-cost-explorer: day after the last one; default through the last complete hour.")
-def ingest(source: str | None, tenant_id: str, lake_uri: str | None, fmt: str, from_ce: bool,
+def ingest(source: str | None, tenant_id: str, lake_uri: str | None, fmt: str, partial_month: bool, from_ce: bool,
            start: datetime | None, end: datetime | None) -> None:
     """Ingest SOURCE (a data file, a manifest, a folder or an s3:// prefix) into the tenant's lake line items.
 
@@ -40,7 +43,7 @@ def ingest(source: str | None, tenant_id: str, lake_uri: str | None, fmt: str, f
     if from_ce:
         summary = _from_cost_explorer(tenant_id, lake_uri, start, end)
     else:
-        summary = _from_source(source, tenant_id, lake_uri, fmt)
+        summary = _from_source(source, tenant_id, lake_uri, fmt, partial_month)
     click.echo(json.dumps(summary, indent=2, default=str))
     if not summary["matches"]:
         differ = [f"{i['billing_period']} invoice {i['invoice_id']}" for i in summary.get("invoices", [])
@@ -49,7 +52,7 @@ def ingest(source: str | None, tenant_id: str, lake_uri: str | None, fmt: str, f
                                    + (f"invoices: {', '.join(differ[:5])})" if differ else "periods)"))
 
 
-def _from_source(source: str, tenant_id: str, lake_uri: str | None, fmt: str) -> dict:
+def _from_source(source: str, tenant_id: str, lake_uri: str | None, fmt: str, partial_month: bool) -> dict:
     from tqdm import tqdm
 
     from blocks_pipelines.ingestion.api import ingest_deliveries
@@ -60,7 +63,8 @@ def _from_source(source: str, tenant_id: str, lake_uri: str | None, fmt: str) ->
         tenant = resolve_tenant(tenant_id)
         deliveries = deliveries_in_source(source)
         with tqdm(desc="lake days", unit="day", disable=None) as bar:
-            return ingest_deliveries(tenant, deliveries, lake_uri=lake_uri, fmt=fmt, progress=bar).to_dict()
+            return ingest_deliveries(tenant, deliveries, lake_uri=lake_uri, fmt=fmt, progress=bar,
+                                     partial_month=partial_month).to_dict()
     except (IngestError, KeyError) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -15,11 +15,9 @@ throttling itself and counts every request it makes.
 from __future__ import annotations
 
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import polars as pl
@@ -30,10 +28,11 @@ from blocks_pipelines.connect.aws import COST_EXPLORER_REGION, ClientSource, ass
 from blocks_pipelines.ingestion.api import IngestSummary, PeriodTotals
 from blocks_pipelines.ingestion.errors import MixedCurrencyError
 from blocks_pipelines.ingestion.lake_writer import (
-    Slice, lake_days, lake_totals, replace_slice, totals_by_day, totals_by_period,
+    Slice, lake_totals, replace_slice, totals_by_day, totals_by_period,
 )
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, LINE_ITEM_TYPES
-from blocks_pipelines.lake import fs, layout
+from blocks_pipelines.ingestion.workdirs import run_workdir
+from blocks_pipelines.lake import fs, layout, months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_tenant
 
@@ -280,8 +279,7 @@ def backfill_from_cost_explorer(tenant: TenantConfig | str, start: date, end: da
                                  file="GetCostAndUsage", column="Unit",
                                  fix="one tenant bills in one currency; split the payer accounts into tenants")
     sl = Slice(_utc(start), _utc(end), only_source_format=SOURCE_FORMAT)
-    with tempfile.TemporaryDirectory(prefix="blocks-ce-") as tmp:
-        work = Path(tmp)
+    with run_workdir("ce") as work:
         cur_days = _days_with_cur(lake_uri, tenant.id, start, end)
         df = df.filter(~pl.col("usage_date").is_in(sorted(cur_days)))
         by_day = {}
@@ -316,12 +314,14 @@ def _summary(tenant_id: str, df: pl.DataFrame, lake: pl.DataFrame, days_written:
 
 
 def _days_with_cur(lake_uri: str, tenant_id: str, start: date, end: date) -> set[date]:
-    """Days of [start, end) whose lake file holds rows of another source than Cost Explorer. Read from each file's
-    Parquet footer (source_format min/max per row group): on S3 two small ranged GETs per day, not the whole day."""
+    """Days of [start, end) whose lake files hold rows of another source than Cost Explorer. Read from each file's
+    Parquet footer (source_format min/max per row group): on S3 two small ranged GETs per file, not the whole day."""
     out = set()
-    for day in sorted(lake_days(lake_uri, tenant_id)):
-        if start <= day < end and not _only_cost_explorer(layout.line_items_day_uri(lake_uri, tenant_id, day)):
-            out.add(day)
+    for m in months.current_months(lake_uri, tenant_id):
+        for f in m.files:
+            if start <= f.usage_date < end and f.usage_date not in out and not _only_cost_explorer(
+                    layout.line_items_file_uri(lake_uri, tenant_id, m.billing_period, f.name)):
+                out.add(f.usage_date)
     return out
 
 

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.errors import AmbiguousSourceError, CorruptFileError, MissingFileError
+from blocks_pipelines.ingestion.errors import (
+    AmbiguousSourceError, CorruptFileError, MissingFileError, UnsafeManifestKeyError,
+)
 from blocks_pipelines.ingestion.readers import NULL_MARKERS, is_data_file
 from blocks_pipelines.ingestion.timeparse import parse_manifest_time
 from blocks_pipelines.lake import fs
@@ -45,6 +47,14 @@ class Delivery:
     def is_final(self) -> bool:
         """True once AWS has invoiced the month (bill/InvoiceId filled), read from the first rows of the data."""
         return bool(self.data_files) and peek_invoice_id(self.data_files[0]) is not None
+
+
+def delivered_at(delivery: Delivery) -> str | None:
+    """When AWS delivered it (ISO UTC): the manifest's last-modified time, AWS writing it last; for bare files the
+    newest data file's. What orders two deliveries of one month (assembly and execution ids are not ordered)."""
+    uris = [delivery.manifest_uri] if delivery.manifest_uri else list(delivery.data_files)
+    times = [i.modified for i in map(fs.info, uris) if i is not None]
+    return max(times).astimezone(timezone.utc).isoformat() if times else None
 
 
 def month_bounds(bp: str) -> tuple[datetime, datetime]:
@@ -86,32 +96,91 @@ def _root_of(manifest_uri: str) -> str:
     return "/".join(parts[:-2])
 
 
+_MANIFEST_FIX = "point at a CUR or Data Exports manifest as AWS wrote it, or re-deliver the report"
+
+
+def _manifest_period(doc: dict, manifest_uri: str) -> str | None:
+    """The manifest's billing month (YYYY-MM) from billingPeriod.start; None when it has no billingPeriod."""
+    bp = doc.get("billingPeriod")
+    if bp in (None, {}, ""):
+        return None
+    start = bp.get("start") if isinstance(bp, dict) else None
+    try:
+        if not isinstance(start, str):
+            raise ValueError("no start time")
+        return parse_manifest_time(start).strftime("%Y-%m")
+    except ValueError as exc:
+        raise CorruptFileError(f"billingPeriod {json.dumps(bp)[:200]} is not a billing period ({exc})",
+                               file=manifest_uri, column="billingPeriod",
+                               fix="AWS writes {\"start\": \"20261001T000000.000Z\", \"end\": ...}; " + _MANIFEST_FIX
+                               ) from exc
+
+
+def _manifest_keys(doc: dict, field: str, manifest_uri: str) -> list[str]:
+    keys = doc.get(field, [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise CorruptFileError(f"{field} must be a list of object keys, found {json.dumps(keys)[:200]}",
+                               file=manifest_uri, column=field, fix=_MANIFEST_FIX)
+    return keys
+
+
 def read_manifest(manifest_uri: str, root: str | None = None) -> Delivery:
     try:
         doc = json.loads(fs.read_bytes(manifest_uri))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorruptFileError(f"manifest is not JSON ({exc})", file=manifest_uri,
                                fix="wait for AWS to finish writing the delivery, or re-deliver it") from exc
+    if not isinstance(doc, dict):
+        raise CorruptFileError(f"manifest is a JSON {type(doc).__name__}, not an object", file=manifest_uri,
+                               fix=_MANIFEST_FIX)
     root = root if root is not None else _root_of(manifest_uri)
     report = doc.get("reportName") or manifest_uri.rsplit("/", 1)[-1].removesuffix("-Manifest.json")
-    bp = doc.get("billingPeriod") or {}
-    period = (parse_manifest_time(bp["start"]), parse_manifest_time(bp["end"])) if bp.get("start") else None
-    columns = [c["name"] if isinstance(c, dict) else str(c) for c in doc.get("columns", [])]
+    if not isinstance(report, str) or not _SAFE_NAME.fullmatch(report):
+        raise UnsafeManifestKeyError(f"reportName {report!r} is not a report name", file=manifest_uri,
+                                     column="reportName", fix=_MANIFEST_FIX)
+    period = _manifest_period(doc, manifest_uri)
+    listed = doc.get("columns") or []
+    columns = [c.get("name") if isinstance(c, dict) else str(c) for c in listed] if isinstance(listed, list) else []
     if "assemblyId" in doc:
-        keys, delivery_id = doc.get("reportKeys", []), doc["assemblyId"]
+        keys, delivery_id = _manifest_keys(doc, "reportKeys", manifest_uri), doc["assemblyId"]
         fmt = "cur1"
     elif "executionId" in doc or "dataFiles" in doc:
-        keys, delivery_id = doc.get("dataFiles", []), doc.get("executionId") or _files_id(doc.get("dataFiles", []))
+        keys = _manifest_keys(doc, "dataFiles", manifest_uri)
+        delivery_id = doc.get("executionId") or _files_id(keys)
         # the manifest names the format only through its column list; without one the data file's columns decide
         fmt = "focus" if "BilledCost" in columns else "cur2" if "line_item_line_item_type" in columns else None
     else:
         raise CorruptFileError("manifest has neither assemblyId/reportKeys nor executionId/dataFiles",
                                file=manifest_uri, fix="point at a CUR or Data Exports manifest")
+    for key in keys:
+        _confine(key, report, manifest_uri, "reportKeys" if fmt == "cur1" else "dataFiles")
     files = tuple(_locate(k, report, root, manifest_uri) for k in keys)
-    return Delivery(
-        billing_period=period[0].strftime("%Y-%m") if period else None,
-        delivery_id=str(delivery_id), manifest_uri=manifest_uri, data_files=files, fmt=fmt,
-    )
+    return Delivery(billing_period=period, delivery_id=str(delivery_id), manifest_uri=manifest_uri,
+                    data_files=files, fmt=fmt)
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9!\-_.*'()]{1,256}")  # S3-safe characters, the only ones AWS allows in names
+
+
+def _confine(key: str, report: str, manifest_uri: str, field: str) -> None:
+    """Refuse a key that could name a file outside the report's own prefix: a manifest only ever lists its
+    report's data (`<prefix>/<report>/...`), so `..`, absolute paths and other prefixes are tampering or a
+    mistake, and reading them could ingest (or expose) files that are not this tenant's CUR."""
+    path = fs.split_s3(key)[1] if key.startswith("s3://") else key
+    parts = path.split("/")
+    problem = None
+    if "\\" in key or "\x00" in key:
+        problem = "holds a backslash or NUL"
+    elif path.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", path) or "://" in path:
+        problem = "is an absolute path"
+    elif any(p in ("..", ".") for p in parts):
+        problem = "climbs out of its folder (`..` or `.` segments)"
+    elif report not in parts[:-1]:
+        problem = f"lies outside the report's prefix (no `{report}/` folder in it)"
+    if problem:
+        raise UnsafeManifestKeyError(f"data file key {key!r} {problem}", file=manifest_uri, column=field,
+                                     fix="a manifest lists only its own report's files; re-deliver the report or "
+                                         "point at the manifest AWS wrote")
 
 
 def _locate(key: str, report: str, root: str, manifest_uri: str) -> str:

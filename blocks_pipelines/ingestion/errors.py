@@ -63,3 +63,19 @@ class FormatDetectionError(IngestError):
 
 class AmbiguousSourceError(IngestError):
     """A source holding several deliveries of one month and no manifest to say which is the newest."""
+
+
+class UnsafeManifestKeyError(IngestError):
+    """A manifest names a data file outside its own report: `..`, an absolute path or another prefix."""
+
+
+class DuplicateColumnError(IngestError):
+    """A header names one column twice: reading either would silently lose the other."""
+
+
+class OversizedInputError(IngestError):
+    """A line or a value over the documented bounds (ingestion/guards.py)."""
+
+
+class PartialMonthError(IngestError):
+    """Files without a manifest that cover only part of their billing month would replace the whole month."""

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.lake_writer import Slice, lake_days
+from blocks_pipelines.ingestion.lake_writer import Slice, lake_files
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, REQUIRED_COLUMNS
-from blocks_pipelines.lake import fs, layout
+from blocks_pipelines.lake import fs
 
 
 @dataclass(frozen=True)
@@ -20,11 +20,7 @@ class CheckOutcome:
 
 
 def _files(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> list[Path]:
-    existing = lake_days(lake_uri, tenant_id)
-    return [
-        fs.fetch_to_local(layout.line_items_day_uri(lake_uri, tenant_id, d), workdir)
-        for d in sl.days() if d in existing
-    ]
+    return [fs.fetch_to_local(u, workdir) for u in lake_files(lake_uri, tenant_id, sl)]
 
 
 def check_schema(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> CheckOutcome:

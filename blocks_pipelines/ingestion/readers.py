@@ -13,7 +13,10 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.errors import CorruptFileError, EmptyFileError, FormatDetectionError
+from blocks_pipelines.ingestion.errors import (
+    CorruptFileError, DuplicateColumnError, EmptyFileError, FormatDetectionError,
+)
+from blocks_pipelines.ingestion.guards import check_line_lengths, check_unique_header
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".gz", ".zip", ".parquet")
 # Literal nulls SQL-based exporters write into text files (SQL and Athena `NULL`, Hive/Spark `\N`): the CSV parser
@@ -28,6 +31,10 @@ class RawFile:
     name: str  # the source uri, for messages
     path: Path  # local, readable by polars
     kind: str  # csv | parquet
+
+    @property
+    def gzipped(self) -> bool:
+        return self.kind == "csv" and self.path.name.lower().endswith(".gz")
 
     def scan(self, literal: bool = False) -> pl.LazyFrame:
         """The file's columns; literal: null markers as the text they are (to quote a cell in a message)."""
@@ -45,6 +52,9 @@ class RawFile:
     def _read(self, fn):
         try:
             return fn()
+        except pl.exceptions.DuplicateError as exc:
+            raise DuplicateColumnError(f"a column name appears more than once ({exc})", file=self.name,
+                                       fix="AWS writes each column once; re-export the report") from exc
         except pl.exceptions.NoDataError as exc:
             raise EmptyFileError("the file has no header and no rows", file=self.name,
                                  fix="re-deliver the report; AWS never writes an empty CUR file") from exc
@@ -98,5 +108,7 @@ def open_raw(name: str, local: Path, workdir: Path) -> RawFile:
     else:
         raise FormatDetectionError(f"unknown data file type {local.suffix!r}", file=name,
                                    fix=f"CUR data files end with one of {DATA_SUFFIXES}")
-    raw.schema()  # fail here, naming the file, rather than mid-way through the lake write
+    if raw.kind == "csv" and not raw.gzipped:  # gzip: only once a read failed (guards.blame_long_lines)
+        check_line_lengths(raw.path, name, gzipped=False)
+    check_unique_header(list(raw.schema()), name)  # fail here, naming the file, rather than mid-way through
     return raw

@@ -1,9 +1,10 @@
 """The canonical line-item schema: every CUR format (legacy, 2.0, FOCUS) and Cost Explorer land in this shape.
 
 docs/canonical_schema.md is generated from CANONICAL_COLUMNS (`blocks schema --markdown`), so the documentation
-cannot drift from the code. Lake layout (Hive partitions, one file per partition, replaced atomically):
+cannot drift from the code. Lake layout (one file per tenant, billing month and day; a month's files are the
+version its pointer names, replaced whole: docs/lake_versions.md):
 
-    {lake}/cur_line_items/tenant_id={tenant}/usage_date={YYYY-MM-DD}/data.parquet
+    {lake}/cur_line_items/tenant_id={tenant}/billing_period={YYYY-MM}/version={v}/usage_date={YYYY-MM-DD}/data.parquet
 """
 
 from __future__ import annotations
@@ -201,7 +202,9 @@ def schema_markdown() -> str:
         "",
         "Generated from `blocks_pipelines/ingestion/schema.py` by `blocks schema --markdown`; do not edit by hand.",
         "",
-        "Lake layout: `{lake}/cur_line_items/tenant_id={tenant}/usage_date={YYYY-MM-DD}/data.parquet`.",
+        "Lake layout: `{lake}/cur_line_items/tenant_id={tenant}/billing_period={YYYY-MM}/version={v}/"
+        "usage_date={YYYY-MM-DD}/data.parquet`, each month the version its `_current.json` pointer names "
+        "(docs/lake_versions.md).",
         "",
         "| column | type | required | meaning |",
         "| --- | --- | --- | --- |",

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from blocks_pipelines.ingestion import errors as E
+from blocks_pipelines.ingestion import guards
 from blocks_pipelines.ingestion.accounts import PROVIDER_COLUMNS, AccountProblem, first_problem
 from blocks_pipelines.ingestion.deliveries import Delivery
 from blocks_pipelines.ingestion.formats import (
@@ -85,7 +86,22 @@ def _open_files(delivery: Delivery, tenant_id: str, fmt: str, workdir: Path) -> 
         check_required(file_fmt, columns, uri, given_by)
         ctx = SourceContext(tenant_id, delivery.delivery_id, uri, delivery.billing_period)
         out.append(StagedFile(raw, file_fmt, ctx, raw.head(SAMPLE_ROWS)))
+    _refuse_mixed_formats(out, where)
     return out
+
+
+def _refuse_mixed_formats(files: list[StagedFile], manifest_uri: str | None) -> None:
+    """One delivery is one export: files of two formats side by side are two deliveries (a legacy CUR and its
+    CUR 2.0 successor, say), each the whole month, so summing them would double it."""
+    by_fmt: dict[str, str] = {}
+    for f in files:
+        by_fmt.setdefault(f.fmt, f.raw.name)
+    if len(by_fmt) > 1:
+        found = ", ".join(f"{fmt} ({name})" for fmt, name in sorted(by_fmt.items()))
+        raise E.AmbiguousSourceError(
+            f"files of {len(by_fmt)} formats in one delivery: {found}; each is a whole delivery, so ingesting "
+            "both would double the month", file=manifest_uri or files[0].raw.name,
+            fix="point at one export's folder or manifest (move the other format's files elsewhere)")
 
 
 def _frame(f: StagedFile, with_row: bool = False, fast: bool = True, extra: tuple[pl.Expr, ...] = ()):
@@ -117,6 +133,12 @@ def _first_hit(files: list[StagedFile], hour_range, cond: pl.Expr) -> tuple[Stag
         if row:
             return f, row["_row"]
     return files[0], None
+
+
+def _source_row(f: StagedFile, row: int) -> dict:
+    """Data row `row` (1-based) of the source file as text, for an error message."""
+    hit = f.raw.scan().slice(row - 1, 1).collect()
+    return {k: (None if v is None else str(v)) for k, v in hit.row(0, named=True).items()} if hit.height else {}
 
 
 def _source_column(f: StagedFile, cur: str, focus: str) -> str:
@@ -200,18 +222,22 @@ def stage_delivery(delivery: Delivery, tenant, fmt: str, workdir: Path,
     files = _open_files(delivery, tenant.id, fmt, workdir)
     staging = workdir / "staged"
     try:
-        _sink(files, hour_range, staging, fast=True)
-    except READ_ERRORS as exc:
-        located = _locate_bad_value(files)
-        if located is not None:
-            raise located from exc
-        try:  # every value is readable: some column mixes timestamp forms, so use the general parser
-            shutil.rmtree(staging, ignore_errors=True)
-            _sink(files, hour_range, staging, fast=False)
-        except READ_ERRORS as exc2:
-            raise _diagnose_read_failure(files, exc2) from exc2
-    t1 = time.perf_counter()
-    staged = _validate(delivery, files, staging, tenant, hour_range)
+        try:
+            _sink(files, hour_range, staging, fast=True)
+        except READ_ERRORS as exc:
+            located = _locate_bad_value(files)
+            if located is not None:
+                raise located from exc
+            try:  # every value is readable: some column mixes timestamp forms, so use the general parser
+                shutil.rmtree(staging, ignore_errors=True)
+                _sink(files, hour_range, staging, fast=False)
+            except READ_ERRORS as exc2:
+                raise _diagnose_read_failure(files, exc2) from exc2
+        t1 = time.perf_counter()
+        staged = _validate(delivery, files, staging, tenant, hour_range)
+    except E.IngestError as exc:
+        guards.blame_long_lines([f.raw for f in files], exc)  # the honest cause, if a .gz line is oversized
+        raise
     staged.seconds = {"read_normalize_split": t1 - t0, "validate": time.perf_counter() - t1}
     return staged
 
@@ -233,6 +259,7 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
             fix="check the delivery holds data" + (" for these hours" if hour_range else ""),
         )
     lf = pl.scan_parquet(staged_files, hive_partitioning=False)
+    guards.check_rows(lf, lambda cond: _first_hit(files, hour_range, cond), _source_row)
     checks = lf.select(*[pl.col(n).null_count().alias(n) for n in REQUIRED_VALUES])
     stats = lf.group_by("billing_period", "currency", "line_item_type", "charge_class").agg(
         pl.len().alias("rows"),

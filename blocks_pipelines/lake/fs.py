@@ -7,6 +7,7 @@ All S3 access goes through boto3 with an optional endpoint override so tests run
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -58,8 +59,13 @@ def s3_client():
     return _s3_client(s.s3_endpoint_url, s.aws_region)
 
 
-def list_objects(prefix_uri: str) -> Iterator[ObjectInfo]:
-    """Every object under a prefix (recursively), sorted by uri."""
+class ConditionFailed(RuntimeError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+
+def list_objects(prefix_uri: str, *, include_temp: bool = False) -> Iterator[ObjectInfo]:
+    """Every object under a prefix (recursively), sorted by uri; include_temp also lists the `.tmp-` files a killed
+    local write left (for the sweep)."""
     if is_s3(prefix_uri):
         bucket, key = split_s3(prefix_uri)
         paginator = s3_client().get_paginator("list_objects_v2")
@@ -75,9 +81,100 @@ def list_objects(prefix_uri: str) -> Iterator[ObjectInfo]:
     if not root.exists():
         return
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.name.startswith(".tmp-"):
+        if p.is_file() and (include_temp or not p.name.startswith(".tmp-")):
             st = p.stat()
             yield ObjectInfo(str(p), st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+
+def list_children(prefix_uri: str) -> list[str]:
+    """Names of the folders directly under a prefix (one delimited LIST on S3, not a walk of every object)."""
+    if is_s3(prefix_uri):
+        bucket, key = split_s3(prefix_uri)
+        prefix = key.rstrip("/") + "/" if key else ""
+        out = []
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            out += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return sorted(out)
+    root = Path(prefix_uri)
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def info(uri: str) -> ObjectInfo | None:
+    """Size and last-modified time of one object, None when absent."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        try:
+            head = s3_client().head_object(Bucket=bucket, Key=key)
+        except s3_client().exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(uri, head["ContentLength"], head["LastModified"])
+    path = Path(uri)
+    if not path.is_file():
+        return None
+    st = path.stat()
+    return ObjectInfo(uri, st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+
+def _local_etag(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def read_versioned(uri: str) -> tuple[bytes, str] | None:
+    """An object's bytes and its version tag (S3 ETag; locally a hash of the bytes), None when absent: the tag a
+    conditional write compares against."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        try:
+            obj = s3_client().get_object(Bucket=bucket, Key=key)
+        except s3_client().exceptions.NoSuchKey:
+            return None
+        return obj["Body"].read(), obj["ETag"].strip('"')
+    path = Path(uri)
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    return data, _local_etag(data)
+
+
+def write_if(uri: str, data: bytes, *, if_match: str | None = None) -> str:
+    """Write uri only if it still has version tag if_match (None: only if it does not exist); returns the new tag.
+
+    S3 checks the condition server side (PutObject If-Match / If-None-Match), so two writers can never both win.
+    Locally the check and the swap are two steps: callers hold the month's lease (blocks_pipelines.lake.lease)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        cond = {"IfMatch": f'"{if_match}"'} if if_match else {"IfNoneMatch": "*"}
+        try:
+            out = s3_client().put_object(Bucket=bucket, Key=key, Body=data, **cond)
+        except s3_client().exceptions.ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409", "NoSuchKey"):
+                raise ConditionFailed(f"{uri} changed since it was read ({code})") from exc
+            raise
+        return out["ETag"].strip('"')
+    current = read_versioned(uri)
+    if (current[1] if current else None) != if_match:
+        raise ConditionFailed(f"{uri} changed since it was read")
+    write_bytes(uri, data)
+    return _local_etag(data)
+
+
+def delete_if(uri: str, if_match: str) -> None:
+    """Delete uri only while it still has version tag if_match (a lease's holder releasing only its own lease)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        try:
+            s3_client().delete_object(Bucket=bucket, Key=key, IfMatch=f'"{if_match}"')
+        except s3_client().exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                return
+            raise
+        return
+    current = read_versioned(uri)
+    if current and current[1] == if_match:
+        Path(uri).unlink(missing_ok=True)
 
 
 def exists(uri: str) -> bool:
@@ -135,6 +232,22 @@ def put_file(local_path: Path, uri: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def copy(src_uri: str, dest_uri: str) -> None:
+    """Copy one object within the lake: S3 CopyObject (server side, nothing downloaded); locally a hard link (the
+    bytes are shared, and deleting either name keeps the other), a copy where links are not possible."""
+    if is_s3(src_uri) and is_s3(dest_uri):
+        sb, sk = split_s3(src_uri)
+        db, dk = split_s3(dest_uri)
+        s3_client().copy({"Bucket": sb, "Key": sk}, db, dk)
+        return
+    dest = Path(dest_uri)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src_uri, dest)
+    except OSError:
+        put_file(Path(src_uri), dest_uri)
 
 
 def fetch_to_local(uri: str, workdir: Path) -> Path:

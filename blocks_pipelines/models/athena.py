@@ -1,7 +1,10 @@
 """The Glue table the Athena target reads as source('lake', 'cur_line_items'), made from the canonical schema.
 
-Partition projection (tenant_id injected, usage_date a day range) means no crawler and no MSCK REPAIR: a day file
-ingestion writes is queryable at once, and every query must name its tenant (the staging model does).
+A partition is one (tenant, billing month): its location holds the month's symlink manifest, the list of the day
+files of the month's current version (blocks_pipelines.lake.months rewrites it after each pointer swap), so Athena
+reads a whole month version, never a month half replaced nor the folders of superseded or crashed writes.
+Partition projection (tenant_id injected, billing_period a month range) means no crawler and no MSCK REPAIR: a
+month ingestion commits is queryable at once, and every query must name its tenant (the staging model does).
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import polars as pl
 
 from blocks_pipelines.ingestion.schema import CANONICAL_COLUMNS
-from blocks_pipelines.lake.layout import line_items_root
+from blocks_pipelines.lake.layout import athena_manifests_root
 
-PARTITION_COLUMNS = {"tenant_id": "string", "usage_date": "date"}
+PARTITION_COLUMNS = {"tenant_id": "string", "billing_period": "string"}
 _HIVE_TYPES = {pl.String: "string", pl.Float64: "double", pl.Date: "date", pl.Int64: "bigint", pl.Boolean: "boolean"}
 
 
@@ -27,7 +30,7 @@ def hive_type(dtype: pl.DataType) -> str:
 def lake_table_ddl(database: str, lake_uri: str, table: str = "cur_line_items") -> str:
     if not lake_uri.startswith("s3://"):
         raise ValueError(f"Athena reads S3 only: BLOCKS_LAKE_URI={lake_uri!r} must be an s3://bucket/prefix")
-    location = line_items_root(lake_uri) + "/"
+    location = athena_manifests_root(lake_uri) + "/"
     columns = ",\n".join(f"  `{c.name}` {hive_type(c.dtype)}" for c in CANONICAL_COLUMNS
                          if c.name not in PARTITION_COLUMNS)
     partitions = ", ".join(f"`{name}` {typ}" for name, typ in PARTITION_COLUMNS.items())
@@ -35,17 +38,19 @@ def lake_table_ddl(database: str, lake_uri: str, table: str = "cur_line_items") 
 {columns}
 )
 PARTITIONED BY ({partitions})
-STORED AS PARQUET
+ROW FORMAT SERDE 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe'
+STORED AS INPUTFORMAT 'org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat'
+OUTPUTFORMAT 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat'
 LOCATION '{location}'
 TBLPROPERTIES (
   'projection.enabled' = 'true',
   'projection.tenant_id.type' = 'injected',
-  'projection.usage_date.type' = 'date',
-  'projection.usage_date.format' = 'yyyy-MM-dd',
-  'projection.usage_date.range' = '2015-01-01,NOW',
-  'projection.usage_date.interval' = '1',
-  'projection.usage_date.interval.unit' = 'DAYS',
-  'storage.location.template' = '{location}tenant_id=${{tenant_id}}/usage_date=${{usage_date}}/'
+  'projection.billing_period.type' = 'date',
+  'projection.billing_period.format' = 'yyyy-MM',
+  'projection.billing_period.range' = '2015-01,NOW',
+  'projection.billing_period.interval' = '1',
+  'projection.billing_period.interval.unit' = 'MONTHS',
+  'storage.location.template' = '{location}tenant_id=${{tenant_id}}/billing_period=${{billing_period}}/'
 )"""
 
 

@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from blocks_pipelines.lake.fs import list_objects
 from blocks_pipelines.lake.layout import line_items_tenant_prefix
+from blocks_pipelines.lake.months import current_months
 from blocks_pipelines.models.achievable import achievable_daily_savings
 from blocks_pipelines.models.project import MARTS, ensure_dbt_env, project_dir
 from blocks_pipelines.models.vars import dbt_vars
@@ -85,8 +85,9 @@ def build_args(
 
 def require_line_items(tenant_id: str) -> None:
     prefix = line_items_tenant_prefix(get_settings().lake_uri, tenant_id)
-    if next(iter(list_objects(prefix)), None) is None:
-        raise FileNotFoundError(f"{prefix}: no line items for tenant {tenant_id!r}; ingest its CUR first (blocks ingest)")
+    if not any(m.files for m in current_months(get_settings().lake_uri, tenant_id)):
+        raise FileNotFoundError(f"{prefix}: no line items for tenant {tenant_id!r}; ingest its CUR first "
+                                "(blocks ingest)")
 
 
 @contextmanager

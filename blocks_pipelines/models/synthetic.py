@@ -15,8 +15,8 @@ from typing import Any, Iterable
 import polars as pl
 
 from blocks_pipelines.ingestion.schema import CANONICAL_COLUMNS, CANONICAL_SCHEMA, LINE_ITEM_TYPES
+from blocks_pipelines.lake import layout, months
 from blocks_pipelines.lake.fs import write_bytes
-from blocks_pipelines.lake.layout import line_items_day_uri
 
 DEFAULT_ACCOUNTS = ("111111111112", "111111111113", "111111111114")  # the last one is tagged dev
 
@@ -56,14 +56,26 @@ def canonical_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
 
 
 def write_line_items(frame: pl.DataFrame, lake_uri: str) -> list[str]:
-    """Write one Parquet file per (tenant, usage_date), as ingestion lays out the lake; returns the uris."""
+    """Write one Parquet file per (tenant, usage_date) and commit each billing month's pointer, as ingestion lays
+    out the lake (a day already in the month and absent from the frame keeps its file); returns the uris."""
     uris = []
-    for (tenant_id, day), part in frame.sort("usage_start").group_by(["tenant_id", "usage_date"], maintain_order=True):
-        buf = io.BytesIO()
-        part.write_parquet(buf, compression="zstd")
-        uri = line_items_day_uri(lake_uri, tenant_id, day)
-        write_bytes(uri, buf.getvalue())
-        uris.append(uri)
+    for (tenant_id, bp), month in frame.sort("usage_start").group_by(["tenant_id", "billing_period"],
+                                                                     maintain_order=True):
+        current, tag = months.read_month(lake_uri, tenant_id, bp)
+        version = months.new_version_id()
+        files = {f.usage_date: f for f in current.files} if current else {}
+        for (day,), part in month.group_by(["usage_date"], maintain_order=True):
+            buf = io.BytesIO()
+            part.write_parquet(buf, compression="zstd")
+            name = layout.line_items_file_name(version, day)
+            uri = layout.line_items_file_uri(lake_uri, tenant_id, bp, name)
+            write_bytes(uri, buf.getvalue())
+            files[day] = months.MonthFile(name, day, part.height)
+            uris.append(uri)
+        nxt = months.carry_forward(lake_uri, months.MonthVersion(tenant_id, bp, version,
+                                                                 tuple(files[d] for d in sorted(files)), "synthetic"))
+        months.commit_month(lake_uri, nxt, tag)
+        months.sweep_month(lake_uri, tenant_id, bp, nxt)
     return uris
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from blocks_pipelines.lake.layout import line_items_glob
+from blocks_pipelines.lake.months import current_globs
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig
 
@@ -41,9 +41,13 @@ def dbt_vars(
         raise ValueError(f"end {end} must be after start {start} (end is exclusive)")
     if achievable_daily_savings is not None and achievable_daily_savings < 0:
         raise ValueError(f"achievable_daily_savings {achievable_daily_savings} must be >= 0 ($ per day)")
+    settings = get_settings()
     return {
         "tenant_id": tenant.id,
-        "line_items_glob": line_items_glob(get_settings().lake_uri, tenant.id),
+        # DuckDB reads each month's current version folder, resolved once per run: a month swapped meanwhile is read
+        # whole (the old version) or fails loudly once its files are deleted, never mixed. Athena reads the
+        # months' symlink manifests instead (blocks_pipelines.models.athena).
+        "line_items_globs": current_globs(settings.lake_uri, tenant.id) if settings.dbt_target == "duckdb" else [],
         "start": _iso_utc(start) if start else None,
         "end": _iso_utc(end) if end else None,
         "accounts": tenant_accounts(tenant),
