@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from blocks_pipelines.tenants.alert_policy import AlertPolicy
+
 AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id")]
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 # libyaml's loader is ~10x faster than the pure-Python one: 200 tenant files load in ~0.1 s instead of ~1 s.
@@ -132,6 +134,7 @@ class TenantConfig(_Strict):
     cur_source: CurSource
     history_start: date
     guardrails: Guardrails
+    alerts: AlertPolicy = Field(default_factory=AlertPolicy)
     created_at: datetime | None = None
 
     @field_validator("history_start")
