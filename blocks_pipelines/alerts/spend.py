@@ -46,16 +46,14 @@ class SpendParams:
     min_impact_usd: float = 50.0
 
 
-def usage_daily_sql(source: str) -> str:
-    """DuckDB SQL turning the spend_hourly mart (a parquet path or table) into the detector's daily leaf rows."""
-    types = ", ".join(f"'{t}'" for t in USAGE_LINE_ITEM_TYPES)
-    return f"""
-        select usage_date, service, usage_account_id, coalesce(region, '') as region,
-               coalesce(nullif(usage_type, ''), '(none)') as usage_type, sum(amortized_cost) as cost
-        from {source}
-        where line_item_type in ({types}) and usage_date >= ? and usage_date <= ?
-        group by all
-    """
+def usage_daily(spend_hourly: pl.DataFrame) -> pl.DataFrame:
+    """The spend_hourly mart as the detector's daily leaf rows (usage_date, SERIES, usage_type, cost)."""
+    return (spend_hourly.lazy().filter(pl.col("line_item_type").is_in(USAGE_LINE_ITEM_TYPES))
+            .with_columns(pl.col("region").fill_null(""),
+                          usage_type=pl.when(pl.col("usage_type").fill_null("") == "").then(pl.lit("(none)"))
+                          .otherwise(pl.col("usage_type")))
+            .group_by("usage_date", *SERIES, "usage_type").agg(cost=pl.col("amortized_cost").sum())
+            .collect())
 
 
 def series_days(daily: pl.DataFrame, as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -104,10 +102,10 @@ def anomaly_runs(scored: pl.DataFrame, min_impact_usd: float, since: date | None
     return runs.drop("run").sort("impact_usd", descending=True)
 
 
-def _contributions(daily: pl.DataFrame, keys: dict[str, str], day: date) -> list[UsageTypeContribution]:
+def _contributions(series: pl.DataFrame, day: date) -> list[UsageTypeContribution]:
     """Each usage type's cost on `day` against its own same-weekday median: what moved inside the series."""
     days = [day - timedelta(weeks=k) for k in range(BASELINE_WEEKS + 1)]
-    rows = daily.filter(*(pl.col(c) == v for c, v in keys.items()), pl.col("usage_date").is_in(days))
+    rows = series.filter(pl.col("usage_date").is_in(days))
     by_type = rows.group_by("usage_type", "usage_date").agg(pl.col("cost").sum())
     history_days = sorted({d for d in rows["usage_date"].to_list() if d != day})
     out = []
@@ -129,10 +127,12 @@ def detect_spend_spikes(daily: pl.DataFrame, as_of: date, params: SpendParams,
         return []
     grid, ids = series_days(daily, as_of)
     runs = anomaly_runs(score_days(grid, params.sensitivity), params.min_impact_usd, since).join(ids, on="sid")
+    # the leaf rows of anomalous series only, split once: a filter over all rows per anomaly costs seconds at scale
+    leaves = daily.join(runs.select(SERIES).unique(), on=SERIES).partition_by(SERIES, as_dict=True)
     out = []
     for r in runs.iter_rows(named=True):
         keys = {c: r[c] for c in SERIES}
-        top = _contributions(daily, keys, r["last_seen"])
+        top = _contributions(leaves[tuple(keys.values())], r["last_seen"])
         lead = f"; mostly {top[0].usage_type} (+${top[0].impact:,.2f})" if top and top[0].impact > 0 else ""
         span = (f"since {r['first_seen']} ({r['days']} days)" if r["days"] > 1 else f"on {r['first_seen']}")
         out.append(Detection(
