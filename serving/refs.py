@@ -12,6 +12,7 @@ UI_VIEWS = {
     "/api/recommendations": "/app/recommendations",
     "/api/savings-plans": "/app/savings-plans",
     "/api/connection": "/app/onboarding",
+    "/api/anomalies": "/app/anomalies",
 }
 
 
