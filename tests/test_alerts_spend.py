@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from blocks_pipelines.alerts.spend import SpendParams, detect_new_services, detect_spend_spikes, series_days, score_days
+from blocks_pipelines.alerts.spend import SpendParams, detect_new_services, detect_spend_spikes, score_days
 from blocks_pipelines.alerts.synthetic import synthetic_daily
 from blocks_pipelines.state.alert_models import AlertKind, Severity
 
@@ -117,7 +117,7 @@ def test_since_keeps_only_anomalies_still_going():
 def test_no_verdict_during_a_series_warm_up():
     # a brand-new series: three weeks of data are not enough for a weekday baseline and its noise
     daily = _frame(_rows(_days(21), lambda d: 100.0 if d != END else 1000.0))
-    scored = score_days(series_days(daily, END)[0], 5.0)
+    scored, _ = score_days(daily, END, 5.0)
     assert scored["noise"].null_count() == scored.height
     assert detect_spend_spikes(daily, END, SpendParams(min_impact_usd=0.0)) == []
 

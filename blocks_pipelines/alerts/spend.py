@@ -30,8 +30,7 @@ from blocks_pipelines.state.alert_models import AlertKind, Detection, UsageTypeC
 SERIES = ("service", "usage_account_id", "region")
 BASELINE_WEEKS = 8
 MIN_BASELINE_WEEKS = 4  # fewer same-weekday observations than this: no baseline yet, no verdict
-NOISE_DAYS = 28
-MIN_NOISE_DAYS = 21
+NOISE_DAYS = 28  # residuals the noise is the median of; all present, or no verdict yet
 MAD_TO_SD = 1.4826
 RELATIVE_NOISE_FLOOR = 0.03
 ABSOLUTE_NOISE_FLOOR = 0.01  # $: keeps the score finite on series that cost nothing
@@ -56,33 +55,60 @@ def usage_daily(spend_hourly: pl.DataFrame) -> pl.DataFrame:
             .collect())
 
 
-def series_days(daily: pl.DataFrame, as_of: date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(dense series-day frame with sid, usage_date, cost; series ids). A day without rows costs 0 from the series'
-    first day on: a workload that stopped is a zero, not a gap."""
-    totals = daily.group_by(*SERIES, "usage_date").agg(pl.col("cost").sum())
-    ids = totals.select(SERIES).unique().sort(SERIES).with_row_index("sid")
-    totals = totals.join(ids, on=SERIES).select("sid", "usage_date", "cost")
-    first = totals.group_by("sid").agg(pl.col("usage_date").min().alias("first_day"))
-    start = first["first_day"].min() if first.height else as_of
-    days = pl.DataFrame({"usage_date": pl.date_range(start, as_of, "1d", eager=True)})
-    grid = (first.join(days, how="cross").filter(pl.col("usage_date") >= pl.col("first_day"))
-            .join(totals, on=["sid", "usage_date"], how="left")
-            .select("sid", "usage_date", pl.col("cost").fill_null(0.0)))
-    return grid.sort("sid", "usage_date"), ids
+def score_days(daily: pl.DataFrame, as_of: date, sensitivity: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(one row per series-day from the series' first day to as_of: sid, usage_date, cost, expected, resid, noise,
+    score, flagged; the series ids). A day without rows costs 0 from the series' first day on: a workload that
+    stopped is a zero, not a gap.
 
-
-def score_days(grid: pl.DataFrame, sensitivity: float) -> pl.DataFrame:
-    """Adds expected, noise, score and flagged to a dense (sid, usage_date, cost) frame sorted by sid, day."""
-    expected = (pl.col("cost").shift(1).rolling_median(BASELINE_WEEKS, min_samples=MIN_BASELINE_WEEKS)
-                .over("sid", pl.col("usage_date").dt.weekday()))
-    scored = grid.with_columns(expected=expected).with_columns(resid=pl.col("cost") - pl.col("expected"))
-    mad = pl.col("resid").abs().shift(1).rolling_median(NOISE_DAYS, min_samples=MIN_NOISE_DAYS).over("sid")
+    Rolling medians over 10,000 series with `.over()` cost ~1 s per thousand groups, so the series are laid end to
+    end in one flat column, each behind a run of nulls as long as the window (rolling medians skip nulls, so no
+    window reaches into the previous series), and the weekday baseline reads a second layout with the days of
+    each (series, weekday) consecutive. Everything stays vectorized: gathers, scatters and two rolling medians.
+    """
+    start = daily["usage_date"].min()
+    n_days = (as_of - start).days + 1
+    # grouping on a 64-bit hash of the series is ~4x faster than on its three strings (a collision among 10,000
+    # series has odds of ~1e-11)
+    keyed = daily.select(*SERIES, "cost", key=pl.struct(SERIES).hash(),
+                         t=(pl.col("usage_date") - start).dt.total_days())
+    ids = keyed.group_by("key").agg(*(pl.col(c).first() for c in SERIES), first=pl.col("t").min()).sort(SERIES)
+    ids = ids.with_row_index("sid").with_columns(pl.col("sid").cast(pl.Int64))
+    leaves = keyed.group_by("key", "t").agg(pl.col("cost").sum()).select(
+        "t", "cost", sid=pl.col("key").replace_strict(ids["key"], ids["sid"]))
+    n, first = ids.height, ids["first"].cast(pl.Int64)
+    ids = ids.select("sid", *SERIES)
+    # day layout: series after series, NOISE_DAYS nulls in front of each
+    stride = n_days + NOISE_DAYS
+    at = leaves["sid"] * stride + NOISE_DAYS + leaves["t"]
+    raw = pl.repeat(None, n * stride, dtype=pl.Float64, eager=True).scatter(at, leaves["cost"])
+    i = pl.int_range(n * stride, dtype=pl.Int64, eager=True)
+    day = pl.DataFrame({"sid": i // stride, "t": i % stride - NOISE_DAYS, "cost": raw})
+    day = day.with_columns(first=first.gather(day["sid"])).with_columns(
+        cost=pl.when(pl.col("t") >= pl.col("first")).then(pl.col("cost").fill_null(0.0)))
+    # weekday layout: for each (series, weekday) its weeks in order, BASELINE_WEEKS nulls in front
+    weeks = -(-n_days // 7) + BASELINE_WEEKS
+    r = pl.int_range(n * 7 * weeks, dtype=pl.Int64, eager=True)
+    k, weekday, sid = r % weeks - BASELINE_WEEKS, (r // weeks) % 7, r // (7 * weeks)
+    t = k * 7 + weekday
+    source = pl.select(pl.when((k >= 0) & (t < n_days)).then(sid * stride + NOISE_DAYS + t)).to_series()
+    by_weekday = day["cost"].gather(source)
+    expected_wk = by_weekday.shift(1).rolling_median(BASELINE_WEEKS, min_samples=MIN_BASELINE_WEEKS)
+    back = pl.select(pl.when(day["t"] >= 0).then(
+        day["sid"] * 7 * weeks + (day["t"] % 7) * weeks + day["t"] // 7 + BASELINE_WEEKS)).to_series()
+    day = day.with_columns(expected=expected_wk.gather(back)).with_columns(resid=pl.col("cost") - pl.col("expected"))
+    # a rolling median over nulls costs 3x one without: fill them, and keep only windows of NOISE_DAYS residuals
+    absolute = pl.col("resid").abs().shift(1)
+    complete = absolute.is_not_null().cast(pl.Int32).rolling_sum(NOISE_DAYS) == NOISE_DAYS
+    mad = pl.when(complete).then(absolute.fill_null(0.0).rolling_median(NOISE_DAYS))
     # max_horizontal skips nulls: without the guard a series still in its warm-up would be judged on the floor alone
     floored = pl.max_horizontal(mad * MAD_TO_SD, pl.col("expected") * RELATIVE_NOISE_FLOOR,
                                 pl.lit(ABSOLUTE_NOISE_FLOOR))
-    noise = pl.when(mad.is_not_null()).then(floored)
-    return scored.with_columns(noise=noise).with_columns(score=pl.col("resid") / pl.col("noise")).with_columns(
-        flagged=(pl.col("score") >= sensitivity).fill_null(False))
+    scored = (day.with_columns(noise=pl.when(mad.is_not_null()).then(floored))
+              .filter(pl.col("cost").is_not_null())
+              .with_columns(score=pl.col("resid") / pl.col("noise"),
+                            usage_date=pl.lit(start) + pl.duration(days=pl.col("t")))
+              .with_columns(flagged=(pl.col("score") >= sensitivity).fill_null(False)))
+    return scored.select("sid", "usage_date", "cost", "expected", "resid", "noise", "score", "flagged"), ids
 
 
 def anomaly_runs(scored: pl.DataFrame, min_impact_usd: float, since: date | None = None) -> pl.DataFrame:
@@ -125,8 +151,8 @@ def detect_spend_spikes(daily: pl.DataFrame, as_of: date, params: SpendParams,
     daily = daily.filter(pl.col("usage_date") <= as_of)
     if daily.is_empty():
         return []
-    grid, ids = series_days(daily, as_of)
-    runs = anomaly_runs(score_days(grid, params.sensitivity), params.min_impact_usd, since).join(ids, on="sid")
+    scored, ids = score_days(daily, as_of, params.sensitivity)
+    runs = anomaly_runs(scored, params.min_impact_usd, since).join(ids, on="sid")
     # the leaf rows of anomalous series only, split once: a filter over all rows per anomaly costs seconds at scale
     leaves = daily.join(runs.select(SERIES).unique(), on=SERIES).partition_by(SERIES, as_dict=True)
     out = []
