@@ -31,6 +31,7 @@ def _gc_paused() -> Iterator[None]:
 with _gc_paused():
     import dagster as dg
 
+    from blocks_pipelines.alerts.defs import build_alert_defs
     from blocks_pipelines.ingestion.defs import build_ingestion_defs
     from blocks_pipelines.models.defs import build_model_defs
     from blocks_pipelines.sample_data.defs import build_sample_data_defs
@@ -38,7 +39,7 @@ with _gc_paused():
     from blocks_pipelines.settings import get_settings
     from blocks_pipelines.tenants.config import TenantConfig, load_registry
 
-TENANT_FACTORIES = (build_ingestion_defs, build_model_defs, build_sp_defs, build_sample_data_defs)
+TENANT_FACTORIES = (build_ingestion_defs, build_model_defs, build_sp_defs, build_sample_data_defs, build_alert_defs)
 
 
 def build_tenant_defs(tenant: TenantConfig) -> dg.Definitions:

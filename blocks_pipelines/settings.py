@@ -53,6 +53,7 @@ class Settings:
     dynamodb_endpoint_url: str | None  # moto or DynamoDB Local; None means real AWS
     dagster_url: str  # the webserver `blocks connect` registers tenants with
     blocks_aws_account_id: str  # the account Blocks assumes customers' roles from
+    sp_offering_rates: bool  # price proposals at the tenant's DescribeSavingsPlansOfferingRates (always in production)
 
     @property
     def serving(self) -> ServingSettings:
@@ -95,7 +96,13 @@ def get_settings() -> Settings:
         or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
         dagster_url=os.environ.get("BLOCKS_DAGSTER_URL", DEFAULT_DAGSTER_URL),
         blocks_aws_account_id=os.environ.get("BLOCKS_AWS_ACCOUNT_ID", PLACEHOLDER_BLOCKS_ACCOUNT_ID),
+        sp_offering_rates=env == "production" or os.environ.get("BLOCKS_SP_OFFERING_RATES") == "1",
     )
+
+
+def secret(env_var: str) -> str | None:
+    """A secret a tenant's YAML names by environment variable (a webhook URL, an SMTP password), never by value."""
+    return os.environ.get(env_var) or None
 
 
 def serving_settings(env: Mapping[str, str], aws_region: str) -> ServingSettings:

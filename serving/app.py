@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from blocks_pipelines.settings import Settings, get_settings
 from serving import errors
-from serving.api import chat, onboarding, recommendations, savings_ledger, savings_plans, spend
+from serving.api import anomalies, chat, onboarding, recommendations, savings_ledger, savings_plans, spend
 from serving.auth.dev_issuer import DEV_CLIENT_ID, DEV_ISSUER, DevIssuer
 from serving.auth.keys import DevKeySource, JwksKeySource, cognito_jwks_url
 from serving.auth.verify import TokenVerifier
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, *, verifier: TokenVerifier | No
     app.state.chat_limiter = RateLimiter(config.chat_per_minute, config.chat_burst)
     app.state.chat_provider = make_provider(config.bedrock_model_id, settings.aws_region)
     errors.install(app)
-    for module in (spend, recommendations, savings_plans, savings_ledger, chat, onboarding):
+    for module in (spend, recommendations, savings_plans, savings_ledger, chat, onboarding, anomalies):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["ops"], summary="Liveness (no auth)")

@@ -13,6 +13,7 @@ UI_VIEWS = {
     "/api/savings-plans": "/app/savings-plans",
     "/api/connection": "/app/onboarding",
     "/api/savings-ledger": "/app/savings-ledger",
+    "/api/anomalies": "/app/anomalies",
 }
 
 

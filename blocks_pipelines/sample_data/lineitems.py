@@ -20,6 +20,7 @@ import polars as pl
 
 from blocks_pipelines.sample_data import catalog as cat
 from blocks_pipelines.sample_data.commitments import SavingsPlanSpec
+from blocks_pipelines.sample_data.anomalies import apply_spikes
 from blocks_pipelines.sample_data.demand import HOURS_PER_MONTH, hour_grid, profile_levels
 from blocks_pipelines.sample_data.inventory import ALWAYS_ON, HOURLY, SCALED, STORAGE, Inventory
 from blocks_pipelines.sample_data.rand import hex_ids, normal, scalar_rng, uniform
@@ -66,6 +67,7 @@ def usage_rows(inv: Inventory, hours: pl.Series, anchor: datetime, key: tuple) -
         .otherwise(0.0)
         .alias("usage_amount")
     )
+    rows = apply_spikes(rows, inv.resources, anchor)
     return rows.with_columns(
         pl.lit("Usage").alias("line_item_type"),
         (pl.col("usage_amount") * pl.col("rate")).alias("unblended_cost"),

@@ -7,7 +7,6 @@ the typical discount table and the proposal says so.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ DEFAULT_RATE_RATIO = 0.72
 
 
 def rates_enabled(settings: Settings) -> bool:
-    return settings.is_production or os.environ.get("BLOCKS_SP_OFFERING_RATES") == "1"
+    return settings.sp_offering_rates
 
 
 def rate_cache(settings: Settings) -> RateCache:

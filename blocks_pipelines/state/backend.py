@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-TABLES = ("audit", "recommendation_status", "connections", "proposals", "approvals", "purchases", "ledger")
+TABLES = ("audit", "recommendation_status", "connections", "proposals", "approvals", "purchases", "ledger",
+          "alerts", "alert_notifications")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import BaseModel
 
+from blocks_pipelines.state.alerts import AlertRecords
 from blocks_pipelines.state.backend import Backend
 from blocks_pipelines.state.models import (
     RECOMMENDATION_STATUSES,
@@ -46,7 +47,7 @@ def proposal_target(proposal_id: str) -> str:
     return f"{tenant_of_proposal(proposal_id)}/proposal/{proposal_id}"
 
 
-class StateStore:
+class StateStore(AlertRecords):
     def __init__(self, backend: Backend):
         self.backend = backend
 

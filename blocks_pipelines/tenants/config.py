@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blocks_pipelines.tenants import billing_accounts as ba
+from blocks_pipelines.tenants.alert_policy import AlertPolicy
 
 AccountId = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit AWS account id")]
 TENANT_ID_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
@@ -157,6 +158,7 @@ class TenantConfig(_Strict):
     cur_source: CurSource
     history_start: date
     guardrails: Guardrails
+    alerts: AlertPolicy = Field(default_factory=AlertPolicy)
     created_at: datetime | None = None
     billing_accounts: BillingAccounts | None = None
 

@@ -52,6 +52,18 @@ class TenantScope:
         self._state().set_recommendation_status(self.tenant_id, recommendation_id, status, self.principal.subject,
                                                 expected=expected)
 
+    def alerts(self) -> list:
+        """The tenant's alerts (spend anomalies, dips, late data), latest first."""
+        return self._state().list_alerts(self.tenant_id)
+
+    def alert(self, alert_id: str):
+        return self._state().get_alert(self.tenant_id, alert_id)
+
+    def set_alert_status(self, alert_id: str, status, note: str, expected=None):
+        """Audited under the token's subject; with `expected`, a compare-and-swap on the stored status."""
+        return self._state().set_alert_status(self.tenant_id, alert_id, status, self.principal.subject, note,
+                                              expected=expected)
+
     def connection_status(self) -> dict[str, Any] | None:
         """The latest connection test's outcome, None before the first."""
         return self._state().get_connection(self.tenant_id)

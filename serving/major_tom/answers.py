@@ -8,6 +8,7 @@ from itertools import chain
 from typing import Callable, Iterable, Iterator, Protocol
 from urllib.parse import parse_qs
 
+from serving.data.anomalies import filter_alerts
 from serving.data.params import InvalidParameter
 from serving.data.projection import run_projection
 from serving.data.recommendations import load_recommendations, run_recommendations
@@ -24,10 +25,12 @@ from serving.models import ChatContext, DataSourceSpan, Reference
 from serving.refs import reference
 
 WINDOW_DAYS = 30
+SPEND_ANOMALY_KINDS = ("new_service", "spend_spike")  # sorted: the reference's params as the API echoes them
 ORDINALS = ("First", "Second", "Third")
 CAPABILITIES = ("I answer from your Blocks data only: where your savings come from, whether you got the savings "
-                "Blocks guarantees, what to do next, what drives your cost or changed recently, how up to date your "
-                "data is, and what a dashboard view shows (open me from a chart to explain it).")
+                "Blocks guarantees, what to do next, what drives your cost or changed recently, why your bill "
+                "jumped, how up to date your data is, and what a dashboard view shows (open me from a chart to "
+                "explain it).")
 SAMPLE_NOTE = "Your data backfill is still running: these figures are sample data, not your bill."
 
 
@@ -37,6 +40,8 @@ class Scope(Protocol):
     def recommendation_statuses(self) -> dict[str, str]: ...
 
     def connection_status(self) -> dict | None: ...
+
+    def alerts(self) -> list: ...
 
 
 # A builder composes an answer's lines in order, citing each figure on `out` before yielding the line that shows it.
@@ -87,7 +92,7 @@ def _plan(intent: str, message: str, context: ChatContext | None, scope: Scope) 
     if intent == intents.EXPLAIN_VIEW:
         return explain_view(scope, _deep_link(message, context))
     return {intents.SAVINGS: savings_source, intents.NEXT_ACTIONS: next_actions,
-            intents.COST_DRIVERS: cost_drivers, intents.GUARANTEE: guarantee}[intent]
+            intents.COST_DRIVERS: cost_drivers, intents.GUARANTEE: guarantee, intents.BILL_JUMP: bill_jump}[intent]
 
 
 def _recorded(out: GroundedAnswer, lines: Iterable[str]) -> Iterator[str]:
@@ -198,6 +203,46 @@ def cost_drivers(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
         top = recent.totals.by_group[0]
         yield (f"Your largest cost driver is {top.group}: {out.pct(top.share_pct, a, 'totals.by_group.0.share_pct')} "
                f"of last week's spend.")
+
+
+def bill_jump(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
+    """The unresolved spend anomalies (GET /api/anomalies?kind=new_service&kind=spend_spike) with their figures, largest
+    first; then the week-over-week movers for context. No anomaly: say so, and answer with the movers."""
+    query = {"kind": list(SPEND_ANOMALY_KINDS)}
+    items, _ = filter_alerts(scope.alerts(), query)
+    n = out.cite(reference("/api/anomalies", query))
+    if not items:
+        yield (f"Blocks found no unusual spend [{n}]: no service, account and region rose above its usual level for "
+               "that weekday by more than your alert threshold. Here is what moved week over week.")
+        yield from cost_drivers(scope, out)
+        return
+    shown = sorted(enumerate(items), key=lambda ia: -ia[1].impact_usd)[:3]
+    total = out.money(sum(a.impact_usd for a in items), n, "total_impact_usd")
+    if len(items) == 1:
+        yield f"Blocks detected one unresolved spend anomaly [{n}], {total} above your usual spend:"
+    else:
+        yield (f"Blocks detected {len(items)} unresolved spend anomalies [{n}], {total} above your usual spend in all; "
+               f"the largest:")
+    for i, a in shown:
+        yield _anomaly_line(out, i, a, n)
+    yield from cost_drivers(scope, out)
+
+
+def _anomaly_line(out: GroundedAnswer, i: int, a, n: int) -> str:
+    where = f"{a.dimensions.get('service', '')} in account {a.dimensions.get('usage_account_id', '?')}"
+    if a.kind.value == "new_service":
+        return (f"{a.dimensions['service']} is new: first billed on {a.first_seen}, "
+                f"{out.money(a.impact_usd, n, f'items.{i}.impact_usd')} so far.")
+    days = (a.last_seen - a.first_seen).days + 1
+    span = f"since {a.first_seen} ({days} days)" if days > 1 else f"on {a.first_seen}"
+    line = (f"{where} ({a.dimensions.get('region') or 'global'}) cost {out.money(a.actual, n, f'items.{i}.actual')} "
+            f"on {a.last_seen} against {out.money(a.expected, n, f'items.{i}.expected')} usual for that weekday, "
+            f"{span}: {out.money(a.impact_usd, n, f'items.{i}.impact_usd')} above the baseline.")
+    if a.top_usage_types and a.top_usage_types[0].impact > 0:
+        top = a.top_usage_types[0]
+        line += (f" Most of it is {top.usage_type} "
+                 f"(+{out.money(top.impact, n, f'items.{i}.top_usage_types.0.impact')}).")
+    return line
 
 
 def _utc(at: datetime) -> str:

@@ -11,6 +11,7 @@ EXPLAIN_VIEW = "explain_view"
 COST_DRIVERS = "cost_drivers"
 DATA_FRESHNESS = "data_freshness"
 GUARANTEE = "guarantee"
+BILL_JUMP = "bill_jump"
 UNKNOWN = "unknown"
 
 DEEP_LINK = re.compile(r"(/app/[a-z-]+)(?:\?(\S*))?")
@@ -26,8 +27,11 @@ _RULES: tuple[tuple[str, re.Pattern], ...] = (
                               r"how (can|do) i save|save more)\b")),
     (SAVINGS, re.compile(r"\b(where|how)\b.*\bsav(ings?|ed|e)\b.*\b(come|from|coming)\b|\bsavings? (come|from)\b|"
                          r"\bsource of (my )?savings\b|\bwhere .*\bsav")),
+    # before cost drivers: "why did my bill jump?" is answered from the detected anomalies first
+    (BILL_JUMP, re.compile(r"\b(jump(s|ed)?|spik(e|es|ed)|anomal\w*|unusual|unexpected|surge[sd]?|"
+                           r"why .*\bbill\b.*\b(up|high|higher|rise|rose|increased?))\b")),
     (COST_DRIVERS, re.compile(r"\b(what changed|changes?|drives?|drivers?|driving|why .*(up|down|increase|higher|"
-                              r"lower)|increase|spike|biggest cost|most expensive)\b")),
+                              r"lower)|increase|biggest cost|most expensive)\b")),
 )
 
 
