@@ -25,6 +25,11 @@ class Settings:
     dbt_target: str  # "duckdb" (embedded) or "athena"
     state_backend: str  # "sqlite" or "dynamodb"
     state_table_prefix: str
+    # S3 event notifications of CUR deliveries (issue #16): the queue the delivery sensor drains, where it puts
+    # messages it cannot use (with the reason), and an SQS endpoint override for tests (moto)
+    delivery_queue_url: str | None = None
+    delivery_dead_letter_url: str | None = None
+    sqs_endpoint_url: str | None = None
 
     @property
     def tenants_dir(self) -> Path:
@@ -58,4 +63,7 @@ def get_settings() -> Settings:
         dbt_target=os.environ.get("BLOCKS_DBT_TARGET", "athena" if env == "production" else "duckdb"),
         state_backend=os.environ.get("BLOCKS_STATE_BACKEND", "dynamodb" if env == "production" else "sqlite"),
         state_table_prefix=os.environ.get("BLOCKS_STATE_TABLE_PREFIX", "blocks"),
+        delivery_queue_url=os.environ.get("BLOCKS_DELIVERY_QUEUE_URL") or None,
+        delivery_dead_letter_url=os.environ.get("BLOCKS_DELIVERY_DLQ_URL") or None,
+        sqs_endpoint_url=os.environ.get("BLOCKS_SQS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_SQS"),
     )

@@ -146,7 +146,7 @@ def test_sensor_skips_local_sample_data_tenants(blocks_env):
 def test_marts_refresh_follows_days_written_by_cost_explorer(blocks_env):
     globex = {t.id: t for t in load_registry(get_settings().tenants_dir)}["globex"]
     defs = build_tenant_defs(globex)
-    sensor = build_models_refresh_sensor(globex)
+    sensor = build_models_refresh_sensor([globex])
     with dg.instance_for_test() as instance:
         for day in ("2026-09-03", "2026-09-05"):
             instance.report_runless_asset_event(dg.AssetMaterialization(_key(globex), partition=day))
