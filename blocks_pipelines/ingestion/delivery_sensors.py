@@ -88,11 +88,11 @@ def delivery_poll_sensor(tenants: Sequence[TenantConfig], budget_seconds: float 
         polled = sorted(t for t, tenant in by_id.items() if not queue_enabled(tenant))
         now, started, requests, stopped_at = datetime.now(UTC), time.monotonic(), [], None
         for t in _rotation(polled, cursor.get("after")):
-            if time.monotonic() - started > budget_seconds:
-                context.log.info(f"poll budget ({budget_seconds:.0f} s) used: resuming after {stopped_at}")
-                break
             requests += poll_tenant(context.instance, by_id[t], states.setdefault(t, {}), now, context.log)
             stopped_at = t
+            if time.monotonic() - started > budget_seconds:  # checked after one tenant: every tick progresses
+                context.log.info(f"poll budget ({budget_seconds:.0f} s) used: resuming after {stopped_at}")
+                break
         else:
             stopped_at = None  # a whole round: the next tick starts from the first tenant again
         cursor["after"] = stopped_at
