@@ -25,6 +25,7 @@ from blocks_pipelines.ingestion.defs import (
 )
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, load_registry
+from blocks_pipelines.tenants.rotation import rotation
 
 POLL_BUDGET_SECONDS = 40.0  # of the 60 s interval: the daemon's other sensors keep their ticks
 QUEUE_BATCH = 500  # messages per tick (50 ReceiveMessage calls)
@@ -67,12 +68,6 @@ def poll_tenant(instance: dg.DagsterInstance, tenant: TenantConfig, state: dict,
     return requests
 
 
-def _rotation(tenant_ids: list[str], after: str | None) -> list[str]:
-    """Every tenant once, starting after the one the previous tick stopped at."""
-    start = next((i for i, t in enumerate(tenant_ids) if after is not None and t > after), 0)
-    return tenant_ids[start:] + tenant_ids[:start]
-
-
 def delivery_poll_sensor(tenants: Sequence[TenantConfig], budget_seconds: float = POLL_BUDGET_SECONDS):
     by_id = {t.id: t for t in tenants}
 
@@ -87,7 +82,7 @@ def delivery_poll_sensor(tenants: Sequence[TenantConfig], budget_seconds: float 
         states: dict[str, dict] = cursor.setdefault("tenants", {})
         polled = sorted(t for t, tenant in by_id.items() if not queue_enabled(tenant))
         now, started, requests, stopped_at = datetime.now(UTC), time.monotonic(), [], None
-        for t in _rotation(polled, cursor.get("after")):
+        for t in rotation(polled, cursor.get("after")):
             requests += poll_tenant(context.instance, by_id[t], states.setdefault(t, {}), now, context.log)
             stopped_at = t
             if time.monotonic() - started > budget_seconds:  # checked after one tenant: every tick progresses

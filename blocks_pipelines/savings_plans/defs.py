@@ -19,7 +19,7 @@ from typing import Any, Callable, Collection, Literal, Sequence
 import dagster as dg
 
 from blocks_pipelines.state import NotFoundError, ProposalStatus, PurchaseState, get_state_store
-from blocks_pipelines.state.models import IllegalTransitionError, utcnow
+from blocks_pipelines.state.models import IllegalTransitionError, tenant_of_proposal, utcnow
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.templates import bind, copy_for_tenant, template_key, tenant_of
 
@@ -231,9 +231,16 @@ def _purchase_request(t: str, proposal_id: str) -> dg.RunRequest:
         tags={"blocks/tenant": t, "blocks/proposal_id": proposal_id})
 
 
-def approval_sensor(tenant_ids: Sequence[str]) -> dg.SensorDefinition:
+# Tenants whose approved proposals are looked up in the store per tick beyond those decided in it: 2,000 tenants make
+# a round every 8 ticks (4 min) instead of 2,000 store queries every 30 s.
+SWEEP_TENANTS_PER_TICK = 250
+
+
+def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TICK) -> dg.SensorDefinition:
     """One sensor for every tenant of the code location (issue #16): the decision events of all their sp_approvals
     are read after the cursor in one query per event kind (tenants/event_feed.py)."""
+    from blocks_pipelines.tenants.rotation import next_slice
+
     ids = frozenset(tenant_ids)
     selection = [dg.AssetKey([t, name]) for t in sorted(ids) for name in ("sp_purchases", "sp_monitoring")]
 
@@ -246,6 +253,7 @@ def approval_sensor(tenant_ids: Sequence[str]) -> dg.SensorDefinition:
 
         store = get_state_store()
         cursor = json.loads(context.cursor) if context.cursor else {}
+        decided: set[str] = set()
         for storage_id, metadata in approval_events(context.instance, ids, cursor):
             pid = _value(metadata, "proposal_id")
             try:
@@ -253,12 +261,15 @@ def approval_sensor(tenant_ids: Sequence[str]) -> dg.SensorDefinition:
                                  _value(metadata, "approver"), _value(metadata, "note"),
                                  source=f"dagster:{storage_id}")
                 context.log.info(f"{pid}: {outcome.message}")
+                decided.add(tenant_of_proposal(pid))
             except (ValueError, NotFoundError) as exc:  # a bad event must not stop the others
                 context.log.warning(f"approval event {storage_id} ignored: {exc}")
+        # decisions also arrive without a Dagster event (`blocks sp approve`), and a purchase run may have failed:
+        # the store is swept, for the tenants just decided and the next slice of the others in turn
+        turn, cursor["sweep_after"] = next_slice(sorted(ids), cursor.get("sweep_after"), sweep)
         context.update_cursor(json.dumps(cursor))
-        # decisions also arrive without a Dagster event (`blocks sp approve`): the store is what is swept
         requests = []
-        for t in sorted(ids):
+        for t in sorted(decided & ids | set(turn)):
             for p in store.list_proposals(t, [ProposalStatus.approved]):
                 bought = store.get_purchase(p.proposal_id)
                 if bought is None or bought.state is not PurchaseState.completed:
