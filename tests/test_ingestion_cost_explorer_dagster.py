@@ -9,7 +9,9 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.definitions import build_tenant_defs
-from blocks_pipelines.ingestion.cost_explorer_defs import REFRESH_EVERY, cost_explorer_asset, cost_explorer_sensor
+from blocks_pipelines.ingestion.cost_explorer_defs import (REFRESH_EVERY, cost_explorer_asset,
+                                                          cost_explorer_location_sensor, cost_explorer_sensor)
+from blocks_pipelines.ingestion.delivery_sensors import build_ingestion_location_defs
 from blocks_pipelines.ingestion.defs import RANGE_END_TAG, RANGE_START_TAG, build_ingestion_defs
 from blocks_pipelines.lake import layout
 from blocks_pipelines.models.refresh import build_models_refresh_sensor
@@ -54,8 +56,10 @@ def test_each_tenant_gets_the_asset_its_sensor_and_the_resource(newco):
     assert asset.partitions_def.get_first_partition_key() == newco.history_start.isoformat()
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()
     assert asset.node_def.name == "newco__cost_explorer_line_items"
-    assert defs.resolve_sensor_def("newco__cost_explorer_sensor").asset_selection.resolve(
-        defs.resolve_asset_graph()) == {asset.key}
+    location = build_ingestion_location_defs([newco])
+    merged = dg.Definitions.merge(defs, location)
+    assert merged.resolve_sensor_def("cost_explorer_sensor").asset_selection.resolve(
+        merged.resolve_asset_graph()) == {asset.key}
 
 
 def test_asset_backfills_a_day_range_through_the_resource(newco):
@@ -157,3 +161,25 @@ def test_marts_refresh_follows_days_written_by_cost_explorer(blocks_env):
         assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-03", "2026-09-08")
         again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs))
         assert not again.run_requests
+
+
+def test_the_location_sensor_pulls_for_due_tenants_only_and_keeps_each_ones_cursor(blocks_env, aws_env):
+    """One sensor for the code location: local sample tenants cost nothing and leave no cursor; an S3 tenant without
+    CUR gets its pull (targeted at its own asset), then waits REFRESH_EVERY like the per-tenant sensor did."""
+    bucket = unique_bucket()
+    create_bucket(aws_env, bucket)
+    today = _today()
+    newco = make_tenant(uri=f"s3://{bucket}/reports", history_start=today - timedelta(days=40))
+    local = load_registry(get_settings().tenants_dir)
+    sensor = cost_explorer_location_sensor([*local, newco])
+    defs = dg.Definitions.merge(*(build_ingestion_defs(t) for t in [*local, newco]))
+    with dg.instance_for_test() as instance:
+        first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+        (request,) = first.run_requests
+        assert request.asset_selection == [_key(newco)]
+        assert request.tags[RANGE_START_TAG] == newco.history_start.isoformat()
+        assert request.tags["blocks/tenant"] == "newco"  # one run per tenant at a time (run coordinator)
+        cursor = json.loads(first.cursor)
+        assert set(cursor["tenants"]) == {"newco"} and cursor["after"] is None  # a whole round in one tick
+        again = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs))
+        assert again.run_requests == []  # pulled: the next one is due after REFRESH_EVERY

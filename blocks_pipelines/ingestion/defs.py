@@ -17,7 +17,6 @@ from dagster import AssetExecutionContext
 from blocks_pipelines.ingestion.cost_explorer_defs import (
     cost_explorer_asset,
     cost_explorer_resources,
-    cost_explorer_sensor,
 )
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
@@ -151,9 +150,8 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
         description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
     )
     ce = cost_explorer_asset(tenant)
-    # the delivery sensors are the code location's, one for all its tenants (ingestion/delivery_sensors.py)
-    return dg.Definitions(assets=[asset, ce], sensors=[cost_explorer_sensor(tenant, ce.key)],
-                          resources=cost_explorer_resources())
+    # the delivery and Cost Explorer sensors are the code location's, one for all its tenants (delivery_sensors.py)
+    return dg.Definitions(assets=[asset, ce], resources=cost_explorer_resources())
 
 
 def _already_ingested(instance: dg.DagsterInstance, delivery_id: str) -> bool:

@@ -249,5 +249,8 @@ def _dead_letter(dlq_url: str | None, message: dict, reason: str, log) -> bool:
 
 
 def build_ingestion_location_defs(tenants: Sequence[TenantConfig]) -> dg.Definitions:
-    """What the code location adds once for all its tenants: the two delivery sensors."""
-    return dg.Definitions(sensors=[delivery_poll_sensor(tenants), delivery_queue_sensor(tenants)])
+    """What the code location adds once for all its tenants: the two delivery sensors and Cost Explorer's."""
+    from blocks_pipelines.ingestion.cost_explorer_defs import cost_explorer_location_sensor
+
+    return dg.Definitions(sensors=[delivery_poll_sensor(tenants), delivery_queue_sensor(tenants),
+                                   cost_explorer_location_sensor(tenants)])
