@@ -7,7 +7,9 @@ the interval asks over the window, tick duration p50/p95; then the daemon's CPU 
 included), each shard's definitions load time and the load average (other sessions share this machine).
 
 Run: python -m benchmarks.bench_daemon [--tenants N] [--shards S] [--window SECONDS]
-Targets: >= 90 % of expected ticks at 2,000 tenants; definitions load < 5 s per location at 2,000 tenants."""
+The default (200 tenants, one location, 130 s) is what `make bench` runs; 1,000 and 2,000 take minutes to load:
+    python -m benchmarks.bench_daemon --tenants 2000 --shards 4 --window 300
+Targets: every sensor >= 90 % of its ticks at 2,000 tenants; definitions load < 5 s per location at 2,000 tenants."""
 
 from __future__ import annotations
 
@@ -74,6 +76,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _report(instance, window: tuple[float, float]) -> None:
+    """Per sensor name: ticks in the window against window / interval, and the mean gap between consecutive ticks
+    against the interval ("kept": interval / gap, 100 % when the daemon keeps up; robust to where the window starts)."""
     from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
     start, end = window
@@ -81,43 +85,47 @@ def _report(instance, window: tuple[float, float]) -> None:
     by_name: dict[str, dict] = {}
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         name = state.instigator_name.split("__", 1)[-1]  # per-tenant sensors are `{tenant}__{name}`
-        ticks = [t for t in instance.get_ticks(state.instigator_origin_id, state.selector_id, after=start - 1)
-                 if start <= t.timestamp <= end]
-        row = by_name.setdefault(name, {"sensors": 0, "ticks": 0, "durations": [], "interval": None, "runs": 0})
+        records = [t for t in instance.get_ticks(state.instigator_origin_id, state.selector_id, after=start - 1)
+                   if start <= t.timestamp <= end]
+        ticks = sorted(t.timestamp for t in records)
+        row = by_name.setdefault(name, {"sensors": 0, "ticks": 0, "durations": [], "gaps": [], "failed": 0})
         row["sensors"] += 1
         row["ticks"] += len(ticks)
-        row["runs"] += sum(len(t.run_ids) for t in ticks)
-        row["durations"] += [t.end_timestamp - t.timestamp for t in ticks if t.end_timestamp]
-        row["failed"] = row.get("failed", 0) + sum(t.status == TickStatus.FAILURE for t in ticks)
+        row["gaps"] += [b - a for a, b in zip(ticks, ticks[1:])]
+        row["durations"] += [t.end_timestamp - t.timestamp for t in records if t.end_timestamp]
+        row["failed"] += sum(t.status == TickStatus.FAILURE for t in records)
     intervals = _intervals()
-    print(f"{'sensor':34} {'n':>5} {'interval':>8} {'ticks/sensor':>12} {'expected':>8} {'kept':>6} "
-          f"{'p50 s':>7} {'p95 s':>7} {'failed':>6}")
-    kept_total = expected_total = 0.0
+    print(f"{'sensor':28} {'n':>5} {'interval':>8} {'ticks/sensor':>12} {'window/int':>10} {'mean gap':>8} "
+          f"{'kept':>6} {'p50 s':>7} {'p95 s':>7} {'failed':>6}")
+    worst = 1.0
     for name, row in sorted(by_name.items()):
         interval = intervals.get(name, 30)
-        expected = max(seconds // interval, 1) * row["sensors"]
-        kept = min(row["ticks"], expected)
-        kept_total, expected_total = kept_total + kept, expected_total + expected
-        print(f"{name:34} {row['sensors']:5d} {interval:7d}s {row['ticks'] / row['sensors']:12.2f} "
-              f"{expected / row['sensors']:8.0f} {kept / expected:6.0%} {_pct(row['durations'], 50):7.3f} "
+        gap = statistics.fmean(row["gaps"]) if row["gaps"] else float("inf")
+        kept = min(interval / gap, 1.0) if row["gaps"] else 0.0
+        worst = min(worst, kept)
+        print(f"{name:28} {row['sensors']:5d} {interval:7d}s {row['ticks'] / row['sensors']:12.2f} "
+              f"{seconds / interval:10.1f} {gap:7.1f}s {kept:6.0%} {_pct(row['durations'], 50):7.3f} "
               f"{_pct(row['durations'], 95):7.3f} {row['failed']:6d}")
-    print(f"{'all sensors':34} {sum(r['sensors'] for r in by_name.values()):5d} {'':8} {'':12} {'':8} "
-          f"{kept_total / max(expected_total, 1):6.0%}   target >= 90 %")
+    print(f"{'worst sensor kept':28} {worst:6.0%}   target >= 90 %")
 
 
 def _intervals() -> dict[str, int]:
     """minimum_interval_seconds by sensor name, read from the definitions of one tenant (same for all)."""
+    import warnings
+
     import blocks_pipelines.definitions as root
 
-    defs = root.build_definitions(list(root._registry()[:1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        defs = root.build_definitions(list(root._registry()[:1]))  # noqa: SLF001
     return {s.name.split("__", 1)[-1]: s.minimum_interval_seconds or 30 for s in defs.sensors or []}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tenants", type=int, default=int(os.environ.get("BENCH_DAEMON_TENANTS", 50)))
+    ap.add_argument("--tenants", type=int, default=int(os.environ.get("BENCH_DAEMON_TENANTS", 200)))
     ap.add_argument("--shards", type=int, default=1)
-    ap.add_argument("--window", type=float, default=float(os.environ.get("BENCH_DAEMON_WINDOW", 150)))
+    ap.add_argument("--window", type=float, default=float(os.environ.get("BENCH_DAEMON_WINDOW", 130)))
     ap.add_argument("--load-timeout", type=float, default=900)
     args = ap.parse_args()
     daemon = Path(sys.executable).with_name("dagster-daemon")
@@ -141,6 +149,11 @@ def main() -> None:
 
         import dagster as dg
 
+        # create the SQLite storages once, before the daemon and its code servers open them all at the same time
+        # (concurrent first opens race on alembic's version table)
+        with dg.DagsterInstance.get() as instance:
+            instance.get_runs(limit=1)
+            instance.all_instigator_state()
         log = open(work / "daemon.log", "w")
         proc = subprocess.Popen([str(daemon), "run", "-w", str(work / "workspace.yaml")], env=env, cwd=work,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

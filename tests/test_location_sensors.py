@@ -59,3 +59,50 @@ def test_approval_sweep_serves_a_slice_per_tick_and_decided_tenants_at_once(bloc
     assert second.run_requests == []  # t04-t07
     third = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=second.cursor, definitions=defs))
     assert sorted(r.run_key for r in third.run_requests) == [late, by_event]  # t08, t09: the round's end
+
+
+def _mat(instance, tenant: str, name: str, partition: str) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey([tenant, name]), partition=partition))
+
+
+def test_first_refresh_tick_starts_after_each_tenants_last_mart_build(blocks_env):
+    """A new deployment (or the per-tenant sensors it replaces) must not rebuild history a mart build followed."""
+    from blocks_pipelines.definitions import build_definitions
+    from blocks_pipelines.models.refresh import build_models_refresh_sensor
+    from blocks_pipelines.settings import get_settings
+    from blocks_pipelines.tenants.config import load_registry
+
+    tenants = [t for t in load_registry(get_settings().tenants_dir) if t.id in ("acme_corp", "globex")]
+    defs = build_definitions(tenants)
+    with dg.instance_for_test() as instance:
+        _mat(instance, "acme_corp", "cur_line_items", "2026-09-02-10:00")
+        _mat(instance, "globex", "cur_line_items", "2026-09-03-10:00")
+        _mat(instance, "acme_corp", "spend_hourly", "2026-09-02")
+        _mat(instance, "globex", "spend_hourly", "2026-09-03")
+        _mat(instance, "acme_corp", "cur_line_items", "2026-09-09-10:00")  # after acme's build: to refresh
+        sensor = build_models_refresh_sensor(tenants)
+        first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+        (request,) = first.run_requests
+        assert request.tags["blocks/tenant"] == "acme_corp"
+        assert request.tags["dagster/asset_partition_range_start"] == "2026-09-09"
+        assert {k.path[0] for k in request.asset_selection} == {"acme_corp"}
+        # then only what happens after the cursor: globex's new hour, in its own run
+        _mat(instance, "globex", "cur_line_items", "2026-09-10-01:00")
+        second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs))
+        assert [r.tags["blocks/tenant"] for r in second.run_requests] == ["globex"]
+
+
+def test_event_feed_reads_in_bounded_batches_and_resumes(blocks_env):
+    from blocks_pipelines.tenants.event_feed import asset_events_after
+
+    with dg.instance_for_test() as instance:
+        for hour in range(5):
+            _mat(instance, "acme_corp", "cur_line_items", f"2026-09-02-0{hour}:00")
+        _mat(instance, "stranger", "cur_line_items", "2026-09-02-05:00")  # another location's tenant
+        kind = dg.DagsterEventType.ASSET_MATERIALIZATION
+        events, after = asset_events_after(instance, kind, None, ("cur_line_items",), {"acme_corp"}, limit=3)
+        assert [e.partition for e in events] == [f"2026-09-02-0{h}:00" for h in range(3)]
+        rest, end = asset_events_after(instance, kind, after, ("cur_line_items",), {"acme_corp"}, limit=3)
+        assert [e.partition for e in rest] == ["2026-09-02-03:00", "2026-09-02-04:00"]
+        assert end > after  # past the stranger's event too: it is never read again
+        assert asset_events_after(instance, kind, end, ("cur_line_items",), {"acme_corp"}) == ([], end)

@@ -38,11 +38,14 @@ def _replaced_day_keys(metadata: dict) -> list[str]:
     return [start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()]
 
 
-def changed_keys_by_tenant(events: list[AssetEvent]) -> dict[str, tuple[list[str], int]]:
+def changed_keys_by_tenant(events: list[AssetEvent],
+                           built_before: dict[str, int] | None = None) -> dict[str, tuple[list[str], int]]:
     """Per tenant, the partition keys (and replaced days) of its changed line items that no mart build followed,
     and the storage id of the last one. Line items already followed by a mart build (e.g. `blocks materialize`)
-    need no refresh: only those after the tenant's last MARTS_PROBE event count."""
-    built = {e.tenant_id: e.storage_id for e in events if e.name == MARTS_PROBE}
+    need no refresh: only those after the tenant's last MARTS_PROBE event count (in `events`, else in
+    `built_before`: storage id of each tenant's last mart build, known when the sensor starts)."""
+    built = dict(built_before or {})
+    built.update({e.tenant_id: e.storage_id for e in events if e.name == MARTS_PROBE})
     out: dict[str, tuple[list[str], int]] = {}
     for e in events:
         if e.name == MARTS_PROBE or e.storage_id < built.get(e.tenant_id, -1):
@@ -72,6 +75,17 @@ def _refresh_request(tenant: TenantConfig, keys: list[str], last: int, asset_gra
                          tags={RANGE_START_TAG: start, RANGE_END_TAG: end, "blocks/tenant": tenant.id})
 
 
+def _last_mart_builds(instance: dg.DagsterInstance, tenant_ids) -> dict[str, int]:
+    """Storage id of each tenant's last MARTS_PROBE materialization (tenants never built are absent): one query per
+    tenant, on the sensor's first tick only."""
+    out = {}
+    for t in tenant_ids:
+        records = instance.fetch_materializations(dg.AssetKey([t, MARTS_PROBE]), limit=1, ascending=False).records
+        if records:
+            out[t] = records[0].storage_id
+    return out
+
+
 def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDefinition:
     """One sensor for every tenant of the code location: it reads the materializations after its cursor once per
     tick (tenants/event_feed.py) and launches one run per tenant whose line items changed."""
@@ -85,11 +99,18 @@ def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDef
                     "monitoring (one run per tenant and tick).",
     )
     def models_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        after = json.loads(context.cursor)["after"] if context.cursor else None
+        built_before: dict[str, int] = {}
+        if context.cursor:
+            after = json.loads(context.cursor)["after"]
+        else:
+            # first tick (a new deployment, or the per-tenant sensors this replaces): start after the oldest of the
+            # tenants' last mart builds instead of reading the whole event log's history
+            built_before = _last_mart_builds(context.instance, by_id)
+            after = min(built_before.values()) if len(built_before) == len(by_id) else None
         events, last = asset_events_after(context.instance, dg.DagsterEventType.ASSET_MATERIALIZATION, after,
                                           (*SOURCES, MARTS_PROBE), by_id)
         requests = []
-        for t, (keys, last_t) in changed_keys_by_tenant(events).items():
+        for t, (keys, last_t) in changed_keys_by_tenant(events, built_before).items():
             request = _refresh_request(by_id[t], keys, last_t, context.repository_def.asset_graph)
             if request is not None:
                 context.log.info(f"{t}: line items changed; rebuilding marts {request.tags[RANGE_START_TAG]}.."
