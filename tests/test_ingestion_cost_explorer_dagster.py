@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.definitions import build_tenant_defs
-from blocks_pipelines.ingestion.cost_explorer_defs import (REFRESH_EVERY, cost_explorer_asset,
-                                                          cost_explorer_location_sensor, cost_explorer_sensor)
+from blocks_pipelines.ingestion.cost_explorer_defs import REFRESH_EVERY, cost_explorer_asset, \
+    cost_explorer_location_sensor
 from blocks_pipelines.ingestion.delivery_sensors import build_ingestion_location_defs
 from blocks_pipelines.ingestion.defs import RANGE_END_TAG, RANGE_START_TAG, build_ingestion_defs
 from blocks_pipelines.lake import layout
@@ -102,7 +102,8 @@ def _tick(sensor, instance, cursor=None):
 
 def _aged(cursor, by):
     c = json.loads(cursor)
-    c["last_request"] = (datetime.fromisoformat(c["last_request"]) - by).isoformat()
+    for state in c["tenants"].values():
+        state["last_request"] = (datetime.fromisoformat(state["last_request"]) - by).isoformat()
     return json.dumps(c)
 
 
@@ -111,7 +112,7 @@ def test_sensor_backfills_then_refreshes_the_hourly_window_until_cur_arrives(blo
     create_bucket(aws_env, bucket)
     today = _today()
     tenant = make_tenant(uri=f"s3://{bucket}/reports", history_start=today - timedelta(days=40))
-    sensor = cost_explorer_sensor(tenant, _key(tenant))
+    sensor = cost_explorer_location_sensor([tenant])
     with dg.instance_for_test() as instance:
         first = _tick(sensor, instance)
         (request,) = first.run_requests  # no CUR, nothing pulled: the whole history
@@ -137,13 +138,13 @@ def test_sensor_backfills_then_refreshes_the_hourly_window_until_cur_arrives(blo
         deliver_legacy(aws_env, bucket, "reports/", "newco-hourly", f"{today:%Y-%m}", b"x,1\n")
         done = _tick(sensor, instance, _aged(refresh.cursor, REFRESH_EVERY))
         assert not done.run_requests and "CUR delivered" in done.skip_reason.skip_message
-        assert json.loads(done.cursor)["cur_delivered"]
+        assert json.loads(done.cursor)["tenants"]["newco"]["cur_delivered"]
 
 
 def test_sensor_skips_local_sample_data_tenants(blocks_env):
     acme = {t.id: t for t in load_registry(get_settings().tenants_dir)}["acme_corp"]
     with dg.instance_for_test() as instance:
-        result = _tick(cost_explorer_sensor(acme, _key(acme)), instance)
+        result = _tick(cost_explorer_location_sensor([acme]), instance)
     assert not result.run_requests and "local sample data" in result.skip_reason.skip_message
 
 

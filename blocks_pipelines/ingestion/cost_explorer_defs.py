@@ -150,26 +150,6 @@ def tenant_tick(instance: dg.DagsterInstance, tenant: TenantConfig, key: dg.Asse
                                "blocks/tenant": tenant.id}), ""
 
 
-def cost_explorer_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDefinition:
-    """One tenant's sensor (a code location uses cost_explorer_location_sensor, one for all its tenants)."""
-    @dg.sensor(
-        name=f"{tenant.id}__cost_explorer_sensor", asset_selection=[key], minimum_interval_seconds=900,
-        default_status=dg.DefaultSensorStatus.RUNNING,  # a new tenant sees its spend before its first CUR lands
-        description=f"Until {tenant.id}'s first CUR delivery: backfills its history from Cost Explorer, then "
-                    f"re-pulls the last {HOURLY_DAYS} days (hourly) at most every {REFRESH_EVERY}.",
-    )
-    def cost_explorer_tick(context: SensorEvaluationContext) -> dg.SensorResult:
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        request, reason = tenant_tick(context.instance, tenant, key, cursor, datetime.now(timezone.utc))
-        if request is None:
-            return dg.SensorResult(skip_reason=reason, cursor=json.dumps(cursor) if cursor else context.cursor)
-        context.log.info(f"{tenant.id}: Cost Explorer pull {request.tags[RANGE_START_TAG]} .. "
-                         f"{request.tags[RANGE_END_TAG]}")
-        return dg.SensorResult(run_requests=[request], cursor=json.dumps(cursor))
-
-    return cost_explorer_tick
-
-
 LOCATION_BUDGET_SECONDS = 40.0  # of the 60 s interval, for the tenants whose pull is due (they read S3)
 
 
@@ -194,8 +174,10 @@ def cost_explorer_location_sensor(tenants: Sequence[TenantConfig],
         cursor = json.loads(context.cursor) if context.cursor else {}
         states: dict[str, dict] = cursor.setdefault("tenants", {})
         now, started, requests, stopped_at = datetime.now(timezone.utc), time.monotonic(), [], None
+        reasons: list[str] = []
         for t in rotation(list(by_id), cursor.get("after")):
-            request, _ = tenant_tick(context.instance, by_id[t], keys[t], states.setdefault(t, {}), now)
+            request, reason = tenant_tick(context.instance, by_id[t], keys[t], states.setdefault(t, {}), now)
+            reasons += [f"{t}: {reason}"] if reason else []
             if not states[t]:
                 del states[t]  # nothing to remember (local sample data, no scope): the cursor stays small
             stopped_at = t
@@ -211,7 +193,9 @@ def cost_explorer_location_sensor(tenants: Sequence[TenantConfig],
         cursor["after"] = stopped_at
         for gone in set(states) - set(by_id):
             del states[gone]
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, separators=(",", ":")))
+        skip = None if requests else "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if reasons[3:] else "")
+        return dg.SensorResult(run_requests=requests, skip_reason=skip or None,
+                               cursor=json.dumps(cursor, separators=(",", ":")))
 
     return cost_explorer_location_tick
 

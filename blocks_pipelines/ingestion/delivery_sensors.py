@@ -27,7 +27,10 @@ from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, load_registry
 from blocks_pipelines.tenants.rotation import rotation
 
+POLL_INTERVAL_SECONDS = 60
 POLL_BUDGET_SECONDS = 40.0  # of the 60 s interval: the daemon's other sensors keep their ticks
+# An empty queue costs one ReceiveMessage: ticking often is what makes a delivery reach the API within a minute
+QUEUE_INTERVAL_SECONDS = 15
 QUEUE_BATCH = 500  # messages per tick (50 ReceiveMessage calls)
 # A message stays in the queue until the run it asked for exists, so a daemon dying between the tick and the launch
 # loses nothing; it comes back after this long and is deleted then.
@@ -72,7 +75,8 @@ def delivery_poll_sensor(tenants: Sequence[TenantConfig], budget_seconds: float 
     by_id = {t.id: t for t in tenants}
 
     @dg.sensor(
-        name="cur_delivery_sensor", asset_selection=_line_items(list(by_id)), minimum_interval_seconds=60,
+        name="cur_delivery_sensor", asset_selection=_line_items(list(by_id)),
+        minimum_interval_seconds=POLL_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,  # a new CUR delivery must be ingested without anyone acting
         description="Polls the tenants without S3 event notifications for new CUR deliveries (manifests) and "
                     "launches each one's month range once.",
@@ -109,7 +113,8 @@ def delivery_queue_sensor(tenants: Sequence[TenantConfig], batch: int = QUEUE_BA
     by_id = {t.id: t for t in tenants}
 
     @dg.sensor(
-        name="cur_delivery_queue_sensor", asset_selection=_line_items(list(by_id)), minimum_interval_seconds=30,
+        name="cur_delivery_queue_sensor", asset_selection=_line_items(list(by_id)),
+        minimum_interval_seconds=QUEUE_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Drains the delivery queue (S3 event notifications of CUR manifests) for every tenant with "
                     "event_notifications; launches each new delivery's month range once (run_key = delivery id).",
