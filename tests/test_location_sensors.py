@@ -1,6 +1,7 @@
 """The code location's sensors take tenants in turn (issue #16): a tick touches a bounded slice, no tenant waits
 more than a round, and a tenant with news this tick is served at once."""
 
+import json
 from datetime import timedelta
 
 import dagster as dg
@@ -74,13 +75,16 @@ def test_first_refresh_tick_starts_after_each_tenants_last_mart_build(blocks_env
 
     tenants = [t for t in load_registry(get_settings().tenants_dir) if t.id in ("acme_corp", "globex")]
     defs = build_definitions(tenants)
+    sensor = build_models_refresh_sensor(tenants)
+    with dg.instance_for_test() as instance:
+        empty = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+        assert json.loads(empty.cursor) == {"after": None}  # started: the next ticks skip the first-tick lookups
     with dg.instance_for_test() as instance:
         _mat(instance, "acme_corp", "cur_line_items", "2026-09-02-10:00")
         _mat(instance, "globex", "cur_line_items", "2026-09-03-10:00")
         _mat(instance, "acme_corp", "spend_hourly", "2026-09-02")
         _mat(instance, "globex", "spend_hourly", "2026-09-03")
         _mat(instance, "acme_corp", "cur_line_items", "2026-09-09-10:00")  # after acme's build: to refresh
-        sensor = build_models_refresh_sensor(tenants)
         first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
         (request,) = first.run_requests
         assert request.tags["blocks/tenant"] == "acme_corp"

@@ -119,7 +119,7 @@ def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDef
                 context.log.info(f"{t}: line items changed; rebuilding marts {request.tags[RANGE_START_TAG]}.."
                                  f"{request.tags[RANGE_END_TAG]}")
                 requests.append(request)
-        return dg.SensorResult(run_requests=requests,
-                               cursor=json.dumps({"after": last}) if last is not None else context.cursor)
+        # stored even when nothing was read yet ({"after": null}): the first-tick lookups are done once
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": last}))
 
     return models_refresh_sensor
