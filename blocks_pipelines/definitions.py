@@ -33,13 +33,16 @@ with _gc_paused():
 
     from blocks_pipelines.alerts.defs import build_alert_defs
     from blocks_pipelines.ingestion.defs import build_ingestion_defs
-    from blocks_pipelines.models.defs import build_model_defs
+    from blocks_pipelines.ingestion.delivery_sensors import build_ingestion_location_defs
+    from blocks_pipelines.models.defs import build_model_defs, build_model_location_defs
     from blocks_pipelines.sample_data.defs import build_sample_data_defs
-    from blocks_pipelines.savings_plans.defs import build_sp_defs
+    from blocks_pipelines.savings_plans.defs import build_sp_defs, build_sp_location_defs
     from blocks_pipelines.settings import get_settings
     from blocks_pipelines.tenants.config import TenantConfig, load_registry
 
 TENANT_FACTORIES = (build_ingestion_defs, build_model_defs, build_sp_defs, build_sample_data_defs, build_alert_defs)
+# Sensors that serve every tenant of a code location at once, so their number does not grow with tenants (#16)
+LOCATION_FACTORIES = (build_ingestion_location_defs, build_model_location_defs, build_sp_location_defs)
 
 
 def build_tenant_defs(tenant: TenantConfig) -> dg.Definitions:
@@ -54,7 +57,8 @@ def shard_of(tenant_id: str, shards: int) -> int:
 def build_definitions(tenants: list[TenantConfig]) -> dg.Definitions:
     if not tenants:
         return dg.Definitions()
-    return dg.Definitions.merge(*(build_tenant_defs(t) for t in tenants))
+    return dg.Definitions.merge(*(build_tenant_defs(t) for t in tenants),
+                                *(factory(tenants) for factory in LOCATION_FACTORIES))
 
 
 @lru_cache(maxsize=None)

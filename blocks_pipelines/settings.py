@@ -54,6 +54,11 @@ class Settings:
     dagster_url: str  # the webserver `blocks connect` registers tenants with
     blocks_aws_account_id: str  # the account Blocks assumes customers' roles from
     sp_offering_rates: bool  # price proposals at the tenant's DescribeSavingsPlansOfferingRates (always in production)
+    # S3 event notifications of CUR deliveries (issue #16): the queue the delivery sensor drains, where it puts
+    # messages it cannot use (with the reason), and an SQS endpoint override for tests (moto)
+    delivery_queue_url: str | None = None
+    delivery_dead_letter_url: str | None = None
+    sqs_endpoint_url: str | None = None
 
     @property
     def serving(self) -> ServingSettings:
@@ -97,6 +102,9 @@ def get_settings() -> Settings:
         dagster_url=os.environ.get("BLOCKS_DAGSTER_URL", DEFAULT_DAGSTER_URL),
         blocks_aws_account_id=os.environ.get("BLOCKS_AWS_ACCOUNT_ID", PLACEHOLDER_BLOCKS_ACCOUNT_ID),
         sp_offering_rates=env == "production" or os.environ.get("BLOCKS_SP_OFFERING_RATES") == "1",
+        delivery_queue_url=os.environ.get("BLOCKS_DELIVERY_QUEUE_URL") or None,
+        delivery_dead_letter_url=os.environ.get("BLOCKS_DELIVERY_DLQ_URL") or None,
+        sqs_endpoint_url=os.environ.get("BLOCKS_SQS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_SQS"),
     )
 
 

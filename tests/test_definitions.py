@@ -57,11 +57,23 @@ def test_cur_line_items_partitions_start_at_each_tenants_history(root, tenants):
         assert partitions.get_first_partition_key() == t.history_start.strftime("%Y-%m-%d-00:00")
 
 
-def test_sensors_checks_and_op_names_are_per_tenant(root, tenants):
+def test_event_sensors_are_the_code_locations_and_do_not_grow_with_tenants(root, tenants):
+    """Delivery, Cost Explorer, marts refresh and approval sensors serve every tenant of the location at once
+    (issue #16): five sensors whether it holds three tenants or 2,000, four where no tenant can use Cost Explorer
+    (the demo's tenants are local sample data, with no AWS account behind them)."""
+    defs = root.defs
+    assert {s.name for s in defs.sensors} == {"cur_delivery_sensor", "cur_delivery_queue_sensor",
+                                              "models_refresh_sensor", "sp_approval_sensor"}
+    delivery = defs.resolve_sensor_def("cur_delivery_sensor")
+    graph = defs.resolve_asset_graph()
+    assert delivery.asset_selection.resolve(graph) == {dg.AssetKey([t, "cur_line_items"]) for t in tenants}
+    approvals = defs.resolve_sensor_def("sp_approval_sensor").asset_selection.resolve(graph)
+    assert approvals == {dg.AssetKey([t, n]) for t in tenants for n in ("sp_purchases", "sp_monitoring")}
+
+
+def test_checks_and_op_names_are_per_tenant(root, tenants):
     defs = root.defs
     for t in tenants:
-        for sensor in (f"{t}__cur_delivery_sensor", f"{t}__sp_approval_sensor"):
-            assert defs.resolve_sensor_def(sensor).name == sensor
         line_items = defs.resolve_assets_def(dg.AssetKey([t, "cur_line_items"]))
         assert {c.name for c in line_items.check_specs} == {
             "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented",

@@ -9,7 +9,9 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.definitions import build_tenant_defs
-from blocks_pipelines.ingestion.cost_explorer_defs import REFRESH_EVERY, cost_explorer_asset, cost_explorer_sensor
+from blocks_pipelines.ingestion.cost_explorer_defs import REFRESH_EVERY, cost_explorer_asset, \
+    cost_explorer_location_sensor
+from blocks_pipelines.ingestion.delivery_sensors import build_ingestion_location_defs
 from blocks_pipelines.ingestion.defs import RANGE_END_TAG, RANGE_START_TAG, build_ingestion_defs
 from blocks_pipelines.lake import months
 from blocks_pipelines.models.refresh import build_models_refresh_sensor
@@ -56,8 +58,10 @@ def test_each_tenant_gets_the_asset_its_sensor_and_the_resource(newco):
     assert asset.partitions_def.get_first_partition_key() == newco.history_start.isoformat()
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()
     assert asset.node_def.name == "newco__cost_explorer_line_items"
-    assert defs.resolve_sensor_def("newco__cost_explorer_sensor").asset_selection.resolve(
-        defs.resolve_asset_graph()) == {asset.key}
+    location = build_ingestion_location_defs([newco])
+    merged = dg.Definitions.merge(defs, location)
+    assert merged.resolve_sensor_def("cost_explorer_sensor").asset_selection.resolve(
+        merged.resolve_asset_graph()) == {asset.key}
 
 
 def test_asset_backfills_a_day_range_through_the_resource(newco):
@@ -100,7 +104,8 @@ def _tick(sensor, instance, cursor=None):
 
 def _aged(cursor, by):
     c = json.loads(cursor)
-    c["last_request"] = (datetime.fromisoformat(c["last_request"]) - by).isoformat()
+    for state in c["tenants"].values():
+        state["last_request"] = (datetime.fromisoformat(state["last_request"]) - by).isoformat()
     return json.dumps(c)
 
 
@@ -109,7 +114,7 @@ def test_sensor_backfills_then_refreshes_the_hourly_window_until_cur_arrives(blo
     create_bucket(aws_env, bucket)
     today = _today()
     tenant = make_tenant(uri=f"s3://{bucket}/reports", history_start=today - timedelta(days=40))
-    sensor = cost_explorer_sensor(tenant, _key(tenant))
+    sensor = cost_explorer_location_sensor([tenant])
     with dg.instance_for_test() as instance:
         first = _tick(sensor, instance)
         (request,) = first.run_requests  # no CUR, nothing pulled: the whole history
@@ -135,20 +140,22 @@ def test_sensor_backfills_then_refreshes_the_hourly_window_until_cur_arrives(blo
         deliver_legacy(aws_env, bucket, "reports/", "newco-hourly", f"{today:%Y-%m}", b"x,1\n")
         done = _tick(sensor, instance, _aged(refresh.cursor, REFRESH_EVERY))
         assert not done.run_requests and "CUR delivered" in done.skip_reason.skip_message
-        assert json.loads(done.cursor)["cur_delivered"]
+        assert json.loads(done.cursor)["tenants"]["newco"]["cur_delivered"]
 
 
 def test_sensor_skips_local_sample_data_tenants(blocks_env):
     acme = {t.id: t for t in load_registry(get_settings().tenants_dir)}["acme_corp"]
-    with dg.instance_for_test() as instance:
-        result = _tick(cost_explorer_sensor(acme, _key(acme)), instance)
-    assert not result.run_requests and "local sample data" in result.skip_reason.skip_message
+    newco = make_tenant(uri="s3://newco-cur/reports", history_start=_today() - timedelta(days=60))
+    assert not any(s.name == "cost_explorer_sensor" for s in build_ingestion_location_defs([acme]).sensors)
+    graph = dg.Definitions.merge(build_tenant_defs(acme), build_tenant_defs(newco)).resolve_asset_graph()
+    served = cost_explorer_location_sensor([acme, newco]).asset_selection.resolve(graph)
+    assert served == {_key(newco)}  # acme's CUR is local sample data: no AWS account to ask
 
 
 def test_marts_refresh_follows_days_written_by_cost_explorer(blocks_env):
     globex = {t.id: t for t in load_registry(get_settings().tenants_dir)}["globex"]
     defs = build_tenant_defs(globex)
-    sensor = build_models_refresh_sensor(globex)
+    sensor = build_models_refresh_sensor([globex])
     with dg.instance_for_test() as instance:
         for day in ("2026-09-03", "2026-09-05"):
             instance.report_runless_asset_event(dg.AssetMaterialization(_key(globex), partition=day))
@@ -159,3 +166,25 @@ def test_marts_refresh_follows_days_written_by_cost_explorer(blocks_env):
         assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-03", "2026-09-08")
         again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs))
         assert not again.run_requests
+
+
+def test_the_location_sensor_pulls_for_due_tenants_only_and_keeps_each_ones_cursor(blocks_env, aws_env):
+    """One sensor for the code location: local sample tenants cost nothing and leave no cursor; an S3 tenant without
+    CUR gets its pull (targeted at its own asset), then waits REFRESH_EVERY like the per-tenant sensor did."""
+    bucket = unique_bucket()
+    create_bucket(aws_env, bucket)
+    today = _today()
+    newco = make_tenant(uri=f"s3://{bucket}/reports", history_start=today - timedelta(days=40))
+    local = load_registry(get_settings().tenants_dir)
+    sensor = cost_explorer_location_sensor([*local, newco])
+    defs = dg.Definitions.merge(*(build_ingestion_defs(t) for t in [*local, newco]))
+    with dg.instance_for_test() as instance:
+        first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+        (request,) = first.run_requests
+        assert request.asset_selection == [_key(newco)]
+        assert request.tags[RANGE_START_TAG] == newco.history_start.isoformat()
+        assert request.tags["blocks/tenant"] == "newco"  # one run per tenant at a time (run coordinator)
+        cursor = json.loads(first.cursor)
+        assert set(cursor["tenants"]) == {"newco"} and cursor["after"] is None  # a whole round in one tick
+        again = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs))
+        assert again.run_requests == []  # pulled: the next one is due after REFRESH_EVERY

@@ -1,4 +1,4 @@
-"""The Dagster asset (range runs, metadata, blocking checks) and the per-tenant delivery sensor."""
+"""The Dagster asset (range runs, metadata, blocking checks) and the code location's delivery polling sensor."""
 
 import json
 import os
@@ -13,6 +13,7 @@ import pytest
 from blocks_pipelines.ingestion.defs import FINAL_TAG, MANIFEST_TAG, RANGE_END_TAG, RANGE_START_TAG, \
     build_ingestion_defs
 from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.delivery_sensors import delivery_poll_sensor
 from blocks_pipelines.ingestion.synthetic import cur2_frame, write_export_delivery
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
@@ -106,18 +107,19 @@ def test_sensor_launches_each_new_delivery_once_and_keeps_its_cursor(globex, tmp
     oct_id = _deliver(globex, "2026-10", 100, tmp_path, invoice_id="INV-10")
     nov_id = _deliver(globex, "2026-11", 100, tmp_path)
     defs = build_ingestion_defs(globex)
-    sensor = defs.resolve_sensor_def("globex__cur_delivery_sensor")
+    sensor = delivery_poll_sensor([globex])
     instance = dg.DagsterInstance.ephemeral()
 
     result = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
     by_key = {r.run_key: r for r in result.run_requests}
     assert set(by_key) == {oct_id, nov_id}
     october = by_key[oct_id]
+    assert october.asset_selection == [dg.AssetKey(["globex", "cur_line_items"])]  # the location's sensor: one tenant
     assert october.tags[RANGE_START_TAG] == "2026-10-01-00:00"
     assert october.tags[RANGE_END_TAG] == "2026-10-31-23:00"
     assert october.tags[FINAL_TAG] == "true" and by_key[nov_id].tags[FINAL_TAG] == "false"
     assert october.tags[MANIFEST_TAG].endswith("BILLING_PERIOD=2026-10/globex-cur2-Manifest.json")
-    cursor = json.loads(result.cursor)
+    cursor = json.loads(result.cursor)["tenants"]["globex"]
     assert cursor["final"] == {"2026-10": True, "2026-11": False}
 
     # a restart (new context, same stored cursor) launches nothing until a new delivery lands
@@ -131,7 +133,7 @@ def test_sensor_launches_each_new_delivery_once_and_keeps_its_cursor(globex, tmp
 def test_sensor_run_ingests_the_delivery_it_names(globex, tmp_path):
     _deliver(globex, "2026-10", 300, tmp_path)
     defs = build_ingestion_defs(globex)
-    sensor = defs.resolve_sensor_def("globex__cur_delivery_sensor")
+    sensor = delivery_poll_sensor([globex])
     instance = dg.DagsterInstance.ephemeral()
     [request] = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-10-01-00:00", "2026-10-31-23:00")
@@ -151,7 +153,7 @@ def test_sensor_skips_a_delivery_already_ingested_by_another_path(globex, tmp_pa
     """`blocks materialize` ingests with the same tags; a sensor starting afterwards must not ingest it again."""
     oct_id = _deliver(globex, "2026-10", 50, tmp_path)
     defs = build_ingestion_defs(globex)
-    sensor = defs.resolve_sensor_def("globex__cur_delivery_sensor")
+    sensor = delivery_poll_sensor([globex])
     instance = dg.DagsterInstance.ephemeral()
     [request] = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
     tags = {**request.tags, RANGE_END_TAG: "2026-10-01-01:00"}
@@ -159,7 +161,7 @@ def test_sensor_skips_a_delivery_already_ingested_by_another_path(globex, tmp_pa
 
     fresh = sensor(dg.build_sensor_context(instance=instance, definitions=defs))  # no cursor: a new daemon
     assert fresh.run_requests == []
-    assert json.loads(fresh.cursor)["deliveries"] == {"2026-10": oct_id}
+    assert json.loads(fresh.cursor)["tenants"]["globex"]["deliveries"] == {"2026-10": oct_id}
 
 
 def test_a_month_run_keeps_line_items_dated_outside_the_month(globex, tmp_path):

@@ -21,7 +21,7 @@ def test_affected_days_spans_hourly_keys():
 def test_sensor_launches_one_run_over_changed_days_then_waits(blocks_env):
     tenant = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
     defs = build_tenant_defs(tenant)
-    sensor = build_models_refresh_sensor(tenant)
+    sensor = build_models_refresh_sensor([tenant])
     line_items = dg.AssetKey(["globex", "cur_line_items"])
     with dg.instance_for_test() as instance:
         ctx = dg.build_sensor_context(instance=instance, definitions=defs)
@@ -41,13 +41,14 @@ def test_sensor_launches_one_run_over_changed_days_then_waits(blocks_env):
         names = {k.path[1] for k in selected}
         assert {"spend_hourly", "sp_position_hourly", "savings_projection", "recommendations", "sp_monitoring"} <= names
         assert not names & {"sp_proposals", "sp_approvals", "sp_purchases", "cur_line_items"}
+        assert set(request.asset_selection) == selected  # the code location's sensor names the tenant's assets
     assert date.fromisoformat(request.tags["dagster/asset_partition_range_end"]) >= tenant.history_start
 
 
 def test_sensor_ignores_line_items_that_a_mart_build_already_followed(blocks_env):
     tenant = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
     defs = build_tenant_defs(tenant)
-    sensor = build_models_refresh_sensor(tenant)
+    sensor = build_models_refresh_sensor([tenant])
     with dg.instance_for_test() as instance:
         instance.report_runless_asset_event(
             dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-02-22:00"))
@@ -64,7 +65,7 @@ def test_days_a_delivery_replaced_outside_its_partitions_are_rebuilt_too(blocks_
     """An October run that kept a line item dated 30 September (billed in October) says so in replaced_hours."""
     tenant = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
     defs = build_tenant_defs(tenant)
-    sensor = build_models_refresh_sensor(tenant)
+    sensor = build_models_refresh_sensor([tenant])
     with dg.instance_for_test() as instance:
         instance.report_runless_asset_event(dg.AssetMaterialization(
             dg.AssetKey(["globex", "cur_line_items"]), partition="2026-10-01-00:00",

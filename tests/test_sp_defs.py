@@ -77,7 +77,7 @@ def latest_metadata(instance, name):
 
 
 def tick(defs, instance, cursor=None):
-    sensor = defs.resolve_sensor_def(f"{T}__sp_approval_sensor")
+    sensor = sp_defs.approval_sensor([T])  # the code location's, here with the one tenant
     return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
 
 

@@ -15,7 +15,7 @@ The asset is decorated once as a template and copied per tenant, like cur_line_i
 import json
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 import dagster as dg
 from dagster import AssetExecutionContext, SensorEvaluationContext
@@ -121,48 +121,83 @@ def plan_refresh(tenant: TenantConfig, pulled_days: set[str], now: datetime) -> 
     return start.isoformat(), (end - timedelta(days=1)).isoformat()
 
 
-def _cur_delivered(cursor: dict) -> dg.SensorResult:
-    return dg.SensorResult(skip_reason=f"CUR delivered (first seen {cursor['cur_delivered']}): Cost Explorer no longer "
-                                       "pulled", cursor=json.dumps(cursor))
+def tenant_tick(instance: dg.DagsterInstance, tenant: TenantConfig, key: dg.AssetKey, cursor: dict,
+                now: datetime) -> tuple[dg.RunRequest | None, str]:
+    """One tenant's turn: the Cost Explorer pull it needs now (asset `key`, days range), or why none. `cursor` is the
+    tenant's own ({last_request, cur_delivered}) and is updated in place. Only a due pull reads S3 and the instance."""
+    from blocks_pipelines.ingestion.cost_explorer import skip_reason
+    from blocks_pipelines.ingestion.deliveries import discover_deliveries
+
+    reason = skip_reason(tenant)
+    if reason:
+        return None, reason
+    if cursor.get("cur_delivered"):
+        # CUR now feeds the lake (and replaces Cost Explorer rows month by month): no more paid requests
+        return None, f"CUR delivered (first seen {cursor['cur_delivered']}): Cost Explorer no longer pulled"
+    last = cursor.get("last_request")
+    if last and now - datetime.fromisoformat(last) < REFRESH_EVERY:
+        return None, f"pulled at {last}; next pull after {(datetime.fromisoformat(last) + REFRESH_EVERY).isoformat()}"
+    if discover_deliveries(tenant, today=now.date()):  # listed only when a pull is due: CUR's sensor watches too
+        cursor["cur_delivered"] = now.isoformat()
+        return None, f"CUR delivered (first seen {cursor['cur_delivered']}): Cost Explorer no longer pulled"
+    keys = plan_refresh(tenant, instance.get_materialized_partitions(key), now)
+    if keys is None:
+        return None, "nothing Cost Explorer keeps is left to pull"
+    cursor["last_request"] = now.isoformat()
+    return dg.RunRequest(run_key=f"{tenant.id}:cost-explorer-{keys[0]}-{keys[1]}-{now:%Y%m%dT%H%M}",
+                         asset_selection=[key],
+                         tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[1], SOURCE_TAG: "cost_explorer",
+                               "blocks/tenant": tenant.id}), ""
 
 
-def cost_explorer_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDefinition:
+LOCATION_BUDGET_SECONDS = 40.0  # of the 60 s interval, for the tenants whose pull is due (they read S3)
+
+
+def cost_explorer_location_sensor(tenants: Sequence[TenantConfig],
+                                  budget_seconds: float = LOCATION_BUDGET_SECONDS) -> dg.SensorDefinition:
+    """Every tenant of the code location in one sensor (issue #16): a tenant whose pull is not due costs a few
+    comparisons; due ones (S3 listing, partitions read) are served in turn within the time budget."""
+    from blocks_pipelines.tenants.rotation import rotation
+
+    by_id = {t.id: t for t in tenants if can_use_cost_explorer(t)}
+    keys = {t: dg.AssetKey([t, COST_EXPLORER_TABLE]) for t in by_id}
+
     @dg.sensor(
-        name=f"{tenant.id}__cost_explorer_sensor", asset_selection=[key], minimum_interval_seconds=900,
-        default_status=dg.DefaultSensorStatus.RUNNING,  # a new tenant sees its spend before its first CUR lands
-        description=f"Until {tenant.id}'s first CUR delivery: backfills its history from Cost Explorer, then "
+        name="cost_explorer_sensor", asset_selection=sorted(keys.values()), minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Until each tenant's first CUR delivery: backfills its history from Cost Explorer, then "
                     f"re-pulls the last {HOURLY_DAYS} days (hourly) at most every {REFRESH_EVERY}.",
     )
-    def cost_explorer_tick(context: SensorEvaluationContext) -> dg.SensorResult:
-        from blocks_pipelines.ingestion.cost_explorer import skip_reason
-        from blocks_pipelines.ingestion.deliveries import discover_deliveries
+    def cost_explorer_location_tick(context: SensorEvaluationContext) -> dg.SensorResult:
+        import time
 
         cursor = json.loads(context.cursor) if context.cursor else {}
-        reason = skip_reason(tenant)
-        if reason:
-            return dg.SensorResult(skip_reason=reason, cursor=context.cursor)
-        if cursor.get("cur_delivered"):
-            # CUR now feeds the lake (and replaces Cost Explorer rows month by month): no more paid requests
-            return _cur_delivered(cursor)
-        now = datetime.now(timezone.utc)
-        last = cursor.get("last_request")
-        if last and now - datetime.fromisoformat(last) < REFRESH_EVERY:
-            due = datetime.fromisoformat(last) + REFRESH_EVERY
-            return dg.SensorResult(skip_reason=f"pulled at {last}; next pull after {due.isoformat()}",
-                                   cursor=context.cursor)
-        if discover_deliveries(tenant, today=now.date()):  # listed only when a pull is due: CUR's sensor watches too
-            cursor["cur_delivered"] = now.isoformat()
-            return _cur_delivered(cursor)
-        keys = plan_refresh(tenant, context.instance.get_materialized_partitions(key), now)
-        if keys is None:
-            return dg.SensorResult(skip_reason="nothing Cost Explorer keeps is left to pull", cursor=json.dumps(cursor))
-        cursor["last_request"] = now.isoformat()
-        context.log.info(f"{tenant.id}: Cost Explorer pull {keys[0]} .. {keys[1]}")
-        request = dg.RunRequest(run_key=f"cost-explorer-{keys[0]}-{keys[1]}-{now:%Y%m%dT%H%M}",
-                                tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[1], SOURCE_TAG: "cost_explorer"})
-        return dg.SensorResult(run_requests=[request], cursor=json.dumps(cursor))
+        states: dict[str, dict] = cursor.setdefault("tenants", {})
+        now, started, requests, stopped_at = datetime.now(timezone.utc), time.monotonic(), [], None
+        reasons: list[str] = []
+        for t in rotation(list(by_id), cursor.get("after")):
+            request, reason = tenant_tick(context.instance, by_id[t], keys[t], states.setdefault(t, {}), now)
+            reasons += [f"{t}: {reason}"] if reason else []
+            if not states[t]:
+                del states[t]  # nothing to remember (local sample data, no scope): the cursor stays small
+            stopped_at = t
+            if request is not None:
+                context.log.info(f"{t}: Cost Explorer pull {request.tags[RANGE_START_TAG]} .. "
+                                 f"{request.tags[RANGE_END_TAG]}")
+                requests.append(request)
+            if time.monotonic() - started > budget_seconds:
+                context.log.info(f"time budget ({budget_seconds:.0f} s) used: resuming after {t}")
+                break
+        else:
+            stopped_at = None
+        cursor["after"] = stopped_at
+        for gone in set(states) - set(by_id):
+            del states[gone]
+        skip = None if requests else "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if reasons[3:] else "")
+        return dg.SensorResult(run_requests=requests, skip_reason=skip or None,
+                               cursor=json.dumps(cursor, separators=(",", ":")))
 
-    return cost_explorer_tick
+    return cost_explorer_location_tick
 
 
 def can_use_cost_explorer(tenant: TenantConfig) -> bool:

@@ -1,11 +1,10 @@
-"""Dagster: each tenant's hourly-partitioned `cur_line_items` asset, its delivery sensor and its blocking checks.
+"""Dagster: each tenant's hourly-partitioned `cur_line_items` asset, its blocking checks and the run a delivery asks.
 
 The asset is decorated once as a template and copied per tenant (blocks_pipelines.tenants.templates, issue #2); the
 ingestion modules (polars) are imported by the asset body and the sensor, not to build the definitions."""
 
 # no `from __future__ import annotations`: Dagster reads the asset function's real annotations
 
-import json
 import tempfile
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -13,13 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from dagster import AssetExecutionContext, SensorEvaluationContext
+from dagster import AssetExecutionContext
 
 from blocks_pipelines.ingestion.cost_explorer_defs import (
     can_use_cost_explorer,
     cost_explorer_asset,
     cost_explorer_resources,
-    cost_explorer_sensor,
 )
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
@@ -170,50 +168,16 @@ def _template() -> dg.AssetsDefinition:
                     check_specs=specs, kinds={"polars", "parquet"}, freshness_policy=CUR_FRESHNESS)(_cur_line_items)
 
 
-def _delivery_sensor(tenant: TenantConfig, key: dg.AssetKey) -> dg.SensorDefinition:
-    @dg.sensor(
-        name=f"{tenant.id}__cur_delivery_sensor", asset_selection=[key], minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,  # a new CUR delivery must be ingested without anyone acting
-        description=f"Launches {tenant.id}'s month range when a new CUR delivery (manifest) lands.",
-    )
-    def cur_delivery_sensor(context: SensorEvaluationContext) -> dg.SensorResult:
-        from blocks_pipelines.ingestion.deliveries import discover_deliveries
-
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        seen: dict[str, str] = cursor.get("deliveries", {})
-        final: dict[str, bool] = cursor.get("final", {})
-        now = datetime.now(timezone.utc)
-        requests = []
-        for d in discover_deliveries(tenant, today=now.date()):
-            if not d.billing_period or seen.get(d.billing_period) == d.delivery_id:
-                continue
-            if _already_ingested(context.instance, d.delivery_id):
-                # ingested by another path (`blocks materialize`, a manual launch): nothing to launch again
-                seen[d.billing_period], final[d.billing_period] = d.delivery_id, d.is_final
-                continue
-            request = delivery_run_request(tenant, d, now)
-            if request is None:
-                continue
-            is_final = d.is_final
-            requests.append(request)
-            seen[d.billing_period], final[d.billing_period] = d.delivery_id, is_final
-            context.log.info(f"{tenant.id} {d.billing_period}: delivery {d.delivery_id} (final={is_final})")
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"deliveries": seen, "final": final}))
-
-    return cur_delivery_sensor
-
-
 def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
     asset = copy_for_tenant(
         _template(), tenant, partitions_def=tenant_hourly_partitions(tenant),
         description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
     )
     if not can_use_cost_explorer(tenant):
-        return dg.Definitions(assets=[asset], sensors=[_delivery_sensor(tenant, asset.key)])
+        return dg.Definitions(assets=[asset])
     ce = cost_explorer_asset(tenant)
-    return dg.Definitions(assets=[asset, ce], sensors=[_delivery_sensor(tenant, asset.key),
-                                                       cost_explorer_sensor(tenant, ce.key)],
-                          resources=cost_explorer_resources())
+    # the delivery and Cost Explorer sensors are the code location's, one for all its tenants (delivery_sensors.py)
+    return dg.Definitions(assets=[asset, ce], resources=cost_explorer_resources())
 
 
 def _already_ingested(instance: dg.DagsterInstance, delivery_id: str) -> bool:
@@ -224,13 +188,14 @@ def _already_ingested(instance: dg.DagsterInstance, delivery_id: str) -> bool:
 
 
 def delivery_run_request(tenant: TenantConfig, d: "Delivery", now: datetime) -> dg.RunRequest | None:
-    """One run over the delivery's billing month (clamped to history and the last complete hour); run_key = delivery
-    id so a delivery is launched once. Used by the sensor and by the in-process runner alike."""
+    """One run over the delivery's billing month (clamped to history and the last complete hour) of the tenant's
+    line items; run_key = delivery id so a delivery is launched once. Used by the delivery sensors (one per code
+    location, hence the asset selection) and by the in-process runner alike."""
     hours = _month_hours(tenant, d.billing_period, now)
     if hours is None:
         return None
     return dg.RunRequest(
-        run_key=d.delivery_id,
+        run_key=d.delivery_id, asset_selection=[dg.AssetKey([tenant.id, LAKE_TABLE])],
         tags={RANGE_START_TAG: hours[0], RANGE_END_TAG: hours[1], MANIFEST_TAG: d.manifest_uri or "",
               DELIVERY_TAG: d.delivery_id, PERIOD_TAG: d.billing_period, FINAL_TAG: str(d.is_final).lower()},
     )

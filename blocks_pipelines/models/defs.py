@@ -10,7 +10,7 @@ partitions and translator replaced (~3 ms); the compute function reads the tenan
 """
 
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -114,5 +114,9 @@ def build_model_defs(tenant: TenantConfig) -> dg.Definitions:
     hourly, rollups = _templates()
     return dg.Definitions(
         assets=[_for_tenant(hourly, tenant), _for_tenant(rollups, tenant)], resources={"dbt": _shared_resource()},
-        sensors=[build_models_refresh_sensor(tenant)],
     )
+
+
+def build_model_location_defs(tenants: Sequence[TenantConfig]) -> dg.Definitions:
+    """What the code location adds once for all its tenants: the marts refresh sensor."""
+    return dg.Definitions(sensors=[build_models_refresh_sensor(tenants)])

@@ -7,14 +7,22 @@ tenant-wide rollups and Savings Plans monitoring, so dashboards and coverage fol
 
 import json
 from datetime import datetime, timedelta
+from typing import Sequence
 
 import dagster as dg
 
 from blocks_pipelines.tenants.config import TenantConfig
+from blocks_pipelines.tenants.event_feed import AssetEvent, asset_events_after
 from blocks_pipelines.tenants.partitions import RANGE_END_TAG, RANGE_START_TAG, tenant_daily_partitions
 
 # Proposals and purchases are decisions, not derived data: they never run just because data changed.
 NOT_REFRESHED = ("sp_proposals", "sp_approvals", "sp_purchases")
+# Cost Explorer rows land in the same lake table until CUR arrives; its daily keys map to days as hourly ones do
+SOURCES = ("cur_line_items", "cost_explorer_line_items")
+MARTS_PROBE = "spend_hourly"  # built last in every mart run that follows the line items
+# One event-log query per tick whatever the tenant count: ticking often is what makes a delivery reach the API
+# within a minute (issue #16)
+REFRESH_INTERVAL_SECONDS = 15
 
 
 def affected_days(partition_keys: list[str]) -> tuple[str, str] | None:
@@ -23,75 +31,95 @@ def affected_days(partition_keys: list[str]) -> tuple[str, str] | None:
     return (days[0], days[-1]) if days else None
 
 
-def _replaced_day_keys(materialization: dg.AssetMaterialization | None) -> list[str]:
+def _replaced_day_keys(metadata: dict) -> list[str]:
     """First and last day of the hours an ingestion replaced: a month's delivery may date a few line items outside
     the run's partitions (they belong to its bill), and their days' marts must follow too."""
-    value = materialization.metadata.get("replaced_hours") if materialization else None
+    value = metadata.get("replaced_hours")
     if value is None or len(value.value) != 2:
         return []
     start, end = (datetime.fromisoformat(t) for t in value.value)
     return [start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()]
 
 
-def _changed_partitions(instance: dg.DagsterInstance, key: dg.AssetKey,
-                        after: int | None) -> tuple[list[str], int | None]:
-    """Partition keys of key's materializations after storage id `after`, and the last storage id seen."""
-    keys: list[str] = []
-    last = after
-    while True:
-        page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, after_storage_id=last), limit=5000, ascending=True
-        )
-        for r in page.records:
-            keys += [r.partition_key] if r.partition_key else []
-            keys += _replaced_day_keys(r.asset_materialization)
-        if page.records:
-            last = page.records[-1].storage_id
-        if not page.has_more:
-            return keys, last
+def changed_keys_by_tenant(events: list[AssetEvent],
+                           built_before: dict[str, int] | None = None) -> dict[str, tuple[list[str], int]]:
+    """Per tenant, the partition keys (and replaced days) of its changed line items that no mart build followed,
+    and the storage id of the last one. Line items already followed by a mart build (e.g. `blocks materialize`)
+    need no refresh: only those after the tenant's last MARTS_PROBE event count (in `events`, else in
+    `built_before`: storage id of each tenant's last mart build, known when the sensor starts)."""
+    built = dict(built_before or {})
+    built.update({e.tenant_id: e.storage_id for e in events if e.name == MARTS_PROBE})
+    out: dict[str, tuple[list[str], int]] = {}
+    for e in events:
+        if e.name == MARTS_PROBE or e.storage_id < built.get(e.tenant_id, -1):
+            continue
+        keys, _ = out.get(e.tenant_id, ([], 0))
+        keys += ([e.partition] if e.partition else []) + _replaced_day_keys(e.metadata)
+        out[e.tenant_id] = (keys, e.storage_id)
+    return out
 
 
-def build_models_refresh_sensor(tenant: TenantConfig) -> dg.SensorDefinition:
-    t = tenant.id
-    line_items = dg.AssetKey([t, "cur_line_items"])
-    # Cost Explorer rows land in the same lake table until CUR arrives; its daily keys map to days as hourly ones do
-    sources = (line_items, dg.AssetKey([t, "cost_explorer_line_items"]))
-    target = dg.AssetSelection.keys(line_items).downstream(include_self=False) - dg.AssetSelection.keys(
-        *(dg.AssetKey([t, name]) for name in NOT_REFRESHED)
-    )
+def _target(tenant_ids: Sequence[str]) -> dg.AssetSelection:
+    line_items = [dg.AssetKey([t, "cur_line_items"]) for t in tenant_ids]
+    return dg.AssetSelection.keys(*line_items).downstream(include_self=False) - dg.AssetSelection.keys(
+        *(dg.AssetKey([t, name]) for t in tenant_ids for name in NOT_REFRESHED))
+
+
+def _refresh_request(tenant: TenantConfig, keys: list[str], last: int, asset_graph) -> dg.RunRequest | None:
+    span = affected_days(keys)
+    if span is None:
+        return None
     daily = tenant_daily_partitions(tenant)
-    marts_probe = dg.AssetKey([t, "spend_hourly"])  # built last in every mart run that follows the line items
+    first_day, last_day = daily.get_first_partition_key(), daily.get_last_partition_key()
+    end = min(span[1], last_day) if last_day else span[1]
+    start = min(max(span[0], first_day) if first_day else span[0], end)
+    return dg.RunRequest(run_key=f"{tenant.id}:refresh-{last}",
+                         asset_selection=sorted(_target([tenant.id]).resolve(asset_graph)),
+                         tags={RANGE_START_TAG: start, RANGE_END_TAG: end, "blocks/tenant": tenant.id})
+
+
+def _last_mart_builds(instance: dg.DagsterInstance, tenant_ids) -> dict[str, int]:
+    """Storage id of each tenant's last MARTS_PROBE materialization (tenants never built are absent): one query per
+    tenant, on the sensor's first tick only."""
+    out = {}
+    for t in tenant_ids:
+        records = instance.fetch_materializations(dg.AssetKey([t, MARTS_PROBE]), limit=1, ascending=False).records
+        if records:
+            out[t] = records[0].storage_id
+    return out
+
+
+def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDefinition:
+    """One sensor for every tenant of the code location: it reads the materializations after its cursor once per
+    tick (tenants/event_feed.py) and launches one run per tenant whose line items changed."""
+    by_id = {t.id: t for t in tenants}
+    target = _target(list(by_id))
 
     @dg.sensor(
-        name=f"{t}__models_refresh_sensor", asset_selection=target, minimum_interval_seconds=60,
+        name="models_refresh_sensor", asset_selection=target, minimum_interval_seconds=REFRESH_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Rebuilds {t}'s marts over the days whose line items changed, then rollups and monitoring.",
+        description="Rebuilds each tenant's marts over the days whose line items changed, then rollups and "
+                    "monitoring (one run per tenant and tick).",
     )
     def models_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        after = json.loads(context.cursor)["after"] if context.cursor else None
-        # Line items already followed by a mart build (e.g. `blocks materialize`) need no refresh.
-        built = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=marts_probe), limit=1, ascending=False
-        ).records
-        if built and (after is None or built[0].storage_id > after):
-            after = built[0].storage_id
-        keys: list[str] = []
-        last = after
-        for source in sources:
-            source_keys, source_last = _changed_partitions(context.instance, source, after)
-            keys += source_keys
-            last = max((i for i in (last, source_last) if i is not None), default=None)
-        span = affected_days(keys)
-        if span is None or last is None:
-            return dg.SensorResult(cursor=json.dumps({"after": last}) if last else context.cursor)
-        first_day, last_day = daily.get_first_partition_key(), daily.get_last_partition_key()
-        end = min(span[1], last_day) if last_day else span[1]
-        start = min(max(span[0], first_day) if first_day else span[0], end)
-        context.log.info(f"{t}: line items changed on {span[0]}..{span[1]}; rebuilding marts {start}..{end}")
-        return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"refresh-{last}", tags={RANGE_START_TAG: start, RANGE_END_TAG: end,
-                                                                          "blocks/tenant": t})],
-            cursor=json.dumps({"after": last}),
-        )
+        built_before: dict[str, int] = {}
+        if context.cursor:
+            after = json.loads(context.cursor)["after"]
+        else:
+            # first tick (a new deployment, or the per-tenant sensors this replaces): start after the oldest of the
+            # tenants' last mart builds instead of reading the whole event log's history
+            built_before = _last_mart_builds(context.instance, by_id)
+            after = min(built_before.values()) if len(built_before) == len(by_id) else None
+        events, last = asset_events_after(context.instance, dg.DagsterEventType.ASSET_MATERIALIZATION, after,
+                                          (*SOURCES, MARTS_PROBE), by_id)
+        requests = []
+        for t, (keys, last_t) in changed_keys_by_tenant(events, built_before).items():
+            request = _refresh_request(by_id[t], keys, last_t, context.repository_def.asset_graph)
+            if request is not None:
+                context.log.info(f"{t}: line items changed; rebuilding marts {request.tags[RANGE_START_TAG]}.."
+                                 f"{request.tags[RANGE_END_TAG]}")
+                requests.append(request)
+        # stored even when nothing was read yet ({"after": null}): the first-tick lookups are done once
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": last}))
 
     return models_refresh_sensor

@@ -4,7 +4,7 @@ AWS re-delivers a report's current month up to three times a day; sample CUR has
 bought locally (it starts at the purchase hour) would never reach the lake: the purchase's own re-delivery ends at
 the hour before. `{t}__sample_cur_delivery_schedule` (cron 5 * * * *, UTC) launches `{t}__sample_cur_delivery`,
 which re-delivers the open month through the last complete hour with the ledger's plans in it, unless the newest
-delivery already carries that hour. `{t}__cur_delivery_sensor` then ingests it and the marts follow.
+delivery already carries that hour. The code location's `cur_delivery_sensor` then ingests it and the marts follow.
 
 An op job, not an asset: the generator stands in for an external system, it is not part of the platform's data.
 Tenants reading S3 get nothing here. The generator (polars) is imported when a tick or a run needs it (issue #2).

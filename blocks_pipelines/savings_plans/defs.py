@@ -5,10 +5,11 @@
 Dagster has no approval step, so the back office records its decision as an event on `sp_approvals`: a
 materialization from the launchpad (run config; the run records the decision and fails unless it is recorded, see
 approval_run.py) or a runless event (report_runless_asset_event / REST) carrying proposal_id, decision, approver,
-note. `{t}__sp_approval_sensor` reads those events, records the decision in the state store (first one wins) and
-launches `sp_purchases` with run_key = proposal id. The store, not Dagster, is what makes the purchase happen once;
-run_key only saves launching runs that would find nothing to do. Each status change is also observed on
-`sp_proposals` (approval_view.py), so its page shows the proposal's live status, not the one it was made with.
+note. `sp_approval_sensor` (one per code location) reads those events, records the decision in the state store
+(first one wins) and launches `sp_purchases` with run_key = proposal id. The store, not Dagster, is what makes the
+purchase happen once; run_key only saves launching runs that would find nothing to do. Each status change is also
+observed on `sp_proposals` (approval_view.py), so its page shows the proposal's live status, not the one it was
+made with.
 """
 
 # no `from __future__ import annotations`: Dagster reads the config classes from the real annotations
@@ -16,12 +17,12 @@ run_key only saves launching runs that would find nothing to do. Each status cha
 import json
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Collection, Literal, Sequence
 
 import dagster as dg
 
 from blocks_pipelines.state import NotFoundError, ProposalStatus, PurchaseState, get_state_store
-from blocks_pipelines.state.models import IllegalTransitionError, utcnow
+from blocks_pipelines.state.models import IllegalTransitionError, tenant_of_proposal, utcnow
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
 
@@ -59,16 +60,19 @@ def _value(metadata: dict[str, Any], name: str, default: str = "") -> str:
     return str(getattr(raw, "value", raw))
 
 
-def approval_events(instance: dg.DagsterInstance, key: dg.AssetKey, cursor: dict[str, int]) -> list[tuple[int, dict]]:
-    """New decision events on `key` after the cursor, materializations and runless observations alike, in order."""
+def approval_events(instance: dg.DagsterInstance, tenant_ids: Collection[str],
+                    cursor: dict[str, int]) -> list[tuple[int, dict]]:
+    """New decision events on the tenants' sp_approvals after the cursor, materializations and runless observations
+    alike, in order; the cursor moves past every event read."""
+    from blocks_pipelines.tenants.event_feed import asset_events_after
+
     found = []
-    for kind, fetch in (("mat", instance.fetch_materializations), ("obs", instance.fetch_observations)):
-        result = fetch(dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor.get(kind)), limit=500,
-                       ascending=True)
-        for record in result.records:
-            event = record.event_log_entry.asset_materialization or record.event_log_entry.asset_observation
-            found.append((record.storage_id, dict(event.metadata) if event else {}))
-            cursor[kind] = max(cursor.get(kind, 0), record.storage_id)
+    for kind, event_type in (("mat", dg.DagsterEventType.ASSET_MATERIALIZATION),
+                             ("obs", dg.DagsterEventType.ASSET_OBSERVATION)):
+        events, last = asset_events_after(instance, event_type, cursor.get(kind), ("sp_approvals",), tenant_ids)
+        found += [(e.storage_id, e.metadata) for e in events]
+        if last is not None:
+            cursor[kind] = last
     return sorted(found, key=lambda e: e[0])
 
 
@@ -225,52 +229,78 @@ def _templates() -> tuple[dg.AssetsDefinition, ...]:
     return proposals, approvals, purchases, monitoring
 
 
-def _approval_sensor(t: str) -> dg.SensorDefinition:
-    approvals_key = dg.AssetKey([t, "sp_approvals"])
+def _purchase_request(t: str, proposal_id: str) -> dg.RunRequest:
     purchases_key, monitoring_key = dg.AssetKey([t, "sp_purchases"]), dg.AssetKey([t, "sp_monitoring"])
-    tags = {"blocks/tenant": t}
+    return dg.RunRequest(
+        run_key=proposal_id, asset_selection=[purchases_key, monitoring_key],
+        run_config={"ops": {f"{t}__sp_purchases": {"config": {"proposal_id": proposal_id}}}},
+        tags={"blocks/tenant": t, "blocks/proposal_id": proposal_id})
 
-    @dg.sensor(name=f"{t}__sp_approval_sensor", asset_selection=[purchases_key, monitoring_key],
+
+# Tenants whose approved proposals are looked up in the store per tick beyond those decided in it: 2,000 tenants make
+# a round every 8 ticks (4 min) instead of 2,000 store queries every 30 s.
+SWEEP_TENANTS_PER_TICK = 250
+
+
+def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TICK) -> dg.SensorDefinition:
+    """One sensor for every tenant of the code location (issue #16): the decision events of all their sp_approvals
+    are read after the cursor in one query per event kind (tenants/event_feed.py)."""
+    from blocks_pipelines.tenants.rotation import next_slice
+
+    ids = frozenset(tenant_ids)
+    selection = [dg.AssetKey([t, name]) for t in sorted(ids) for name in ("sp_purchases", "sp_monitoring")]
+
+    @dg.sensor(name="sp_approval_sensor", asset_selection=selection,
                minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Records back-office decisions from sp_approvals events; launches each approved purchase "
-                           "once (run_key = proposal id).")
+               description="Records back-office decisions from each tenant's sp_approvals events; launches each "
+                           "approved purchase once (run_key = proposal id).")
     def sp_approval_sensor(context: dg.SensorEvaluationContext):
         from blocks_pipelines.savings_plans.approval_view import status_changes
         from blocks_pipelines.savings_plans.proposals import decide
 
         store = get_state_store()
         cursor = json.loads(context.cursor) if context.cursor else {}
-        for storage_id, metadata in approval_events(context.instance, approvals_key, cursor):
+        decided: set[str] = set()
+        for storage_id, metadata in approval_events(context.instance, ids, cursor):
             pid = _value(metadata, "proposal_id")
             try:
                 outcome = decide(store, pid, _value(metadata, "decision", "approve"),  # type: ignore[arg-type]
                                  _value(metadata, "approver"), _value(metadata, "note"),
                                  source=f"dagster:{storage_id}")
                 context.log.info(f"{pid}: {outcome.message}")
+                decided.add(tenant_of_proposal(pid))
             except (ValueError, NotFoundError) as exc:  # a bad event must not stop the others
                 context.log.warning(f"approval event {storage_id} ignored: {exc}")
-        requests: list[dg.RunRequest] = []
-        for p in store.list_proposals(t, [ProposalStatus.approved]):
-            bought = store.get_purchase(p.proposal_id)
-            if bought is None or bought.state is not PurchaseState.completed:
-                requests.append(dg.RunRequest(
-                    run_key=p.proposal_id, asset_selection=[purchases_key, monitoring_key],
-                    run_config={"ops": {f"{t}__sp_purchases": {"config": {"proposal_id": p.proposal_id}}}},
-                    tags={**tags, "blocks/proposal_id": p.proposal_id}))
-        # decisions made outside a run (CLI, runless events) and expiries show on sp_proposals too
-        observations = status_changes(store, context.instance, t)
-        return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=json.dumps(cursor),
-                               skip_reason=None if requests else "no approved proposal waiting for its purchase")
+        # decisions also arrive without a Dagster event (`blocks sp approve`), and a purchase run may have failed:
+        # the store is swept, for the tenants just decided and the next slice of the others in turn
+        turn, cursor["sweep_after"] = next_slice(sorted(ids), cursor.get("sweep_after"), sweep)
+        context.update_cursor(json.dumps(cursor))
+        requests, observations = [], []
+        for t in sorted(decided & ids | set(turn)):
+            for p in store.list_proposals(t, [ProposalStatus.approved]):
+                bought = store.get_purchase(p.proposal_id)
+                if bought is None or bought.state is not PurchaseState.completed:
+                    requests.append(_purchase_request(t, p.proposal_id))
+            # decisions made outside a run (CLI, runless events) and expiries show on sp_proposals too
+            observations += status_changes(store, context.instance, t)
+        return dg.SensorResult(run_requests=requests, asset_events=observations,
+                               skip_reason=None if requests or observations
+                               else "no approved proposal waiting for its purchase")
 
     return sp_approval_sensor
 
 
+def build_sp_location_defs(tenants: Sequence[TenantConfig]) -> dg.Definitions:
+    """What the code location adds once for all its tenants: the approval sensor."""
+    return dg.Definitions(sensors=[approval_sensor([t.id for t in tenants])])
+
+
 def build_sp_defs(tenant: TenantConfig, *, analyze: Callable[..., Any] | None = None) -> dg.Definitions:
-    """The tenant's copies of the four templates ([t, name], group t, op `{t}__{name}`) and its approval sensor.
+    """The tenant's copies of the four templates ([t, name], group t, op `{t}__{name}`); the approval sensor is the
+    code location's (build_sp_location_defs).
     `analyze` defaults to savings_plans.analyzer.recommend (imported when a proposal is computed)."""
     if analyze is None:
         _ANALYZERS.pop(tenant.id, None)
     else:
         _ANALYZERS[tenant.id] = analyze
-    return dg.Definitions(assets=[copy_for_tenant(a, tenant) for a in _templates()],
-                          sensors=[_approval_sensor(tenant.id)])
+    return dg.Definitions(assets=[copy_for_tenant(a, tenant) for a in _templates()])

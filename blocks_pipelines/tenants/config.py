@@ -99,6 +99,15 @@ class CurSource(_Strict):
     report_name: str = Field(pattern=r"^[\w.-]+$", description="legacy report name or Data Exports export name")
     region: str = "us-east-1"
     athena: AthenaCatalog | None = None
+    event_notifications: bool = Field(
+        False, description="the bucket sends s3:ObjectCreated events of its manifests to Blocks' delivery queue "
+                           "(docs/deploy.md): deliveries are picked up from the queue instead of polled")
+
+    @model_validator(mode="after")
+    def _notifications_need_s3(self) -> "CurSource":
+        if self.event_notifications and not self.uri.startswith("s3://"):
+            raise ValueError("event_notifications needs an s3:// uri (a local folder sends no S3 events)")
+        return self
 
     @field_validator("uri")
     @classmethod
