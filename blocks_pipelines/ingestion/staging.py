@@ -289,9 +289,11 @@ def _account_error(p: AccountProblem, files: list[StagedFile], hour_range, tenan
     if p.kind == "malformed":
         return E.MalformedAccountIdError(
             f"the file's {p.label} id {p.account_id!r} is malformed: {p.label} ids are {EXPECTED[p.provider]}, "
-            f"this one has {len(p.account_id)} characters", file=f.raw.name, row=row, column=column,
-            fix=f"no tenant setting can accept this id: the export was damaged or edited (a spreadsheet adds or drops "
-                f"leading digits); re-export it from {p.provider_name or p.provider} and ingest the export as written",
+            f"this one has {len(p.account_id)} {'digits' if p.account_id.isdigit() else 'characters'}",
+            file=f.raw.name, row=row, column=column,
+            fix=f"no tenant setting can accept this id: the export was damaged or edited (a spreadsheet drops "
+                f"leading zeros or rounds long numbers); re-export it from {p.provider_name or p.provider} and ingest "
+                "the export as written",
         )
     flag = CLI_FLAGS[p.provider]
     if p.provider == "aws":
