@@ -475,3 +475,22 @@ def test_a_null_invoice_id_does_not_make_a_month_final(tmp_path):
     assert peek_invoice_id(str(_write_csv(tmp_path / "open.csv", rows))) is None
     rows[7]["InvoiceId"] = "G012345678"
     assert peek_invoice_id(str(_write_csv(tmp_path / "final.csv", rows))) == "G012345678"
+
+
+def test_an_oci_id_of_an_unknown_form_is_registrable_as_other(blocks_env, tmp_path):
+    """Azure and OCI ids come in several forms: one the platform does not know is not called damaged; the message
+    offers the option that accepts it, and once registered the rows ingest."""
+    rows = [r for r in _focus12_rows(6) if r["ProviderName"] == "Oracle"]
+    for r in rows:
+        r["BillingAccountId"] = "oci-billing-48213"
+    src = _write_csv(tmp_path / "oci.csv", rows)
+    with pytest.raises(E.WrongPayerError) as err:
+        ingest_delivery(_initech(oci=[OCI_TENANCY]), str(src), lake_uri=str(tmp_path / "lake"))
+    assert "blocks tenants add-account initech --other-billing-account oci-billing-48213" in str(err.value)
+    summary = ingest_delivery(_initech(other=["oci-billing-48213"]), str(src), lake_uri=str(tmp_path / "lake"))
+    assert summary.matches and summary.rows == 6
+    # an AWS payer is never accepted through "other": the organization has one
+    aws = [{**r, "BillingAccountId": "444444444444"} for r in _focus12_rows(3) if r["ProviderName"] == "AWS"]
+    with pytest.raises(E.WrongPayerError, match="payer account 444444444444 is not tenant initech's payer"):
+        ingest_delivery(_initech(other=["444444444444"]), str(_write_csv(tmp_path / "aws.csv", aws)),
+                        lake_uri=str(tmp_path / "lake"))
