@@ -494,3 +494,24 @@ def test_an_oci_id_of_an_unknown_form_is_registrable_as_other(blocks_env, tmp_pa
     with pytest.raises(E.WrongPayerError, match="payer account 444444444444 is not tenant initech's payer"):
         ingest_delivery(_initech(other=["444444444444"]), str(_write_csv(tmp_path / "aws.csv", aws)),
                         lake_uri=str(tmp_path / "lake"))
+
+
+def test_focus_13_json_columns_written_as_parquet_structs_lists_and_maps():
+    """A Parquet FOCUS 1.3 export may type ContractApplied as a struct, AllocatedMethodDetails as a list of structs
+    and AllocatedTags as a map: each lands as the JSON text a CSV export would hold."""
+    from blocks_pipelines.ingestion.formats import SourceContext, normalize
+
+    start = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    raw = pl.DataFrame({
+        "ServiceProviderName": ["Google Cloud"], "HostProviderName": ["Google Cloud"],
+        "BillingAccountId": [GCP_ACCOUNT], "BillingCurrency": ["USD"], "ChargeCategory": ["Usage"],
+        "ChargePeriodStart": [start], "ChargePeriodEnd": [start + timedelta(hours=1)], "BilledCost": [1.5],
+        "ContractApplied": [{"ContractId": "ctr-1", "AppliedCost": 1.5}],
+        "AllocatedMethodDetails": [[{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]],
+        "AllocatedTags": [[{"key": "team", "value": "t0"}]],
+    })
+    row = normalize(raw.lazy(), "focus", SourceContext("t", "d", "f.parquet")).collect().row(0, named=True)
+    assert json.loads(row["contract_applied"]) == {"ContractId": "ctr-1", "AppliedCost": 1.5}
+    assert json.loads(row["allocated_method_details"]) == [{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]
+    assert json.loads(row["allocated_tags"]) == {"team": "t0"}
+    assert (row["provider"], row["host_provider"]) == ("Google Cloud", "Google Cloud")
