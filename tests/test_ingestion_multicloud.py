@@ -194,7 +194,8 @@ def test_a_malformed_account_id_in_the_file_says_the_files_id_is_malformed(inite
     msg = str(err.value)
     assert f"the file's {'AWS payer account' if provider == 'AWS' else 'Google Cloud billing account'} id " \
            f"'{account}' is malformed" in msg
-    assert f"this one has {len(account)} characters" in msg and "row 4" in msg and str(src) in msg
+    assert f"this one has {len(account)} {'digits' if account.isdigit() else 'characters'}" in msg
+    assert "row 4" in msg and str(src) in msg
     assert "tenants add" not in msg  # no command could register it
     assert not (tmp_path / "lake").exists()
 
@@ -474,3 +475,43 @@ def test_a_null_invoice_id_does_not_make_a_month_final(tmp_path):
     assert peek_invoice_id(str(_write_csv(tmp_path / "open.csv", rows))) is None
     rows[7]["InvoiceId"] = "G012345678"
     assert peek_invoice_id(str(_write_csv(tmp_path / "final.csv", rows))) == "G012345678"
+
+
+def test_an_oci_id_of_an_unknown_form_is_registrable_as_other(blocks_env, tmp_path):
+    """Azure and OCI ids come in several forms: one the platform does not know is not called damaged; the message
+    offers the option that accepts it, and once registered the rows ingest."""
+    rows = [r for r in _focus12_rows(6) if r["ProviderName"] == "Oracle"]
+    for r in rows:
+        r["BillingAccountId"] = "oci-billing-48213"
+    src = _write_csv(tmp_path / "oci.csv", rows)
+    with pytest.raises(E.WrongPayerError) as err:
+        ingest_delivery(_initech(oci=[OCI_TENANCY]), str(src), lake_uri=str(tmp_path / "lake"))
+    assert "blocks tenants add-account initech --other-billing-account oci-billing-48213" in str(err.value)
+    summary = ingest_delivery(_initech(other=["oci-billing-48213"]), str(src), lake_uri=str(tmp_path / "lake"))
+    assert summary.matches and summary.rows == 6
+    # an AWS payer is never accepted through "other": the organization has one
+    aws = [{**r, "BillingAccountId": "444444444444"} for r in _focus12_rows(3) if r["ProviderName"] == "AWS"]
+    with pytest.raises(E.WrongPayerError, match="payer account 444444444444 is not tenant initech's payer"):
+        ingest_delivery(_initech(other=["444444444444"]), str(_write_csv(tmp_path / "aws.csv", aws)),
+                        lake_uri=str(tmp_path / "lake"))
+
+
+def test_focus_13_json_columns_written_as_parquet_structs_lists_and_maps():
+    """A Parquet FOCUS 1.3 export may type ContractApplied as a struct, AllocatedMethodDetails as a list of structs
+    and AllocatedTags as a map: each lands as the JSON text a CSV export would hold."""
+    from blocks_pipelines.ingestion.formats import SourceContext, normalize
+
+    start = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    raw = pl.DataFrame({
+        "ServiceProviderName": ["Google Cloud"], "HostProviderName": ["Google Cloud"],
+        "BillingAccountId": [GCP_ACCOUNT], "BillingCurrency": ["USD"], "ChargeCategory": ["Usage"],
+        "ChargePeriodStart": [start], "ChargePeriodEnd": [start + timedelta(hours=1)], "BilledCost": [1.5],
+        "ContractApplied": [{"ContractId": "ctr-1", "AppliedCost": 1.5}],
+        "AllocatedMethodDetails": [[{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]],
+        "AllocatedTags": [[{"key": "team", "value": "t0"}]],
+    })
+    row = normalize(raw.lazy(), "focus", SourceContext("t", "d", "f.parquet")).collect().row(0, named=True)
+    assert json.loads(row["contract_applied"]) == {"ContractId": "ctr-1", "AppliedCost": 1.5}
+    assert json.loads(row["allocated_method_details"]) == [{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]
+    assert json.loads(row["allocated_tags"]) == {"team": "t0"}
+    assert (row["provider"], row["host_provider"]) == ("Google Cloud", "Google Cloud")

@@ -183,7 +183,7 @@ def test_a_tenant_file_lists_billing_accounts_per_provider(tmp_path):
 
 @pytest.mark.parametrize("provider, value, expected", [
     ("gcp", "01A2B3-C4D5E6", "expected XXXXXX-XXXXXX-XXXXXX"),
-    ("azure", "not-a-guid", "expected /providers/Microsoft.Billing/billingAccounts/<id>, a GUID"),
+    ("azure", "not-a-guid", "expected /providers/Microsoft.Billing/billingAccounts/<id>, an EA enrollment number"),
     ("oci", "ocid1.compartment.oc1..aaaa", "expected a tenancy OCID"),
 ])
 def test_a_malformed_billing_account_names_the_provider_and_the_shape(tmp_path, provider, value, expected):
@@ -235,3 +235,17 @@ def test_cli_add_refuses_a_malformed_other_cloud_account(blocks_env):
                                        "--gcp-billing-account", "01A2B3C4D5E6F7A8B9"])
     assert result.exit_code != 0 and "billing_accounts.gcp" in result.output and "Traceback" not in result.output
     assert not (get_settings().tenants_dir / "umbrella.yaml").exists()
+
+
+def test_an_azure_account_matches_in_each_spelling_its_exports_use():
+    from blocks_pipelines.tenants import billing_accounts as ba
+
+    # an EA enrollment registered by its number matches the export's full path; an MCA account by its GUID
+    assert ba.matches("azure", ["12345678"], "/providers/Microsoft.Billing/billingAccounts/12345678")
+    assert ba.matches("azure", ["8a1b2c3d-0000-4a00-9000-000000000002"], AZURE_MCA)
+    assert ba.matches("azure", [AZURE_PATH], AZURE_PATH + "/billingProfiles/ABCD-EFGH-IJK-LMN")
+    assert not ba.matches("azure", ["12345678"], "/providers/Microsoft.Billing/billingAccounts/12345679")
+    assert ba.matches("gcp", ["01a2b3-c4d5e6-f7a8b9"], "01A2B3-C4D5E6-F7A8B9")
+    # the shapes never overlap: 12 digits are an AWS account, never an EA enrollment
+    assert ba.family_of_id("333333333333") == "aws" and ba.family_of_id("12345678") == "azure"
+    assert ba.family_of_id("3333333333330") is None

@@ -128,7 +128,8 @@ def _account_id(value: str) -> str:
 def _billing_account_options(command):
     """--azure-billing-account, --gcp-billing-account, --oci-tenancy, --other-billing-account (each repeatable)."""
     helps = {
-        "azure": "Azure billing account: /providers/Microsoft.Billing/billingAccounts/<id> or its GUID name.",
+        "azure": "Azure billing account: /providers/Microsoft.Billing/billingAccounts/<id>, its GUID name or an EA "
+                 "enrollment number.",
         "gcp": "Google Cloud billing account, XXXXXX-XXXXXX-XXXXXX.",
         "oci": "OCI tenancy OCID, ocid1.tenancy.oc1..<unique id>.",
         "other": "Billing account id at another FOCUS provider (as its export writes BillingAccountId).",
@@ -197,7 +198,8 @@ def with_billing_accounts(tenant: TenantConfig, new: dict[str, list[str]]) -> tu
 @_billing_account_options
 def add_account(config_dir, tenant_id, azure, gcp, oci, other) -> None:
     """Register more billing accounts (Azure, Google Cloud, OCI...) for an existing tenant: its FOCUS exports from
-    those accounts are then accepted. Rewrites assets_config/tenants/<id>.yaml after validating it."""
+    those accounts are then accepted. Rewrites assets_config/tenants/<id>.yaml after validating it (as `tenants add`
+    writes it: comments in the file are not kept)."""
     new = {"azure": list(azure), "gcp": list(gcp), "oci": list(oci), "other": list(other)}
     if not any(new.values()):
         raise click.UsageError("give at least one account, e.g. --azure-billing-account "

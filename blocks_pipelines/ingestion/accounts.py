@@ -11,6 +11,9 @@ from blocks_pipelines.tenants.config import TenantConfig
 # canonical columns naming who bills a row, most telling first: FOCUS ProviderName/ServiceProviderName, then who
 # issues the invoice and who hosts (a marketplace seller's row is billed to the marketplace's cloud account)
 PROVIDER_COLUMNS = ("provider", "invoice_issuer", "host_provider", "service_provider")
+# Providers whose billing account ids have one documented shape: an id of another shape is a damaged file. Azure
+# and OCI ids come in several forms, so an unexpected one is only unregistered (and registrable as "other").
+CERTAIN_SHAPES = ("aws", "gcp")
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,13 @@ def _registered(tenant: TenantConfig, provider: str) -> list[str]:
     return [i for p in (*ba.PROVIDERS, "other") for i in tenant.billing_account_ids(p)]
 
 
-def _known(provider: str, registered: list[str], account_id: str) -> bool:
-    if provider != "other":
-        return ba.matches(provider, registered, account_id)
-    return any(ba.matches(p, registered, account_id) for p in (*ba.PROVIDERS, "other"))
+def _known(tenant: TenantConfig, provider: str, account_id: str) -> bool:
+    if provider == "other":
+        return any(ba.matches(p, tenant.billing_account_ids(p), account_id) for p in (*ba.PROVIDERS, "other"))
+    # an Azure or OCI id registered as "other" (a form this platform does not know yet) counts; an AWS payer is the
+    # organization's one
+    return (ba.matches(provider, tenant.billing_account_ids(provider), account_id)
+            or (provider not in CERTAIN_SHAPES and account_id in tenant.billing_account_ids("other")))
 
 
 def first_problem(tenant: TenantConfig, rows: list[dict]) -> AccountProblem | None:
@@ -54,12 +60,11 @@ def first_problem(tenant: TenantConfig, rows: list[dict]) -> AccountProblem | No
     rows = sorted(rows, key=lambda r: tuple(str(r.get(c)) for c in (*PROVIDER_COLUMNS, "payer_account_id")))
     checked = [(billing_provider(r), r) for r in rows if r.get("payer_account_id")]
     for provider, r in checked:
-        if not ba.is_well_formed(provider, r["payer_account_id"]):
+        if provider in CERTAIN_SHAPES and not ba.is_well_formed(provider, r["payer_account_id"]):
             return AccountProblem("malformed", provider, r["payer_account_id"], r.get("provider") or "",
                                   tuple(_registered(tenant, provider)))
     for provider, r in checked:
-        registered = _registered(tenant, provider)
-        if not _known(provider, registered, r["payer_account_id"]):
+        if not _known(tenant, provider, r["payer_account_id"]):
             return AccountProblem("foreign", provider, r["payer_account_id"], r.get("provider") or "",
-                                  tuple(registered))
+                                  tuple(_registered(tenant, provider)))
     return None

@@ -26,7 +26,7 @@ from blocks_pipelines.ingestion.lake_writer import EXACT
 from blocks_pipelines.ingestion.readers import RawFile, open_raw
 from blocks_pipelines.ingestion.schema import LINE_ITEM_TYPES, REQUIRED_COLUMNS
 from blocks_pipelines.lake import fs
-from blocks_pipelines.tenants.billing_accounts import CLI_FLAGS, EXPECTED
+from blocks_pipelines.tenants.billing_accounts import CLI_FLAGS, EXPECTED, is_well_formed
 # charge_class is derived: a null there is an unknown line item type, reported as such rather than as a blank.
 REQUIRED_VALUES = tuple(n for n in REQUIRED_COLUMNS if n != "charge_class")
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -316,11 +316,14 @@ def _account_error(p: AccountProblem, files: list[StagedFile], hour_range, tenan
     if p.kind == "malformed":
         return E.MalformedAccountIdError(
             f"the file's {p.label} id {p.account_id!r} is malformed: {p.label} ids are {EXPECTED[p.provider]}, "
-            f"this one has {len(p.account_id)} characters", file=f.raw.name, row=row, column=column,
-            fix=f"no tenant setting can accept this id: the export was damaged or edited (a spreadsheet adds or drops "
-                f"leading digits); re-export it from {p.provider_name or p.provider} and ingest the export as written",
+            f"this one has {len(p.account_id)} {'digits' if p.account_id.isdigit() else 'characters'}",
+            file=f.raw.name, row=row, column=column,
+            fix=f"no tenant setting can accept this id: the export was damaged or edited (a spreadsheet drops "
+                f"leading zeros or rounds long numbers); re-export it from {p.provider_name or p.provider} and ingest "
+                "the export as written",
         )
-    flag = CLI_FLAGS[p.provider]
+    # an id of a shape the provider's option refuses is registered as "other", as the export writes it
+    flag = CLI_FLAGS[p.provider] if is_well_formed(p.provider, p.account_id) else CLI_FLAGS["other"]
     if p.provider == "aws":
         return E.WrongPayerError(
             f"payer account {p.account_id} is not tenant {tenant.id}'s payer {tenant.organization.payer_account_id}",

@@ -4,7 +4,8 @@ of one account compare. Shared by the tenant registry (what may be registered) a
 Shapes, as each provider's FOCUS export writes BillingAccountId:
 - AWS: the 12-digit payer (management) account id.
 - Azure: `/providers/Microsoft.Billing/billingAccounts/<id>` (EA enrollments, MCA accounts; MCA exports may append
-  `/billingProfiles/<id>`), or the account's bare name: a GUID, or `<guid>:<guid>_<yyyy-mm-dd>` for MCA.
+  `/billingProfiles/<id>`), or the account's bare name: an EA enrollment number, a GUID, or
+  `<guid>:<guid>_<yyyy-mm-dd>` for MCA.
 - Google Cloud: `XXXXXX-XXXXXX-XXXXXX`, three groups of six hex digits.
 - OCI: the tenancy OCID, `ocid1.tenancy.<realm>.[region].<unique id>`.
 """
@@ -18,14 +19,16 @@ _GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _AZURE_PATH = "/providers/microsoft.billing/billingaccounts/"
 PATTERNS = {
     "aws": re.compile(r"^\d{12}$"),
-    "azure": re.compile(rf"^(?:{_AZURE_PATH}[\w.:@-]+(?:/[\w.:@/-]+)?|{_GUID}(?::{_GUID}_\d{{4}}-\d{{2}}-\d{{2}})?)$",
-                        re.IGNORECASE),
+    # an EA enrollment number has up to 10 digits: never an AWS account's 12, so the shapes stay apart
+    "azure": re.compile(rf"^(?:{_AZURE_PATH}[\w.:@-]+(?:/[\w.:@/-]+)?|{_GUID}(?::{_GUID}_\d{{4}}-\d{{2}}-\d{{2}})?"
+                        r"|\d{4,10})$", re.IGNORECASE),
     "gcp": re.compile(r"^[0-9a-f]{6}-[0-9a-f]{6}-[0-9a-f]{6}$", re.IGNORECASE),
     "oci": re.compile(r"^ocid1\.tenancy\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$", re.IGNORECASE),
 }
 EXPECTED = {
     "aws": "12 digits",
-    "azure": "/providers/Microsoft.Billing/billingAccounts/<id>, a GUID, or <guid>:<guid>_<yyyy-mm-dd>",
+    "azure": "/providers/Microsoft.Billing/billingAccounts/<id>, an EA enrollment number, a GUID, or "
+             "<guid>:<guid>_<yyyy-mm-dd>",
     "gcp": "XXXXXX-XXXXXX-XXXXXX (three groups of six hex digits)",
     "oci": "a tenancy OCID, ocid1.tenancy.oc1..<unique id>",
 }

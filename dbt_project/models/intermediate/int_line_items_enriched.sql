@@ -11,7 +11,8 @@ select
     case when li.public_on_demand_cost > 0 then li.public_on_demand_cost else li.unblended_cost end
         as on_demand_equivalent_cost,
     -- coalesce: Cost Explorer rows have no usage type, so an EC2 row would otherwise be neither eligible nor not.
-    coalesce((
+    -- AWS rows only: a multi-cloud tenant's Azure savings plan usage is no AWS Savings Plan's to cover.
+    coalesce(li.provider = 'AWS' and (
         li.line_item_type = 'SavingsPlanCoveredUsage'
         or (
             li.line_item_type = 'Usage'

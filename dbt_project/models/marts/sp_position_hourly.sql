@@ -1,7 +1,8 @@
 {{ config(**hourly_mart_config(['tenant_id', 'usage_date'])) }}
 -- The spec's SPPosition per plan and in total (savings_plan_arn = 'TOTAL'), from the SP line items.
 -- Commitment and used commitment come from the recurring fee rows (TotalCommitmentToDate / UsedCommitment);
--- when a source lacks them, used falls back to the covered rows' effective cost.
+-- when a source lacks them, used falls back to the covered rows' effective cost. AWS rows only (another cloud's
+-- savings plans in a multi-cloud tenant's FOCUS are not AWS Savings Plans).
 with covered as (
     select
         usage_hour,
@@ -9,7 +10,8 @@ with covered as (
         sum(on_demand_equivalent_cost) as covered_on_demand_cost,
         sum(coalesce(savings_plan_effective_cost, 0)) as effective_cost
     from {{ ref('int_line_items_enriched') }}
-    where line_item_type = 'SavingsPlanCoveredUsage' and savings_plan_arn is not null and {{ in_run_days() }}
+    where line_item_type = 'SavingsPlanCoveredUsage' and savings_plan_arn is not null and provider = 'AWS'
+        and {{ in_run_days() }}
     group by usage_hour, savings_plan_arn
 ),
 
@@ -20,7 +22,8 @@ fees as (
         sum(coalesce(savings_plan_total_commitment, 0)) as commitment,
         sum(savings_plan_used_commitment) as used_commitment
     from {{ ref('int_line_items_enriched') }}
-    where line_item_type = 'SavingsPlanRecurringFee' and savings_plan_arn is not null and {{ in_run_days() }}
+    where line_item_type = 'SavingsPlanRecurringFee' and savings_plan_arn is not null and provider = 'AWS'
+        and {{ in_run_days() }}
     group by usage_hour, savings_plan_arn
 ),
 
