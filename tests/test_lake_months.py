@@ -15,6 +15,7 @@ import yaml
 
 from blocks_pipelines.ingestion import lake_writer
 from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.errors import CorruptFileError
 from blocks_pipelines.ingestion.lake_writer import ConcurrentWriteError, StaleDeliveryError
 from blocks_pipelines.ingestion.synthetic import cur1_frame, write_legacy_delivery
 from blocks_pipelines.lake import fs, layout, lease, months
@@ -161,6 +162,26 @@ def test_a_month_pointer_that_is_not_json_is_reported_naming_it(acme, tmp_path):
     Path(layout.line_items_pointer_uri(lake, "acme_corp", OCT)).write_text("{half a pointer")
     with pytest.raises(months.CorruptPointerError, match=r"billing_period=2026-10/_current.json: month pointer"):
         months.current_files(lake, "acme_corp")
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda d: d["files"][0].update(name="../../../tenant_id=globex/billing_period=2026-10/x/data.parquet"),
+    lambda d: d["files"][0].update(name="version=other/usage_date=2026-10-01/data.parquet"),
+    lambda d: d.update(version="../x"),
+    lambda d: d.update(tenant_id="globex"),
+])
+def test_a_pointer_naming_files_outside_its_month_version_is_refused(acme, tmp_path, tamper):
+    lake = get_settings().lake_uri
+    manifest, _ = _delivery(str(tmp_path / "src"), tmp_path / "a", 300)
+    ingest_delivery(acme, manifest)
+    pointer = Path(layout.line_items_pointer_uri(lake, "acme_corp", OCT))
+    doc = json.loads(pointer.read_text())
+    tamper(doc)
+    pointer.write_text(json.dumps(doc))
+    with pytest.raises(months.CorruptPointerError, match="billing_period=2026-10/_current.json"):
+        months.current_files(lake, "acme_corp")
+    with pytest.raises(CorruptFileError, match="month pointer unreadable|not acme_corp's"):
+        ingest_delivery(acme, manifest)  # a write refuses too, rather than sweeping by a pointer it cannot trust
 
 
 # One writer per (tenant, billing month), and delivery order.
