@@ -424,3 +424,35 @@ def test_a_sigkilled_ingest_leaves_the_old_month_a_free_lease_and_leftovers_the_
     assert list(scratch.iterdir()) == []
     assert _visible(lake) == _dbt_view(lake) == (2900, new_cost)
     assert len(list(month_dir.glob("version=*/usage_date=*/data.parquet"))) == 31
+
+
+RACER = """
+import sys
+from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.lake_writer import StaleDeliveryError
+try:
+    print("ok" if ingest_delivery("acme_corp", sys.argv[1]).matches else "mismatch")
+except StaleDeliveryError:
+    print("stale")
+"""
+
+
+def test_two_ingest_processes_racing_on_a_month_end_with_the_newer_delivery(acme, tmp_path):
+    """No hooks: two processes started together. Whichever takes the month first, the lake ends with the newer
+    delivery, whole; the older one either finished first and was replaced, or was refused."""
+    import os
+    import subprocess
+    import sys
+
+    lake = get_settings().lake_uri
+    root = str(tmp_path / "src")
+    older, _ = _delivery(root, tmp_path / "a", 2000)
+    newer, newer_cost = _delivery(root, tmp_path / "b", 1900, offset=11)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = {name: subprocess.Popen([sys.executable, "-c", RACER, m], stdout=subprocess.PIPE, text=True, env=env)
+             for name, m in (("newer", newer), ("older", older))}
+    outcome = {name: p.communicate(timeout=300)[0].strip() for name, p in procs.items()}
+    assert outcome["newer"] == "ok" and outcome["older"] in ("ok", "stale"), outcome
+    assert _visible(lake) == _dbt_view(lake) == (1900, newer_cost)
+    month_dir = Path(layout.line_items_month_prefix(lake, "acme_corp", OCT))
+    assert len(list(month_dir.glob("version=*/usage_date=*/data.parquet"))) == 31
