@@ -15,6 +15,7 @@ import yaml
 
 from blocks_pipelines.ingestion import lake_writer
 from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.errors import CorruptFileError
 from blocks_pipelines.ingestion.lake_writer import ConcurrentWriteError, StaleDeliveryError
 from blocks_pipelines.ingestion.synthetic import cur1_frame, write_legacy_delivery
 from blocks_pipelines.lake import fs, layout, lease, months
@@ -139,19 +140,30 @@ def test_a_crash_on_s3_leaves_the_old_month_and_athena_manifest_and_a_rerun_swap
     assert keys == set(current.uris(lake)) | {layout.line_items_pointer_uri(lake, "acme_corp", OCT), symlink}
 
 
-def test_an_untouched_day_is_carried_into_the_new_version_so_a_month_is_one_folder(acme, tmp_path):
-    """A write of a few hours rewrites those days; the month's other days are linked into the new version."""
-    lake = get_settings().lake_uri
+@pytest.mark.parametrize("lake_kind", ["local", "s3"])
+def test_an_untouched_day_is_carried_into_the_new_version_so_a_month_is_one_folder(acme, tmp_path, lake_kind,
+                                                                                  request):
+    """A write of a few hours rewrites those days; the month's other days are linked (locally) or copied server
+    side (S3) into the new version, and the old version is collected."""
+    if lake_kind == "s3":
+        request.getfixturevalue("aws_env")
+        boto3.client("s3", endpoint_url=get_settings().s3_endpoint_url).create_bucket(Bucket="carry-lake")
+        lake = "s3://carry-lake/lake"
+    else:
+        lake = get_settings().lake_uri
     manifest, cost = _delivery(str(tmp_path / "src"), tmp_path / "a", 3000)
-    ingest_delivery(acme, manifest)
+    ingest_delivery(acme, manifest, lake_uri=lake)
     before, _ = months.read_month(lake, "acme_corp", OCT)
     hours = (datetime(2026, 10, 5, tzinfo=timezone.utc), datetime(2026, 10, 6, tzinfo=timezone.utc))
-    ingest_delivery(acme, manifest, hour_range=hours)
+    ingest_delivery(acme, manifest, lake_uri=lake, hour_range=hours)
     after, _ = months.read_month(lake, "acme_corp", OCT)
     assert after.version != before.version
     assert {f.name.split("/")[0] for f in after.files} == {f"version={after.version}"}
     assert [(f.usage_date, f.rows) for f in after.files] == [(f.usage_date, f.rows) for f in before.files]
-    assert _visible(lake) == _dbt_view(lake) == (3000, cost)
+    assert not any(fs.exists(u) for u in before.uris(lake))
+    assert _visible(lake) == (3000, cost)
+    if lake_kind == "local":
+        assert _dbt_view(lake) == (3000, cost)
 
 
 def test_a_month_pointer_that_is_not_json_is_reported_naming_it(acme, tmp_path):
@@ -161,6 +173,26 @@ def test_a_month_pointer_that_is_not_json_is_reported_naming_it(acme, tmp_path):
     Path(layout.line_items_pointer_uri(lake, "acme_corp", OCT)).write_text("{half a pointer")
     with pytest.raises(months.CorruptPointerError, match=r"billing_period=2026-10/_current.json: month pointer"):
         months.current_files(lake, "acme_corp")
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda d: d["files"][0].update(name="../../../tenant_id=globex/billing_period=2026-10/x/data.parquet"),
+    lambda d: d["files"][0].update(name="version=other/usage_date=2026-10-01/data.parquet"),
+    lambda d: d.update(version="../x"),
+    lambda d: d.update(tenant_id="globex"),
+])
+def test_a_pointer_naming_files_outside_its_month_version_is_refused(acme, tmp_path, tamper):
+    lake = get_settings().lake_uri
+    manifest, _ = _delivery(str(tmp_path / "src"), tmp_path / "a", 300)
+    ingest_delivery(acme, manifest)
+    pointer = Path(layout.line_items_pointer_uri(lake, "acme_corp", OCT))
+    doc = json.loads(pointer.read_text())
+    tamper(doc)
+    pointer.write_text(json.dumps(doc))
+    with pytest.raises(months.CorruptPointerError, match="billing_period=2026-10/_current.json"):
+        months.current_files(lake, "acme_corp")
+    with pytest.raises(CorruptFileError, match="month pointer unreadable|not acme_corp's"):
+        ingest_delivery(acme, manifest)  # a write refuses too, rather than sweeping by a pointer it cannot trust
 
 
 # One writer per (tenant, billing month), and delivery order.
@@ -347,3 +379,80 @@ def test_a_crash_between_pointer_and_athena_manifest_is_repaired_by_the_rerun(ac
     assert sorted(fs.read_bytes(symlink).decode().split()) == sorted(current.uris(lake))
     assert not any(fs.exists(u) for u in old_month.uris(lake))
     assert _visible(lake) == (800, new_cost)
+
+
+KILLED_WRITER = """
+import os, signal, sys, tempfile
+tempfile.tempdir = sys.argv[3]
+from blocks_pipelines.ingestion import lake_writer
+from blocks_pipelines.ingestion.api import ingest_delivery
+real, calls = lake_writer.fs.put_file, []
+def put_file(local, uri):
+    if len(calls) == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)  # no finally, no cleanup: what the OOM killer does
+    calls.append(uri)
+    real(local, uri)
+lake_writer.fs.put_file = put_file
+ingest_delivery("acme_corp", sys.argv[1])
+"""
+
+
+def test_a_sigkilled_ingest_leaves_the_old_month_a_free_lease_and_leftovers_the_rerun_sweeps(acme, tmp_path,
+                                                                                             monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    lake = get_settings().lake_uri
+    root = str(tmp_path / "src")
+    old_manifest, old_cost = _delivery(root, tmp_path / "a", 3000)
+    new_manifest, new_cost = _delivery(root, tmp_path / "b", 2900, offset=17)
+    ingest_delivery(acme, old_manifest)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, new_manifest, "12", str(scratch)],
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == -9
+    assert [p.name.split("-")[1] for p in scratch.iterdir()] == ["ingest"]  # its staging, left behind
+    month_dir = Path(layout.line_items_month_prefix(lake, "acme_corp", OCT))
+    assert len(list(month_dir.glob("version=*/usage_date=*/data.parquet"))) == 31 + 12
+    assert _visible(lake) == _dbt_view(lake) == (3000, old_cost)
+
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert ingest_delivery(acme, new_manifest).matches  # the kernel dropped the dead writer's lease
+    assert list(scratch.iterdir()) == []
+    assert _visible(lake) == _dbt_view(lake) == (2900, new_cost)
+    assert len(list(month_dir.glob("version=*/usage_date=*/data.parquet"))) == 31
+
+
+RACER = """
+import sys
+from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.lake_writer import StaleDeliveryError
+try:
+    print("ok" if ingest_delivery("acme_corp", sys.argv[1]).matches else "mismatch")
+except StaleDeliveryError:
+    print("stale")
+"""
+
+
+def test_two_ingest_processes_racing_on_a_month_end_with_the_newer_delivery(acme, tmp_path):
+    """No hooks: two processes started together. Whichever takes the month first, the lake ends with the newer
+    delivery, whole; the older one either finished first and was replaced, or was refused."""
+    import os
+    import subprocess
+    import sys
+
+    lake = get_settings().lake_uri
+    root = str(tmp_path / "src")
+    older, _ = _delivery(root, tmp_path / "a", 2000)
+    newer, newer_cost = _delivery(root, tmp_path / "b", 1900, offset=11)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = {name: subprocess.Popen([sys.executable, "-c", RACER, m], stdout=subprocess.PIPE, text=True, env=env)
+             for name, m in (("newer", newer), ("older", older))}
+    outcome = {name: p.communicate(timeout=300)[0].strip() for name, p in procs.items()}
+    assert outcome["newer"] == "ok" and outcome["older"] in ("ok", "stale"), outcome
+    assert _visible(lake) == _dbt_view(lake) == (1900, newer_cost)
+    month_dir = Path(layout.line_items_month_prefix(lake, "acme_corp", OCT))
+    assert len(list(month_dir.glob("version=*/usage_date=*/data.parquet"))) == 31

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.errors import IngestError
+from blocks_pipelines.ingestion.errors import CorruptFileError, IngestError
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA
 from blocks_pipelines.lake import fs, layout, months
 from blocks_pipelines.lake.lease import LEASE_TTL, LeaseHeldError, month_lease
@@ -92,11 +92,6 @@ def staged_days(staging_dir: Path) -> dict[date, list[Path]]:
     return out
 
 
-def lake_days(lake_uri: str, tenant_id: str) -> set[date]:
-    """Usage days holding line items in the tenant's current months."""
-    return {f.usage_date for m in months.current_months(lake_uri, tenant_id) for f in m.files}
-
-
 def _canonical(lf: pl.LazyFrame) -> pl.LazyFrame:
     names = set(lf.collect_schema().names())
     return lf.select(
@@ -143,7 +138,11 @@ def replace_slice(lake_uri: str, tenant_id: str, new_by_day: dict[date, list[Pat
         except LeaseHeldError as exc:
             raise ConcurrentWriteError(str(exc), file=delivery.where if delivery else None,
                                        fix="the other run will finish or its lease expires "
-                                           f"after {LEASE_TTL}); rerun afterwards") from exc
+                                           f"(after {LEASE_TTL}); rerun afterwards") from exc
+        except months.CorruptPointerError as exc:
+            raise CorruptFileError(str(exc), file=layout.line_items_pointer_uri(lake_uri, tenant_id, bp),
+                                   fix="delete the month's _current.json and re-ingest its newest delivery (the "
+                                       "lake's files of the month are unknown until then)") from exc
     return sorted(set(changed))
 
 

@@ -168,7 +168,9 @@ def delete_if(uri: str, if_match: str) -> None:
         try:
             s3_client().delete_object(Bucket=bucket, Key=key, IfMatch=f'"{if_match}"')
         except s3_client().exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+            # 412: someone else's lease now; 409: a concurrent write won; 404: already gone. None is ours to delete.
+            if exc.response["Error"]["Code"] in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409",
+                                                 "NoSuchKey", "404"):
                 return
             raise
         return

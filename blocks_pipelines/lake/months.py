@@ -12,6 +12,7 @@ the old month whole: the next write of the month sweeps what the crashed one lef
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -22,6 +23,8 @@ from blocks_pipelines.lake import fs, layout
 
 POINTER_FORMAT = 1
 _PERIOD_DIR = "billing_period="
+_VERSION = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 class CorruptPointerError(RuntimeError):
@@ -57,9 +60,15 @@ class MonthVersion:
             doc = json.loads(data)
             files = tuple(MonthFile(f["name"], date.fromisoformat(f["usage_date"]), int(f["rows"]))
                           for f in doc["files"])
-            return cls(doc["tenant_id"], doc["billing_period"], doc["version"], files, doc.get("delivery_id"),
-                       doc.get("delivered_at"), doc.get("committed_at", ""))
-        except (ValueError, KeyError, TypeError) as exc:
+            out = cls(doc["tenant_id"], doc["billing_period"], doc["version"], files, doc.get("delivery_id"),
+                      doc.get("delivered_at"), doc.get("committed_at", ""))
+            # every file lies in the pointer's own version folder: a name elsewhere (`..`, another month) would
+            # have readers read outside the month
+            stray = [f.name for f in files if f.name != layout.line_items_file_name(out.version, f.usage_date)]
+            if stray or not _VERSION.fullmatch(out.version) or not _MONTH.fullmatch(out.billing_period):
+                raise ValueError(f"names outside its version folder: {(stray or [out.version])[0]!r}")
+            return out
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptPointerError(f"{where}: month pointer unreadable ({exc}); re-ingest the month's delivery "
                                       "to rewrite it") from exc
 
@@ -84,7 +93,11 @@ def read_month(lake_uri: str, tenant_id: str, billing_period: str) -> tuple[Mont
     got = fs.read_versioned(uri)
     if got is None:
         return None, None
-    return MonthVersion.from_json(got[0], uri), got[1]
+    month = MonthVersion.from_json(got[0], uri)
+    if (month.tenant_id, month.billing_period) != (tenant_id, billing_period):
+        raise CorruptPointerError(f"{uri}: the pointer is tenant {month.tenant_id}'s {month.billing_period}, not "
+                                  f"{tenant_id}'s {billing_period} (copied from elsewhere?); re-ingest the month")
+    return month, got[1]
 
 
 def tenant_months(lake_uri: str, tenant_id: str) -> list[str]:
