@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.lake.layout import mart_uri
-from blocks_pipelines.models.runner import run_dbt_build
+from blocks_pipelines.models.build import run_dbt_build
 from blocks_pipelines.models.synthetic import canonical_frame, write_line_items
 import models_helpers as h
 
