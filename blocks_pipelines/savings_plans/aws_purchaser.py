@@ -95,6 +95,27 @@ class AwsPurchaser:
         raise PurchaseError(f"no Compute Savings Plan offering for {order.term_years} year(s), "
                             f"{PAYMENT_OPTION[order.payment_option]}, USD; check guardrails.term_years / payment_option")
 
+    def _undo_call(self, action: str, savings_plan_id: str, client_token: str, call: Callable[[Any], Any]) -> None:
+        target = f"{self.tenant.id}/savingsplan/{savings_plan_id}"
+        client = self.client_factory(self.assume_purchase_role(client_token))
+        try:
+            call(client)
+        except (ClientError, BotoCoreError) as exc:
+            self.store.append_audit(ACTOR, f"savingsplans:{action}", target, "failed", {"error": str(exc)})
+            raise PurchaseError(f"savingsplans {action} failed for plan {savings_plan_id}: {exc}") from exc
+        self.store.append_audit(ACTOR, f"savingsplans:{action}", target, "ok", {"proposal_id": client_token})
+
+    def return_plan(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
+        """ReturnSavingsPlan; clientToken = the return proposal, so a repeated call returns nothing twice."""
+        self._undo_call("ReturnSavingsPlan", savings_plan_id, client_token,
+                        lambda c: c.return_savings_plan(savingsPlanId=savings_plan_id, clientToken=client_token))
+        return {"call": "ReturnSavingsPlan"}
+
+    def delete_queued(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
+        self._undo_call("DeleteQueuedSavingsPlan", savings_plan_id, client_token,
+                        lambda c: c.delete_queued_savings_plan(savingsPlanId=savings_plan_id))
+        return {"call": "DeleteQueuedSavingsPlan"}
+
     def buy(self, order: PurchaseOrder) -> Receipt:
         credentials = self.assume_purchase_role(order.proposal_id)
         client = self.client_factory(credentials)

@@ -183,8 +183,14 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         raise dg.Failure(f"the {POSITION_MART} mart for {t} is missing: build the dbt models first")
     report = monitor(position, since, proposal.expected)
     (u_ok, u_reason), (c_ok, c_reason) = report.utilization_ok, report.coverage_ok
+    from blocks_pipelines.savings_plans.rollback import propose_returns
+
+    returns = propose_returns(store, tenant_of(context), position)  # oversized plans still inside AWS's window
+    for r in returns:
+        context.log.warning(f"return proposed: {r.proposal_id}: {r.rationale}")
     return dg.MaterializeResult(
         metadata={"proposal_id": proposal.proposal_id, "since": since.isoformat(),
+                  "return_proposals": [r.proposal_id for r in returns],
                   "hours_after": report.hours_after,
                   "coverage_before": report.coverage_before, "coverage_after": report.coverage_after,
                   "utilization_after": report.utilization_after,

@@ -27,6 +27,17 @@ class LedgerPurchaser:
         self.store = store
         self.feedback = feedback
 
+    def return_plan(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
+        """Locally a return is recorded, not called; held_commitments stops counting the plan."""
+        self.store.append_audit("sp_ledger", "ledger.return_plan", f"{self.tenant.id}/proposal/{client_token}",
+                                "recorded", {"savings_plan_id": savings_plan_id})
+        return {"call": "ledger"}
+
+    def delete_queued(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
+        self.store.append_audit("sp_ledger", "ledger.delete_queued_plan", f"{self.tenant.id}/proposal/{client_token}",
+                                "recorded", {"savings_plan_id": savings_plan_id})
+        return {"call": "ledger"}
+
     def buy(self, order: PurchaseOrder) -> Receipt:
         plan_id = "ledger-" + hashlib.sha256(order.proposal_id.encode()).hexdigest()[:24]
         arn = (f"arn:aws:savingsplans::{self.tenant.organization.payer_account_id}:savingsplan/"

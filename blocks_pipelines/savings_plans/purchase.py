@@ -22,13 +22,15 @@ from blocks_pipelines.savings_plans.guardrails import (
 from blocks_pipelines.savings_plans.ledger import LedgerPurchaser
 from blocks_pipelines.savings_plans.orders import PurchaseOrder, Purchaser
 from blocks_pipelines.savings_plans.proposals import DEFAULT_RATE_RATIO, Commitment, data_fingerprint
+from blocks_pipelines.savings_plans.rollback import execute_rollback, is_rollback
 from blocks_pipelines.settings import Settings, get_settings
 from blocks_pipelines.state.models import TERMINAL, IllegalTransitionError, Proposal, ProposalStatus, utcnow
 from blocks_pipelines.state.store import StateStore, proposal_target
 from blocks_pipelines.tenants.config import TenantConfig
 
 ACTOR = "sp_purchases"
-Outcome = Literal["purchased", "already_purchased", "in_progress", "blocked", "expired", "not_approved", "closed"]
+Outcome = Literal["purchased", "already_purchased", "in_progress", "blocked", "expired", "not_approved", "closed",
+                  "returned", "cancelled", "already_done"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ def execute_purchase(store: StateStore, tenant: TenantConfig, proposal_id: str, 
     now; both are re-read by the caller at purchase time so staleness, anomaly and cap see today's data."""
     now = now or utcnow()
     proposal = store.get_proposal(proposal_id)
+    if is_rollback(proposal):  # approved through the same gate and launched by the same sensor, but undoes a plan
+        r = execute_rollback(store, tenant, proposal_id, purchaser, now)  # type: ignore[arg-type]
+        return PurchaseResult(r.outcome, r.proposal, r.message, savings_plan_id=r.savings_plan_id)
     done = store.get_purchase(proposal_id)
     if done is not None and done.state.value == "completed":
         # a retry after a crash between the purchase and the status change finishes the bookkeeping only
