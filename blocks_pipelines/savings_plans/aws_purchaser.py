@@ -129,10 +129,12 @@ class AwsPurchaser:
             }
             if order.upfront_payment is not None:
                 request["upfrontPaymentAmount"] = order.upfront_payment
+            if order.purchase_time is not None:  # queued: starts when the plan it renews ends
+                request["purchaseTime"] = order.purchase_time
             out = client.create_savings_plan(**request)
         except (ClientError, BotoCoreError) as exc:
             raise PurchaseError(f"savingsplans call failed for proposal {order.proposal_id}: {exc}") from exc
         plan_id = out["savingsPlanId"]
         return Receipt(savings_plan_id=plan_id, savings_plan_arn=plan_arn(self.tenant.connection.purchase_role_arn, plan_id),
-                       start=datetime.now(timezone.utc), purchaser="aws",
+                       start=order.purchase_time or datetime.now(timezone.utc), purchaser="aws",
                        details={"offering_id": offering_id, "commitment": order.commitment_str})

@@ -96,16 +96,22 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     g = tenant.guardrails
     from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
 
+    from blocks_pipelines.savings_plans.renewal import lifecycle_step
+
     rates = tenant_rate_quote(t, usage, g.term_years, g.payment_option, now)
     context.log.info(f"rates: {rates.note}")
-    rec = _analyzer(t)(usage, existing_commitments=[(c.hourly, c.end) for c in held], term_years=g.term_years,
-                       payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment,
-                       offering_ratio=rates.ratio if rates.source == "offering_rates" else None,
-                       rate_source=rates.note)
+    pricing = {"offering_ratio": rates.ratio if rates.source == "offering_rates" else None,
+               "rate_source": rates.note}
+    # renewals first (queued to start as plans end), so the ladder counts them as held from then
+    existing, lifecycle = lifecycle_step(store, tenant, usage, held, now, _analyzer(t), **pricing)
+    rec = _analyzer(t)(usage, existing_commitments=existing, term_years=g.term_years,
+                       payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment, **pricing)
+    lifecycle = {"expiring_plans": dg.MetadataValue.json(lifecycle["expiring_plans"]),
+                 "renewal_proposals": lifecycle["renewal_proposals"]}
     if rec.hourly_commitment < MIN_COMMITMENT:
         return dg.MaterializeResult(metadata={"status": "no purchase recommended", "rationale": rec.rationale,
                                               "existing_hourly_commitment": sum(c.hourly for c in held),
-                                              "expired": expired})
+                                              "expired": expired, **lifecycle})
     proposal = publish_proposal(store, build_proposal(tenant, usage, rec, held, now))
     context.log.info(f"proposal {proposal.proposal_id} awaits approval: {approve_command(proposal.proposal_id)}")
     return dg.MaterializeResult(metadata={
@@ -122,6 +128,7 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "approve_with_cli": dg.MetadataValue.md(f"`{approve_command(proposal.proposal_id)}`"),
         "approve_in_ui": dg.MetadataValue.md(approve_ui_action(t, proposal.proposal_id)),
         "expired": expired,
+        **lifecycle,
     })
 
 

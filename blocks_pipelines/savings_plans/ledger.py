@@ -42,7 +42,7 @@ class LedgerPurchaser:
         plan_id = "ledger-" + hashlib.sha256(order.proposal_id.encode()).hexdigest()[:24]
         arn = (f"arn:aws:savingsplans::{self.tenant.organization.payer_account_id}:savingsplan/"
                f"{uuid.uuid5(uuid.NAMESPACE_URL, order.proposal_id)}")
-        start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        start = order.purchase_time or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         plan = {
             "savings_plan_id": plan_id, "savings_plan_arn": arn, "proposal_id": order.proposal_id,
             "hourly_commitment": order.hourly_commitment, "term_years": order.term_years,

@@ -37,6 +37,11 @@ class Commitment:
     hourly: float
     end: datetime
     arn: str
+    start: datetime | None = None  # known for plans Blocks bought; later than now for a queued plan
+
+    def as_existing(self) -> tuple:
+        """The analyzer's form: ($/h, end), or ($/h, end, start) when the start is known."""
+        return (self.hourly, self.end) if self.start is None else (self.hourly, self.end, self.start)
 
 
 def usage_from_mart(mart: pl.DataFrame) -> pl.DataFrame:
@@ -96,13 +101,13 @@ def existing_commitments(position: pl.DataFrame | None, purchases: list[Purchase
             start = datetime.fromisoformat(p.details["start"]) if "start" in p.details else p.completed_at or now
             years = int(p.details.get("term_years", 1))
             out[p.savings_plan_arn] = Commitment(float(p.hourly_commitment or 0), start + years * ASSUMED_TERM,
-                                                 p.savings_plan_arn)
+                                                 p.savings_plan_arn, start)
     for plan in ledger_plans:
         if plan["savings_plan_arn"] not in out:
             start = datetime.fromisoformat(plan["start"])
             out[plan["savings_plan_arn"]] = Commitment(float(plan["hourly_commitment"]),
                                                        start + int(plan.get("term_years", 1)) * ASSUMED_TERM,
-                                                       plan["savings_plan_arn"])
+                                                       plan["savings_plan_arn"], start)
     return sorted((c for c in out.values() if c.end > now), key=lambda c: c.end)
 
 
@@ -164,7 +169,9 @@ def expire_overdue(store: StateStore, tenant_id: str, now: datetime | None = Non
 def publish_proposal(store: StateStore, proposal: Proposal) -> Proposal:
     """Record Analyzing -> PendingApproval, superseding older pending proposals of the tenant. Re-publishing the
     same analysis (same data, same commitment) keeps the pending proposal instead of creating a twin."""
-    pending = store.list_proposals(proposal.tenant_id, [ProposalStatus.pending_approval])
+    # a renewal or a rollback (expected.action) answers another question: a new analysis does not supersede it
+    pending = [p for p in store.list_proposals(proposal.tenant_id, [ProposalStatus.pending_approval])
+               if not p.expected.get("action")]
     for p in pending:
         if p.data_fingerprint == proposal.data_fingerprint and abs(p.hourly_commitment - proposal.hourly_commitment) < 1e-9:
             return p

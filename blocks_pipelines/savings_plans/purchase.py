@@ -50,7 +50,10 @@ def purchaser_for(tenant: TenantConfig, store: StateStore, settings: Settings | 
 
 def run_guardrails(tenant: TenantConfig, proposal: Proposal, store: StateStore, usage: pl.DataFrame,
                    existing: list[Commitment], now: datetime) -> list[Check]:
-    held = sum(c.hourly for c in existing)
+    starts_at = proposal.expected.get("starts_at")
+    # a queued renewal joins the plans held when it starts: the one it renews has ended by then
+    at = datetime.fromisoformat(starts_at) if starts_at else now
+    held = sum(c.hourly for c in existing if c.end > at)
     return [
         check_approval(proposal, store.get_decision(proposal.proposal_id)),
         check_expiry(proposal, now),
@@ -115,8 +118,10 @@ def execute_purchase(store: StateStore, tenant: TenantConfig, proposal_id: str, 
                               "nothing bought here", checks)
     # the rate the analyzer priced the new plan at; the observed mean when the analysis did not say
     rate = float(proposal.expected.get("sp_rate_ratio") or usage["sp_rate_ratio"].mean() or DEFAULT_RATE_RATIO)
+    starts_at = proposal.expected.get("starts_at")
     order = PurchaseOrder(proposal_id=proposal_id, tenant_id=tenant.id, hourly_commitment=proposal.hourly_commitment,
-                          term_years=proposal.term_years, payment_option=proposal.payment_option, rate_ratio=rate)
+                          term_years=proposal.term_years, payment_option=proposal.payment_option, rate_ratio=rate,
+                          purchase_time=datetime.fromisoformat(starts_at) if starts_at else None)
     try:
         receipt = purchaser.buy(order)
     except Exception as exc:
