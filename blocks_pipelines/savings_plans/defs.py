@@ -106,14 +106,21 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     existing, lifecycle = lifecycle_step(store, tenant, usage, held, now, _analyzer(t), **pricing)
     rec = _analyzer(t)(usage, existing_commitments=existing, term_years=g.term_years,
                        payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment, **pricing)
+    from blocks_pipelines.savings_plans.approval_packet import packet_for
+
+    renewal_packets = [packet_for(store, t, store.get_proposal(r), now, g.max_hourly_commitment)
+                       for r in lifecycle["renewal_proposals"]]
     lifecycle = {"expiring_plans": dg.MetadataValue.json(lifecycle["expiring_plans"]),
                  "renewal_proposals": lifecycle["renewal_proposals"]}
+    if renewal_packets:
+        lifecycle["renewal_packets"] = dg.MetadataValue.md("\n\n---\n\n".join(renewal_packets))
     if rec.hourly_commitment < MIN_COMMITMENT:
         return dg.MaterializeResult(metadata={"status": "no purchase recommended", "rationale": rec.rationale,
                                               "existing_hourly_commitment": sum(c.hourly for c in held),
                                               "expired": expired, **lifecycle})
     proposal = publish_proposal(store, build_proposal(tenant, usage, rec, held, now))
     context.log.info(f"proposal {proposal.proposal_id} awaits approval: {approve_command(proposal.proposal_id)}")
+
     return dg.MaterializeResult(metadata={
         "proposal_id": proposal.proposal_id,
         "status": proposal.status.value,
@@ -129,6 +136,7 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "approve_in_ui": dg.MetadataValue.md(approve_ui_action(t, proposal.proposal_id)),
         "expired": expired,
         **lifecycle,
+        "approval_packet": dg.MetadataValue.md(packet_for(store, t, proposal, now, g.max_hourly_commitment)),
     })
 
 
