@@ -50,7 +50,8 @@ def ledger_effect(ledger: pl.DataFrame | None, monthly_savings: float) -> str:
     delta = 100.0 * monthly_savings / od
     basis = "month to date, scaled to 30 days" if row["is_month_to_date"] else "last full month"
     return (f"{row['billing_period']} ({basis}): realized ESR {esr:.1f}% against the "
-            f"{row['promised_savings_pct']:.0f}% promised, margin ${margin:,.0f}. This plan adds ~${monthly_savings:,.0f}/month of savings: ESR "
+            f"{row['promised_savings_pct']:.0f}% promised, margin ${margin:,.0f}. This plan adds "
+            f"~${monthly_savings:,.0f}/month of savings: ESR "
             f"{esr:.1f}% -> {esr + delta:.1f}%, margin ${margin:,.0f} -> ${margin + monthly_savings:,.0f} a month "
             f"at that month's ${od:,.0f} on-demand equivalent.")
 

@@ -155,8 +155,9 @@ def propose_returns(store: StateStore, tenant: TenantConfig, position: pl.DataFr
             f"UTC): utilization over its first {c.hours_observed} h is {c.utilization:.1%}, below the "
             f"{c.utilization_p10:.1%} P10 its analysis ({c.bought_by}) expected, so the commitment is larger than "
             f"the usage it meets. AWS accepts the return until {c.returnable_until:%Y-%m-%d %H:%M} UTC (7 days "
-            f"after purchase, within its calendar month); any upfront payment is refunded in full and the usage it covered goes back to "
-            f"on-demand or other plans. Returns used this calendar year: {used} of {RETURNS_PER_YEAR}.")
+            f"after purchase, within its calendar month); any upfront payment is refunded in full and the usage "
+            f"it covered goes back to on-demand or other plans. Returns used this calendar year: {used} of "
+            f"{RETURNS_PER_YEAR}.")
         proposal = Proposal(
             proposal_id=_rollback_id(tenant.id, now, "return", c.savings_plan_id), tenant_id=tenant.id,
             hourly_commitment=c.hourly_commitment, term_years=1, payment_option="no_upfront",
