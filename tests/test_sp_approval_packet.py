@@ -17,6 +17,7 @@ from blocks_pipelines.savings_plans.analyzer import recommend
 from blocks_pipelines.savings_plans.approval_packet import ledger_effect, packet_markdown
 from blocks_pipelines.savings_plans.curve_png import HEIGHT, MARK, WIDTH, savings_curve_png
 from blocks_pipelines.savings_plans.proposals import build_proposal
+from blocks_pipelines.state import get_state_store
 from test_sp_defs import NOW_HOUR, buys, lake, latest_metadata, position_rows, run, write_mart  # noqa: F401
 from sp_purchase_helpers import END, hourly_usage, tenant
 
@@ -101,7 +102,7 @@ def test_sp_proposals_metadata_carries_the_packet_and_the_renewal_of_an_expiring
     assert md["expiring_plans"] == [] and md["renewal_proposals"] == []  # the held plan was first seen 60 days ago
     assert "typical discount table" in md["rate_source"]
 
-    # the same plan, first seen 350 days ago: it ends within 15 days, so a queued replacement is proposed
+    # a plan CUR-only but first seen 350 days ago: listed with its assumed end, not renewed (it may be a 3-year plan)
     first = NOW_HOUR - timedelta(days=350)
     old = position_rows(first, 350 * 24, 1.44, 1.44, 20.0, 2.0)
     write_mart("sp_position_hourly", pl.concat([
@@ -109,8 +110,16 @@ def test_sp_proposals_metadata_carries_the_packet_and_the_renewal_of_an_expiring
     run(defs, instance, ["sp_proposals"])
     md = latest_metadata(instance, "sp_proposals")
     [expiring] = md["expiring_plans"]
-    assert expiring["within_days"] == 30 and expiring["savings_plan_arn"].endswith("/old")
+    assert (expiring["within_days"], expiring["end_known"], md["renewal_proposals"]) == (30, False, [])
+    # the same plan bought by Blocks (its start and term are recorded): a queued replacement is proposed
+    get_state_store().record_ledger_plan("acme_corp", {
+        "savings_plan_id": "ledger-old", "savings_plan_arn": "arn:aws:savingsplans::111111111111:savingsplan/old",
+        "hourly_commitment": 1.44, "term_years": 1, "start": first.isoformat()})
+    run(defs, instance, ["sp_proposals"])
+    md = latest_metadata(instance, "sp_proposals")
+    [expiring] = md["expiring_plans"]
+    assert expiring["end_known"] and expiring["savings_plan_arn"].endswith("/old")
     [renewal] = md["renewal_proposals"]
     assert expiring["renewal_proposal"] == renewal
-    assert md["renewal_packets"].startswith(f"### Approval packet: `{renewal}`") and "queued: starts" in md[
-        "renewal_packets"]
+    assert md["renewal_packets"].startswith(f"### Approval packet: `{renewal}`")
+    assert "queued: starts" in md["renewal_packets"]

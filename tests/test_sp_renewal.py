@@ -39,11 +39,12 @@ def usage(days: int = 120, level: float = 100.0) -> pl.DataFrame:
 
 
 def test_plans_ending_within_30_or_60_days_are_listed():
-    held = [Commitment(10.0, NOW + timedelta(days=12), "a"), Commitment(5.0, NOW + timedelta(days=45), "b"),
-            Commitment(7.0, NOW + timedelta(days=200), "c"),
+    bought = NOW - timedelta(days=353)
+    held = [Commitment(10.0, NOW + timedelta(days=12), "a", start=bought),
+            Commitment(5.0, NOW + timedelta(days=45), "b"), Commitment(7.0, NOW + timedelta(days=200), "c"),
             Commitment(3.0, NOW + timedelta(days=380), "queued", start=NOW + timedelta(days=15))]
-    assert [(e.arn, e.within_days, round(e.days_left)) for e in expiring_plans(held, NOW)] == [("a", 30, 12),
-                                                                                               ("b", 60, 45)]
+    assert [(e.arn, e.within_days, round(e.days_left), e.end_known) for e in expiring_plans(held, NOW)] == [
+        ("a", 30, 12, True), ("b", 60, 45, False)]
 
 
 def test_a_queued_replacement_counts_from_its_start_only():
@@ -70,7 +71,9 @@ def test_the_replacement_is_sized_as_of_the_expiry():
 def test_renewals_are_proposed_once_queued_at_the_expiry_and_bought_with_purchase_time(store, clients):
     t, df = tenant(), usage()
     soon, later = NOW + timedelta(days=20, hours=5), NOW + timedelta(days=45)
-    held = [Commitment(30.0, soon, "arn:soon"), Commitment(5.0, later, "arn:later")]
+    held = [Commitment(30.0, soon, "arn:soon", start=soon - timedelta(days=365)),
+            Commitment(5.0, later, "arn:later", start=later - timedelta(days=365)),
+            Commitment(4.0, NOW + timedelta(days=9), "arn:cur-only")]  # end assumed: listed, never renewed
     existing, meta = lifecycle_step(store, t, df, held, NOW, recommend)
     [proposal] = [store.get_proposal(pid) for pid in meta["renewal_proposals"]]
     assert proposal.status is ProposalStatus.pending_approval
@@ -78,7 +81,7 @@ def test_renewals_are_proposed_once_queued_at_the_expiry_and_bought_with_purchas
     assert proposal.expected["starts_at"] == soon.isoformat() and proposal.expires_at <= soon
     assert "coverage does not drop on the expiry day" in proposal.rationale
     assert [(e["savings_plan_arn"], e["within_days"], e["renewal_proposal"]) for e in meta["expiring_plans"]] == [
-        ("arn:soon", 30, proposal.proposal_id), ("arn:later", 60, None)]
+        ("arn:cur-only", 30, None), ("arn:soon", 30, proposal.proposal_id), ("arn:later", 60, None)]
     # the ladder sees the replacement as held from the expiry
     assert (proposal.hourly_commitment, soon + timedelta(days=365), soon) in existing
     assert propose_renewals(store, t, df, held, NOW + timedelta(days=1), recommend) == []  # once per plan
@@ -103,5 +106,7 @@ def test_renewals_are_proposed_once_queued_at_the_expiry_and_bought_with_purchas
     def cover_at(at: datetime) -> float:
         return sum(c.hourly for c in held + plans if (c.start or NOW) <= at < c.end)
 
-    assert cover_at(soon + timedelta(hours=1)) >= cover_at(soon - timedelta(hours=1)) - 30.0 + queued.hourly - 1e-9
+    # the hour after the expiry, the replacement has taken the expired plan's place
+    assert cover_at(soon + timedelta(hours=1)) == pytest.approx(cover_at(soon - timedelta(hours=1)) - 30.0
+                                                                + queued.hourly)
     assert cover_at(soon + timedelta(hours=1)) == pytest.approx(5.0 + queued.hourly)

@@ -84,7 +84,8 @@ def data_fingerprint(usage: pl.DataFrame, start: datetime | None, end: datetime 
 def existing_commitments(position: pl.DataFrame | None, purchases: list[Purchase], now: datetime,
                          ledger_plans: list[dict[str, Any]] = ()) -> list[Commitment]:
     """Plans active now: those in the `sp_position_hourly` mart plus plans bought (or simulated) since, which the
-    CUR has not shown yet. A plan appears once even when it is in both."""
+    CUR has not shown yet. A plan appears once even when it is in both; a plan Blocks bought keeps its known start
+    and term (the mart only shows when it was first seen, and assumes the shortest term)."""
     out: dict[str, Commitment] = {}
     if position is not None and not position.is_empty():
         plans = (
@@ -97,13 +98,14 @@ def existing_commitments(position: pl.DataFrame | None, purchases: list[Purchase
             if end > now and hourly and hourly > 0:
                 out[arn] = Commitment(float(hourly), end, arn)
     for p in purchases:
-        if p.state is PurchaseState.completed and p.savings_plan_arn and p.savings_plan_arn not in out:
+        known = p.savings_plan_arn in out and out[p.savings_plan_arn].start is not None
+        if p.state is PurchaseState.completed and p.savings_plan_arn and not known:
             start = datetime.fromisoformat(p.details["start"]) if "start" in p.details else p.completed_at or now
             years = int(p.details.get("term_years", 1))
             out[p.savings_plan_arn] = Commitment(float(p.hourly_commitment or 0), start + years * ASSUMED_TERM,
                                                  p.savings_plan_arn, start)
     for plan in ledger_plans:
-        if plan["savings_plan_arn"] not in out:
+        if plan["savings_plan_arn"] not in out or out[plan["savings_plan_arn"]].start is None:
             start = datetime.fromisoformat(plan["start"])
             out[plan["savings_plan_arn"]] = Commitment(float(plan["hourly_commitment"]),
                                                        start + int(plan.get("term_years", 1)) * ASSUMED_TERM,

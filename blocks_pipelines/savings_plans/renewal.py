@@ -9,7 +9,8 @@ Sizing: the analyzer decides as of the expiry (`recommend(start_at=end)`): over 
 review window, counting every other plan held then and the replacements already decided for earlier expiries.
 So it renews what the forecast still justifies, which can be less than the expiring plan (usage fell) or more.
 Plans ending later than the review (30-60 days) are listed only: the next review, closer to the date and with a
-month more data, proposes theirs.
+month more data, proposes theirs. Only plans whose end is known (bought by Blocks, start and term recorded) are
+renewed; a plan seen only in the CUR is listed with its assumed end, since it could be a 3-year plan.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ class ExpiringPlan:
     end: datetime
     days_left: float
     within_days: int  # the first horizon (30 or 60) it falls in
+    end_known: bool  # bought by Blocks (start and term recorded); else first seen in the CUR + the shortest term
 
     def as_metadata(self) -> dict[str, Any]:
         return {"savings_plan_arn": self.arn, "hourly_commitment": self.hourly_commitment,
                 "ends_at": self.end.isoformat(), "days_left": round(self.days_left, 1),
-                "within_days": self.within_days}
+                "within_days": self.within_days, "end_known": self.end_known}
 
 
 def expiring_plans(held: list[Commitment], now: datetime,
@@ -57,7 +59,7 @@ def expiring_plans(held: list[Commitment], now: datetime,
         days = (c.end - now).total_seconds() / 86400.0
         within = next((h for h in horizons if 0 < days <= h), None)
         if within is not None:
-            out.append(ExpiringPlan(c.arn, c.hourly, c.end, days, within))
+            out.append(ExpiringPlan(c.arn, c.hourly, c.end, days, within, c.start is not None))
     return out
 
 
@@ -79,6 +81,10 @@ def propose_renewals(store: StateStore, tenant: TenantConfig, usage: pl.DataFram
     created = []
     for plan in expiring_plans(held, now):
         if plan.days_left > RENEW_WITHIN_DAYS:
+            continue
+        if not plan.end_known:
+            # a plan seen only in the CUR may be a 3-year plan: renewing it at its assumed end would double-cover
+            # for years. It is listed (end_known false) for someone to confirm its end in the console.
             continue
         if plan.arn in already:
             prior = already[plan.arn]
