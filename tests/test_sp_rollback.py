@@ -185,3 +185,20 @@ def test_a_queued_plan_is_cancelled_once_approved_and_not_after_it_starts(store)
     started = bought_plan(store, tenant("globex"), start=END - timedelta(hours=1))
     with pytest.raises(ValueError, match="only a queued plan can be cancelled"):
         propose_cancel_queued(store, tenant("globex"), started, "dana", now=END)
+
+
+def test_cancel_queued_cli_raises_a_proposal_and_explains_a_refusal(store):
+    from click.testing import CliRunner
+
+    from blocks_pipelines.savings_plans.cli import sp
+
+    t = tenant()
+    queued = bought_plan(store, t, start=datetime.now(timezone.utc) + timedelta(days=10))
+    result = CliRunner().invoke(sp, ["cancel-queued", queued, "--requested-by", "dana"])
+    assert result.exit_code == 0, result.output
+    pid = result.output.split(":")[0]
+    assert store.get_proposal(pid).expected["action"] == "cancel_queued"
+    assert f"blocks sp approve {pid}" in result.output
+    started = bought_plan(store, tenant("globex"), start=datetime.now(timezone.utc) - timedelta(hours=2))
+    refused = CliRunner().invoke(sp, ["cancel-queued", started, "--requested-by", "dana"])
+    assert refused.exit_code != 0 and "only a queued plan can be cancelled" in refused.output
