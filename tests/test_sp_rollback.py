@@ -26,6 +26,7 @@ from blocks_pipelines.savings_plans.rollback import (
 )
 from blocks_pipelines.state import ProposalStatus, get_state_store
 from sp_purchase_helpers import END, hourly_usage, tenant
+from test_sp_defs import buys, lake  # noqa: F401
 from test_sp_purchase import expect_assume
 
 PLAN_ID = "1b2c3d4e-aaaa-4bbb-8ccc-0123456789ab"
@@ -202,3 +203,38 @@ def test_cancel_queued_cli_raises_a_proposal_and_explains_a_refusal(store):
     started = bought_plan(store, tenant("globex"), start=datetime.now(timezone.utc) - timedelta(hours=2))
     refused = CliRunner().invoke(sp, ["cancel-queued", started, "--requested-by", "dana"])
     assert refused.exit_code != 0 and "only a queued plan can be cancelled" in refused.output
+
+
+def test_dagster_flow_from_an_oversized_purchase_to_its_return(lake, buys):  # noqa: F811
+    import dagster as dg
+
+    from blocks_pipelines.savings_plans import defs as sp_defs
+    from test_sp_defs import T, latest_metadata, launch, position_rows, run, tick, write_mart
+
+    instance, defs, store = dg.DagsterInstance.ephemeral(), sp_defs.build_sp_defs(tenant()), get_state_store()
+    run(defs, instance, ["sp_proposals"])
+    pid = latest_metadata(instance, "sp_proposals")["proposal_id"]
+    decide(store, pid, "approve", "alice")
+    run(defs, instance, ["sp_purchases", "sp_monitoring"], {"ops": {f"{T}__sp_purchases": {"config": {
+        "proposal_id": pid}}}})
+    [plan] = store.list_ledger_plans(T)
+    start = datetime.fromisoformat(plan["start"])
+    # the next CUR days: usage fell, half the commitment goes unused
+    commitment = 1.44 + plan["hourly_commitment"]
+    write_mart("sp_position_hourly", position_rows(start, 48, commitment, commitment / 2, 20.0, 10.0))
+    run(defs, instance, ["sp_monitoring"])
+    md = latest_metadata(instance, "sp_monitoring")
+    [rid] = md["return_proposals"]
+    assert store.get_proposal(rid).expected["savings_plan_id"] == plan["savings_plan_id"]
+
+    decide(store, rid, "approve", "bob")
+    [request] = tick(defs, instance).run_requests
+    assert request.run_key == rid
+    launch(defs, instance, request)
+    launch(defs, instance, request)  # a retried run returns nothing twice
+    assert buys == [pid]  # the return went through the purchase run without buying anything
+    assert store.get_proposal(rid).status is ProposalStatus.returned
+    returns = [e for e in store.list_audit(f"{T}/proposal/{rid}") if e.action == "ledger.return_plan"]
+    assert len(returns) == 1
+    run(defs, instance, ["sp_monitoring"])
+    assert latest_metadata(instance, "sp_monitoring")["status"] == "nothing purchased yet"

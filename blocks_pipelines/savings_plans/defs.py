@@ -184,7 +184,11 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         except IllegalTransitionError:
             pass
     bought = [(store.get_purchase(p.proposal_id), p) for p in store.list_proposals(t, [ProposalStatus.monitoring])]
-    bought = [(b, p) for b, p in bought if b is not None and b.state is PurchaseState.completed]
+    from blocks_pipelines.savings_plans.rollback import undone_plans
+
+    undone = undone_plans(store, t)  # a returned or cancelled plan has nothing left to watch
+    bought = [(b, p) for b, p in bought if b is not None and b.state is PurchaseState.completed
+              and b.savings_plan_id not in undone]
     if not bought:
         note = "nothing purchased yet"
         return dg.MaterializeResult(metadata={"status": note}, check_results=[
