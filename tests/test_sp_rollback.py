@@ -106,6 +106,30 @@ def savingsplans_clients():
     return sts, sp
 
 
+def expect_state(stub, state: str, returnable_until: datetime | None = None) -> None:
+    plan = {"savingsPlanId": PLAN_ID, "savingsPlanArn": ARN, "state": state, "commitment": "5.0",
+            "savingsPlanType": "Compute", "paymentOption": "No Upfront"}
+    if returnable_until is not None:
+        plan["returnableUntil"] = returnable_until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stub.add_response("describe_savings_plans", {"savingsPlans": [plan]}, {"savingsPlanIds": [PLAN_ID]})
+
+
+def test_aws_refuses_to_call_a_return_it_would_reject(store):
+    from blocks_pipelines.savings_plans.aws_purchaser import PurchaseError
+
+    t = tenant()
+    sts, sp = savingsplans_clients()
+    with Stubber(sts) as sts_stub, Stubber(sp) as sp_stub:
+        expect_assume(sts_stub, t, "acme_corp.20261122T0000.00000000")
+        expect_state(sp_stub, "active", returnable_until=datetime(2026, 11, 27, tzinfo=timezone.utc))  # past
+        aws = AwsPurchaser(t, store, sts_client=sts, savingsplans_client_factory=lambda creds: sp)
+        with pytest.raises(PurchaseError, match="not returnable"):
+            aws.return_plan(PLAN_ID, client_token="acme_corp.20261122T0000.00000000")
+        sp_stub.assert_no_pending_responses()  # no ReturnSavingsPlan was sent
+    [event] = [e for e in store.list_audit("acme_corp/savingsplan/") if e.action == "savingsplans:ReturnSavingsPlan"]
+    assert event.result == "refused" and "returnableUntil 2026-11-27T00:00:00Z" in event.details["error"]
+
+
 def test_racing_approvals_and_runs_of_a_return_make_one_return_call(store):
     t = tenant()
     bought_plan(store, t)
@@ -119,7 +143,8 @@ def test_racing_approvals_and_runs_of_a_return_make_one_return_call(store):
     sts, sp = savingsplans_clients()
     with Stubber(sts) as sts_stub, Stubber(sp) as sp_stub:
         expect_assume(sts_stub, t, pid)
-        # exactly one call queued: a second ReturnSavingsPlan (or any CreateSavingsPlan) would fail the test
+        # exactly one return queued: a second ReturnSavingsPlan (or any CreateSavingsPlan) would fail the test
+        expect_state(sp_stub, "active", returnable_until=datetime.now(timezone.utc) + timedelta(days=3))
         sp_stub.add_response("return_savings_plan", {"savingsPlanId": PLAN_ID},
                              {"savingsPlanId": PLAN_ID, "clientToken": pid})
         aws = AwsPurchaser(t, store, sts_client=sts, savingsplans_client_factory=lambda creds: sp)
@@ -175,6 +200,7 @@ def test_a_queued_plan_is_cancelled_once_approved_and_not_after_it_starts(store)
     sts, sp = savingsplans_clients()
     with Stubber(sts) as sts_stub, Stubber(sp) as sp_stub:
         expect_assume(sts_stub, t, proposal.proposal_id)
+        expect_state(sp_stub, "queued")
         sp_stub.add_response("delete_queued_savings_plan", {}, {"savingsPlanId": PLAN_ID})
         aws = AwsPurchaser(t, store, sts_client=sts, savingsplans_client_factory=lambda creds: sp)
         result = execute_purchase(store, t, proposal.proposal_id, aws, hourly_usage(), [], END)

@@ -100,20 +100,49 @@ class AwsPurchaser:
         client = self.client_factory(self.assume_purchase_role(client_token))
         try:
             call(client)
+        except PurchaseError as exc:
+            self.store.append_audit(ACTOR, f"savingsplans:{action}", target, "refused", {"error": str(exc)})
+            raise
         except (ClientError, BotoCoreError) as exc:
             self.store.append_audit(ACTOR, f"savingsplans:{action}", target, "failed", {"error": str(exc)})
             raise PurchaseError(f"savingsplans {action} failed for plan {savings_plan_id}: {exc}") from exc
         self.store.append_audit(ACTOR, f"savingsplans:{action}", target, "ok", {"proposal_id": client_token})
 
+    @staticmethod
+    def _plan_state(client: Any, savings_plan_id: str) -> dict[str, Any]:
+        plans = client.describe_savings_plans(savingsPlanIds=[savings_plan_id]).get("savingsPlans", [])
+        if not plans:
+            raise PurchaseError(f"DescribeSavingsPlans does not know plan {savings_plan_id}")
+        return plans[0]
+
     def return_plan(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
-        """ReturnSavingsPlan; clientToken = the return proposal, so a repeated call returns nothing twice."""
-        self._undo_call("ReturnSavingsPlan", savings_plan_id, client_token,
-                        lambda c: c.return_savings_plan(savingsPlanId=savings_plan_id, clientToken=client_token))
-        return {"call": "ReturnSavingsPlan"}
+        """ReturnSavingsPlan, after DescribeSavingsPlans confirms AWS still takes it back (state active and
+        returnableUntil ahead: AWS's own deadline, which also encodes its commitment limit). clientToken = the
+        return proposal, so a repeated call returns nothing twice."""
+        found: dict[str, Any] = {}
+
+        def call(client: Any) -> None:
+            found.update(self._plan_state(client, savings_plan_id))
+            plan = found
+            until = plan.get("returnableUntil")
+            deadline = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None
+            if plan.get("state") != "active" or deadline is None or deadline <= datetime.now(timezone.utc):
+                raise PurchaseError(f"plan {savings_plan_id} is not returnable: state {plan.get('state')}, "
+                                    f"returnableUntil {until}; it runs its term")
+            client.return_savings_plan(savingsPlanId=savings_plan_id, clientToken=client_token)
+
+        self._undo_call("ReturnSavingsPlan", savings_plan_id, client_token, call)
+        return {"call": "ReturnSavingsPlan", "returnable_until": found.get("returnableUntil")}
 
     def delete_queued(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
-        self._undo_call("DeleteQueuedSavingsPlan", savings_plan_id, client_token,
-                        lambda c: c.delete_queued_savings_plan(savingsPlanId=savings_plan_id))
+        def call(client: Any) -> None:
+            state = self._plan_state(client, savings_plan_id).get("state")
+            if state != "queued":
+                raise PurchaseError(f"plan {savings_plan_id} is {state}, not queued: only a queued plan can be "
+                                    "deleted (a started one can be returned within its window)")
+            client.delete_queued_savings_plan(savingsPlanId=savings_plan_id)
+
+        self._undo_call("DeleteQueuedSavingsPlan", savings_plan_id, client_token, call)
         return {"call": "DeleteQueuedSavingsPlan"}
 
     def buy(self, order: PurchaseOrder) -> Receipt:
