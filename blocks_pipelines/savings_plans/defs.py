@@ -76,6 +76,7 @@ def _analyzer(tenant_id: str) -> Callable[..., Any]:
 
 
 def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    from blocks_pipelines.savings_plans.approval_packet import packet_for
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
     from blocks_pipelines.savings_plans.proposals import (
         approve_command,
@@ -84,6 +85,8 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         expire_overdue,
         publish_proposal,
     )
+    from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
+    from blocks_pipelines.savings_plans.renewal import lifecycle_step
 
     tenant = tenant_of(context)
     t = tenant.id
@@ -94,10 +97,6 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"status": "no eligible usage yet", "expired": expired})
     held = held_commitments(store, t, now)
     g = tenant.guardrails
-    from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
-
-    from blocks_pipelines.savings_plans.renewal import lifecycle_step
-
     rates = tenant_rate_quote(t, usage, g.term_years, g.payment_option, now)
     context.log.info(f"rates: {rates.note}")
     pricing = {"offering_ratio": rates.ratio if rates.source == "offering_rates" else None,
@@ -106,8 +105,6 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     existing, lifecycle = lifecycle_step(store, tenant, usage, held, now, _analyzer(t), **pricing)
     rec = _analyzer(t)(usage, existing_commitments=existing, term_years=g.term_years,
                        payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment, **pricing)
-    from blocks_pipelines.savings_plans.approval_packet import packet_for
-
     renewal_packets = [packet_for(store, t, store.get_proposal(r), now, g.max_hourly_commitment)
                        for r in lifecycle["renewal_proposals"]]
     lifecycle = {"expiring_plans": dg.MetadataValue.json(lifecycle["expiring_plans"]),
@@ -120,7 +117,6 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                                               "expired": expired, **lifecycle})
     proposal = publish_proposal(store, build_proposal(tenant, usage, rec, held, now))
     context.log.info(f"proposal {proposal.proposal_id} awaits approval: {approve_command(proposal.proposal_id)}")
-
     return dg.MaterializeResult(metadata={
         "proposal_id": proposal.proposal_id,
         "status": proposal.status.value,
@@ -175,6 +171,7 @@ def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> 
 def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     from blocks_pipelines.savings_plans.inputs import read_mart
     from blocks_pipelines.savings_plans.monitoring import monitor
+    from blocks_pipelines.savings_plans.rollback import propose_returns, undone_plans
 
     t = tenant_of(context).id
     store = get_state_store()
@@ -184,8 +181,6 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         except IllegalTransitionError:
             pass
     bought = [(store.get_purchase(p.proposal_id), p) for p in store.list_proposals(t, [ProposalStatus.monitoring])]
-    from blocks_pipelines.savings_plans.rollback import undone_plans
-
     undone = undone_plans(store, t)  # a returned or cancelled plan has nothing left to watch
     bought = [(b, p) for b, p in bought if b is not None and b.state is PurchaseState.completed
               and b.savings_plan_id not in undone]
@@ -202,8 +197,6 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         raise dg.Failure(f"the {POSITION_MART} mart for {t} is missing: build the dbt models first")
     report = monitor(position, since, proposal.expected)
     (u_ok, u_reason), (c_ok, c_reason) = report.utilization_ok, report.coverage_ok
-    from blocks_pipelines.savings_plans.rollback import propose_returns
-
     returns = propose_returns(store, tenant_of(context), position)  # oversized plans still inside AWS's window
     for r in returns:
         context.log.warning(f"return proposed: {r.proposal_id}: {r.rationale}")
