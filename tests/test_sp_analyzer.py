@@ -207,3 +207,14 @@ def test_a_permanent_drop_stops_buying_and_is_treated_as_a_new_level():
     rec = recommend(df, existing_commitments=held)
     assert rec.forecast.step_change_days_ago is not None and rec.forecast.step_change_pct < -40
     assert rec.hourly_commitment == 0.0
+
+
+def test_a_monthly_cycle_does_not_read_as_a_trend():
+    from blocks_pipelines.savings_plans.analyzer_forecast import fit_forecast
+
+    # month-end batch load, +-30% over ~30 days, seen from the same phase every month: no trend to project
+    days = [100 * (1 + 0.3 * math.sin(2 * math.pi * d / 30.4)) for d in range(-180, 0)]
+    forecast = fit_forecast(_daily_levels_usage(days))
+    assert abs(forecast.monthly_growth()) < 0.02
+    growing = fit_forecast(_daily_levels_usage([100 * math.exp(0.05 * d / 30) for d in range(-180, 0)]))
+    assert growing.monthly_growth() > 0.03  # a real trend still comes through

@@ -104,15 +104,19 @@ def recommend(
     next_review_days: float | None = 30.0,
     offering_ratio: float | None = None,
     rate_source: str | None = None,
+    start_at: datetime | None = None,
 ) -> Recommendation:
     """Recommend the additional Savings Plan commitment to buy at the end of `usage`.
 
     usage: one row per UTC hour with ts_hour, eligible_on_demand_cost, sp_rate_ratio.
-    existing_commitments: active plans as ($/h at SP rates, end time); ended ones are ignored.
+    existing_commitments: plans as ($/h at SP rates, end time) or ($/h, end, start) for a queued plan that starts
+        later (a renewal); ended ones are ignored.
     max_hourly_commitment: cap on the whole portfolio ($/h held after this purchase).
     next_review_days: when the next purchase decision happens (Blocks' monthly ladder); None for a one-shot buy.
     offering_ratio: the new plan's SP rate / on-demand rate from real offering rates (offering_rates.quote);
         None scales the observed ratio by the typical discount table. rate_source says which, for the proposal.
+    start_at: when the new plan starts, if later than now: a replacement queued to begin as an expiring plan ends
+        (its term, its review and its savings are counted from then; the bands still describe the next 30 days).
     """
     validate_offering(term_years, payment_option)
     if max_hourly_commitment is not None and max_hourly_commitment < 0:
@@ -129,11 +133,18 @@ def recommend(
     source = rate_source or ("offering rates" if offering_ratio is not None else
                              "typical discount table scaled from the observed rate")
     term_hours = HOURS_PER_YEAR * term_years
-    existing_sp = sum(c for c, _ in active)
-    # (on-demand-equivalent cover, hours from now until it ends)
-    cover = [(c / observed, (end - now).total_seconds() / 3600.0) for c, end in active]
-    expiring_sp = sum(c for c, end in active if (end - now).total_seconds() / 3600.0 < term_hours)
-    room = None if max_hourly_commitment is None else max(0.0, max_hourly_commitment - existing_sp)
+    existing_sp = sum(c for c, _, start in active if start <= now)
+    # (on-demand-equivalent cover, hours from now until it starts (0 unless queued), hours until it ends)
+    cover = [(c / observed, max(0.0, (start - now).total_seconds() / 3600.0), (end - now).total_seconds() / 3600.0)
+             for c, end, start in active]
+    expiring_sp = sum(c for c, end, start in active
+                      if start <= now and (end - now).total_seconds() / 3600.0 < term_hours)
+    # the cap holds for the portfolio over the new plan's life: from its start (a renewal's predecessor has ended
+    # by then), including plans queued to start later
+    starts = now if start_at is None else max(now, start_at)
+    moments = [starts] + [start for _, _, start in active if starts < start]
+    held_then = max(sum(c for c, end, start in active if start <= t < end) for t in moments)
+    room = None if max_hourly_commitment is None else max(0.0, max_hourly_commitment - held_then)
 
     forecast = fit_forecast(data.costs)
     if forecast is None:
@@ -142,7 +153,8 @@ def recommend(
         zero.rate_source = source
         return zero
     review_hours = term_hours if next_review_days is None else min(term_hours, int(next_review_days * 24))
-    blocks = _term_blocks(forecast, cover, term_hours, review_hours)
+    offset = 0 if start_at is None else max(0, math.ceil((start_at - now).total_seconds() / 3600.0))
+    blocks = _term_blocks(forecast, cover, term_hours, review_hours, offset)
 
     best_cover = _best_cover(blocks, forecast, ratio)
     uncapped = _floor_commitment(best_cover * ratio)
@@ -150,7 +162,7 @@ def recommend(
     x = commitment / ratio
     model = _TermModel(blocks, forecast, ratio)
     outcome = model.outcome(x)
-    coverage, utilization = _daily_bands(forecast, cover, x)
+    coverage, utilization = _daily_bands(forecast, cover, x, offset)
     curve = _curve(model, forecast, ratio, x, best_cover)
     summary = ForecastSummary(
         recent_hourly_on_demand=round(forecast.recent_hourly_mean, 4),
@@ -190,16 +202,19 @@ def recommend(
 
 
 def _term_blocks(
-    forecast: UsageForecast, cover: list[tuple[float, float]], term_hours: int, review_hours: int
+    forecast: UsageForecast, cover: list[tuple[float, float, float]], term_hours: int, review_hours: int,
+    offset: int = 0,
 ) -> list[_Block]:
-    cuts = set(range(0, term_hours, BLOCK_HOURS)) | {term_hours, review_hours}
-    cuts |= {math.ceil(h) for _, h in cover if 0 < h < term_hours}
+    """The new plan's term (from `offset` hours ahead) in weekly blocks, cut where held plans start or end."""
+    end_hours, review_end = offset + term_hours, offset + review_hours
+    cuts = set(range(offset, end_hours, BLOCK_HOURS)) | {end_hours, review_end}
+    cuts |= {math.ceil(h) for _, starts, ends in cover for h in (starts, ends) if offset < h < end_hours}
     cuts = sorted(cuts)
     blocks = []
     for start, end in zip(cuts, cuts[1:]):
-        existing = sum(k for k, ends in cover if ends > start)
+        existing = sum(k for k, starts, ends in cover if starts <= start < ends)
         mid_days = (start + end) / 48.0
-        blocks.append(_Block(end - start, existing, end <= review_hours, tuple(forecast.level_nodes(mid_days))))
+        blocks.append(_Block(end - start, existing, end <= review_end, tuple(forecast.level_nodes(mid_days))))
     return blocks
 
 
@@ -276,13 +291,15 @@ class _TermModel:
         )
 
 
-def _daily_bands(forecast: UsageForecast, cover: list[tuple[float, float]], x: float) -> tuple[Band, Band | None]:
+def _daily_bands(forecast: UsageForecast, cover: list[tuple[float, float, float]], x: float, offset: int = 0
+                 ) -> tuple[Band, Band | None]:
     """Daily coverage/utilization over the next 30 days: recent days' shapes (same weekday) x level scenarios."""
     days = forecast.recent_days
     coverages, utilizations = [], []
     covered_total = eligible_total = capacity_total = 0.0
     for j in range(BAND_DAYS):
-        k = x + sum(c for c, ends in cover if ends > (j + 0.5) * 24)
+        hour = (j + 0.5) * 24
+        k = (x if hour >= offset else 0.0) + sum(c for c, starts, ends in cover if starts <= hour < ends)
         profile = days[j % len(days)]
         for level in forecast.level_nodes(j + 0.5):
             used = sum(min(level * z, k) for z in profile)

@@ -165,7 +165,7 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
     volatility = _monthly_volatility(spread_logs, slope if season is None else season[2])
     # the level drifts as a random walk (volatility), and a random walk shows apparent trends: the slope's
     # shrinkage toward zero must count that drift as well as day-to-day noise
-    slope, slope_se = _trend(trend_logs, noise, volatility**2 / 30.0)
+    slope, slope_se = _trend(trend_logs, _trend_noise(trend_logs, noise, slope), volatility**2 / 30.0)
     # day i (0-based from the oldest) is centred (n_days - i - 0.5) days before the decision
     level_days = min(window, LEVEL_WINDOW_DAYS)
     level = median(logs[n_days - 1 - k] + slope * (k + 0.5) for k in range(level_days))
@@ -279,6 +279,20 @@ def _daily_noise(logs: list[float]) -> float:
         return 0.05
     mid = median(diffs)
     return max(1.4826 * median(abs(d - mid) for d in diffs) / math.sqrt(2.0), 0.005)
+
+
+def _trend_noise(logs: list[float], noise: float, slope: float) -> float:
+    """Day-level noise for the trend's standard error, at least what the weekly levels' scatter around the trend
+    implies (sqrt(7) x their sd): a cycle of a few weeks leaves day-to-day changes small but moves whole weeks, and
+    a recency-weighted slope then reads its latest phase as a trend; counting that scatter shrinks such a slope."""
+    n = len(logs)
+    weeks = [(n - i - 3.5, median(logs[i: i + 7])) for i in range(n % 7, n, 7)]
+    if len(weeks) < 4:
+        return noise
+    residuals = [w + slope * age for age, w in weeks]
+    mid = median(residuals)
+    spread = 1.4826 * median(abs(r - mid) for r in residuals)
+    return max(noise, math.sqrt(7.0) * spread)
 
 
 def _detect_step(logs: list[float], noise: float) -> tuple[int | None, float]:

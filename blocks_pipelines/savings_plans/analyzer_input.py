@@ -100,26 +100,33 @@ def read_usage(usage: pl.DataFrame) -> HourlyUsage:
 
 
 def read_commitments(
-    existing: Sequence[tuple[float, datetime]], now: datetime
-) -> list[tuple[float, datetime]]:
-    """Active plans as (SP $/h, UTC end); plans already ended are dropped."""
+    existing: Sequence[tuple[float, datetime] | tuple[float, datetime, datetime]], now: datetime
+) -> list[tuple[float, datetime, datetime]]:
+    """Plans as (SP $/h, UTC end, UTC start); the start is `now` unless given (a queued plan); ended plans are
+    dropped."""
     active = []
     for i, item in enumerate(existing):
         try:
-            commitment, end = item
+            commitment, end, *rest = item
+            (start,) = rest or (None,)
         except (TypeError, ValueError):
             raise UsageInputError(
-                f"existing_commitments[{i}] = {item!r}: expected (hourly commitment $/h, end datetime)"
+                f"existing_commitments[{i}] = {item!r}: expected (hourly commitment $/h, end datetime) or "
+                "(hourly commitment, end, start) for a queued plan"
             ) from None
-        if not isinstance(end, datetime):
-            raise UsageInputError(f"existing_commitments[{i}]: end {end!r} is not a datetime")
+        for name, value in (("end", end), ("start", now if start is None else start)):
+            if not isinstance(value, datetime):
+                raise UsageInputError(f"existing_commitments[{i}]: {name} {value!r} is not a datetime")
         if not (isinstance(commitment, (int, float)) and commitment >= 0):
             raise UsageInputError(
                 f"existing_commitments[{i}]: commitment {commitment!r} must be a non-negative $/h at SP rates"
             )
-        end = end.replace(tzinfo=timezone.utc) if end.tzinfo is None else end.astimezone(timezone.utc)
+        end, start = (v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+                      for v in (end, now if start is None else start))
+        if rest and start >= end:
+            raise UsageInputError(f"existing_commitments[{i}]: start {start} is not before end {end}")
         if end > now and commitment > 0:
-            active.append((float(commitment), end))
+            active.append((float(commitment), end, max(start, now)))
     return active
 
 

@@ -95,6 +95,56 @@ class AwsPurchaser:
         raise PurchaseError(f"no Compute Savings Plan offering for {order.term_years} year(s), "
                             f"{PAYMENT_OPTION[order.payment_option]}, USD; check guardrails.term_years / payment_option")
 
+    def _undo_call(self, action: str, savings_plan_id: str, client_token: str, call: Callable[[Any], Any]) -> None:
+        target = f"{self.tenant.id}/savingsplan/{savings_plan_id}"
+        client = self.client_factory(self.assume_purchase_role(client_token))
+        try:
+            call(client)
+        except PurchaseError as exc:
+            self.store.append_audit(ACTOR, f"savingsplans:{action}", target, "refused", {"error": str(exc)})
+            raise
+        except (ClientError, BotoCoreError) as exc:
+            self.store.append_audit(ACTOR, f"savingsplans:{action}", target, "failed", {"error": str(exc)})
+            raise PurchaseError(f"savingsplans {action} failed for plan {savings_plan_id}: {exc}") from exc
+        self.store.append_audit(ACTOR, f"savingsplans:{action}", target, "ok", {"proposal_id": client_token})
+
+    @staticmethod
+    def _plan_state(client: Any, savings_plan_id: str) -> dict[str, Any]:
+        plans = client.describe_savings_plans(savingsPlanIds=[savings_plan_id]).get("savingsPlans", [])
+        if not plans:
+            raise PurchaseError(f"DescribeSavingsPlans does not know plan {savings_plan_id}")
+        return plans[0]
+
+    def return_plan(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
+        """ReturnSavingsPlan, after DescribeSavingsPlans confirms AWS still takes it back (state active and
+        returnableUntil ahead: AWS's own deadline, which also encodes its commitment limit). clientToken = the
+        return proposal, so a repeated call returns nothing twice."""
+        found: dict[str, Any] = {}
+
+        def call(client: Any) -> None:
+            found.update(self._plan_state(client, savings_plan_id))
+            plan = found
+            until = plan.get("returnableUntil")
+            deadline = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None
+            if plan.get("state") != "active" or deadline is None or deadline <= datetime.now(timezone.utc):
+                raise PurchaseError(f"plan {savings_plan_id} is not returnable: state {plan.get('state')}, "
+                                    f"returnableUntil {until}; it runs its term")
+            client.return_savings_plan(savingsPlanId=savings_plan_id, clientToken=client_token)
+
+        self._undo_call("ReturnSavingsPlan", savings_plan_id, client_token, call)
+        return {"call": "ReturnSavingsPlan", "returnable_until": found.get("returnableUntil")}
+
+    def delete_queued(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
+        def call(client: Any) -> None:
+            state = self._plan_state(client, savings_plan_id).get("state")
+            if state != "queued":
+                raise PurchaseError(f"plan {savings_plan_id} is {state}, not queued: only a queued plan can be "
+                                    "deleted (a started one can be returned within its window)")
+            client.delete_queued_savings_plan(savingsPlanId=savings_plan_id)
+
+        self._undo_call("DeleteQueuedSavingsPlan", savings_plan_id, client_token, call)
+        return {"call": "DeleteQueuedSavingsPlan"}
+
     def buy(self, order: PurchaseOrder) -> Receipt:
         credentials = self.assume_purchase_role(order.proposal_id)
         client = self.client_factory(credentials)
@@ -108,10 +158,12 @@ class AwsPurchaser:
             }
             if order.upfront_payment is not None:
                 request["upfrontPaymentAmount"] = order.upfront_payment
+            if order.purchase_time is not None:  # queued: starts when the plan it renews ends
+                request["purchaseTime"] = order.purchase_time
             out = client.create_savings_plan(**request)
         except (ClientError, BotoCoreError) as exc:
             raise PurchaseError(f"savingsplans call failed for proposal {order.proposal_id}: {exc}") from exc
         plan_id = out["savingsPlanId"]
         return Receipt(savings_plan_id=plan_id, savings_plan_arn=plan_arn(self.tenant.connection.purchase_role_arn, plan_id),
-                       start=datetime.now(timezone.utc), purchaser="aws",
+                       start=order.purchase_time or datetime.now(timezone.utc), purchaser="aws",
                        details={"offering_id": offering_id, "commitment": order.commitment_str})

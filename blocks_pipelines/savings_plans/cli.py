@@ -42,9 +42,11 @@ def backtest(months: int, seeds: tuple[int, ...], families: str | None, detail: 
 
 def _attach_approval_commands() -> None:
     from blocks_pipelines.savings_plans.approval_cli import approve, proposals
+    from blocks_pipelines.savings_plans.rollback_cli import cancel_queued
 
     sp.add_command(proposals)
     sp.add_command(approve)
+    sp.add_command(cancel_queued)
 
 
 _attach_approval_commands()

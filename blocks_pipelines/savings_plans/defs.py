@@ -84,9 +84,12 @@ def _analyzer(tenant_id: str) -> Callable[..., Any]:
 
 
 def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    from blocks_pipelines.savings_plans.approval_packet import packet_for
     from blocks_pipelines.savings_plans.approval_view import approve_command, status_metadata
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
     from blocks_pipelines.savings_plans.proposals import build_proposal, expire_overdue, publish_proposal
+    from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
+    from blocks_pipelines.savings_plans.renewal import lifecycle_step
 
     tenant = tenant_of(context)
     t = tenant.id
@@ -97,18 +100,24 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata={"status": "no eligible usage yet", "expired": expired})
     held = held_commitments(store, t, now)
     g = tenant.guardrails
-    from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
-
     rates = tenant_rate_quote(t, usage, g.term_years, g.payment_option, now)
     context.log.info(f"rates: {rates.note}")
-    rec = _analyzer(t)(usage, existing_commitments=[(c.hourly, c.end) for c in held], term_years=g.term_years,
-                       payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment,
-                       offering_ratio=rates.ratio if rates.source == "offering_rates" else None,
-                       rate_source=rates.note)
+    pricing = {"offering_ratio": rates.ratio if rates.source == "offering_rates" else None,
+               "rate_source": rates.note}
+    # renewals first (queued to start as plans end), so the ladder counts them as held from then
+    existing, lifecycle = lifecycle_step(store, tenant, usage, held, now, _analyzer(t), **pricing)
+    rec = _analyzer(t)(usage, existing_commitments=existing, term_years=g.term_years,
+                       payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment, **pricing)
+    renewal_packets = [packet_for(store, t, store.get_proposal(r), now, g.max_hourly_commitment)
+                       for r in lifecycle["renewal_proposals"]]
+    lifecycle = {"expiring_plans": dg.MetadataValue.json(lifecycle["expiring_plans"]),
+                 "renewal_proposals": lifecycle["renewal_proposals"]}
+    if renewal_packets:
+        lifecycle["renewal_packets"] = dg.MetadataValue.md("\n\n---\n\n".join(renewal_packets))
     if rec.hourly_commitment < MIN_COMMITMENT:
         return dg.MaterializeResult(metadata={"status": "no purchase recommended", "rationale": rec.rationale,
                                               "existing_hourly_commitment": sum(c.hourly for c in held),
-                                              "expired": expired})
+                                              "expired": expired, **lifecycle})
     proposal = publish_proposal(store, build_proposal(tenant, usage, rec, held, now))
     context.log.info(f"proposal {proposal.proposal_id} awaits approval: {approve_command(proposal.proposal_id)}")
     return dg.MaterializeResult(metadata={
@@ -121,6 +130,8 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "data_fingerprint": proposal.data_fingerprint,
         "rate_source": rates.note,
         "expired": expired,
+        **lifecycle,
+        "approval_packet": dg.MetadataValue.md(packet_for(store, t, proposal, now, g.max_hourly_commitment)),
     })
 
 
@@ -160,6 +171,7 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     from blocks_pipelines.savings_plans.approval_view import status_observation
     from blocks_pipelines.savings_plans.inputs import read_mart
     from blocks_pipelines.savings_plans.monitoring import monitor
+    from blocks_pipelines.savings_plans.rollback import propose_returns, undone_plans
 
     t = tenant_of(context).id
     store = get_state_store()
@@ -170,7 +182,9 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         except IllegalTransitionError:
             pass
     bought = [(store.get_purchase(p.proposal_id), p) for p in store.list_proposals(t, [ProposalStatus.monitoring])]
-    bought = [(b, p) for b, p in bought if b is not None and b.state is PurchaseState.completed]
+    undone = undone_plans(store, t)  # a returned or cancelled plan has nothing left to watch
+    bought = [(b, p) for b, p in bought if b is not None and b.state is PurchaseState.completed
+              and b.savings_plan_id not in undone]
     if not bought:
         note = "nothing purchased yet"
         return dg.MaterializeResult(metadata={"status": note}, check_results=[
@@ -184,8 +198,12 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         raise dg.Failure(f"the {POSITION_MART} mart for {t} is missing: build the dbt models first")
     report = monitor(position, since, proposal.expected)
     (u_ok, u_reason), (c_ok, c_reason) = report.utilization_ok, report.coverage_ok
+    returns = propose_returns(store, tenant_of(context), position)  # oversized plans still inside AWS's window
+    for r in returns:
+        context.log.warning(f"return proposed: {r.proposal_id}: {r.rationale}")
     return dg.MaterializeResult(
         metadata={"proposal_id": proposal.proposal_id, "since": since.isoformat(),
+                  "return_proposals": [r.proposal_id for r in returns],
                   "hours_after": report.hours_after,
                   "coverage_before": report.coverage_before, "coverage_after": report.coverage_after,
                   "utilization_after": report.utilization_after,

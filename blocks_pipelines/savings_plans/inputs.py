@@ -11,6 +11,7 @@ import polars as pl
 from blocks_pipelines.lake import fs
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.savings_plans.proposals import Commitment, existing_commitments, usage_from_mart
+from blocks_pipelines.savings_plans.rollback import undone_plans
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state.store import StateStore
 
@@ -35,5 +36,7 @@ def load_usage(tenant_id: str) -> pl.DataFrame:
 
 
 def held_commitments(store: StateStore, tenant_id: str, now: datetime) -> list[Commitment]:
-    return existing_commitments(read_mart(POSITION_MART, tenant_id), store.list_purchases(tenant_id), now,
+    held = existing_commitments(read_mart(POSITION_MART, tenant_id), store.list_purchases(tenant_id), now,
                                 store.list_ledger_plans(tenant_id))
+    undone = undone_plans(store, tenant_id)  # returned or cancelled: the CUR may still show their first hours
+    return [c for c in held if c.arn not in undone]

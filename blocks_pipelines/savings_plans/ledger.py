@@ -27,11 +27,22 @@ class LedgerPurchaser:
         self.store = store
         self.feedback = feedback
 
+    def return_plan(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
+        """Locally a return is recorded, not called; held_commitments stops counting the plan."""
+        self.store.append_audit("sp_ledger", "ledger.return_plan", f"{self.tenant.id}/proposal/{client_token}",
+                                "recorded", {"savings_plan_id": savings_plan_id})
+        return {"call": "ledger"}
+
+    def delete_queued(self, savings_plan_id: str, client_token: str) -> dict[str, Any]:
+        self.store.append_audit("sp_ledger", "ledger.delete_queued_plan", f"{self.tenant.id}/proposal/{client_token}",
+                                "recorded", {"savings_plan_id": savings_plan_id})
+        return {"call": "ledger"}
+
     def buy(self, order: PurchaseOrder) -> Receipt:
         plan_id = "ledger-" + hashlib.sha256(order.proposal_id.encode()).hexdigest()[:24]
         arn = (f"arn:aws:savingsplans::{self.tenant.organization.payer_account_id}:savingsplan/"
                f"{uuid.uuid5(uuid.NAMESPACE_URL, order.proposal_id)}")
-        start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        start = order.purchase_time or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         plan = {
             "savings_plan_id": plan_id, "savings_plan_arn": arn, "proposal_id": order.proposal_id,
             "hourly_commitment": order.hourly_commitment, "term_years": order.term_years,

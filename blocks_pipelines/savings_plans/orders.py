@@ -19,6 +19,7 @@ class PurchaseOrder:
     payment_option: Literal["no_upfront", "partial_upfront", "all_upfront"]
     rate_ratio: float  # SP rate / on-demand rate observed in the analysis window
     tags: dict[str, str] = field(default_factory=dict)
+    purchase_time: datetime | None = None  # a queued plan starting then (a renewal); None starts it now
 
     @property
     def commitment_str(self) -> str:

@@ -37,6 +37,11 @@ class Commitment:
     hourly: float
     end: datetime
     arn: str
+    start: datetime | None = None  # known for plans Blocks bought; later than now for a queued plan
+
+    def as_existing(self) -> tuple:
+        """The analyzer's form: ($/h, end), or ($/h, end, start) when the start is known."""
+        return (self.hourly, self.end) if self.start is None else (self.hourly, self.end, self.start)
 
 
 def usage_from_mart(mart: pl.DataFrame) -> pl.DataFrame:
@@ -79,7 +84,8 @@ def data_fingerprint(usage: pl.DataFrame, start: datetime | None, end: datetime 
 def existing_commitments(position: pl.DataFrame | None, purchases: list[Purchase], now: datetime,
                          ledger_plans: list[dict[str, Any]] = ()) -> list[Commitment]:
     """Plans active now: those in the `sp_position_hourly` mart plus plans bought (or simulated) since, which the
-    CUR has not shown yet. A plan appears once even when it is in both."""
+    CUR has not shown yet. A plan appears once even when it is in both; a plan Blocks bought keeps its known start
+    and term (the mart only shows when it was first seen, and assumes the shortest term)."""
     out: dict[str, Commitment] = {}
     if position is not None and not position.is_empty():
         plans = (
@@ -92,17 +98,18 @@ def existing_commitments(position: pl.DataFrame | None, purchases: list[Purchase
             if end > now and hourly and hourly > 0:
                 out[arn] = Commitment(float(hourly), end, arn)
     for p in purchases:
-        if p.state is PurchaseState.completed and p.savings_plan_arn and p.savings_plan_arn not in out:
+        known = p.savings_plan_arn in out and out[p.savings_plan_arn].start is not None
+        if p.state is PurchaseState.completed and p.savings_plan_arn and not known:
             start = datetime.fromisoformat(p.details["start"]) if "start" in p.details else p.completed_at or now
             years = int(p.details.get("term_years", 1))
             out[p.savings_plan_arn] = Commitment(float(p.hourly_commitment or 0), start + years * ASSUMED_TERM,
-                                                 p.savings_plan_arn)
+                                                 p.savings_plan_arn, start)
     for plan in ledger_plans:
-        if plan["savings_plan_arn"] not in out:
+        if plan["savings_plan_arn"] not in out or out[plan["savings_plan_arn"]].start is None:
             start = datetime.fromisoformat(plan["start"])
             out[plan["savings_plan_arn"]] = Commitment(float(plan["hourly_commitment"]),
                                                        start + int(plan.get("term_years", 1)) * ASSUMED_TERM,
-                                                       plan["savings_plan_arn"])
+                                                       plan["savings_plan_arn"], start)
     return sorted((c for c in out.values() if c.end > now), key=lambda c: c.end)
 
 
@@ -154,7 +161,9 @@ def expire_overdue(store: StateStore, tenant_id: str, now: datetime | None = Non
 def publish_proposal(store: StateStore, proposal: Proposal) -> Proposal:
     """Record Analyzing -> PendingApproval, superseding older pending proposals of the tenant. Re-publishing the
     same analysis (same data, same commitment) keeps the pending proposal instead of creating a twin."""
-    pending = store.list_proposals(proposal.tenant_id, [ProposalStatus.pending_approval])
+    # a renewal or a rollback (expected.action) answers another question: a new analysis does not supersede it
+    pending = [p for p in store.list_proposals(proposal.tenant_id, [ProposalStatus.pending_approval])
+               if not p.expected.get("action")]
     for p in pending:
         if p.data_fingerprint == proposal.data_fingerprint and abs(p.hourly_commitment - proposal.hourly_commitment) < 1e-9:
             return p

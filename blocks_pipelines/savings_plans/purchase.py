@@ -22,13 +22,15 @@ from blocks_pipelines.savings_plans.guardrails import (
 from blocks_pipelines.savings_plans.ledger import LedgerPurchaser
 from blocks_pipelines.savings_plans.orders import PurchaseOrder, Purchaser
 from blocks_pipelines.savings_plans.proposals import DEFAULT_RATE_RATIO, Commitment, data_fingerprint
+from blocks_pipelines.savings_plans.rollback import execute_rollback, is_rollback
 from blocks_pipelines.settings import Settings, get_settings
 from blocks_pipelines.state.models import TERMINAL, IllegalTransitionError, Proposal, ProposalStatus, utcnow
 from blocks_pipelines.state.store import StateStore, proposal_target
 from blocks_pipelines.tenants.config import TenantConfig
 
 ACTOR = "sp_purchases"
-Outcome = Literal["purchased", "already_purchased", "in_progress", "blocked", "expired", "not_approved", "closed"]
+Outcome = Literal["purchased", "already_purchased", "in_progress", "blocked", "expired", "not_approved", "closed",
+                  "returned", "cancelled", "already_done"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,10 @@ def purchaser_for(tenant: TenantConfig, store: StateStore, settings: Settings | 
 
 def run_guardrails(tenant: TenantConfig, proposal: Proposal, store: StateStore, usage: pl.DataFrame,
                    existing: list[Commitment], now: datetime) -> list[Check]:
-    held = sum(c.hourly for c in existing)
+    starts_at = proposal.expected.get("starts_at")
+    # a queued renewal joins the plans held when it starts: the one it renews has ended by then
+    at = datetime.fromisoformat(starts_at) if starts_at else now
+    held = sum(c.hourly for c in existing if c.end > at)
     return [
         check_approval(proposal, store.get_decision(proposal.proposal_id)),
         check_expiry(proposal, now),
@@ -71,6 +76,9 @@ def execute_purchase(store: StateStore, tenant: TenantConfig, proposal_id: str, 
     now; both are re-read by the caller at purchase time so staleness, anomaly and cap see today's data."""
     now = now or utcnow()
     proposal = store.get_proposal(proposal_id)
+    if is_rollback(proposal):  # approved through the same gate and launched by the same sensor, but undoes a plan
+        r = execute_rollback(store, tenant, proposal_id, purchaser, now)  # type: ignore[arg-type]
+        return PurchaseResult(r.outcome, r.proposal, r.message, savings_plan_id=r.savings_plan_id)
     done = store.get_purchase(proposal_id)
     if done is not None and done.state.value == "completed":
         # a retry after a crash between the purchase and the status change finishes the bookkeeping only
@@ -110,8 +118,10 @@ def execute_purchase(store: StateStore, tenant: TenantConfig, proposal_id: str, 
                               "nothing bought here", checks)
     # the rate the analyzer priced the new plan at; the observed mean when the analysis did not say
     rate = float(proposal.expected.get("sp_rate_ratio") or usage["sp_rate_ratio"].mean() or DEFAULT_RATE_RATIO)
+    starts_at = proposal.expected.get("starts_at")
     order = PurchaseOrder(proposal_id=proposal_id, tenant_id=tenant.id, hourly_commitment=proposal.hourly_commitment,
-                          term_years=proposal.term_years, payment_option=proposal.payment_option, rate_ratio=rate)
+                          term_years=proposal.term_years, payment_option=proposal.payment_option, rate_ratio=rate,
+                          purchase_time=datetime.fromisoformat(starts_at) if starts_at else None)
     try:
         receipt = purchaser.buy(order)
     except Exception as exc:

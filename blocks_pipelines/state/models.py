@@ -50,6 +50,7 @@ class ProposalStatus(str, Enum):
     rejected = "Rejected"
     expired = "Expired"
     blocked = "Blocked"
+    returned = "Returned"  # a rollback proposal whose plan was returned or, if queued, cancelled
 
 
 S = ProposalStatus
@@ -57,12 +58,13 @@ TRANSITIONS: dict[ProposalStatus, frozenset[ProposalStatus]] = {
     S.analyzing: frozenset({S.pending_approval, S.blocked}),
     S.pending_approval: frozenset({S.approved, S.rejected, S.expired, S.blocked}),
     # an approved proposal can still be stopped by a guardrail or run out of time before the purchase runs
-    S.approved: frozenset({S.purchased, S.blocked, S.expired}),
+    S.approved: frozenset({S.purchased, S.returned, S.blocked, S.expired}),
     S.purchased: frozenset({S.monitoring}),
     S.monitoring: frozenset(),
     S.rejected: frozenset(),
     S.expired: frozenset(),
     S.blocked: frozenset(),
+    S.returned: frozenset(),
 }
 TERMINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
