@@ -89,7 +89,7 @@ def _build_and_export(context: AssetExecutionContext, dbt: DbtCliResource, vars_
         # The lake source's not-null tests are left out: ingestion refuses nulls in those columns before writing
         # (staging.REQUIRED_VALUES), and in Dagster they could only be logged as warnings, per test, per run (the
         # source is the ingestion asset's, so they are no check of this one; as checks they would pull this op into
-        # every ingestion run). `blocks models build` still runs them.
+        # every ingestion run). run_dbt_build (benchmarks, tests) still runs them.
         args = ["build", "--vars", vars_json, "--indirect-selection", "buildable", "--exclude", "source:lake"]
         yield from _renamed_outputs(context, dbt.cli(args, context=context).stream())
         if get_settings().dbt_target == "duckdb":
