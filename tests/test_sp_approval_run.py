@@ -101,7 +101,9 @@ def test_approval_confirms_the_terms_and_sp_proposals_follows_the_status(propose
     assert md["proposal_status"] == "Approved"
     seen = latest_observation(instance)
     assert (seen["proposal_id"], seen["status"], seen["decided_by"]) == (pid, "Approved", "approve by alice")
-    assert "approve_in_ui" not in seen  # nothing left to approve
+    # the approve hint of the pending proposal is overwritten: nothing is left to approve
+    assert seen["approve_in_ui"].startswith("Nothing to decide: the proposal is Approved (approve by alice")
+    assert seen["approve_config"] == "-"
     assert seen["what_approval_buys"] == terms.summary()
 
     [request] = tick(defs, instance).run_requests
@@ -121,10 +123,12 @@ def test_a_cli_decision_shows_on_sp_proposals_at_the_next_sensor_tick(proposed):
     result = CliRunner().invoke(approve_cli, [pid, "--approver", "erin", "--reject", "--note", "too early"])
     assert result.exit_code == 0, result.output
     first = tick(defs, instance)
-    [observation] = first.asset_events
+    observation, view = first.asset_events
     assert observation.asset_key == dg.AssetKey([T, "sp_proposals"])
     assert observation.metadata["status"].value == "Rejected"
-    instance.report_runless_asset_event(observation)  # what the daemon does with the tick's events
+    assert view.asset_key == dg.AssetKey([T, "sp_proposal_status"]) and view.metadata["status"].value == "Rejected"
+    for event in first.asset_events:  # what the daemon does with the tick's events
+        instance.report_runless_asset_event(event)
     assert tick(defs, instance).asset_events == []
 
 
@@ -183,3 +187,20 @@ def test_the_approve_link_opens_the_launchpad_prefilled(proposed, tmp_path):
     assert location_of(T, workspace) == f"tenants_{shard_of(T, 3)}"
     assert location_of(T, tmp_path / "missing.yaml") is None
     assert launchpad_path("tenants_1", T, "a: 1\n").startswith("/locations/__repository__@tenants_1/")
+
+
+def test_the_status_view_asset_holds_the_tenants_proposals_as_they_are_now(proposed, buys):  # noqa: F811
+    instance, defs, pid = proposed
+
+    def view():
+        event = instance.get_latest_materialization_event(dg.AssetKey([T, "sp_proposal_status"]))
+        return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+    assert dg.AssetKey([T, "sp_proposal_status"]) in defs.resolve_asset_graph().get_all_asset_keys()
+    assert view()["status"] == "PendingApproval" and f"| {pid} | PendingApproval |" in view()["proposals"]
+    run(defs, instance, ["sp_approvals"], approval_config(proposal_id=pid, approver="alice"))
+    assert view()["status"] == "Approved" and f"| {pid} | Approved |" in view()["proposals"]
+    assert "| approve by alice |" in view()["proposals"]
+    [request] = tick(defs, instance).run_requests
+    launch(defs, instance, request)
+    assert view()["status"] == "Monitoring" and view()["purchase"].startswith("completed:")

@@ -80,7 +80,7 @@ def _analyzer(tenant_id: str) -> Callable[..., Any]:
 
 
 def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_view import approve_command, status_metadata
+    from blocks_pipelines.savings_plans.approval_view import approve_command, status_metadata, status_view
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
     from blocks_pipelines.savings_plans.proposals import build_proposal, expire_overdue, publish_proposal
 
@@ -101,6 +101,7 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                                               "expired": expired})
     proposal = publish_proposal(store, build_proposal(tenant, usage, rec, held, now))
     context.log.info(f"proposal {proposal.proposal_id} awaits approval: {approve_command(proposal.proposal_id)}")
+    context.log_event(status_view(store, proposal))
     return dg.MaterializeResult(metadata={
         **status_metadata(store, proposal),
         "existing_hourly_commitment_usd_per_hour": dg.MetadataValue.float(proposal.existing_hourly_commitment),
@@ -123,7 +124,7 @@ def _sp_approvals(context: dg.AssetExecutionContext, config: ApprovalConfig) -> 
 
 
 def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_view import status_observation
+    from blocks_pipelines.savings_plans.approval_view import status_events
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
     from blocks_pipelines.savings_plans.purchase import execute_purchase
 
@@ -140,13 +141,14 @@ def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> 
         context.log.info(f"{pid}: {r.outcome}: {r.message}")
         results[pid] = {"outcome": r.outcome, "status": r.proposal.status.value, "message": r.message,
                         "savings_plan_id": r.savings_plan_id}
-        context.log_event(status_observation(store, r.proposal))
+        for event in status_events(store, r.proposal):
+            context.log_event(event)
     return dg.MaterializeResult(metadata={"purchases": dg.MetadataValue.json(results),
                                           "purchaser": purchaser.name, "proposals": len(ids)})
 
 
 def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_view import status_observation
+    from blocks_pipelines.savings_plans.approval_view import status_events
     from blocks_pipelines.savings_plans.inputs import read_mart
     from blocks_pipelines.savings_plans.monitoring import monitor
 
@@ -154,8 +156,9 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     store = get_state_store()
     for p in store.list_proposals(t, [ProposalStatus.purchased]):
         try:
-            context.log_event(status_observation(
-                store, store.transition_proposal(p.proposal_id, ProposalStatus.monitoring, "sp_monitoring")))
+            moved = store.transition_proposal(p.proposal_id, ProposalStatus.monitoring, "sp_monitoring")
+            for event in status_events(store, moved):
+                context.log_event(event)
         except IllegalTransitionError:
             pass
     bought = [(store.get_purchase(p.proposal_id), p) for p in store.list_proposals(t, [ProposalStatus.monitoring])]
@@ -251,8 +254,8 @@ def _approval_sensor(t: str) -> dg.SensorDefinition:
                     run_config={"ops": {f"{t}__sp_purchases": {"config": {"proposal_id": p.proposal_id}}}},
                     tags={**tags, "blocks/proposal_id": p.proposal_id}))
         # decisions made outside a run (CLI, runless events) and expiries show on sp_proposals too
-        observations = status_changes(store, context.instance, t)
-        return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=json.dumps(cursor),
+        changes = status_changes(store, context.instance, t)
+        return dg.SensorResult(run_requests=requests, asset_events=changes, cursor=json.dumps(cursor),
                                skip_reason=None if requests else "no approved proposal waiting for its purchase")
 
     return sp_approval_sensor
@@ -266,5 +269,7 @@ def build_sp_defs(tenant: TenantConfig, *, analyze: Callable[..., Any] | None = 
         _ANALYZERS.pop(tenant.id, None)
     else:
         _ANALYZERS[tenant.id] = analyze
-    return dg.Definitions(assets=[copy_for_tenant(a, tenant) for a in _templates()],
+    from blocks_pipelines.savings_plans.approval_view import status_view_spec
+
+    return dg.Definitions(assets=[*(copy_for_tenant(a, tenant) for a in _templates()), status_view_spec(tenant.id)],
                           sensors=[_approval_sensor(tenant.id)])
