@@ -271,5 +271,7 @@ def build_sp_defs(tenant: TenantConfig, *, analyze: Callable[..., Any] | None = 
         _ANALYZERS[tenant.id] = analyze
     from blocks_pipelines.savings_plans.approval_view import status_view_spec
 
-    return dg.Definitions(assets=[*(copy_for_tenant(a, tenant) for a in _templates()), status_view_spec(tenant.id)],
+    # its own AssetsDefinition: bare specs of all tenants would be merged into one definition
+    status_view = dg.AssetsDefinition(specs=[status_view_spec(tenant.id)])
+    return dg.Definitions(assets=[*(copy_for_tenant(a, tenant) for a in _templates()), status_view],
                           sensors=[_approval_sensor(tenant.id)])
