@@ -12,12 +12,12 @@ from typing import Any
 
 import dagster as dg
 
-from blocks_pipelines.savings_plans.launchpad import launchpad_path, location_of
 from blocks_pipelines.savings_plans.purchase_terms import PAYMENT_LABEL, purchase_terms
 from blocks_pipelines.state.models import TERMINAL, Proposal, ProposalStatus, utcnow
 from blocks_pipelines.state.store import StateStore
 
 PROPOSALS = "sp_proposals"
+APPROVALS = "sp_approvals"
 STATUS_VIEW = "sp_proposal_status"
 RECENT = timedelta(days=7)
 
@@ -38,17 +38,19 @@ def approval_run_config(tenant_id: str, proposal: Proposal, decision: str = "app
             f"      confirm_hourly_commitment: {proposal.hourly_commitment:.3f}\n      note: \"\"\n")
 
 
+def approvals_page(tenant_id: str) -> str:
+    """The sp_approvals asset page, relative to the Dagster UI (works on any host, port or code location). A
+    launchpad link prefilled through `playground/setup?config=` was tried: Dagster 1.13 ignores it for the asset job
+    (checked with headless Chromium), so the person pastes the config shown beside the link."""
+    return f"/assets/{tenant_id}/{APPROVALS}"
+
+
 def approve_in_ui(tenant_id: str, proposal: Proposal) -> str:
-    """Markdown for the asset page. The config is a fenced block, so no part of it can be taken for HTML; the link
-    opens the launchpad with that config filled in."""
-    config = approval_run_config(tenant_id, proposal)
-    location = location_of(tenant_id)
-    link = (f"[Open the approval in the launchpad, prefilled]({launchpad_path(location, tenant_id, config)}): "
-            "enter your name as approver (or set decision: reject), then Materialize.\n\n"
-            "Or: " if location else "")
-    return (f"Approving buys {purchase_terms(proposal).summary()}.\n\n{link}"
-            f"asset **{tenant_id}/sp_approvals** > Materialize > Open launchpad, paste this config, "
-            f"fill in your name, then Materialize:\n\n```yaml\n{config}```\n")
+    """Markdown for the asset page. The config is a fenced block, so no part of it can be taken for HTML."""
+    return (f"Approving buys {purchase_terms(proposal).summary()}.\n\n"
+            f"Open [{tenant_id}/sp_approvals]({approvals_page(tenant_id)}), click the arrow beside Materialize, "
+            "choose Open launchpad, paste this config (also shown as approve_config), fill in your name (or set "
+            f"decision: reject), then Materialize:\n\n```yaml\n{approval_run_config(tenant_id, proposal)}```\n")
 
 
 def _history_table(proposal: Proposal) -> str:
@@ -83,16 +85,13 @@ def _decide_fields(proposal: Proposal) -> dict[str, Any]:
     if proposal.status is not ProposalStatus.pending_approval:
         done = f"Nothing to decide: the proposal is {proposal.status.value} ({proposal.status_reason or '-'})."
         return {"approve_in_ui": dg.MetadataValue.md(done), "approve_with_cli": dg.MetadataValue.md(done),
-                "approve_config": dg.MetadataValue.text("-"), "approve_in_launchpad": dg.MetadataValue.text("-")}
-    config = approval_run_config(proposal.tenant_id, proposal)
-    location = location_of(proposal.tenant_id)
+                "approve_config": dg.MetadataValue.text("-"), "approve_at": dg.MetadataValue.text("-")}
     return {
         "approve_in_ui": dg.MetadataValue.md(approve_in_ui(proposal.tenant_id, proposal)),
         "approve_with_cli": dg.MetadataValue.md(f"```\n{approve_command(proposal.proposal_id)}\n```"),
         # plain text, shown as is on the asset page: the config to paste into the sp_approvals launchpad
-        "approve_config": dg.MetadataValue.text(config),
-        "approve_in_launchpad": (dg.MetadataValue.url(launchpad_path(location, proposal.tenant_id, config))
-                                 if location else dg.MetadataValue.text("paste approve_config into the launchpad")),
+        "approve_config": dg.MetadataValue.text(approval_run_config(proposal.tenant_id, proposal)),
+        "approve_at": dg.MetadataValue.url(approvals_page(proposal.tenant_id)),
     }
 
 
