@@ -122,6 +122,7 @@ def test_a_cli_decision_shows_on_sp_proposals_at_the_next_sensor_tick(proposed):
 
     result = CliRunner().invoke(approve_cli, [pid, "--approver", "erin", "--reject", "--note", "too early"])
     assert result.exit_code == 0, result.output
+    assert "Nothing will be bought (the proposal was a Compute Savings Plan of $" in result.output
     first = tick(defs, instance)
     observation, view = first.asset_events
     assert observation.asset_key == dg.AssetKey([T, "sp_proposals"])
