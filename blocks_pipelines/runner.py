@@ -101,7 +101,8 @@ def materialize_tenant(
     if select:
         keys = sorted(dg.AssetSelection.from_string(select).resolve(graph))
         run_partitioned("selected assets over the tenant's history", keys)
-        run("selected unpartitioned asset(s)", [k for k in keys if graph.get(k).partitions_def is None], {})
+        run("selected unpartitioned asset(s)",
+            [k for k in keys if graph.get(k).partitions_def is None and graph.get(k).is_materializable], {})
         return summary
 
     line_items = dg.AssetKey([tenant.id, "cur_line_items"])

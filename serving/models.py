@@ -207,10 +207,14 @@ class SpProposal(BaseModel):
     proposal_id: str
     status: str = Field(examples=["PendingApproval"])
     status_reason: str | None = None
-    hourly_commitment: float
+    hourly_commitment: float = Field(description="USD per hour, at Savings Plans rates, billed every hour of the term")
     term_years: int
     payment_option: str
-    expected: dict[str, Any] = Field(default_factory=dict)
+    total_commitment_usd: float | None = Field(None, description="USD committed over the whole term")
+    expected_savings_usd_per_month: float | None = Field(None, description="USD per month against on-demand")
+    expected_savings_usd_over_term: float | None = Field(None, description="USD over the whole term")
+    expected: dict[str, Any] = Field(default_factory=dict, description="the analyzer's output as recorded; "
+                                     "expected_savings there is over the term, expected_monthly_savings per month")
     rationale: str = ""
     created_at: str
     expires_at: str

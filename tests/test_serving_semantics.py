@@ -235,3 +235,29 @@ def test_no_answer_tells_the_customer_to_do_what_only_the_back_office_can(tmp_pa
         for phrase in ("back office", "back-office", "Dagster", "`blocks", "Approve it", "materializ",
                        "for this tenant"):
             assert phrase.lower() not in text.lower(), (phrase, text)
+
+
+def test_proposals_in_the_api_carry_their_units(tmp_path, monkeypatch):
+    from pydantic import BaseModel
+
+    from blocks_pipelines.savings_plans.proposals import build_proposal, publish_proposal
+    from blocks_pipelines.state import get_state_store
+    from serving.app import create_app
+    from serving.testing import dev_headers, prepare_env
+    from sp_purchase_helpers import hourly_usage, tenant
+
+    class Rec(BaseModel):
+        hourly_commitment: float = 2.5
+        expected_savings: float = 7200.0  # over the 1-year term
+        expected_monthly_savings: float = 600.0
+
+    home = prepare_env(monkeypatch, tmp_path, Path(__file__).resolve().parent.parent / "assets_config" / "tenants",
+                       {T: 1.0}, days=5)
+    acme = tenant(T)
+    publish_proposal(get_state_store(), build_proposal(acme, hourly_usage(days=10), Rec(), [],
+                                                       datetime.now(timezone.utc)))
+    with TestClient(create_app()) as client:
+        [p] = client.get("/api/savings-plans", headers=dev_headers(home, T)).json()["proposals"]
+    assert p["hourly_commitment"] == 2.5
+    assert p["total_commitment_usd"] == pytest.approx(2.5 * 8760 * acme.guardrails.term_years)
+    assert (p["expected_savings_usd_per_month"], p["expected_savings_usd_over_term"]) == (600.0, 7200.0)

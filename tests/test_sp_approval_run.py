@@ -101,7 +101,9 @@ def test_approval_confirms_the_terms_and_sp_proposals_follows_the_status(propose
     assert md["proposal_status"] == "Approved"
     seen = latest_observation(instance)
     assert (seen["proposal_id"], seen["status"], seen["decided_by"]) == (pid, "Approved", "approve by alice")
-    assert "approve_in_ui" not in seen  # nothing left to approve
+    # the approve hint of the pending proposal is overwritten: nothing is left to approve
+    assert seen["approve_in_ui"].startswith("Nothing to decide: the proposal is Approved (approve by alice")
+    assert seen["approve_config"] == "-"
     assert seen["what_approval_buys"] == terms.summary()
 
     [request] = tick(defs, instance).run_requests
@@ -120,11 +122,14 @@ def test_a_cli_decision_shows_on_sp_proposals_at_the_next_sensor_tick(proposed):
 
     result = CliRunner().invoke(approve_cli, [pid, "--approver", "erin", "--reject", "--note", "too early"])
     assert result.exit_code == 0, result.output
+    assert "Nothing will be bought (the proposal was a Compute Savings Plan of $" in result.output
     first = tick(defs, instance)
-    [observation] = first.asset_events
+    observation, view = first.asset_events
     assert observation.asset_key == dg.AssetKey([T, "sp_proposals"])
     assert observation.metadata["status"].value == "Rejected"
-    instance.report_runless_asset_event(observation)  # what the daemon does with the tick's events
+    assert view.asset_key == dg.AssetKey([T, "sp_proposal_status"]) and view.metadata["status"].value == "Rejected"
+    for event in first.asset_events:  # what the daemon does with the tick's events
+        instance.report_runless_asset_event(event)
     assert tick(defs, instance).asset_events == []
 
 
@@ -132,7 +137,7 @@ def test_the_approve_hint_has_nothing_markdown_or_html_can_eat(proposed):
     _, _, pid = proposed
     proposal = get_state_store().get_proposal(pid)
     hint = approve_in_ui(T, proposal)
-    assert "<" not in hint and ">" not in hint.replace("> Materialize > Open launchpad", "")
+    assert "<" not in hint and ">" not in hint
     config = approval_run_config(T, proposal)
     assert f"```yaml\n{config}```" in hint
     # the YAML pasted as is (name filled in) is a config the run accepts
@@ -157,29 +162,29 @@ def test_purchase_terms_units():
     assert "upfront" not in no_savings.summary().split(":")[1].split(";")[0]
 
 
-def test_the_approve_link_opens_the_launchpad_prefilled(proposed, tmp_path):
-    from urllib.parse import parse_qsl, urlsplit
-
-    import yaml
-
-    from blocks_pipelines.definitions import shard_of
-    from blocks_pipelines.savings_plans.launchpad import launchpad_path, location_of
+def test_the_approve_hint_links_the_approvals_asset_and_shows_the_config(proposed):
+    from blocks_pipelines.savings_plans.approval_view import status_metadata
 
     _, _, pid = proposed
-    proposal = get_state_store().get_proposal(pid)
-    hint = approve_in_ui(T, proposal)
-    [link] = [part.split("](", 1)[1].split(")", 1)[0] for part in hint.split("[Open the approval")[1:]]
-    url = urlsplit(link)
-    assert url.path == "/locations/__repository__@blocks/jobs/__ASSET_JOB/playground/setup"
-    query = dict(parse_qsl(url.query))
-    assert query["config"] == approval_run_config(T, proposal)
-    assert yaml.safe_load(query["config"])["ops"][f"{T}__sp_approvals"]["config"]["proposal_id"] == pid
-    assert [query[f"assetSelection[0][assetKey][path][{i}]"] for i in (0, 1)] == [T, "sp_approvals"]
-    # a sharded workspace: the link names the shard that serves the tenant
-    workspace = tmp_path / "workspace.yaml"
-    workspace.write_text("load_from:\n" + "".join(
-        f"  - python_module: {{module_name: blocks_pipelines.definitions, attribute: shard_{i}_of_3, "
-        f"location_name: tenants_{i}}}\n" for i in range(3)))
-    assert location_of(T, workspace) == f"tenants_{shard_of(T, 3)}"
-    assert location_of(T, tmp_path / "missing.yaml") is None
-    assert launchpad_path("tenants_1", T, "a: 1\n").startswith("/locations/__repository__@tenants_1/")
+    store = get_state_store()
+    md = status_metadata(store, store.get_proposal(pid))
+    assert md["approve_at"].value == f"/assets/{T}/sp_approvals"
+    assert f"[{T}/sp_approvals](/assets/{T}/sp_approvals)" in md["approve_in_ui"].value
+    assert md["approve_config"].value == approval_run_config(T, store.get_proposal(pid))
+
+
+def test_the_status_view_asset_holds_the_tenants_proposals_as_they_are_now(proposed, buys):  # noqa: F811
+    instance, defs, pid = proposed
+
+    def view():
+        event = instance.get_latest_materialization_event(dg.AssetKey([T, "sp_proposal_status"]))
+        return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+    assert dg.AssetKey([T, "sp_proposal_status"]) in defs.resolve_asset_graph().get_all_asset_keys()
+    assert view()["status"] == "PendingApproval" and f"| {pid} | PendingApproval |" in view()["proposals"]
+    run(defs, instance, ["sp_approvals"], approval_config(proposal_id=pid, approver="alice"))
+    assert view()["status"] == "Approved" and f"| {pid} | Approved |" in view()["proposals"]
+    assert "| approve by alice |" in view()["proposals"]
+    [request] = tick(defs, instance).run_requests
+    launch(defs, instance, request)
+    assert view()["status"] == "Monitoring" and view()["purchase"].startswith("completed:")

@@ -69,7 +69,7 @@ def _pending_proposals(tenants) -> str:
         for p in store.list_proposals(t.id, [ProposalStatus.pending_approval]):
             lines.append(f"  {t.id}: {p.proposal_id}: approving buys {purchase_terms(p).summary()}")
             lines.append(f"    approve: .venv/bin/blocks sp approve {p.proposal_id} --approver NAME "
-                         f"(or from {t.id}/sp_proposals in the Dagster UI)")
+                         f"(or from {t.id}/sp_proposal_status in the Dagster UI)")
     return "\n".join(lines) if len(lines) > 1 else "No Savings Plans proposal is awaiting approval."
 
 
@@ -139,8 +139,8 @@ def demo(no_serve: bool, dagster_port: int, api_port: int, months: int, seed: in
     click.echo(f"""
 Where to look
   Dagster UI   http://127.0.0.1:{dagster_port}   {'up' if ui_ok else 'NOT UP: see ' + str(logs / 'dagster.log')}
-               asset groups: {', '.join(t.id for t in tenants)}; each group's sp_proposals shows the proposal
-               awaiting approval, what approving buys and a link that opens the approval prefilled.
+               asset groups: {', '.join(t.id for t in tenants)}; each group's sp_proposal_status shows its
+               proposals as they are now; a pending one with what approving buys and the config to approve it.
   API          http://127.0.0.1:{api_port}/docs   {'up' if api_ok else 'NOT UP: see ' + str(logs / 'api.log')}
                curl -H "Authorization: Bearer $(.venv/bin/blocks dev-token --tenant {tenants[0].id if tenants else 'ID'})" \\
                     "http://127.0.0.1:{api_port}/api/projection?period=month"

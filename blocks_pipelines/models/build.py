@@ -65,6 +65,7 @@ def build_args(
     start: datetime | None = None,
     end: datetime | None = None,
     select: str | None = None,
+    exclude: str | None = None,
     command: str = "build",
     store: StateStore | None = None,
 ) -> list[str]:
@@ -80,6 +81,8 @@ def build_args(
         args += ["--indirect-selection", "buildable"]
     if select:
         args += ["--select", select]
+    if exclude:
+        args += ["--exclude", exclude]
     return args
 
 

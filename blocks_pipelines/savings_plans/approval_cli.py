@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from blocks_pipelines.savings_plans.proposals import decide
+from blocks_pipelines.savings_plans.purchase_terms import purchase_terms
 from blocks_pipelines.state import NotFoundError, ProposalStatus, get_state_store
 
 
@@ -49,3 +50,5 @@ def approve(proposal_id: str, approver: str, reject: bool, note: str) -> None:
     click.echo(f"{proposal_id}: {outcome.message}")
     if not outcome.recorded:
         raise SystemExit(1)
+    terms = purchase_terms(outcome.proposal).summary()
+    click.echo(f"Blocks will buy {terms}." if not reject else f"Nothing will be bought (the proposal was {terms}).")

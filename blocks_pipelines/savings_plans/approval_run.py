@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from blocks_pipelines.savings_plans.approval_view import status_observation
+from blocks_pipelines.savings_plans.approval_view import status_events
 from blocks_pipelines.savings_plans.proposals import decide
 from blocks_pipelines.savings_plans.purchase_terms import purchase_terms
 from blocks_pipelines.state.models import NotFoundError, ProposalStatus, tenant_of_proposal
@@ -73,7 +73,8 @@ def record_approval(context: dg.AssetExecutionContext, tenant_id: str, store: St
     if not outcome.recorded:
         confirmation += " (Already recorded by an earlier run; nothing changed.)"
     context.log.info(confirmation)
-    context.log_event(status_observation(store, outcome.proposal))
+    for event in status_events(store, outcome.proposal):
+        context.log_event(event)
     return dg.MaterializeResult(metadata={
         "proposal_id": proposal.proposal_id, "decision": decision, "approver": approver.strip(), "note": note,
         "confirmation": confirmation,

@@ -85,7 +85,7 @@ def _analyzer(tenant_id: str) -> Callable[..., Any]:
 
 def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     from blocks_pipelines.savings_plans.approval_packet import packet_for
-    from blocks_pipelines.savings_plans.approval_view import approve_command, status_metadata
+    from blocks_pipelines.savings_plans.approval_view import approve_command, status_metadata, status_view
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
     from blocks_pipelines.savings_plans.proposals import build_proposal, expire_overdue, publish_proposal
     from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
@@ -120,6 +120,7 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                                               "expired": expired, **lifecycle})
     proposal = publish_proposal(store, build_proposal(tenant, usage, rec, held, now))
     context.log.info(f"proposal {proposal.proposal_id} awaits approval: {approve_command(proposal.proposal_id)}")
+    context.log_event(status_view(store, proposal))
     return dg.MaterializeResult(metadata={
         **status_metadata(store, proposal),
         "existing_hourly_commitment_usd_per_hour": dg.MetadataValue.float(proposal.existing_hourly_commitment),
@@ -145,7 +146,7 @@ def _sp_approvals(context: dg.AssetExecutionContext, config: ApprovalConfig) -> 
 
 
 def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_view import status_observation
+    from blocks_pipelines.savings_plans.approval_view import status_events
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
     from blocks_pipelines.savings_plans.purchase import execute_purchase
 
@@ -162,13 +163,14 @@ def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> 
         context.log.info(f"{pid}: {r.outcome}: {r.message}")
         results[pid] = {"outcome": r.outcome, "status": r.proposal.status.value, "message": r.message,
                         "savings_plan_id": r.savings_plan_id}
-        context.log_event(status_observation(store, r.proposal))
+        for event in status_events(store, r.proposal):
+            context.log_event(event)
     return dg.MaterializeResult(metadata={"purchases": dg.MetadataValue.json(results),
                                           "purchaser": purchaser.name, "proposals": len(ids)})
 
 
 def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_view import status_observation
+    from blocks_pipelines.savings_plans.approval_view import status_events
     from blocks_pipelines.savings_plans.inputs import read_mart
     from blocks_pipelines.savings_plans.monitoring import monitor
     from blocks_pipelines.savings_plans.rollback import propose_returns, undone_plans
@@ -177,8 +179,9 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     store = get_state_store()
     for p in store.list_proposals(t, [ProposalStatus.purchased]):
         try:
-            context.log_event(status_observation(
-                store, store.transition_proposal(p.proposal_id, ProposalStatus.monitoring, "sp_monitoring")))
+            moved = store.transition_proposal(p.proposal_id, ProposalStatus.monitoring, "sp_monitoring")
+            for event in status_events(store, moved):
+                context.log_event(event)
         except IllegalTransitionError:
             pass
     bought = [(store.get_purchase(p.proposal_id), p) for p in store.list_proposals(t, [ProposalStatus.monitoring])]
@@ -321,4 +324,8 @@ def build_sp_defs(tenant: TenantConfig, *, analyze: Callable[..., Any] | None = 
         _ANALYZERS.pop(tenant.id, None)
     else:
         _ANALYZERS[tenant.id] = analyze
-    return dg.Definitions(assets=[copy_for_tenant(a, tenant) for a in _templates()])
+    from blocks_pipelines.savings_plans.approval_view import status_view_spec
+
+    # its own AssetsDefinition: bare specs of all tenants would be merged into one definition
+    status_view = dg.AssetsDefinition(specs=[status_view_spec(tenant.id)])
+    return dg.Definitions(assets=[*(copy_for_tenant(a, tenant) for a in _templates()), status_view])

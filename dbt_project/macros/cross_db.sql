@@ -45,11 +45,12 @@
   (force_batch keeps each statement under Athena's 100-partition limit; unique_tmp_table_suffix lets runs overlap).
 #}
 {% macro hourly_mart_config(unique_key) -%}
+  {#- No partitioned_by on DuckDB: a plain DuckDB file has no partitions (dbt-duckdb warns and ignores it). -#}
   {{ return({
     'materialized': 'incremental',
     'incremental_strategy': 'delete+insert' if target.type == 'duckdb' else 'insert_overwrite',
     'unique_key': unique_key if target.type == 'duckdb' else none,
-    'partitioned_by': ['tenant_id', 'usage_date'],
+    'partitioned_by': none if target.type == 'duckdb' else ['tenant_id', 'usage_date'],
     'force_batch': true,
     'unique_tmp_table_suffix': true,
     'table_type': 'hive',

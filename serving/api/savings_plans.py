@@ -16,6 +16,7 @@ from serving.models import SavingsPlansResponse, SpProposal
 from serving.refs import reference
 
 router = APIRouter(tags=["savings plans"])
+HOURS_PER_YEAR = 8760  # AWS bills a Savings Plan's commitment every hour of a 365-day year
 log = logging.getLogger("blocks.serving")
 
 
@@ -46,4 +47,17 @@ def _proposals(scope: TenantScope) -> tuple[list[SpProposal], bool]:
         log.warning("proposals unavailable: %s", exc)
         return [], False
     keep = set(SpProposal.model_fields) | {"existing_hourly_commitment", "window_start", "window_end", "history"}
-    return [SpProposal.model_validate({k: v for k, v in d.items() if k in keep}) for d in raw], True
+    return [SpProposal.model_validate({**{k: v for k, v in d.items() if k in keep}, **_unit_fields(d)})
+            for d in raw], True
+
+
+def _unit_fields(d: dict) -> dict[str, float | None]:
+    """The figures a reader compares, with their unit in the name (the analyzer's `expected` mixes term and month)."""
+    expected = d.get("expected") or {}
+
+    def money(name: str) -> float | None:
+        return None if expected.get(name) is None else round(float(expected[name]), 2)
+
+    return {"total_commitment_usd": round(float(d["hourly_commitment"]) * HOURS_PER_YEAR * int(d["term_years"]), 2),
+            "expected_savings_usd_per_month": money("expected_monthly_savings"),
+            "expected_savings_usd_over_term": money("expected_savings")}
