@@ -19,7 +19,6 @@ and refunds land on the 1st by design and would be "anomalies" every month.
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -128,20 +127,31 @@ def anomaly_runs(scored: pl.DataFrame, min_impact_usd: float, since: date | None
     return runs.drop("run").sort("impact_usd", descending=True)
 
 
-def _contributions(series: pl.DataFrame, day: date) -> list[UsageTypeContribution]:
-    """Each usage type's cost on `day` against its own same-weekday median: what moved inside the series."""
-    days = [day - timedelta(weeks=k) for k in range(BASELINE_WEEKS + 1)]
-    rows = series.filter(pl.col("usage_date").is_in(days))
-    by_type = rows.group_by("usage_type", "usage_date").agg(pl.col("cost").sum())
-    history_days = sorted({d for d in rows["usage_date"].to_list() if d != day})
-    out = []
-    for usage_type, part in by_type.group_by("usage_type"):
-        costs = dict(zip(part["usage_date"].to_list(), part["cost"].to_list()))
-        expected = statistics.median([costs.get(d, 0.0) for d in history_days]) if history_days else 0.0
-        actual = costs.get(day, 0.0)
-        out.append(UsageTypeContribution(usage_type=str(usage_type[0]), actual=round(actual, 2),
-                                         expected=round(expected, 2), impact=round(actual - expected, 2)))
-    return sorted(out, key=lambda c: -c.impact)[:TOP_USAGE_TYPES]
+def top_usage_types(leaves: pl.DataFrame, runs: pl.DataFrame) -> dict[int, list[UsageTypeContribution]]:
+    """Per anomaly (runs: row id n, SERIES, last_seen), each usage type's cost on the last day against its own
+    same-weekday median over the previous BASELINE_WEEKS weeks (0 where it had no rows): what moved inside the
+    series, largest first. leaves: the anomalous series' daily rows (SERIES, usage_date, usage_type, cost)."""
+    weeks = pl.DataFrame({"k": list(range(BASELINE_WEEKS + 1))}, schema={"k": pl.Int64})
+    firsts = leaves.group_by(SERIES).agg(first=pl.col("usage_date").min())
+    days = (runs.select("n", *SERIES, "last_seen").join(weeks, how="cross")
+            .with_columns(usage_date=(pl.col("last_seen") - pl.duration(weeks=pl.col("k"))).cast(pl.Date))
+            .join(firsts, on=SERIES).filter(pl.col("usage_date") >= pl.col("first")))
+    by_day = leaves.group_by(*SERIES, "usage_type", "usage_date").agg(pl.col("cost").sum())
+    cells = (days.join(leaves.select(*SERIES, "usage_type").unique(), on=SERIES)
+             .join(by_day, on=[*SERIES, "usage_type", "usage_date"], how="left")
+             .with_columns(pl.col("cost").fill_null(0.0)))
+    moved = (cells.group_by("n", "usage_type").agg(
+        actual=pl.col("cost").filter(pl.col("k") == 0).sum(),
+        expected=pl.col("cost").filter(pl.col("k") > 0).median().fill_null(0.0))
+        .with_columns(impact=pl.col("actual") - pl.col("expected"))
+        .sort("n", "impact", "usage_type", descending=[False, True, False])
+        .group_by("n", maintain_order=True).head(TOP_USAGE_TYPES))
+    out: dict[int, list[UsageTypeContribution]] = {}
+    for r in moved.iter_rows(named=True):
+        out.setdefault(r["n"], []).append(UsageTypeContribution(
+            usage_type=str(r["usage_type"]), actual=round(r["actual"], 2), expected=round(r["expected"], 2),
+            impact=round(r["impact"], 2)))
+    return out
 
 
 def detect_spend_spikes(daily: pl.DataFrame, as_of: date, params: SpendParams,
@@ -153,12 +163,14 @@ def detect_spend_spikes(daily: pl.DataFrame, as_of: date, params: SpendParams,
         return []
     scored, ids = score_days(daily, as_of, params.sensitivity)
     runs = anomaly_runs(scored, params.min_impact_usd, since).join(ids, on="sid")
-    # the leaf rows of anomalous series only, split once: a filter over all rows per anomaly costs seconds at scale
-    leaves = daily.join(runs.select(SERIES).unique(), on=SERIES).partition_by(SERIES, as_dict=True)
+    if runs.is_empty():
+        return []
+    runs = runs.with_row_index("n").with_columns(pl.col("n").cast(pl.Int64))
+    tops = top_usage_types(daily.join(runs.select(SERIES).unique(), on=SERIES), runs)
     out = []
     for r in runs.iter_rows(named=True):
         keys = {c: r[c] for c in SERIES}
-        top = _contributions(leaves[tuple(keys.values())], r["last_seen"])
+        top = tops.get(r["n"], [])
         lead = f"; mostly {top[0].usage_type} (+${top[0].impact:,.2f})" if top and top[0].impact > 0 else ""
         span = (f"since {r['first_seen']} ({r['days']} days)" if r["days"] > 1 else f"on {r['first_seen']}")
         out.append(Detection(
