@@ -71,6 +71,18 @@ def _pending_proposals(tenants) -> str:
     return "\n".join(lines) if len(lines) > 1 else "No Savings Plans proposal is awaiting approval."
 
 
+def _open_alerts(tenants) -> str:
+    from blocks_pipelines.state import get_state_store
+    from blocks_pipelines.state.alert_models import AlertStatus
+
+    store = get_state_store()
+    lines = ["Open alerts (GET /api/anomalies; sent to $BLOCKS_HOME/alerts/<tenant>.jsonl):"]
+    for t in tenants:
+        for a in store.list_alerts(t.id, [AlertStatus.open])[:3]:
+            lines.append(f"  {t.id}: [{a.severity.value}] {a.message}")
+    return "\n".join(lines) if len(lines) > 1 else "No open alert."
+
+
 @click.command()
 @click.option("--no-serve", is_flag=True, help="Build everything, then exit instead of starting the UI and the API.")
 @click.option("--months", default=3, show_default=True, help="Months of sample CUR per tenant.")
@@ -90,6 +102,7 @@ def demo(no_serve: bool, months: int, seed: int) -> None:
     click.echo(summary)
     failed = "FAILED" in summary.splitlines()[0]
     click.echo(_pending_proposals(tenants))
+    click.echo(_open_alerts(tenants))
     if no_serve:
         if failed:
             raise SystemExit(1)
