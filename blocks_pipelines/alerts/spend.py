@@ -44,7 +44,7 @@ class SpendParams:
     min_impact_usd: float = 50.0
 
 
-def usage_daily(spend_hourly: pl.DataFrame) -> pl.DataFrame:
+def usage_daily(spend_hourly: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """The spend_hourly mart as the detector's daily leaf rows (usage_date, SERIES, usage_type, cost)."""
     return (spend_hourly.lazy().filter(pl.col("line_item_type").is_in(USAGE_LINE_ITEM_TYPES))
             .with_columns(pl.col("region").fill_null(""),
