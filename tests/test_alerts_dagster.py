@@ -106,3 +106,16 @@ def test_no_marts_yet_is_not_an_error(blocks_env, tmp_path):
     result, meta, checks = _materialize(t, dg.DagsterInstance.ephemeral())
     assert result.success and meta["anomalies_in_history"] == 0
     assert Path(mart_uri(get_settings().lake_uri, "spend_anomalies", T)).exists()
+
+
+def test_only_recent_open_alerts_are_offered_to_the_channels(blocks_env):
+    from blocks_pipelines.alerts.defs import notifiable
+    from tests.test_alerts_notify import _detection
+
+    store = get_state_store()
+    recent = store.record_alert(T, _detection("AmazonEC2").model_copy(
+        update={"first_seen": TODAY - timedelta(days=2), "last_seen": TODAY - timedelta(days=1)}))[0]
+    old = store.record_alert(T, _detection("AmazonRDS").model_copy(
+        update={"first_seen": TODAY - timedelta(days=40), "last_seen": TODAY - timedelta(days=39)}))[0]
+    offered = notifiable(store.list_alerts(T, [AlertStatus.open]), TODAY)
+    assert [a.alert_id for a in offered] == [recent.alert_id] and old.alert_id != recent.alert_id
