@@ -19,6 +19,7 @@ and refunds land on the 1st by design and would be "anomalies" every month.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -29,7 +30,7 @@ from blocks_pipelines.state.alert_models import AlertKind, Detection, UsageTypeC
 SERIES = ("service", "usage_account_id", "region")
 BASELINE_WEEKS = 8
 MIN_BASELINE_WEEKS = 4  # fewer same-weekday observations than this: no baseline yet, no verdict
-NOISE_DAYS = 28  # residuals the noise is the median of; all present, or no verdict yet
+NOISE_DAYS = 42  # residuals the noise is the median of, all present or no verdict (28: the MAD ~22 % noisy)
 MAD_TO_SD = 1.4826
 RELATIVE_NOISE_FLOOR = 0.03
 ABSOLUTE_NOISE_FLOOR = 0.01  # $: keeps the score finite on series that cost nothing
@@ -102,11 +103,22 @@ def score_days(daily: pl.DataFrame, as_of: date, sensitivity: float) -> tuple[pl
     # max_horizontal skips nulls: without the guard a series still in its warm-up would be judged on the floor alone
     floored = pl.max_horizontal(mad * MAD_TO_SD, pl.col("expected") * RELATIVE_NOISE_FLOOR,
                                 pl.lit(ABSOLUTE_NOISE_FLOOR))
+    # Two days each at least half the threshold whose sum clears it by sqrt(2) are one anomaly from the first: a
+    # workload left running a weekend at 3.5 noise units a day is as unlikely by chance as one 5-unit day.
+    score = pl.col("resid") / pl.col("noise")
+    # Only pairs of days neither of which is anomalous alone: a spike must not start a day early because the day
+    # before it was a little high.
+    this, before = pl.col("score"), pl.col("score").shift(1)
+    pair = ((this >= sensitivity / 2) & (before >= sensitivity / 2) & (this < sensitivity) & (before < sensitivity)
+            & ((pl.col("resid") + pl.col("resid").shift(1)) / (pl.col("noise") * math.sqrt(2)) >= sensitivity)
+            ).fill_null(False)
     scored = (day.with_columns(noise=pl.when(mad.is_not_null()).then(floored))
+              .with_columns(score=score)
+              .with_columns(pair=pair)
+              .with_columns(flagged=((pl.col("score") >= sensitivity).fill_null(False) | pl.col("pair")
+                                     | pl.col("pair").shift(-1).fill_null(False)))
               .filter(pl.col("cost").is_not_null())
-              .with_columns(score=pl.col("resid") / pl.col("noise"),
-                            usage_date=pl.lit(start) + pl.duration(days=pl.col("t")))
-              .with_columns(flagged=(pl.col("score") >= sensitivity).fill_null(False)))
+              .with_columns(usage_date=pl.lit(start) + pl.duration(days=pl.col("t"))))
     return scored.select("sid", "usage_date", "cost", "expected", "resid", "noise", "score", "flagged"), ids
 
 
