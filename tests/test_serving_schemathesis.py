@@ -48,7 +48,8 @@ def app(env_home):
 
 OPERATIONS = ["GET /api/spend", "GET /api/projection", "GET /api/recommendations",
               "PATCH /api/recommendations/{recommendation_id}", "GET /api/savings-plans", "POST /api/chat",
-              "POST /api/ingest/test-connection", "GET /api/connection", "POST /api/tenant/setup", "GET /healthz"]
+              "POST /api/ingest/test-connection", "GET /api/connection", "POST /api/tenant/setup", "GET /healthz",
+              "GET /api/anomalies", "PATCH /api/anomalies/{alert_id}"]
 
 
 @pytest.fixture(scope="module")
