@@ -41,7 +41,8 @@ def speed() -> None:
     print(f"detection, 2 years x 200 services x 50 accounts ({daily.height / 1e6:.1f} M daily rows, "
           f"{200 * 50:,} series): best {min(times):.2f} s, worst {max(times):.2f} s wall; {min(cpu):.2f} s CPU "
           f"(all threads); {found} anomalies (min_impact_usd {params.min_impact_usd:.0f})   (target: under 5 s)")
-    print(f"  process peak RSS (input frame included): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  process peak RSS (input frame included): {peak_mb:.0f} MB")
 
 
 def accuracy(sensitivities: tuple[float, ...], min_impact_usd: float = 0.0) -> None:
