@@ -7,7 +7,8 @@ Method (docs/anomalies.md explains the choices):
 - noise(d) = 1.4826 x the median absolute residual |cost - expected| over the previous NOISE_DAYS days: the MAD,
   scaled to a standard deviation for Gaussian noise, and robust to the spikes it is meant to find. Floored at
   RELATIVE_NOISE_FLOOR of the baseline, so a perfectly flat series (storage) does not alert on a 1% wobble.
-- score(d) = (cost - expected) / noise; a day with score >= sensitivity is anomalous. Consecutive anomalous days of
+- score(d) = (cost - expected) / noise; a day with score >= sensitivity is anomalous, and so are two consecutive
+  days each over half of it whose summed excess clears it by sqrt(2). Consecutive anomalous days of
   one series are ONE anomaly (first seen = its first day), raised when its dollar impact (sum of cost - expected)
   reaches the tenant's min_impact_usd: a 10x spike on a $2/day series is noise to a finance team.
 - Only increases are anomalies (as in AWS Cost Anomaly Detection): a drop in spend costs nobody money.
@@ -18,7 +19,6 @@ and refunds land on the 1st by design and would be "anomalies" every month.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -225,7 +225,3 @@ def detect_new_services(daily: pl.DataFrame, as_of: date, params: SpendParams, s
                      f"{', '.join(r['accounts'])}; ${r['total']:,.2f} so far."),
         ))
     return out
-
-
-def contributions_json(detection: Detection) -> str:
-    return json.dumps([c.model_dump() for c in detection.top_usage_types])
