@@ -42,7 +42,7 @@ def speed() -> None:
           f"{200 * 50:,} series): best {min(times):.2f} s, worst {max(times):.2f} s wall; {min(cpu):.2f} s CPU "
           f"(all threads); {found} anomalies (min_impact_usd {params.min_impact_usd:.0f})   (target: under 5 s)")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  process peak RSS (input frame included): {peak_mb:.0f} MB")
+    print(f"  process peak RSS (generating the input included): {peak_mb:.0f} MB")
 
 
 def accuracy(sensitivities: tuple[float, ...], min_impact_usd: float = 0.0) -> None:
