@@ -106,3 +106,32 @@ def test_no_marts_yet_is_not_an_error(blocks_env, tmp_path):
     result, meta, checks = _materialize(t, dg.DagsterInstance.ephemeral())
     assert result.success and meta["anomalies_in_history"] == 0
     assert Path(mart_uri(get_settings().lake_uri, "spend_anomalies", T)).exists()
+
+
+def test_only_recent_open_alerts_are_offered_to_the_channels(blocks_env):
+    from blocks_pipelines.alerts.defs import notifiable
+    from tests.test_alerts_notify import _detection
+
+    store = get_state_store()
+    recent = store.record_alert(T, _detection("AmazonEC2").model_copy(
+        update={"first_seen": TODAY - timedelta(days=2), "last_seen": TODAY - timedelta(days=1)}))[0]
+    old = store.record_alert(T, _detection("AmazonRDS").model_copy(
+        update={"first_seen": TODAY - timedelta(days=40), "last_seen": TODAY - timedelta(days=39)}))[0]
+    offered = notifiable(store.list_alerts(T, [AlertStatus.open]), TODAY)
+    assert [a.alert_id for a in offered] == [recent.alert_id] and old.alert_id != recent.alert_id
+
+
+def test_a_utilization_dip_is_raised_like_a_spend_anomaly(blocks_env, tmp_path):
+    from tests.test_alerts_position import position
+
+    t = _tenant([FileChannel(type="file", path=str(tmp_path / "{tenant}.jsonl"))])
+    daily = daily_rows(120, TODAY - timedelta(days=1), SERIES)
+    write_mart("spend_hourly", T, spend_hourly_from_daily(daily, T, through=NOW - timedelta(hours=6)))
+    dip_from = TODAY - timedelta(days=2)
+    pos = position(30, lambda d: 80.0, lambda d: 50.0 if d >= dip_from else 98.0, commitment_per_hour=5.0,
+                   end=TODAY - timedelta(days=1))
+    write_mart("sp_position_hourly", T, pos.with_columns(pl.lit(T).alias("tenant_id")))
+    result, meta, checks = _materialize(t, dg.DagsterInstance.ephemeral())
+    [alert] = get_state_store().list_alerts(T)
+    assert (alert.kind, alert.first_seen, alert.actual) == (AlertKind.utilization_dip, dip_from, 50.0)
+    assert not checks["no_open_spend_anomalies"].passed and meta["notifications_sent"] == 1

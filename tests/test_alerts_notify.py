@@ -219,3 +219,22 @@ def test_channel_names_are_stable_and_distinct():
 def test_file_channel_paths_expand_the_tenant_under_home(tmp_path):
     notifier = notifier_for(FileChannel(type="file"), "globex", tmp_path)
     assert notifier.path == tmp_path / "alerts" / "globex.jsonl"
+
+
+def test_a_send_that_outlived_its_lease_does_not_fail_delivery(store, tmp_path):
+    from blocks_pipelines.state.alerts import SEND_LEASE
+    from blocks_pipelines.state.models import utcnow
+
+    alert, _ = store.record_alert("acme_corp", _detection())
+
+    class Slow:
+        name = "file:slow"
+
+        def send(self, a):  # while it sends, its lease runs out and another tick takes the claim over
+            assert store.claim_alert_notification("acme_corp", a.alert_id, self.name,
+                                                  now=utcnow() + SEND_LEASE) is not None
+
+    report = deliver(store, "acme_corp", [alert], [Slow()], sleep=lambda s: None)
+    assert (report.sent, report.failed, report.skipped) == ([], [], 1)
+    [record] = store.list_alert_notifications("acme_corp")
+    assert record["state"] == "sending" and record["rounds"] == 2  # the taker's claim, for it to finish

@@ -15,10 +15,10 @@ END = date(2026, 11, 30)
 
 
 def position(days: int, coverage_of, utilization_of, commitment_per_hour: float = 2.0,
-             eligible_per_hour: float = 20.0) -> pl.DataFrame:
+             eligible_per_hour: float = 20.0, end: date = END) -> pl.DataFrame:
     rows = []
     for i in range(days):
-        d = END - timedelta(days=days - 1 - i)
+        d = end - timedelta(days=days - 1 - i)
         for h in range(24):
             ts = datetime.combine(d, datetime.min.time(), timezone.utc) + timedelta(hours=h)
             cov, util = coverage_of(d), utilization_of(d)

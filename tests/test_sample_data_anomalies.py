@@ -15,7 +15,7 @@ from blocks_pipelines.sample_data.lineitems import usage_rows
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 
-END = datetime(2026, 12, 2, tzinfo=timezone.utc)
+END = datetime(2026, 12, 12, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")

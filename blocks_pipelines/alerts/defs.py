@@ -10,17 +10,28 @@ marts (it is downstream of cur_line_items).
 
 # no `from __future__ import annotations`: Dagster reads the context annotation at definition time
 
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 
 import dagster as dg
 
 from blocks_pipelines.state import get_state_store
-from blocks_pipelines.state.alert_models import AlertKind
+from blocks_pipelines.state.alert_models import AlertKind, AlertStatus
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
 
 ASSET = "spend_anomalies"
 SPEND_KINDS = (AlertKind.spend_spike, AlertKind.new_service, AlertKind.coverage_dip, AlertKind.utilization_dip)
+
+
+NOTIFY_WITHIN = timedelta(days=8)  # an open alert older than this was sent (or given up on) long ago
+
+
+def notifiable(alerts, today: date | None = None) -> list:
+    """Open alerts still recent: the set each tick offers to the channels stays bounded however many alerts a
+    tenant has left open over the years (each offer costs a conditional write per channel)."""
+    today = today or datetime.now(timezone.utc).date()
+    return [a for a in alerts if a.last_seen >= today - NOTIFY_WITHIN]
 
 
 def _table(detections) -> str:
@@ -42,7 +53,7 @@ def _spend_anomalies(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     store = get_state_store()
     evaluation = evaluate_tenant(tenant, store)
     notifiers = [notifier_for(c, tenant.id, get_settings().home) for c in tenant.alerts.channels]
-    report = deliver(store, tenant.id, store.list_alerts(tenant.id), notifiers)
+    report = deliver(store, tenant.id, notifiable(store.list_alerts(tenant.id, [AlertStatus.open])), notifiers)
     for alert_id, channel, error in report.failed:
         context.log.warning(f"alert {alert_id} not delivered on {channel}: {error}")
     spend = evaluation.open_of(*SPEND_KINDS)

@@ -52,19 +52,21 @@ class Evaluation:
         return [d for d in self.current if d.kind in kinds]
 
 
-def read_mart(mart: str, tenant_id: str) -> pl.DataFrame | None:
+def scan_mart(mart: str, tenant_id: str) -> pl.LazyFrame | None:
+    """A mart as a lazy frame: a local file is scanned (only the columns a detector uses are read); an S3 object
+    is fetched through the lake's boto3 client (endpoint override) first."""
     uri = mart_uri(get_settings().lake_uri, mart, tenant_id)
     if not fs.exists(uri):
         return None
-    return pl.read_parquet(io.BytesIO(fs.read_bytes(uri)) if fs.is_s3(uri) else uri)
+    return pl.read_parquet(io.BytesIO(fs.read_bytes(uri))).lazy() if fs.is_s3(uri) else pl.scan_parquet(uri)
 
 
-def coverage_of(spend_hourly: pl.DataFrame) -> tuple[date | None, datetime | None]:
+def coverage_of(spend_hourly: pl.LazyFrame | pl.DataFrame) -> tuple[date | None, datetime | None]:
     """(last complete UTC day, end of the last hour with data). A day whose last hour has not arrived is partial:
     judging it would compare half a day with whole ones."""
-    if spend_hourly.is_empty():
+    last_hour = spend_hourly.lazy().select(pl.col("usage_hour").max()).collect().item()
+    if last_hour is None:
         return None, None
-    last_hour = spend_hourly["usage_hour"].max()
     if last_hour.tzinfo is None:
         last_hour = last_hour.replace(tzinfo=timezone.utc)
     through = last_hour + timedelta(hours=1)
@@ -72,7 +74,7 @@ def coverage_of(spend_hourly: pl.DataFrame) -> tuple[date | None, datetime | Non
     return as_of, through
 
 
-def detect(tenant: TenantConfig, spend_hourly: pl.DataFrame | None, position: pl.DataFrame | None,
+def detect(tenant: TenantConfig, spend_hourly: pl.LazyFrame | pl.DataFrame | None, position: pl.DataFrame | None,
            now: datetime) -> Evaluation:
     """Every detector over the tenant's marts; pure (no store, no lake)."""
     policy = tenant.alerts
@@ -138,7 +140,9 @@ def record(store, tenant_id: str, evaluation: Evaluation, now: datetime) -> None
 
 def evaluate_tenant(tenant: TenantConfig, store, now: datetime | None = None) -> Evaluation:
     now = now or utcnow()
-    evaluation = detect(tenant, read_mart(SPEND_MART, tenant.id), read_mart(POSITION_MART, tenant.id), now)
+    position = scan_mart(POSITION_MART, tenant.id)
+    evaluation = detect(tenant, scan_mart(SPEND_MART, tenant.id), position.collect() if position is not None else None,
+                        now)
     evaluation.mart_uri = publish_anomalies(tenant.id, evaluation.history)
     record(store, tenant.id, evaluation, now)
     return evaluation

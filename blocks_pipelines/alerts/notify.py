@@ -23,6 +23,7 @@ import httpx
 
 from blocks_pipelines.settings import secret
 from blocks_pipelines.state.alert_models import Alert, AlertStatus
+from blocks_pipelines.state.models import ConflictError
 from blocks_pipelines.tenants.alert_policy import Channel, EmailChannel, FileChannel, SnsChannel, WebhookChannel
 
 SEND_ATTEMPTS = 3
@@ -251,8 +252,12 @@ def deliver(store, tenant_id: str, alerts: Iterable[Alert], notifiers: list[Noti
                 report.skipped += 1
                 continue
             outcome = send_with_retries(notifier, alert, sleep=sleep)
-            store.finish_alert_notification(tenant_id, claim, ok=outcome.ok, attempts=outcome.attempts,
-                                            error=outcome.error)
+            try:
+                store.finish_alert_notification(tenant_id, claim, ok=outcome.ok, attempts=outcome.attempts,
+                                                error=outcome.error)
+            except ConflictError:  # our send outlived its lease and another tick took the claim over: theirs now
+                report.skipped += 1
+                continue
             if outcome.ok:
                 report.sent.append((alert.alert_id, notifier.name))
             else:

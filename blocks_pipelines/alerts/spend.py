@@ -7,7 +7,8 @@ Method (docs/anomalies.md explains the choices):
 - noise(d) = 1.4826 x the median absolute residual |cost - expected| over the previous NOISE_DAYS days: the MAD,
   scaled to a standard deviation for Gaussian noise, and robust to the spikes it is meant to find. Floored at
   RELATIVE_NOISE_FLOOR of the baseline, so a perfectly flat series (storage) does not alert on a 1% wobble.
-- score(d) = (cost - expected) / noise; a day with score >= sensitivity is anomalous. Consecutive anomalous days of
+- score(d) = (cost - expected) / noise; a day with score >= sensitivity is anomalous, and so are two consecutive
+  days each over half of it whose summed excess clears it by sqrt(2). Consecutive anomalous days of
   one series are ONE anomaly (first seen = its first day), raised when its dollar impact (sum of cost - expected)
   reaches the tenant's min_impact_usd: a 10x spike on a $2/day series is noise to a finance team.
 - Only increases are anomalies (as in AWS Cost Anomaly Detection): a drop in spend costs nobody money.
@@ -18,8 +19,7 @@ and refunds land on the 1st by design and would be "anomalies" every month.
 
 from __future__ import annotations
 
-import json
-import statistics
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -30,7 +30,7 @@ from blocks_pipelines.state.alert_models import AlertKind, Detection, UsageTypeC
 SERIES = ("service", "usage_account_id", "region")
 BASELINE_WEEKS = 8
 MIN_BASELINE_WEEKS = 4  # fewer same-weekday observations than this: no baseline yet, no verdict
-NOISE_DAYS = 28  # residuals the noise is the median of; all present, or no verdict yet
+NOISE_DAYS = 42  # residuals the noise is the median of, all present or no verdict (28: the MAD ~22 % noisy)
 MAD_TO_SD = 1.4826
 RELATIVE_NOISE_FLOOR = 0.03
 ABSOLUTE_NOISE_FLOOR = 0.01  # $: keeps the score finite on series that cost nothing
@@ -45,7 +45,7 @@ class SpendParams:
     min_impact_usd: float = 50.0
 
 
-def usage_daily(spend_hourly: pl.DataFrame) -> pl.DataFrame:
+def usage_daily(spend_hourly: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     """The spend_hourly mart as the detector's daily leaf rows (usage_date, SERIES, usage_type, cost)."""
     return (spend_hourly.lazy().filter(pl.col("line_item_type").is_in(USAGE_LINE_ITEM_TYPES))
             .with_columns(pl.col("region").fill_null(""),
@@ -103,11 +103,22 @@ def score_days(daily: pl.DataFrame, as_of: date, sensitivity: float) -> tuple[pl
     # max_horizontal skips nulls: without the guard a series still in its warm-up would be judged on the floor alone
     floored = pl.max_horizontal(mad * MAD_TO_SD, pl.col("expected") * RELATIVE_NOISE_FLOOR,
                                 pl.lit(ABSOLUTE_NOISE_FLOOR))
+    # Two days each at least half the threshold whose sum clears it by sqrt(2) are one anomaly from the first: a
+    # workload left running a weekend at 3.5 noise units a day is as unlikely by chance as one 5-unit day.
+    score = pl.col("resid") / pl.col("noise")
+    # Only pairs of days neither of which is anomalous alone: a spike must not start a day early because the day
+    # before it was a little high.
+    this, before = pl.col("score"), pl.col("score").shift(1)
+    pair = ((this >= sensitivity / 2) & (before >= sensitivity / 2) & (this < sensitivity) & (before < sensitivity)
+            & ((pl.col("resid") + pl.col("resid").shift(1)) / (pl.col("noise") * math.sqrt(2)) >= sensitivity)
+            ).fill_null(False)
     scored = (day.with_columns(noise=pl.when(mad.is_not_null()).then(floored))
+              .with_columns(score=score)
+              .with_columns(pair=pair)
+              .with_columns(flagged=((pl.col("score") >= sensitivity).fill_null(False) | pl.col("pair")
+                                     | pl.col("pair").shift(-1).fill_null(False)))
               .filter(pl.col("cost").is_not_null())
-              .with_columns(score=pl.col("resid") / pl.col("noise"),
-                            usage_date=pl.lit(start) + pl.duration(days=pl.col("t")))
-              .with_columns(flagged=(pl.col("score") >= sensitivity).fill_null(False)))
+              .with_columns(usage_date=pl.lit(start) + pl.duration(days=pl.col("t"))))
     return scored.select("sid", "usage_date", "cost", "expected", "resid", "noise", "score", "flagged"), ids
 
 
@@ -128,20 +139,31 @@ def anomaly_runs(scored: pl.DataFrame, min_impact_usd: float, since: date | None
     return runs.drop("run").sort("impact_usd", descending=True)
 
 
-def _contributions(series: pl.DataFrame, day: date) -> list[UsageTypeContribution]:
-    """Each usage type's cost on `day` against its own same-weekday median: what moved inside the series."""
-    days = [day - timedelta(weeks=k) for k in range(BASELINE_WEEKS + 1)]
-    rows = series.filter(pl.col("usage_date").is_in(days))
-    by_type = rows.group_by("usage_type", "usage_date").agg(pl.col("cost").sum())
-    history_days = sorted({d for d in rows["usage_date"].to_list() if d != day})
-    out = []
-    for usage_type, part in by_type.group_by("usage_type"):
-        costs = dict(zip(part["usage_date"].to_list(), part["cost"].to_list()))
-        expected = statistics.median([costs.get(d, 0.0) for d in history_days]) if history_days else 0.0
-        actual = costs.get(day, 0.0)
-        out.append(UsageTypeContribution(usage_type=str(usage_type[0]), actual=round(actual, 2),
-                                         expected=round(expected, 2), impact=round(actual - expected, 2)))
-    return sorted(out, key=lambda c: -c.impact)[:TOP_USAGE_TYPES]
+def top_usage_types(leaves: pl.DataFrame, runs: pl.DataFrame) -> dict[int, list[UsageTypeContribution]]:
+    """Per anomaly (runs: row id n, SERIES, last_seen), each usage type's cost on the last day against its own
+    same-weekday median over the previous BASELINE_WEEKS weeks (0 where it had no rows): what moved inside the
+    series, largest first. leaves: the anomalous series' daily rows (SERIES, usage_date, usage_type, cost)."""
+    weeks = pl.DataFrame({"k": list(range(BASELINE_WEEKS + 1))}, schema={"k": pl.Int64})
+    firsts = leaves.group_by(SERIES).agg(first=pl.col("usage_date").min())
+    days = (runs.select("n", *SERIES, "last_seen").join(weeks, how="cross")
+            .with_columns(usage_date=(pl.col("last_seen") - pl.duration(weeks=pl.col("k"))).cast(pl.Date))
+            .join(firsts, on=SERIES).filter(pl.col("usage_date") >= pl.col("first")))
+    by_day = leaves.group_by(*SERIES, "usage_type", "usage_date").agg(pl.col("cost").sum())
+    cells = (days.join(leaves.select(*SERIES, "usage_type").unique(), on=SERIES)
+             .join(by_day, on=[*SERIES, "usage_type", "usage_date"], how="left")
+             .with_columns(pl.col("cost").fill_null(0.0)))
+    moved = (cells.group_by("n", "usage_type").agg(
+        actual=pl.col("cost").filter(pl.col("k") == 0).sum(),
+        expected=pl.col("cost").filter(pl.col("k") > 0).median().fill_null(0.0))
+        .with_columns(impact=pl.col("actual") - pl.col("expected"))
+        .sort("n", "impact", "usage_type", descending=[False, True, False])
+        .group_by("n", maintain_order=True).head(TOP_USAGE_TYPES))
+    out: dict[int, list[UsageTypeContribution]] = {}
+    for r in moved.iter_rows(named=True):
+        out.setdefault(r["n"], []).append(UsageTypeContribution(
+            usage_type=str(r["usage_type"]), actual=round(r["actual"], 2), expected=round(r["expected"], 2),
+            impact=round(r["impact"], 2)))
+    return out
 
 
 def detect_spend_spikes(daily: pl.DataFrame, as_of: date, params: SpendParams,
@@ -153,12 +175,14 @@ def detect_spend_spikes(daily: pl.DataFrame, as_of: date, params: SpendParams,
         return []
     scored, ids = score_days(daily, as_of, params.sensitivity)
     runs = anomaly_runs(scored, params.min_impact_usd, since).join(ids, on="sid")
-    # the leaf rows of anomalous series only, split once: a filter over all rows per anomaly costs seconds at scale
-    leaves = daily.join(runs.select(SERIES).unique(), on=SERIES).partition_by(SERIES, as_dict=True)
+    if runs.is_empty():
+        return []
+    runs = runs.with_row_index("n").with_columns(pl.col("n").cast(pl.Int64))
+    tops = top_usage_types(daily.join(runs.select(SERIES).unique(), on=SERIES), runs)
     out = []
     for r in runs.iter_rows(named=True):
         keys = {c: r[c] for c in SERIES}
-        top = _contributions(leaves[tuple(keys.values())], r["last_seen"])
+        top = tops.get(r["n"], [])
         lead = f"; mostly {top[0].usage_type} (+${top[0].impact:,.2f})" if top and top[0].impact > 0 else ""
         span = (f"since {r['first_seen']} ({r['days']} days)" if r["days"] > 1 else f"on {r['first_seen']}")
         out.append(Detection(
@@ -201,7 +225,3 @@ def detect_new_services(daily: pl.DataFrame, as_of: date, params: SpendParams, s
                      f"{', '.join(r['accounts'])}; ${r['total']:,.2f} so far."),
         ))
     return out
-
-
-def contributions_json(detection: Detection) -> str:
-    return json.dumps([c.model_dump() for c in detection.top_usage_types])

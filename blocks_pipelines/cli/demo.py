@@ -94,6 +94,18 @@ def check_ports(dagster_port: int, api_port: int) -> None:
                                    f"with a free port")
 
 
+def _open_alerts(tenants) -> str:
+    from blocks_pipelines.state import get_state_store
+    from blocks_pipelines.state.alert_models import AlertStatus
+
+    store = get_state_store()
+    lines = ["Open alerts (GET /api/anomalies; sent to $BLOCKS_HOME/alerts/<tenant>.jsonl):"]
+    for t in tenants:
+        for a in store.list_alerts(t.id, [AlertStatus.open])[:3]:
+            lines.append(f"  {t.id}: [{a.severity.value}] {a.message}")
+    return "\n".join(lines) if len(lines) > 1 else "No open alert."
+
+
 @click.command()
 @click.option("--no-serve", is_flag=True, help="Build everything, then exit instead of starting the UI and the API.")
 @click.option("--dagster-port", default=DAGSTER_PORT, show_default=True, type=click.IntRange(1, 65535),
@@ -119,6 +131,7 @@ def demo(no_serve: bool, dagster_port: int, api_port: int, months: int, seed: in
     click.echo(summary)
     failed = "FAILED" in summary.splitlines()[0]
     click.echo(_pending_proposals(tenants))
+    click.echo(_open_alerts(tenants))
     if no_serve:
         if failed:
             raise SystemExit(1)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-FIRST_EPISODE_DAY = 63
+FIRST_EPISODE_DAY = 72
 EPISODE_EVERY_DAYS = 9
 EPISODE_DAYS = 2
 SPIKE_FACTOR = 8.0

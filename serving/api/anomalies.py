@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -63,7 +63,17 @@ def _item(alert: Alert) -> Anomaly:
                         "acknowledged), kind, min_severity, since (last seen on or after, YYYY-MM-DD), service, "
                         "account.",
             responses=error_docs(400, 401, 403, 503))
-async def list_anomalies(request: Request, scope: TenantScope = Depends(tenant_scope)) -> Response:
+async def list_anomalies(
+    request: Request,
+    scope: TenantScope = Depends(tenant_scope),
+    # declared for the OpenAPI document; parsed (and every error named) by serving.data.anomalies.filter_alerts
+    status: list[str] = Query([], description="open | acknowledged | resolved (default: open and acknowledged)"),
+    kind: list[str] = Query([], description="spend_spike | new_service | coverage_dip | utilization_dip | late_data"),
+    min_severity: Literal["low", "medium", "high", "critical"] | None = Query(None),
+    since: str | None = Query(None, description="last seen on or after (YYYY-MM-DD)", examples=["2026-11-01"]),
+    service: list[str] = Query([], description="AWS service code, e.g. AmazonEC2"),
+    account: list[str] = Query([], description="12-digit account id"),
+) -> Response:
     raw = query_lists(request)
     p.reject_unknown(raw, FILTERS)
     alerts, counts = filter_alerts(await run_in_threadpool(scope.alerts), raw)
