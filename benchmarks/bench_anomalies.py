@@ -4,7 +4,7 @@ Speed: 2 years x 200 services x 50 accounts (10,000 series, 7.3 M daily rows) th
 detect_new_services, as one tenant's tick does (target: under 5 s).
 
 Accuracy: spikes of 3-12x the series' daily noise (standard deviation), lasting 1-3 days, injected at random into
-2,000 series of a year of daily spend with a weekly cycle, growth and Gaussian noise (alerts/synthetic.py).
+2,000 series of a year of daily spend with a weekly cycle, growth and Gaussian noise (tests/synthetic/daily_spend.py).
 A detection is a true positive when it is on a spiked series and overlaps the spike's days. Printed per spike size
 band and detector sensitivity, with min_impact_usd = 0 (the statistics alone), then with the default $50
 threshold (spikes whose injected dollars are under it are left out of the recall: nobody must be told).
@@ -21,7 +21,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from blocks_pipelines.alerts.spend import SpendParams, detect_new_services, detect_spend_spikes
-from blocks_pipelines.alerts.synthetic import synthetic_daily
+from tests.synthetic.daily_spend import synthetic_daily
 
 END = date(2026, 11, 30)
 BANDS = ((3.0, 4.0), (4.0, 6.0), (6.0, 8.0), (8.0, 12.0))

@@ -57,7 +57,7 @@ print(f"{{t1 - t0:.2f}} {{t2 - t1:.2f}} {{t3 - t2:.2f}} {{len(keys)}}")
 
 def _bench_build(rows_per_hour: int) -> None:
     from blocks_pipelines.models.build import run_dbt_build
-    from blocks_pipelines.models.synthetic import synthetic_month, write_line_items
+    from tests.synthetic.line_items import synthetic_month, write_line_items
 
     frame = synthetic_month("benchco", date(2026, 10, 1), rows_per_hour)
     write_line_items(frame, os.environ["BLOCKS_LAKE_URI"])

@@ -112,9 +112,9 @@ def _measure(root: Path, baseline: str, month: str, rows: int, repeats: int) -> 
     from blocks_pipelines.definitions import build_definitions
     from blocks_pipelines.ingestion.deliveries import month_bounds
     from blocks_pipelines.ingestion.delivery_sensors import delivery_poll_sensor
-    from blocks_pipelines.ingestion.synthetic import cur2_frame, write_export_delivery
+    from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
     from blocks_pipelines.models.refresh import build_models_refresh_sensor
-    from blocks_pipelines.runner import QUIET_LOGS
+    from blocks_pipelines.in_process import QUIET_LOGS
     from blocks_pipelines.settings import get_settings
     from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
     from serving.app import create_app

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from blocks_pipelines.ingestion.synthetic import as_maps, cur1_frame, cur2_frame, write_export_delivery
+from tests.synthetic.cur_frames import as_maps, cur1_frame, cur2_frame, write_export_delivery
 
 TARGETS = {"parquet_rows_per_s": 2_000_000, "csv_gz_rows_per_s": 1_000_000, "rss_20m_gib": 2.0}
 PAYER, ACCOUNTS = "222222222222", ["222222222223", "222222222224", "222222222225"]
@@ -70,7 +70,7 @@ def write_csv_gz(root: Path, rows: int) -> Path:
 
 
 def child_ingest(manifest: str, lake: str) -> None:
-    from blocks_pipelines.ingestion.api import ingest_delivery
+    from blocks_pipelines.ingestion.ingest import ingest_delivery
     from blocks_pipelines.tenants.config import load_registry
     from blocks_pipelines.settings import get_settings
 
@@ -100,7 +100,7 @@ def child_normalize_only(manifest: str, out: str, tags: str) -> None:
     sizes (so the difference to ours is the day split, validation and the lake); tags="maps" copies the map columns
     as is."""
     from blocks_pipelines.ingestion import formats
-    from blocks_pipelines.ingestion.staging import STAGING_ROW_GROUP_ROWS, STREAMING_CHUNK_ROWS
+    from blocks_pipelines.ingestion.normalize import STAGING_ROW_GROUP_ROWS, STREAMING_CHUNK_ROWS
 
     src = _data_file(manifest)
     lf = pl.scan_parquet(src, hive_partitioning=False)

@@ -18,7 +18,7 @@ import polars as pl
 from blocks_pipelines.savings_plans.orders import Receipt
 from blocks_pipelines.savings_plans.proposals import build_proposal, decide, publish_proposal
 from blocks_pipelines.savings_plans.purchase import execute_purchase
-from blocks_pipelines.state.models import Proposal
+from blocks_pipelines.state.records import Proposal
 from blocks_pipelines.state.sqlite_backend import SqliteBackend
 from blocks_pipelines.state.store import StateStore
 from blocks_pipelines.tenants.config import load_registry

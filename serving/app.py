@@ -24,7 +24,7 @@ from serving.limits import BodySizeLimit
 from serving.major_tom import answers
 from serving.major_tom.providers import make_provider
 from serving.major_tom.ratelimit import RateLimiter
-from serving.models import Health
+from serving.schemas import Health
 from serving.tenants import TenantDirectory
 
 DOCS_ASSETS = "/docs-assets"

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving.auth.principal import AuthError, Forbidden
 from serving.data.params import InvalidParameter
 from serving.data.store import MartUnavailable
-from serving.models import ErrorResponse
+from serving.schemas import ErrorResponse
 
 log = logging.getLogger("blocks.serving")
 

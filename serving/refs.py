@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from serving.models import Reference
+from serving.schemas import Reference
 
 UI_VIEWS = {
     "/api/spend": "/app/dashboard",

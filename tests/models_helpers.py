@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.models.synthetic import canonical_frame
+from tests.synthetic.line_items import canonical_frame
 from blocks_pipelines.tenants.config import TenantConfig, dump_tenant
 
 PAYER, PROD, DEV, DATA = "444444444401", "444444444402", "444444444403", "444444444404"

@@ -223,7 +223,7 @@ def test_file_channel_paths_expand_the_tenant_under_home(tmp_path):
 
 def test_a_send_that_outlived_its_lease_does_not_fail_delivery(store, tmp_path):
     from blocks_pipelines.state.alerts import SEND_LEASE
-    from blocks_pipelines.state.models import utcnow
+    from blocks_pipelines.state.records import utcnow
 
     alert, _ = store.record_alert("acme_corp", _detection())
 

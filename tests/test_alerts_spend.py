@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.alerts.spend import SpendParams, detect_new_services, detect_spend_spikes, score_days
-from blocks_pipelines.alerts.synthetic import synthetic_daily
+from tests.synthetic.daily_spend import synthetic_daily
 from blocks_pipelines.state.alert_models import AlertKind, Severity
 
 END = date(2026, 11, 30)

@@ -11,7 +11,7 @@ import pytest
 from blocks_pipelines.state import ConflictError, NotFoundError, get_state_store
 from blocks_pipelines.state.alert_models import AlertKind, AlertStatus, Detection, Severity
 from blocks_pipelines.state.alerts import MAX_SEND_ROUNDS, RESEND_AFTER, SEND_LEASE
-from blocks_pipelines.state.models import utcnow
+from blocks_pipelines.state.records import utcnow
 from tests.test_state_contract import run_threads
 
 

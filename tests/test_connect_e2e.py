@@ -115,7 +115,7 @@ def test_new_customer_to_backfilled_tenant(aws_env, blocks_env, monkeypatch, tmp
     # in-process through Dagster costs ~20 s of per-partition event bookkeeping; the ingestion tests cover it)
     from datetime import datetime, timedelta
 
-    from blocks_pipelines.ingestion.api import ingest_delivery
+    from blocks_pipelines.ingestion.ingest import ingest_delivery
     from blocks_pipelines.tenants.partitions import PARTITION_FMT
 
     june = backfill_months(tenant)[0]

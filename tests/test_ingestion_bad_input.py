@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.ingestion import errors as E
-from blocks_pipelines.ingestion.api import ingest_delivery
-from blocks_pipelines.ingestion.synthetic import (
+from blocks_pipelines.ingestion.ingest import ingest_delivery
+from tests.synthetic.cur_frames import (
     cur1_frame, cur2_frame, write_export_delivery, write_legacy_delivery,
 )
 from blocks_pipelines.settings import get_settings

@@ -4,10 +4,10 @@ from datetime import datetime, timezone
 
 import polars as pl
 
-from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.lake_checks import check_no_duplicates, check_schema
 from blocks_pipelines.ingestion.lake_writer import Slice
-from blocks_pipelines.ingestion.synthetic import cur1_frame
+from tests.synthetic.cur_frames import cur1_frame
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry

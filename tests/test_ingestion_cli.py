@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 from blocks_pipelines.cli.main import main
-from blocks_pipelines.ingestion.synthetic import cur1_frame, cur2_frame, write_export_delivery
+from tests.synthetic.cur_frames import cur1_frame, cur2_frame, write_export_delivery
 
 
 def test_ingest_folder_prints_json_summary(blocks_env, tmp_path):

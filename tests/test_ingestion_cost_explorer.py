@@ -9,11 +9,11 @@ import pytest
 from botocore.stub import Stubber
 
 from blocks_pipelines.ingestion import cost_explorer as ce
-from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.cost_explorer import GROUP_BY, METRICS, backfill_from_cost_explorer
-from blocks_pipelines.ingestion.synthetic import cur1_frame
+from tests.synthetic.cur_frames import cur1_frame
 from blocks_pipelines.lake import months
-from blocks_pipelines.models.synthetic import write_line_items
+from tests.synthetic.line_items import write_line_items
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 

@@ -12,9 +12,9 @@ import pytest
 
 from blocks_pipelines.ingestion.defs import FINAL_TAG, MANIFEST_TAG, RANGE_END_TAG, RANGE_START_TAG, \
     build_ingestion_defs
-from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.delivery_sensors import delivery_poll_sensor
-from blocks_pipelines.ingestion.synthetic import cur2_frame, write_export_delivery
+from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
@@ -238,7 +238,7 @@ def test_a_final_month_run_checks_billed_cost_per_invoice(globex, tmp_path):
 
 
 def test_the_invoice_check_fails_naming_the_invoice_that_differs():
-    from blocks_pipelines.ingestion.api import IngestSummary, InvoiceTotals
+    from blocks_pipelines.ingestion.ingest import IngestSummary, InvoiceTotals
     from blocks_pipelines.ingestion.defs import _invoice_check
 
     summary = IngestSummary("globex", invoices=[InvoiceTotals("2026-10", "INV-1", 3, 3, 10.0, 10.0),

@@ -15,7 +15,7 @@ from blocks_pipelines.ingestion import delivery_queue as q
 from blocks_pipelines.ingestion import delivery_sensors
 from blocks_pipelines.ingestion.defs import RANGE_END_TAG, RANGE_START_TAG, build_ingestion_defs
 from blocks_pipelines.ingestion.delivery_sensors import delivery_poll_sensor, delivery_queue_sensor
-from blocks_pipelines.ingestion.synthetic import cur2_frame, write_export_delivery
+from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 

@@ -147,7 +147,7 @@ def test_focus_rows_keep_their_provider_and_derive_line_item_types():
 
 
 def test_cur2_parquet_maps_become_json_text_with_legacy_tag_keys():
-    from blocks_pipelines.ingestion.synthetic import cur2_frame
+    from tests.synthetic.cur_frames import cur2_frame
 
     raw = cur2_frame(40, "2026-11", "111111111111", ["111111111112"])
     assert detect_format(raw.columns) == "cur2"
@@ -177,8 +177,8 @@ def test_tag_values_with_quotes_and_backslashes_stay_valid_json():
 
 
 def test_a_file_mixing_timestamp_forms_is_read_with_the_general_parser(blocks_env, tmp_path):
-    from blocks_pipelines.ingestion.api import ingest_delivery
-    from blocks_pipelines.ingestion.synthetic import cur1_frame
+    from blocks_pipelines.ingestion.ingest import ingest_delivery
+    from tests.synthetic.cur_frames import cur1_frame
     from blocks_pipelines.settings import get_settings
     from blocks_pipelines.tenants.config import load_registry
 
@@ -219,7 +219,7 @@ def test_focus_instance_type_from_x_columns_sku_details_or_usage_type():
 
 
 def test_cur2_csv_map_columns_get_legacy_tag_keys(tmp_path):
-    from blocks_pipelines.ingestion.synthetic import cur2_frame
+    from tests.synthetic.cur_frames import cur2_frame
 
     raw = cur2_frame(10, "2026-11", "111111111111", ["111111111112"])
     maps = [c for c, t in raw.schema.items() if isinstance(t, pl.List)]  # AWS writes map columns as JSON in CSV

@@ -8,9 +8,9 @@ import boto3
 import polars as pl
 import pytest
 
-from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.deliveries import discover_deliveries
-from blocks_pipelines.ingestion.synthetic import cur1_frame, cur2_frame, focus_frame, write_export_delivery, \
+from tests.synthetic.cur_frames import cur1_frame, cur2_frame, focus_frame, write_export_delivery, \
     write_legacy_delivery
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.ingestion import errors as E
-from blocks_pipelines.ingestion.api import ingest_delivery
-from blocks_pipelines.ingestion.synthetic import cur1_frame
+from blocks_pipelines.ingestion.ingest import ingest_delivery
+from tests.synthetic.cur_frames import cur1_frame
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry

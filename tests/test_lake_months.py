@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from blocks_pipelines.ingestion import lake_writer
-from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.errors import CorruptFileError
 from blocks_pipelines.ingestion.lake_writer import ConcurrentWriteError, StaleDeliveryError
-from blocks_pipelines.ingestion.synthetic import cur1_frame, write_legacy_delivery
+from tests.synthetic.cur_frames import cur1_frame, write_legacy_delivery
 from blocks_pipelines.lake import fs, layout, lease, months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
@@ -385,7 +385,7 @@ KILLED_WRITER = """
 import os, signal, sys, tempfile
 tempfile.tempdir = sys.argv[3]
 from blocks_pipelines.ingestion import lake_writer
-from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 real, calls = lake_writer.fs.put_file, []
 def put_file(local, uri):
     if len(calls) == int(sys.argv[2]):
@@ -428,7 +428,7 @@ def test_a_sigkilled_ingest_leaves_the_old_month_a_free_lease_and_leftovers_the_
 
 RACER = """
 import sys
-from blocks_pipelines.ingestion.api import ingest_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.lake_writer import StaleDeliveryError
 try:
     print("ok" if ingest_delivery("acme_corp", sys.argv[1]).matches else "mismatch")

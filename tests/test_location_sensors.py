@@ -9,7 +9,7 @@ import dagster as dg
 from blocks_pipelines.savings_plans import defs as sp_defs
 from blocks_pipelines.savings_plans.proposals import decide
 from blocks_pipelines.state import ProposalStatus, get_state_store
-from blocks_pipelines.state.models import Proposal, utcnow
+from blocks_pipelines.state.records import Proposal, utcnow
 from blocks_pipelines.tenants.rotation import next_slice, rotation
 
 TENANTS = [f"t{i:02d}" for i in range(10)]

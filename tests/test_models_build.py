@@ -16,7 +16,7 @@ import pytest
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.project import MARTS
 from blocks_pipelines.models.build import run_dbt_build
-from blocks_pipelines.models.synthetic import canonical_frame, write_line_items
+from tests.synthetic.line_items import canonical_frame, write_line_items
 from blocks_pipelines.models.warehouse import warehouse_path
 import models_helpers as h
 

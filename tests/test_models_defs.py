@@ -12,7 +12,7 @@ import polars as pl
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.defs import build_model_defs
 from blocks_pipelines.models.project import HOURLY_MARTS, MARTS
-from blocks_pipelines.models.synthetic import write_line_items
+from tests.synthetic.line_items import write_line_items
 from blocks_pipelines.tenants.partitions import tenant_daily_partitions
 from models_helpers import hand_fixture, install_tenant, make_tenant
 

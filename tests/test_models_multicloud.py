@@ -10,7 +10,7 @@ import pytest
 
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.build import run_dbt_build
-from blocks_pipelines.models.synthetic import canonical_frame, write_line_items
+from tests.synthetic.line_items import canonical_frame, write_line_items
 import models_helpers as h
 
 TENANT = "testco"

@@ -8,7 +8,7 @@ import logging
 import dagster as dg
 
 from blocks_pipelines.models.defs import build_model_defs
-from blocks_pipelines.models.synthetic import write_line_items
+from tests.synthetic.line_items import write_line_items
 from models_helpers import hand_fixture, install_tenant, make_tenant
 from test_models_defs import _split
 

@@ -19,7 +19,7 @@ UTC = timezone.utc
 
 def test_vars_carry_the_tenant_its_month_versions_accounts_and_guardrail(blocks_env):
     from blocks_pipelines.lake import months
-    from blocks_pipelines.models.synthetic import canonical_frame, write_line_items
+    from tests.synthetic.line_items import canonical_frame, write_line_items
 
     tenant = make_tenant("testco")
     lake = f"{blocks_env}/lake"

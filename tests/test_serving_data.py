@@ -64,9 +64,9 @@ def test_invalid_parameters_name_the_field(raw, field):
 
 
 def test_recommendation_statuses_match_the_state_store():
-    from blocks_pipelines.state.models import RECOMMENDATION_STATUSES
+    from blocks_pipelines.state.records import RECOMMENDATION_STATUSES
     from serving.data.recommendations import STATUSES
-    from serving.models import StatusUpdate
+    from serving.schemas import StatusUpdate
 
     assert set(STATUSES) == set(RECOMMENDATION_STATUSES)
     assert set(StatusUpdate.model_fields["status"].annotation.__args__) == set(RECOMMENDATION_STATUSES)

@@ -182,7 +182,7 @@ class _Scope:
 
 def answer(data, message, context=None, connection=None):
     from serving.major_tom.answers import start_answer
-    from serving.models import ChatContext
+    from serving.schemas import ChatContext
 
     out, lines = start_answer(message, ChatContext(**context) if context else None, _Scope(data, connection))
     list(lines)

@@ -21,7 +21,7 @@ from blocks_pipelines.state import (
     PurchaseState,
     get_state_store,
 )
-from blocks_pipelines.state.models import utcnow
+from blocks_pipelines.state.records import utcnow
 
 S = ProposalStatus
 

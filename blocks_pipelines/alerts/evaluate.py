@@ -23,7 +23,7 @@ from blocks_pipelines.lake import fs
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state.alert_models import Alert, AlertKind, AlertStatus, Detection
-from blocks_pipelines.state.models import utcnow
+from blocks_pipelines.state.records import utcnow
 from blocks_pipelines.tenants.config import TenantConfig
 
 ANOMALIES_MART = "spend_anomalies"

@@ -23,7 +23,7 @@ import httpx
 
 from blocks_pipelines.settings import secret
 from blocks_pipelines.state.alert_models import Alert, AlertStatus
-from blocks_pipelines.state.models import ConflictError
+from blocks_pipelines.state.records import ConflictError
 from blocks_pipelines.tenants.alert_policy import Channel, EmailChannel, FileChannel, SnsChannel, WebhookChannel
 
 SEND_ATTEMPTS = 3

@@ -118,7 +118,7 @@ def demo(no_serve: bool, dagster_port: int, api_port: int, months: int, seed: in
     """Generate sample CUR for the demo tenants, materialize every asset, start Dagster (:3000) and the API (:8000).
 
     Safe to run twice: generation is deterministic and skipped when present, every write replaces its slice."""
-    from blocks_pipelines.runner import generate_demo_sources, materialize_all
+    from blocks_pipelines.in_process import generate_demo_sources, materialize_all
 
     if not no_serve:
         check_ports(dagster_port, api_port)

@@ -16,7 +16,7 @@ from blocks_pipelines.tenants.config import TenantConfigError, load_registry
 def materialize(tenant_ids: tuple[str, ...], select: str | None) -> None:
     """Run the pipeline in-process, without a daemon, as a data engineer's CI would. Exit 1 if any run failed."""
     from blocks_pipelines.cli.demo import prepare_dagster_home
-    from blocks_pipelines.runner import materialize_all
+    from blocks_pipelines.in_process import materialize_all
 
     try:
         registry = load_registry(get_settings().tenants_dir)

@@ -55,7 +55,7 @@ def ingest(source: str | None, tenant_id: str, lake_uri: str | None, fmt: str, p
 def _from_source(source: str, tenant_id: str, lake_uri: str | None, fmt: str, partial_month: bool) -> dict:
     from tqdm import tqdm
 
-    from blocks_pipelines.ingestion.api import ingest_deliveries
+    from blocks_pipelines.ingestion.ingest import ingest_deliveries
     from blocks_pipelines.ingestion.deliveries import deliveries_in_source
     from blocks_pipelines.tenants.config import resolve_tenant
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from blocks_pipelines.connect.aws import COST_EXPLORER_REGION, ClientSource, assume_role, error_code, error_message
-from blocks_pipelines.ingestion.api import IngestSummary, PeriodTotals
+from blocks_pipelines.ingestion.ingest import IngestSummary, PeriodTotals
 from blocks_pipelines.ingestion.errors import MixedCurrencyError
 from blocks_pipelines.ingestion.lake_writer import (
     Slice, lake_totals, replace_slice, totals_by_day, totals_by_period,

@@ -25,7 +25,7 @@ from blocks_pipelines.tenants.partitions import PARTITION_FMT, RANGE_END_TAG, RA
 from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
 
 if TYPE_CHECKING:
-    from blocks_pipelines.ingestion.api import IngestSummary
+    from blocks_pipelines.ingestion.ingest import IngestSummary
     from blocks_pipelines.ingestion.deliveries import Delivery
 
 LAKE_TABLE = "cur_line_items"  # blocks_pipelines.ingestion.schema.LAKE_TABLE, without importing polars
@@ -92,7 +92,7 @@ def _run_detail(summary: "IngestSummary") -> dict:
 
 
 def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
-    from blocks_pipelines.ingestion.api import ingest_deliveries
+    from blocks_pipelines.ingestion.ingest import ingest_deliveries
     from blocks_pipelines.ingestion.lake_checks import check_no_duplicates, check_schema
     from blocks_pipelines.ingestion.lake_writer import Slice
 

@@ -67,7 +67,7 @@ def _build_and_export(context: AssetExecutionContext, dbt: DbtCliResource, marts
     tenant = tenant_of(context)
     start, end = (window.start, window.end) if window else (None, None)
     # The lake source's not-null tests are left out: ingestion refuses nulls in those columns before writing
-    # (staging.REQUIRED_VALUES), and in Dagster they could only be logged as warnings, per test, per run (the source
+    # (normalize.REQUIRED_VALUES), and in Dagster they could only be logged as warnings, per test, per run (the source
     # is the ingestion asset's, so they are no check of this one; as checks they would pull this op into every
     # ingestion run). run_dbt_build (benchmarks, tests) still runs them.
     args = build_args(tenant, start=start, end=end, exclude="source:lake")

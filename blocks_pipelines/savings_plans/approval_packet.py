@@ -16,7 +16,7 @@ import polars as pl
 
 from blocks_pipelines.savings_plans.curve_png import savings_curve_png
 from blocks_pipelines.savings_plans.rollback import RETURNS_PER_YEAR, return_deadline
-from blocks_pipelines.state.models import Proposal
+from blocks_pipelines.state.records import Proposal
 
 LEDGER_MART = "savings_ledger"
 HOURS_PER_MONTH = 730.0

@@ -11,7 +11,7 @@ import dagster as dg
 from blocks_pipelines.savings_plans.approval_view import status_events
 from blocks_pipelines.savings_plans.proposals import decide
 from blocks_pipelines.savings_plans.purchase_terms import purchase_terms
-from blocks_pipelines.state.models import NotFoundError, ProposalStatus, tenant_of_proposal
+from blocks_pipelines.state.records import NotFoundError, ProposalStatus, tenant_of_proposal
 from blocks_pipelines.state.store import StateStore
 
 CONFIRM_TOLERANCE = 0.0005  # the hint prints the commitment to three decimals, AWS's $/h precision

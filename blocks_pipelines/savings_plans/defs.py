@@ -22,7 +22,7 @@ from typing import Any, Callable, Collection, Literal, Sequence
 import dagster as dg
 
 from blocks_pipelines.state import NotFoundError, ProposalStatus, PurchaseState, get_state_store
-from blocks_pipelines.state.models import IllegalTransitionError, tenant_of_proposal, utcnow
+from blocks_pipelines.state.records import IllegalTransitionError, tenant_of_proposal, utcnow
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from blocks_pipelines.state.models import Approval, Proposal
+from blocks_pipelines.state.records import Approval, Proposal
 
 RECENT_DAYS = 3  # the days whose spend must look like the baseline
 BASELINE_DAYS = 28

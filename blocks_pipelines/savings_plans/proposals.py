@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from blocks_pipelines.state.models import (
+from blocks_pipelines.state.records import (
     Approval,
     Proposal,
     ProposalStatus,

@@ -24,7 +24,7 @@ from blocks_pipelines.savings_plans.orders import PurchaseOrder, Purchaser
 from blocks_pipelines.savings_plans.proposals import DEFAULT_RATE_RATIO, Commitment, data_fingerprint
 from blocks_pipelines.savings_plans.rollback import execute_rollback, is_rollback
 from blocks_pipelines.settings import Settings, get_settings
-from blocks_pipelines.state.models import TERMINAL, IllegalTransitionError, Proposal, ProposalStatus, utcnow
+from blocks_pipelines.state.records import TERMINAL, IllegalTransitionError, Proposal, ProposalStatus, utcnow
 from blocks_pipelines.state.store import StateStore, proposal_target
 from blocks_pipelines.tenants.config import TenantConfig
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from blocks_pipelines.savings_plans.orders import HOURS_PER_YEAR
-from blocks_pipelines.state.models import Proposal
+from blocks_pipelines.state.records import Proposal
 
 UPFRONT_SHARE = {"no_upfront": 0.0, "partial_upfront": 0.5, "all_upfront": 1.0}
 PAYMENT_LABEL = {"no_upfront": "No Upfront", "partial_upfront": "Partial Upfront", "all_upfront": "All Upfront"}

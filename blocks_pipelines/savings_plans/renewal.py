@@ -23,7 +23,7 @@ from typing import Any, Callable
 import polars as pl
 
 from blocks_pipelines.savings_plans.proposals import Commitment, build_proposal
-from blocks_pipelines.state.models import Proposal, ProposalStatus
+from blocks_pipelines.state.records import Proposal, ProposalStatus
 from blocks_pipelines.state.store import StateStore, proposal_target
 from blocks_pipelines.tenants.config import TenantConfig
 

@@ -24,7 +24,7 @@ import polars as pl
 
 from blocks_pipelines.savings_plans.guardrails import check_approval
 from blocks_pipelines.savings_plans.monitoring import find_band, monitor
-from blocks_pipelines.state.models import (
+from blocks_pipelines.state.records import (
     IllegalTransitionError,
     Proposal,
     ProposalStatus,

@@ -14,7 +14,7 @@ from blocks_pipelines.tenants.config import resolve_tenant
 def cancel_queued(purchase_proposal_id: str, requested_by: str) -> None:
     """Propose to cancel the queued plan bought by PURCHASE_PROPOSAL_ID (DeleteQueuedSavingsPlan once approved)."""
     from blocks_pipelines.savings_plans.rollback import propose_cancel_queued
-    from blocks_pipelines.state.models import tenant_of_proposal
+    from blocks_pipelines.state.records import tenant_of_proposal
 
     try:
         tenant = resolve_tenant(tenant_of_proposal(purchase_proposal_id))

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from blocks_pipelines.settings import Settings, get_settings
-from blocks_pipelines.state.models import (
+from blocks_pipelines.state.records import (
     Approval,
     AuditEvent,
     ConflictError,

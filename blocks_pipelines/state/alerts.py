@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from blocks_pipelines.state.alert_models import SEVERITY_RANK, Alert, AlertStatus, Detection
-from blocks_pipelines.state.models import ConflictError, NotFoundError, utcnow
+from blocks_pipelines.state.records import ConflictError, NotFoundError, utcnow
 
 ALERTS = "alerts"
 NOTIFICATIONS = "alert_notifications"

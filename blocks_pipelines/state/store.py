@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from blocks_pipelines.state.alerts import AlertRecords
 from blocks_pipelines.state.backend import Backend
-from blocks_pipelines.state.models import (
+from blocks_pipelines.state.records import (
     RECOMMENDATION_STATUSES,
     Approval,
     AuditEvent,

@@ -20,7 +20,7 @@ from serving.api.negotiation import JSON, query_lists
 from serving.data import params as p
 from serving.data.anomalies import FILTERS, filter_alerts
 from serving.errors import ApiError, error_docs
-from serving.models import Reference, _Scoped
+from serving.schemas import Reference, _Scoped
 from serving.refs import reference
 
 router = APIRouter(tags=["anomalies"])

@@ -14,7 +14,7 @@ from serving.api.deps import TenantScope, tenant_scope
 from serving.errors import ApiError, error_docs
 from serving.major_tom.answers import start_answer
 from serving.major_tom.stream import AnswerEvents, sse
-from serving.models import ChatRequest, ErrorResponse
+from serving.schemas import ChatRequest, ErrorResponse
 
 router = APIRouter(tags=["major tom"])
 log = logging.getLogger("blocks.serving")

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.api.deps import TenantScope, tenant_scope
 from serving.errors import ApiError, error_docs
-from serving.models import ConnectionCheckResponse, ConnectionStatusResponse, SetupResponse
+from serving.schemas import ConnectionCheckResponse, ConnectionStatusResponse, SetupResponse
 
 router = APIRouter(tags=["onboarding"])
 

@@ -13,7 +13,7 @@ from serving.api.negotiation import CSV, CSV_DOC, JSON, query_lists, to_csv, wan
 from serving.data import params as p
 from serving.data.recommendations import load_recommendations, run_recommendations, version_of
 from serving.errors import ApiError, error_docs
-from serving.models import RecommendationItemResponse, RecommendationsResponse, StatusUpdate
+from serving.schemas import RecommendationItemResponse, RecommendationsResponse, StatusUpdate
 
 router = APIRouter(tags=["recommendations"])
 Status = Literal["open", "accepted", "dismissed", "done", "snoozed"]

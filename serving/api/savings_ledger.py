@@ -10,7 +10,7 @@ from serving.api.negotiation import JSON
 from serving.data import params as p
 from serving.data.ledger import run_ledger
 from serving.errors import error_docs
-from serving.ledger_models import SavingsLedgerResponse
+from serving.ledger_schemas import SavingsLedgerResponse
 
 router = APIRouter(tags=["savings ledger"])
 

@@ -12,7 +12,7 @@ from serving.api.negotiation import JSON
 from serving.data import params as p
 from serving.data.savings_plans import run_sp_position, sp_source_fields
 from serving.errors import error_docs
-from serving.models import SavingsPlansResponse, SpProposal
+from serving.schemas import SavingsPlansResponse, SpProposal
 from serving.refs import reference
 
 router = APIRouter(tags=["savings plans"])

@@ -14,7 +14,7 @@ from serving.data.projection import run_projection
 from serving.data.spend import SPEND_CSV_HEADER, cached_spend, parse_spend_query, spend_csv_rows
 from serving.errors import error_docs
 from serving.hot_cache import hot_key
-from serving.models import ProjectionResponse, SpendResponse
+from serving.schemas import ProjectionResponse, SpendResponse
 
 router = APIRouter(tags=["spend"])
 

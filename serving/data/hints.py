@@ -10,7 +10,7 @@ import difflib
 from typing import Sequence
 
 from serving.data.store import TenantData
-from serving.models import FilterHint
+from serving.schemas import FilterHint
 
 MAX_KNOWN = 12
 _KNOWN_SQL = {

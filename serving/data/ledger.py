@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from serving.data.store import TenantData
-from serving.ledger_models import LedgerMonth, LedgerMonthBackOffice, SavingsLedgerResponse
+from serving.ledger_schemas import LedgerMonth, LedgerMonthBackOffice, SavingsLedgerResponse
 from serving.refs import reference
 
 HISTORY_MONTHS = 12

@@ -5,7 +5,7 @@ from __future__ import annotations
 from serving.data.periods import days_in
 from serving.data.sources import source_fields
 from serving.data.store import TenantData
-from serving.models import ProjectionResponse, ProjectionRow
+from serving.schemas import ProjectionResponse, ProjectionRow
 from serving.refs import reference
 
 HISTORY = 12

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 from serving.data.store import TenantData
-from serving.models import Recommendation, RecommendationsResponse
+from serving.schemas import Recommendation, RecommendationsResponse
 from serving.refs import reference
 
 STATUSES = ("open", "accepted", "dismissed", "done", "snoozed")  # the state store's RECOMMENDATION_STATUSES

@@ -7,7 +7,7 @@ from typing import Any
 
 from serving.data.sources import source_fields
 from serving.data.store import TenantData
-from serving.models import SpDailyPosition, SpPlan, SpPosition
+from serving.schemas import SpDailyPosition, SpPlan, SpPosition
 
 WINDOW_DAYS = 30
 

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from serving.data.store import TenantData
-from serving.models import DataSourceSpan
+from serving.schemas import DataSourceSpan
 
 COST_EXPLORER = "cost_explorer"
 

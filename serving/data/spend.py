@@ -11,7 +11,7 @@ from serving.data.hints import filter_hints
 from serving.data.periods import coverage, period_end
 from serving.data.sources import is_preliminary, source_fields
 from serving.data.store import TenantData
-from serving.models import GroupTotal, SpendPoint, SpendQueryEcho, SpendResponse, SpendTotals
+from serving.schemas import GroupTotal, SpendPoint, SpendQueryEcho, SpendResponse, SpendTotals
 from serving.refs import reference
 
 SPEND_PARAMS = ("start", "end", "granularity", "group_by", "account", "ou", "service", "region", "tag",

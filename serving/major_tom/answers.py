@@ -21,7 +21,7 @@ from serving.major_tom import intents
 from serving.major_tom.caveats import for_customer, partial_projection, partial_spend, unmatched_filters
 from serving.major_tom.grounding import GroundedAnswer
 from serving.major_tom.ledger_answers import guarantee
-from serving.models import ChatContext, DataSourceSpan, Reference
+from serving.schemas import ChatContext, DataSourceSpan, Reference
 from serving.refs import reference
 
 WINDOW_DAYS = 30

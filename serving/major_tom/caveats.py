@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from serving.models import FilterHint, ProjectionRow, SpendResponse
+from serving.schemas import FilterHint, ProjectionRow, SpendResponse
 
 _CLI = re.compile(r"`blocks [^`]+`")
 OPERATOR_ACTION = "Operator action"

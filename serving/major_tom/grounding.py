@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from serving.models import Reference
+from serving.schemas import Reference
 
 
 @dataclass(frozen=True)

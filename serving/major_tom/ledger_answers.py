@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from serving.data.ledger import run_ledger
-from serving.ledger_models import LedgerMonthBackOffice
+from serving.ledger_schemas import LedgerMonthBackOffice
 from serving.major_tom.grounding import GroundedAnswer
 
 

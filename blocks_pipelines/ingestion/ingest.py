@@ -14,7 +14,7 @@ from blocks_pipelines.ingestion.lake_writer import (
     DeliveryStamp, Slice, lake_invoice_totals, lake_totals, replace_slice, staged_days, totals_by_day,
     totals_by_period,
 )
-from blocks_pipelines.ingestion.staging import Staged, stage_delivery
+from blocks_pipelines.ingestion.normalize import Staged, stage_delivery
 from blocks_pipelines.ingestion.workdirs import run_workdir
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings

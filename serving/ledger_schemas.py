@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from serving.models import Reference, _Scoped
+from serving.schemas import Reference, _Scoped
 
 
 class LedgerMonth(BaseModel):
