@@ -38,34 +38,62 @@ def speed() -> None:
         found += len(detect_new_services(daily, END, params, since=END - timedelta(days=6)))
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    print(f"detection, 2 years x 200 services x 50 accounts ({daily.height / 1e6:.1f} M daily rows, "
-          f"{200 * 50:,} series): best {min(times):.2f} s, worst {max(times):.2f} s wall; {min(cpu):.2f} s CPU "
-          f"(all threads); {found} anomalies (min_impact_usd {params.min_impact_usd:.0f})   (target: under 5 s)")
+    print(
+        f"detection, 2 years x 200 services x 50 accounts ({daily.height / 1e6:.1f} M daily rows, "
+        f"{200 * 50:,} series): best {min(times):.2f} s, worst {max(times):.2f} s wall; {min(cpu):.2f} s CPU "
+        f"(all threads); {found} anomalies (min_impact_usd {params.min_impact_usd:.0f})   (target: under 5 s)"
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  process peak RSS (generating the input included): {peak_mb:.0f} MB")
 
 
 def accuracy(sensitivities: tuple[float, ...], min_impact_usd: float = 0.0) -> None:
-    daily, injected = synthetic_daily(services=100, accounts=20, days=365, end=END, spikes=600,
-                                      spike_sizes=(3.0, 12.0), seed=11)
-    truth = pl.DataFrame([{"service": s.service, "usage_account_id": s.usage_account_id, "spike": i,
-                           "first_day": s.first_day, "last_day": s.first_day + timedelta(days=s.days - 1),
-                           "size": s.size_in_noise, "impact": s.amount_per_day * s.days}
-                          for i, s in enumerate(injected)])
+    daily, injected = synthetic_daily(
+        services=100, accounts=20, days=365, end=END, spikes=600, spike_sizes=(3.0, 12.0), seed=11
+    )
+    truth = pl.DataFrame(
+        [
+            {
+                "service": s.service,
+                "usage_account_id": s.usage_account_id,
+                "spike": i,
+                "first_day": s.first_day,
+                "last_day": s.first_day + timedelta(days=s.days - 1),
+                "size": s.size_in_noise,
+                "impact": s.amount_per_day * s.days,
+            }
+            for i, s in enumerate(injected)
+        ]
+    )
     # with a dollar threshold, a spike smaller than it is not one a user must hear about: out of the recall's truth
     # (a detection of it still counts as a true positive)
     injected_all, truth = truth, truth.filter(pl.col("impact") >= min_impact_usd)
-    print(f"\naccuracy: {truth.height} spikes (injected impact >= ${min_impact_usd:.0f}) in {100 * 20:,} series x "
-          f"365 days, sizes 3-12x the daily noise; detections with min_impact_usd = {min_impact_usd:.0f}")
-    print(f"  {'sensitivity':>11} {'detections':>10} {'precision':>9}  " + "  ".join(
-        f"recall {lo:.0f}-{hi:.0f}x" for lo, hi in BANDS) + "  recall >=3x")
+    print(
+        f"\naccuracy: {truth.height} spikes (injected impact >= ${min_impact_usd:.0f}) in {100 * 20:,} series x "
+        f"365 days, sizes 3-12x the daily noise; detections with min_impact_usd = {min_impact_usd:.0f}"
+    )
+    print(
+        f"  {'sensitivity':>11} {'detections':>10} {'precision':>9}  "
+        + "  ".join(f"recall {lo:.0f}-{hi:.0f}x" for lo, hi in BANDS)
+        + "  recall >=3x"
+    )
     for sensitivity in sensitivities:
         found = detect_spend_spikes(daily, END, SpendParams(sensitivity=sensitivity, min_impact_usd=min_impact_usd))
-        det = pl.DataFrame([{"service": d.dimensions["service"], "usage_account_id": d.dimensions["usage_account_id"],
-                             "det": i, "first_seen": d.first_seen, "last_seen": d.last_seen}
-                            for i, d in enumerate(found)])
+        det = pl.DataFrame(
+            [
+                {
+                    "service": d.dimensions["service"],
+                    "usage_account_id": d.dimensions["usage_account_id"],
+                    "det": i,
+                    "first_seen": d.first_seen,
+                    "last_seen": d.last_seen,
+                }
+                for i, d in enumerate(found)
+            ]
+        )
         hits = det.join(injected_all, on=["service", "usage_account_id"]).filter(
-            (pl.col("first_seen") <= pl.col("last_day")) & (pl.col("last_seen") >= pl.col("first_day")))
+            (pl.col("first_seen") <= pl.col("last_day")) & (pl.col("last_seen") >= pl.col("first_day"))
+        )
         precision = hits["det"].n_unique() / max(len(found), 1)
         caught = set(hits["spike"].to_list()) & set(truth["spike"].to_list())
         recalls = []
@@ -73,8 +101,11 @@ def accuracy(sensitivities: tuple[float, ...], min_impact_usd: float = 0.0) -> N
             band = truth.filter((pl.col("size") >= lo) & (pl.col("size") < hi))["spike"].to_list()
             recalls.append(sum(s in caught for s in band) / max(len(band), 1))
         overall = len(caught) / truth.height
-        print(f"  {sensitivity:>11.1f} {len(found):>10} {precision:>9.3f}  " + "  ".join(
-            f"{r:>13.3f}" for r in recalls) + f"  {overall:>11.3f}")
+        print(
+            f"  {sensitivity:>11.1f} {len(found):>10} {precision:>9.3f}  "
+            + "  ".join(f"{r:>13.3f}" for r in recalls)
+            + f"  {overall:>11.3f}"
+        )
 
 
 def main() -> None:

@@ -40,7 +40,11 @@ def row(label: str, value: float, unit: str, target: str) -> None:
 
 def bench_templates() -> None:
     from blocks_pipelines.connect.template import (
-        build_template, default_template_url, policy_preview, quick_create_url, render_yaml,
+        build_template,
+        default_template_url,
+        policy_preview,
+        quick_create_url,
+        render_yaml,
     )  # fmt: skip
 
     tenants = [_tenant(i) for i in range(TENANTS)]
@@ -84,14 +88,26 @@ def bench_connection_checks() -> None:
         s3.create_bucket(Bucket="bench-cur")
         base = "reports/bench-hourly/20261101-20261201"
         s3.put_object(Bucket="bench-cur", Key=f"{base}/a/bench-hourly-1.csv.gz", Body=b"x")
-        s3.put_object(Bucket="bench-cur", Key=f"{base}/bench-hourly-Manifest.json",
-                      Body=json.dumps({"assemblyId": "a", "reportKeys": [f"{base}/a/bench-hourly-1.csv.gz"],
-                                       "billingPeriod": {"start": "20261101T000000.000Z"}}).encode())
+        s3.put_object(
+            Bucket="bench-cur",
+            Key=f"{base}/bench-hourly-Manifest.json",
+            Body=json.dumps(
+                {
+                    "assemblyId": "a",
+                    "reportKeys": [f"{base}/a/bench-hourly-1.csv.gz"],
+                    "billingPeriod": {"start": "20261101T000000.000Z"},
+                }
+            ).encode(),
+        )
         tenant = _tenant(0)
         creds = boto3.client("sts").assume_role(RoleArn=tenant.connection.role_arn, RoleSessionName="setup")
         c = creds["Credentials"]
-        customer = boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
-                                 aws_session_token=c["SessionToken"], region_name="us-east-1")
+        customer = boto3.Session(
+            aws_access_key_id=c["AccessKeyId"],
+            aws_secret_access_key=c["SecretAccessKey"],
+            aws_session_token=c["SessionToken"],
+            region_name="us-east-1",
+        )
         customer.client("glue").create_database(DatabaseInput={"Name": "cur"})
         customer.client("glue").create_table(DatabaseName="cur", TableInput={"Name": "bench"})
         run_connection_checks(tenant)  # warm imports and the state db

@@ -57,14 +57,22 @@ def _workspace(shards: int) -> dict:
     if shards == 1:
         entries = [{"module_name": "blocks_pipelines.definitions", "attribute": "defs", "location_name": "blocks"}]
     else:
-        entries = [{"module_name": "blocks_pipelines.definitions", "attribute": f"shard_{i}_of_{shards}",
-                    "location_name": f"tenants_{i}"} for i in range(shards)]
+        entries = [
+            {
+                "module_name": "blocks_pipelines.definitions",
+                "attribute": f"shard_{i}_of_{shards}",
+                "location_name": f"tenants_{i}",
+            }
+            for i in range(shards)
+        ]
     return {"load_from": [{"python_module": {**e, "working_directory": str(REPO_ROOT)}} for e in entries]}
 
 
 def _load_seconds(env: dict, attribute: str) -> float:
-    code = ("import time; t = time.perf_counter(); import blocks_pipelines.definitions as r; "
-            f"getattr(r, {attribute!r}); print(time.perf_counter() - t)")
+    code = (
+        "import time; t = time.perf_counter(); import blocks_pipelines.definitions as r; "
+        f"getattr(r, {attribute!r}); print(time.perf_counter() - t)"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -85,27 +93,34 @@ def _report(instance, window: tuple[float, float]) -> None:
     by_name: dict[str, dict] = {}
     for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
         name = state.instigator_name.split("__", 1)[-1]  # per-tenant sensors are `{tenant}__{name}`
-        records = [t for t in instance.get_ticks(state.instigator_origin_id, state.selector_id, after=start - 1)
-                   if start <= t.timestamp <= end]
+        records = [
+            t
+            for t in instance.get_ticks(state.instigator_origin_id, state.selector_id, after=start - 1)
+            if start <= t.timestamp <= end
+        ]
         ticks = sorted(t.timestamp for t in records)
         row = by_name.setdefault(name, {"sensors": 0, "ticks": 0, "durations": [], "gaps": [], "failed": 0})
         row["sensors"] += 1
         row["ticks"] += len(ticks)
-        row["gaps"] += [b - a for a, b in zip(ticks, ticks[1:])]
+        row["gaps"] += [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
         row["durations"] += [t.end_timestamp - t.timestamp for t in records if t.end_timestamp]
         row["failed"] += sum(t.status == TickStatus.FAILURE for t in records)
     intervals = _intervals()
-    print(f"{'sensor':28} {'n':>5} {'interval':>8} {'ticks/sensor':>12} {'window/int':>10} {'mean gap':>8} "
-          f"{'kept':>6} {'p50 s':>7} {'p95 s':>7} {'failed':>6}")
+    print(
+        f"{'sensor':28} {'n':>5} {'interval':>8} {'ticks/sensor':>12} {'window/int':>10} {'mean gap':>8} "
+        f"{'kept':>6} {'p50 s':>7} {'p95 s':>7} {'failed':>6}"
+    )
     worst = 1.0
     for name, row in sorted(by_name.items()):
         interval = intervals.get(name, 30)
         gap = statistics.fmean(row["gaps"]) if row["gaps"] else float("inf")
         kept = min(interval / gap, 1.0) if row["gaps"] else 0.0
         worst = min(worst, kept)
-        print(f"{name:28} {row['sensors']:5d} {interval:7d}s {row['ticks'] / row['sensors']:12.2f} "
-              f"{seconds / interval:10.1f} {gap:7.1f}s {kept:6.0%} {_pct(row['durations'], 50):7.3f} "
-              f"{_pct(row['durations'], 95):7.3f} {row['failed']:6d}")
+        print(
+            f"{name:28} {row['sensors']:5d} {interval:7d}s {row['ticks'] / row['sensors']:12.2f} "
+            f"{seconds / interval:10.1f} {gap:7.1f}s {kept:6.0%} {_pct(row['durations'], 50):7.3f} "
+            f"{_pct(row['durations'], 95):7.3f} {row['failed']:6d}"
+        )
     print(f"{'worst sensor kept':28} {worst:6.0%}   target >= 90 %")
 
 
@@ -136,16 +151,25 @@ def main() -> None:
         home.mkdir()
         shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
         (work / "workspace.yaml").write_text(yaml.safe_dump(_workspace(args.shards)))
-        env = {**os.environ, "BLOCKS_ASSETS_CONFIG": str(work / "assets"), "BLOCKS_HOME": str(work / "blocks"),
-               "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO_ROOT),
-               "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+        env = {
+            **os.environ,
+            "BLOCKS_ASSETS_CONFIG": str(work / "assets"),
+            "BLOCKS_HOME": str(work / "blocks"),
+            "DAGSTER_HOME": str(home),
+            "PYTHONPATH": str(REPO_ROOT),
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+        }
         os.environ.update({k: env[k] for k in ("BLOCKS_ASSETS_CONFIG", "BLOCKS_HOME", "DAGSTER_HOME")})
         attrs = ["defs"] if args.shards == 1 else [f"shard_{i}_of_{args.shards}" for i in range(args.shards)]
         load = [_load_seconds(env, a) for a in attrs]
-        print(f"tenants {args.tenants}, code locations {args.shards}, window {args.window:.0f} s, "
-              f"load average before {os.getloadavg()[0]:.2f}")
-        print(f"definitions load per location   max {max(load):6.2f} s  (each: "
-              f"{', '.join(f'{s:.2f}' for s in load)})   target < 5 s")
+        print(
+            f"tenants {args.tenants}, code locations {args.shards}, window {args.window:.0f} s, "
+            f"load average before {os.getloadavg()[0]:.2f}"
+        )
+        print(
+            f"definitions load per location   max {max(load):6.2f} s  (each: "
+            f"{', '.join(f'{s:.2f}' for s in load)})   target < 5 s"
+        )
 
         import dagster as dg
 
@@ -155,8 +179,14 @@ def main() -> None:
             instance.get_runs(limit=1)
             instance.all_instigator_state()
         log = open(work / "daemon.log", "w")
-        proc = subprocess.Popen([str(daemon), "run", "-w", str(work / "workspace.yaml")], env=env, cwd=work,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(daemon), "run", "-w", str(work / "workspace.yaml")],
+            env=env,
+            cwd=work,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             with dg.DagsterInstance.get() as instance:
                 t0 = time.time()
@@ -172,8 +202,10 @@ def main() -> None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=60)
                 print(f"daemon start to first tick      {startup:6.1f} s")
-                print(f"daemon CPU (tree) over window   {(cpu1 - cpu0) / (end - start):6.2f} cores "
-                      f"(2 on this machine); load average after {load_after[0]:.2f} / {load_after[1]:.2f}")
+                print(
+                    f"daemon CPU (tree) over window   {(cpu1 - cpu0) / (end - start):6.2f} cores "
+                    f"(2 on this machine); load average after {load_after[0]:.2f} / {load_after[1]:.2f}"
+                )
                 _report(instance, (start, end))
         finally:
             if proc.poll() is None:

@@ -66,17 +66,27 @@ def _bench_build(rows_per_hour: int) -> None:
         raise SystemExit("\n".join(result.failures))
     rate = frame.height / result.seconds
     ok = "ok" if result.seconds <= BUILD_TARGET_S else "SLOW"
-    print(f"  {frame.height:>9,} line items/month: dbt build + tests + export {result.seconds:6.1f} s "
-          f"({rate:,.0f} rows/s)   target <= {BUILD_TARGET_S:.0f} s  [{ok}]", flush=True)
+    print(
+        f"  {frame.height:>9,} line items/month: dbt build + tests + export {result.seconds:6.1f} s "
+        f"({rate:,.0f} rows/s)   target <= {BUILD_TARGET_S:.0f} s  [{ok}]",
+        flush=True,
+    )
 
 
 def _isolated_env(root: Path) -> dict[str, str]:
     config = root / "config"
     (config / "tenants").mkdir(parents=True)
     (config / "tenants" / "benchco.yaml").write_text(TENANT_YAML)
-    return {**os.environ, "BLOCKS_HOME": str(root / "home"), "BLOCKS_LAKE_URI": str(root / "home" / "lake"),
-            "BLOCKS_ASSETS_CONFIG": str(config), "BLOCKS_ENV": "local", "BLOCKS_DBT_TARGET": "duckdb",
-            "BLOCKS_STATE_BACKEND": "sqlite", "DBT_QUIET": "true"}
+    return {
+        **os.environ,
+        "BLOCKS_HOME": str(root / "home"),
+        "BLOCKS_LAKE_URI": str(root / "home" / "lake"),
+        "BLOCKS_ASSETS_CONFIG": str(config),
+        "BLOCKS_ENV": "local",
+        "BLOCKS_DBT_TARGET": "duckdb",
+        "BLOCKS_STATE_BACKEND": "sqlite",
+        "DBT_QUIET": "true",
+    }
 
 
 def main() -> int:
@@ -93,20 +103,36 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-dbt-") as tmp:
             # A fresh process per size: no state carried over, dbt imports counted as a real run would.
             env = _isolated_env(Path(tmp))
-            subprocess.run([sys.executable, "-m", "benchmarks.bench_dbt", "--one", str(size)], env=env, check=True,
-                           stdout=None, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, "-m", "benchmarks.bench_dbt", "--one", str(size)],
+                env=env,
+                check=True,
+                stdout=None,
+                stderr=subprocess.DEVNULL,
+            )
     with tempfile.TemporaryDirectory(prefix="bench-defs-") as tmp:
         env = _isolated_env(Path(tmp))
         # Warm the manifest cache once (a deploy does this at build time), then time a cold interpreter.
-        subprocess.run([sys.executable, "-c", "from blocks_pipelines.models.project import ensure_manifest; "
-                        "ensure_manifest()"], env=env, check=True, capture_output=True)
-        out = subprocess.run([sys.executable, "-c", DEFS_SNIPPET.format(config=env["BLOCKS_ASSETS_CONFIG"])],
-                             env=env, check=True, capture_output=True, text=True).stdout.split()
+        subprocess.run(
+            [sys.executable, "-c", "from blocks_pipelines.models.project import ensure_manifest; ensure_manifest()"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", DEFS_SNIPPET.format(config=env["BLOCKS_ASSETS_CONFIG"])],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         imports, build, graph, keys = float(out[0]), float(out[1]), float(out[2]), int(out[3])
         total = imports + build + graph
         ok = "ok" if build + graph <= DEFS_TARGET_S else "SLOW"
-        print(f"Dagster model definitions, 200 tenants ({keys} asset keys): build {build:.2f} s + asset graph "
-              f"{graph:.2f} s = {build + graph:.2f} s   target < {DEFS_TARGET_S:.0f} s  [{ok}]")
+        print(
+            f"Dagster model definitions, 200 tenants ({keys} asset keys): build {build:.2f} s + asset graph "
+            f"{graph:.2f} s = {build + graph:.2f} s   target < {DEFS_TARGET_S:.0f} s  [{ok}]"
+        )
         print(f"  (plus {imports:.2f} s importing dagster/dagster-dbt; {total:.2f} s from a cold interpreter)")
     return 0
 

@@ -37,8 +37,9 @@ def main() -> None:
         repo = defs.get_repository_def()
         n_assets = len(repo.asset_graph.get_all_asset_keys())
         t3 = time.perf_counter()
-        one = repo.asset_graph.get(next(iter(k for k in repo.asset_graph.get_all_asset_keys()
-                                             if k.path[-1] == "cur_line_items")))
+        one = repo.asset_graph.get(
+            next(iter(k for k in repo.asset_graph.get_all_asset_keys() if k.path[-1] == "cur_line_items"))
+        )
         keys = one.partitions_def.get_partition_keys()
         t4 = time.perf_counter()
     print(f"tenants                         {n}")

@@ -45,12 +45,23 @@ def _prepare(root: Path) -> tuple[str, str]:
     doc = yaml.safe_load((REPO / "assets_config/tenants/globex.yaml").read_text())
     doc["history_start"] = baseline.isoformat()
     (config / "tenants" / "globex.yaml").write_text(yaml.safe_dump(doc))
-    os.environ.update({
-        "BLOCKS_HOME": str(home), "BLOCKS_ASSETS_CONFIG": str(config), "BLOCKS_LAKE_URI": str(root / "lake"),
-        "BLOCKS_ENV": "local", "BLOCKS_SERVING_PRELOAD": "0", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
-    })
-    for var in ("BLOCKS_S3_ENDPOINT_URL", "BLOCKS_DBT_TARGET", "BLOCKS_STATE_BACKEND", "BLOCKS_DELIVERY_QUEUE_URL",
-                "BLOCKS_COGNITO_USER_POOL_ID"):
+    os.environ.update(
+        {
+            "BLOCKS_HOME": str(home),
+            "BLOCKS_ASSETS_CONFIG": str(config),
+            "BLOCKS_LAKE_URI": str(root / "lake"),
+            "BLOCKS_ENV": "local",
+            "BLOCKS_SERVING_PRELOAD": "0",
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+        }
+    )
+    for var in (
+        "BLOCKS_S3_ENDPOINT_URL",
+        "BLOCKS_DBT_TARGET",
+        "BLOCKS_STATE_BACKEND",
+        "BLOCKS_DELIVERY_QUEUE_URL",
+        "BLOCKS_COGNITO_USER_POOL_ID",
+    ):
         os.environ.pop(var, None)
     return f"{baseline:%Y-%m}", f"{measured:%Y-%m}"
 
@@ -86,8 +97,9 @@ def _served_total(start: str, end: str) -> float:
     from blocks_pipelines.settings import get_settings
 
     uri = mart_uri(get_settings().lake_uri, "spend_daily", "globex")
-    return duckdb.sql(f"SELECT sum(amortized_cost) FROM read_parquet('{uri}') "
-                      f"WHERE usage_date BETWEEN '{start}' AND '{end}'").fetchone()[0]
+    return duckdb.sql(
+        f"SELECT sum(amortized_cost) FROM read_parquet('{uri}') WHERE usage_date BETWEEN '{start}' AND '{end}'"
+    ).fetchone()[0]
 
 
 def main() -> None:
@@ -96,8 +108,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-freshness-") as tmp:
         root = Path(tmp)
         baseline, month = _prepare(root)
-        print(f"rows per month {rows:,}, re-deliveries {repeats}, load average before {os.getloadavg()[0]:.2f}",
-              flush=True)
+        print(
+            f"rows per month {rows:,}, re-deliveries {repeats}, load average before {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         results = _measure(root, baseline, month, rows, repeats)
     _print(results)
 
@@ -110,15 +124,15 @@ def _measure(root: Path, baseline: str, month: str, rows: int, repeats: int) -> 
     from fastapi.testclient import TestClient
 
     from blocks_pipelines.definitions import build_definitions
+    from blocks_pipelines.in_process import QUIET_LOGS
     from blocks_pipelines.ingestion.deliveries import month_bounds
     from blocks_pipelines.ingestion.delivery_sensors import delivery_poll_sensor
-    from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
     from blocks_pipelines.models.refresh import build_models_refresh_sensor
-    from blocks_pipelines.in_process import QUIET_LOGS
     from blocks_pipelines.settings import get_settings
     from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
     from serving.app import create_app
     from serving.testing import dev_headers
+    from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
 
     [tenant] = load_registry(get_settings().tenants_dir)
     defs = build_definitions([tenant])
@@ -135,14 +149,23 @@ def _measure(root: Path, baseline: str, month: str, rows: int, repeats: int) -> 
         return list(result.run_requests or [])
 
     def execute(request: dg.RunRequest) -> None:
-        result = job.execute_in_process(instance=instance, asset_selection=list(request.asset_selection),
-                                        tags={**request.tags, "dagster/run_key": request.run_key or ""},
-                                        run_config=QUIET_LOGS, raise_on_error=True)
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=list(request.asset_selection),
+            tags={**request.tags, "dagster/run_key": request.run_key or ""},
+            run_config=QUIET_LOGS,
+            raise_on_error=True,
+        )
         assert result.success
 
     def deliver(period: str, n: int, offset: int) -> None:
-        write_export_delivery(source, "globex-cur2", [cur2_frame(n, period, "222222222222", ACCOUNTS, offset=offset)],
-                              period, root / f"work-{period}-{offset}")
+        write_export_delivery(
+            source,
+            "globex-cur2",
+            [cur2_frame(n, period, "222222222222", ACCOUNTS, offset=offset)],
+            period,
+            root / f"work-{period}-{offset}",
+        )
 
     def one_pass(measure: dict[str, float] | None) -> None:
         """Sensor -> ingestion -> refresh sensor -> marts, as the daemon chains them; timed when `measure` is given."""
@@ -195,8 +218,12 @@ def _measure(root: Path, baseline: str, month: str, rows: int, repeats: int) -> 
                 time.sleep(0.1)
             measure["API"] = time.perf_counter() - t
             measure["total"] = time.perf_counter() - landed
-            print(f"  re-delivery {k + 1}: {measure['total']:.1f} s (" +
-                  ", ".join(f"{s} {measure[s]:.1f}" for s in STAGES) + ")", flush=True)
+            print(
+                f"  re-delivery {k + 1}: {measure['total']:.1f} s ("
+                + ", ".join(f"{s} {measure[s]:.1f}" for s in STAGES)
+                + ")",
+                flush=True,
+            )
             results.append(measure)
     return results
 
@@ -210,11 +237,15 @@ def _print(results: list[dict[str, float]]) -> None:
         values = [r[stage] for r in results]
         print(f"{stage:16} {statistics.median(values):7.2f} {max(values):7.2f}")
     waits = QUEUE_INTERVAL_SECONDS + REFRESH_INTERVAL_SECONDS
-    print(f"not in the figures: the wait for each sensor's next tick, up to {QUEUE_INTERVAL_SECONDS} s (queue; "
-          f"{POLL_INTERVAL_SECONDS} s polling) + {REFRESH_INTERVAL_SECONDS} s (refresh), and on ECS two task starts")
+    print(
+        f"not in the figures: the wait for each sensor's next tick, up to {QUEUE_INTERVAL_SECONDS} s (queue; "
+        f"{POLL_INTERVAL_SECONDS} s polling) + {REFRESH_INTERVAL_SECONDS} s (refresh), and on ECS two task starts"
+    )
     worst = max(r["total"] for r in results) + waits
-    print(f"delivery to served, worst case with event notifications: {worst:.1f} s   target p95 < 60 s; "
-          f"load average after {os.getloadavg()[0]:.2f}")
+    print(
+        f"delivery to served, worst case with event notifications: {worst:.1f} s   target p95 < 60 s; "
+        f"load average after {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

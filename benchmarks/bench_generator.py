@@ -28,19 +28,32 @@ def line_items_only(tenant, scale: float) -> tuple[int, float]:
     inv = build_inventory(tenant, seed=1, scale=scale)
     anchor = tenant.history_start_dt
     payer = tenant.organization.payer_account_id
-    plan = existing_plan(payer, anchor, eligible_on_demand_per_hour(inv, anchor, (1, tenant.id, scale)),
-                         seed=1, tenant_id=tenant.id)
+    plan = existing_plan(
+        payer, anchor, eligible_on_demand_per_hour(inv, anchor, (1, tenant.id, scale)), seed=1, tenant_id=tenant.id
+    )
     period = billing_periods(1, END, "2026-10")[0]
-    li = billing_period_rows(inv, payer=payer, period=period, plans=[plan], anchor=anchor, key=(1, tenant.id, scale),
-                             restatement=False, delivery_id=delivery_id("bench"), invoice_id="1")
+    li = billing_period_rows(
+        inv,
+        payer=payer,
+        period=period,
+        plans=[plan],
+        anchor=anchor,
+        key=(1, tenant.id, scale),
+        restatement=False,
+        delivery_id=delivery_id("bench"),
+        invoice_id="1",
+    )
     return li.height, time.perf_counter() - t0
 
 
 def report(label: str, rows: int, seconds: float) -> None:
     per_minute = rows / seconds * 60
     ok = "ok" if per_minute >= TARGET_ROWS_PER_MINUTE else "BELOW TARGET"
-    print(f"{label:<28} {rows:>10,} rows in {seconds:6.2f} s = {per_minute / 1e6:6.2f}M rows/min "
-          f"(target >= {TARGET_ROWS_PER_MINUTE / 1e6:.0f}M) {ok}", flush=True)
+    print(
+        f"{label:<28} {rows:>10,} rows in {seconds:6.2f} s = {per_minute / 1e6:6.2f}M rows/min "
+        f"(target >= {TARGET_ROWS_PER_MINUTE / 1e6:.0f}M) {ok}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -52,8 +65,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in FORMATS:
             t0 = time.perf_counter()
-            s = generate_tenant_cur(tenant, fmt=fmt, out_uri=f"{tmp}/{fmt}", months=1, start="2026-10", seed=1,
-                                    end=END, scale=scale)
+            s = generate_tenant_cur(
+                tenant, fmt=fmt, out_uri=f"{tmp}/{fmt}", months=1, start="2026-10", seed=1, end=END, scale=scale
+            )
             report(f"{fmt} written", s.rows, time.perf_counter() - t0)
 
 

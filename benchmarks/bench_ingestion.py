@@ -32,14 +32,34 @@ TARGETS = {"parquet_rows_per_s": 2_000_000, "csv_gz_rows_per_s": 1_000_000, "rss
 PAYER, ACCOUNTS = "222222222222", ["222222222223", "222222222224", "222222222225"]
 CHUNK = 1_000_000
 BASELINE_COLUMNS = [
-    "bill_payer_account_id", "line_item_usage_account_id", "line_item_line_item_type", "line_item_usage_start_date",
-    "line_item_usage_end_date", "line_item_product_code", "line_item_usage_type", "line_item_operation",
-    "line_item_availability_zone", "line_item_resource_id", "product_instance_type", "product_product_family",
-    "product_region_code", "pricing_term", "line_item_usage_amount", "pricing_unit", "line_item_currency_code",
-    "line_item_unblended_cost", "pricing_public_on_demand_cost", "savings_plan_savings_plan_a_r_n",
-    "savings_plan_savings_plan_effective_cost", "savings_plan_total_commitment_to_date",
-    "savings_plan_used_commitment", "reservation_reservation_a_r_n", "bill_invoice_id", "resource_tags",
-    "cost_category", "billing_period",
+    "bill_payer_account_id",
+    "line_item_usage_account_id",
+    "line_item_line_item_type",
+    "line_item_usage_start_date",
+    "line_item_usage_end_date",
+    "line_item_product_code",
+    "line_item_usage_type",
+    "line_item_operation",
+    "line_item_availability_zone",
+    "line_item_resource_id",
+    "product_instance_type",
+    "product_product_family",
+    "product_region_code",
+    "pricing_term",
+    "line_item_usage_amount",
+    "pricing_unit",
+    "line_item_currency_code",
+    "line_item_unblended_cost",
+    "pricing_public_on_demand_cost",
+    "savings_plan_savings_plan_a_r_n",
+    "savings_plan_savings_plan_effective_cost",
+    "savings_plan_total_commitment_to_date",
+    "savings_plan_used_commitment",
+    "reservation_reservation_a_r_n",
+    "bill_invoice_id",
+    "resource_tags",
+    "cost_category",
+    "billing_period",
 ]
 
 
@@ -56,10 +76,17 @@ def write_cur2_month(root: Path, rows: int) -> Path:
     writer.close()
     manifest = root / "src" / "bench-cur2" / "metadata" / "BILLING_PERIOD=2026-10" / "bench-cur2-Manifest.json"
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({
-        "executionId": "exec-1", "billingPeriod": {"start": "20261001T000000.000Z", "end": "20261101T000000.000Z"},
-        "dataFiles": [f"s3://local/{data.relative_to(root / 'src')}"], "reportName": "bench-cur2", "columns": [],
-    }))
+    manifest.write_text(
+        json.dumps(
+            {
+                "executionId": "exec-1",
+                "billingPeriod": {"start": "20261001T000000.000Z", "end": "20261101T000000.000Z"},
+                "dataFiles": [f"s3://local/{data.relative_to(root / 'src')}"],
+                "reportName": "bench-cur2",
+                "columns": [],
+            }
+        )
+    )
     return manifest
 
 
@@ -71,15 +98,25 @@ def write_csv_gz(root: Path, rows: int) -> Path:
 
 def child_ingest(manifest: str, lake: str) -> None:
     from blocks_pipelines.ingestion.ingest import ingest_delivery
-    from blocks_pipelines.tenants.config import load_registry
     from blocks_pipelines.settings import get_settings
+    from blocks_pipelines.tenants.config import load_registry
 
     tenant = {t.id: t for t in load_registry(get_settings().tenants_dir)}["globex"]
     t0, c0 = time.perf_counter(), _cpu_s()
     s = ingest_delivery(tenant, manifest, lake_uri=lake)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "rows": s.rows, "matches": s.matches, "rss_gib": _hwm_gib(),
-                      "stages": s.seconds, "cpu_s": _cpu_s() - c0}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rows": s.rows,
+                "matches": s.matches,
+                "rss_gib": _hwm_gib(),
+                "stages": s.seconds,
+                "cpu_s": _cpu_s() - c0,
+            }
+        )
+    )
 
 
 def _data_file(manifest: str) -> Path:
@@ -109,12 +146,15 @@ def child_normalize_only(manifest: str, out: str, tags: str) -> None:
     exprs = p.exprs
     if tags == "maps":
         maps = {"tags": "resource_tags", "cost_categories": "cost_category"}
-        exprs = [pl.col(maps[e.meta.output_name()]).alias(e.meta.output_name()) if e.meta.output_name() in maps
-                 else e for e in exprs]
+        exprs = [
+            pl.col(maps[e.meta.output_name()]).alias(e.meta.output_name()) if e.meta.output_name() in maps else e
+            for e in exprs
+        ]
     t0, c0 = time.perf_counter(), _cpu_s()
     with pl.Config(streaming_chunk_size=STREAMING_CHUNK_ROWS):
-        p.source(lf).select(exprs).sink_parquet(out, compression="snappy", maintain_order=False,
-                                                row_group_size=STAGING_ROW_GROUP_ROWS)
+        p.source(lf).select(exprs).sink_parquet(
+            out, compression="snappy", maintain_order=False, row_group_size=STAGING_ROW_GROUP_ROWS
+        )
     print(json.dumps({"seconds": time.perf_counter() - t0, "rss_gib": _hwm_gib(), "cpu_s": _cpu_s() - c0}))
 
 
@@ -130,8 +170,7 @@ def child_csv_ceiling(manifest: str) -> None:
             size += len(inflater.decompress(chunk))
     t1 = time.perf_counter()
     pl.scan_csv(data, infer_schema=False).select(pl.all().str.len_bytes().sum()).collect(engine="streaming")
-    print(json.dumps({"inflate_s": t1 - t0, "parse_s": time.perf_counter() - t1, "bytes": size,
-                      "rss_gib": _hwm_gib()}))
+    print(json.dumps({"inflate_s": t1 - t0, "parse_s": time.perf_counter() - t1, "bytes": size, "rss_gib": _hwm_gib()}))
 
 
 def _stages_line(child: dict) -> str:
@@ -154,8 +193,9 @@ def _hwm_gib() -> float:
 
 def run_child(*args: str) -> tuple[dict, float]:
     """The child's JSON line and its peak RSS in GiB."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_ingestion", *args],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_ingestion", *args], capture_output=True, text=True, check=True
+    )
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     return out, out["rss_gib"]
 
@@ -171,36 +211,48 @@ def main() -> None:
         base, _ = run_child("--baseline", str(manifest), str(root / "baseline.parquet"))
         ours, rss = run_child("--ingest", str(manifest), str(root / "lake"))
         rate, base_rate = rows / ours["seconds"], rows / base["seconds"]
-        print(f"CUR 2.0 Parquet, {rows:,} rows: {ours['seconds']:.2f} s = {rate / 1e6:.2f}M rows/s "
-              f"(target >= {TARGETS['parquet_rows_per_s'] / 1e6:.1f}M), totals match: {ours['matches']}")
-        print(f"  bare polars rewrite: {base['seconds']:.2f} s = {base_rate / 1e6:.2f}M rows/s; "
-              f"ratio ours/bare = {rate / base_rate:.2f} (by CPU seconds, {ours['cpu_s']:.1f} vs {base['cpu_s']:.1f}: "
-              f"{base['cpu_s'] / ours['cpu_s']:.2f})")
+        print(
+            f"CUR 2.0 Parquet, {rows:,} rows: {ours['seconds']:.2f} s = {rate / 1e6:.2f}M rows/s "
+            f"(target >= {TARGETS['parquet_rows_per_s'] / 1e6:.1f}M), totals match: {ours['matches']}"
+        )
+        print(
+            f"  bare polars rewrite: {base['seconds']:.2f} s = {base_rate / 1e6:.2f}M rows/s; "
+            f"ratio ours/bare = {rate / base_rate:.2f} (by CPU seconds, {ours['cpu_s']:.1f} vs {base['cpu_s']:.1f}: "
+            f"{base['cpu_s'] / ours['cpu_s']:.2f})"
+        )
         print(f"  peak RSS: ours {rss:.2f} GiB, bare rewrite {base['rss_gib']:.2f} GiB")
         print(_stages_line(ours))
         one, _ = run_child("--normalize-only", str(manifest), str(root / "one.parquet"), "json")
         maps, _ = run_child("--normalize-only", str(manifest), str(root / "maps.parquet"), "maps")
-        print(f"  where the gap is: the same normalization into one file takes {one['seconds']:.2f} s "
-              f"({rows / one['seconds'] / 1e6:.2f}M rows/s; the rest of ours is the day split, validation and the "
-              f"lake), {maps['seconds']:.2f} s ({rows / maps['seconds'] / 1e6:.2f}M rows/s) with tags and cost "
-              "categories kept as maps instead of JSON text")
+        print(
+            f"  where the gap is: the same normalization into one file takes {one['seconds']:.2f} s "
+            f"({rows / one['seconds'] / 1e6:.2f}M rows/s; the rest of ours is the day split, validation and the "
+            f"lake), {maps['seconds']:.2f} s ({rows / maps['seconds'] / 1e6:.2f}M rows/s) with tags and cost "
+            "categories kept as maps instead of JSON text"
+        )
         csv_manifest = write_csv_gz(root, csv_rows)
         csv, _ = run_child("--ingest", str(csv_manifest), str(root / "lake-csv"))
         csv_rate = csv_rows / csv["seconds"]
-        print(f"legacy CSV.gz, {csv_rows:,} rows: {csv['seconds']:.2f} s = {csv_rate / 1e6:.2f}M rows/s"
-              f" (target >= {TARGETS['csv_gz_rows_per_s'] / 1e6:.1f}M), totals match: {csv['matches']}")
+        print(
+            f"legacy CSV.gz, {csv_rows:,} rows: {csv['seconds']:.2f} s = {csv_rate / 1e6:.2f}M rows/s"
+            f" (target >= {TARGETS['csv_gz_rows_per_s'] / 1e6:.1f}M), totals match: {csv['matches']}"
+        )
         print(_stages_line(csv))
         ceiling, _ = run_child("--csv-ceiling", str(csv_manifest))
-        print(f"  ceilings on this machine: inflating the gzip alone "
-              f"{csv_rows / ceiling['inflate_s'] / 1e6:.2f}M rows/s ({ceiling['bytes'] / csv_rows:.0f} bytes a row), "
-              f"polars' text parse with no normalization or write {csv_rows / ceiling['parse_s'] / 1e6:.2f}M rows/s; "
-              f"ours/parse = "
-              f"{ceiling['parse_s'] / csv['seconds']:.2f}")
+        print(
+            f"  ceilings on this machine: inflating the gzip alone "
+            f"{csv_rows / ceiling['inflate_s'] / 1e6:.2f}M rows/s ({ceiling['bytes'] / csv_rows:.0f} bytes a row), "
+            f"polars' text parse with no normalization or write {csv_rows / ceiling['parse_s'] / 1e6:.2f}M rows/s; "
+            f"ours/parse = "
+            f"{ceiling['parse_s'] / csv['seconds']:.2f}"
+        )
         if rss_rows:
             big = write_cur2_month(root / "big", rss_rows)
             out, rss = run_child("--ingest", str(big), str(root / "lake-big"))
-            print(f"CUR 2.0 Parquet, {rss_rows:,} rows: {out['seconds']:.2f} s, peak RSS {rss:.2f} GiB "
-                  f"(target < {TARGETS['rss_20m_gib']} GiB)")
+            print(
+                f"CUR 2.0 Parquet, {rss_rows:,} rows: {out['seconds']:.2f} s, peak RSS {rss:.2f} GiB "
+                f"(target < {TARGETS['rss_20m_gib']} GiB)"
+            )
         else:
             print("(set BLOCKS_BENCH_RSS_ROWS=20000000 to measure the 20M-row peak RSS target)")
 

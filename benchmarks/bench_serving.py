@@ -31,17 +31,36 @@ import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 
-from benchmarks.http_load import (Job, Outcome, drive, drive_processes, http_request, process_cpu_seconds, run_wrk,
-                                  wrk_available)
+from benchmarks.http_load import (
+    Job,
+    Outcome,
+    drive,
+    drive_processes,
+    http_request,
+    process_cpu_seconds,
+    run_wrk,
+    wrk_available,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = 32
 HOST = "127.0.0.1"
 TENANTS = {"acme_corp": 1.0, "globex": 2.0}
-GROUPINGS = ["", "&group_by=service", "&group_by=account", "&group_by=region", "&group_by=charge_class",
-             "&group_by=tag:user:team", "&group_by=service&cost_type=unblended", "&service=AmazonEC2&group_by=account"]
-QUESTIONS = {"Where did the savings come from?": "savings_source", "What should I do next?": "next_actions",
-             "What drives my cost?": "cost_drivers"}
+GROUPINGS = [
+    "",
+    "&group_by=service",
+    "&group_by=account",
+    "&group_by=region",
+    "&group_by=charge_class",
+    "&group_by=tag:user:team",
+    "&group_by=service&cost_type=unblended",
+    "&service=AmazonEC2&group_by=account",
+]
+QUESTIONS = {
+    "Where did the savings come from?": "savings_source",
+    "What should I do next?": "next_actions",
+    "What drives my cost?": "cost_drivers",
+}
 FIRST_TOKEN = b"event: token"
 MARKER = re.compile(r"\[(\d+)\]")
 
@@ -63,10 +82,19 @@ def prepare(root: Path, days: int) -> dict[str, str]:
     t = time.perf_counter()
     write_fixture_lake(lake, TENANTS, days=days)
     rows = _count_rows(lake)
-    print(f"fixture marts: {len(TENANTS)} tenants x {days} days hourly = {rows:,} spend_hourly rows "
-          f"({time.perf_counter() - t:.1f} s)")
-    env = dict(os.environ, BLOCKS_HOME=str(home), BLOCKS_ASSETS_CONFIG=str(config), BLOCKS_LAKE_URI=str(lake),
-               BLOCKS_ENV="local", BLOCKS_CHAT_BURST="1000000", BLOCKS_CHAT_PER_MINUTE="1000000")
+    print(
+        f"fixture marts: {len(TENANTS)} tenants x {days} days hourly = {rows:,} spend_hourly rows "
+        f"({time.perf_counter() - t:.1f} s)"
+    )
+    env = dict(
+        os.environ,
+        BLOCKS_HOME=str(home),
+        BLOCKS_ASSETS_CONFIG=str(config),
+        BLOCKS_LAKE_URI=str(lake),
+        BLOCKS_ENV="local",
+        BLOCKS_CHAT_BURST="1000000",
+        BLOCKS_CHAT_PER_MINUTE="1000000",
+    )
     for var in ("BLOCKS_COGNITO_USER_POOL_ID", "BLOCKS_BEDROCK_MODEL_ID", "BLOCKS_S3_ENDPOINT_URL"):
         env.pop(var, None)
     return env
@@ -167,12 +195,16 @@ def report(name: str, outcome: Outcome, server_cpu_s: float, load: tuple[float, 
         return
     p95 = outcome.percentile(95)
     verdict = "OK" if p95 < target_ms and errors == 0 else "MISSED"
-    print(f"{name:<42} n={outcome.ok:>6}  p50={outcome.percentile(50):6.1f}  p95={p95:6.1f}  "
-          f"p99={outcome.percentile(99):6.1f} ms  errors={errors}  {outcome.ok / outcome.seconds:5.0f} req/s  "
-          f"CPU/req server {server_cpu_s * 1000 / done:4.2f} client {outcome.client_cpu_s * 1000 / done:4.2f} ms  "
-          f"| target p95 < {target_ms:.0f} ms, 0 errors: {verdict}")
-    print(f"{'':<42} client: {outcome.client}; load average {load[0]:.2f} before, {load[1]:.2f} after "
-          f"({os.cpu_count()} cores shared by client and server)")
+    print(
+        f"{name:<42} n={outcome.ok:>6}  p50={outcome.percentile(50):6.1f}  p95={p95:6.1f}  "
+        f"p99={outcome.percentile(99):6.1f} ms  errors={errors}  {outcome.ok / outcome.seconds:5.0f} req/s  "
+        f"CPU/req server {server_cpu_s * 1000 / done:4.2f} client {outcome.client_cpu_s * 1000 / done:4.2f} ms  "
+        f"| target p95 < {target_ms:.0f} ms, 0 errors: {verdict}"
+    )
+    print(
+        f"{'':<42} client: {outcome.client}; load average {load[0]:.2f} before, {load[1]:.2f} after "
+        f"({os.cpu_count()} cores shared by client and server)"
+    )
     for what, n in outcome.errors.most_common(5):
         print(f"{'':<42} error x{n}: {what}")
 
@@ -182,6 +214,7 @@ def measured(pid: int, run) -> tuple[Outcome, float, tuple[float, float]]:
     load0, cpu0 = os.getloadavg()[0], process_cpu_seconds(pid)
     outcome = run()
     return outcome, process_cpu_seconds(pid) - cpu0, (load0, os.getloadavg()[0])
+
 
 def main() -> int:
     days = int(os.environ.get("BENCH_SERVING_DAYS", "365"))
@@ -199,13 +232,35 @@ def main() -> int:
         toks = tokens(root / "home")
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host", HOST,
-             "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
-             "--workers", workers, "--no-access-log"],
-            cwd=REPO, env=env)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "serving.app:create_app",
+                "--factory",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+                "--workers",
+                workers,
+                "--no-access-log",
+            ],
+            cwd=REPO,
+            env=env,
+        )
         base = f"http://{HOST}:{port}"
         _wait_healthy(base, proc)
-        print(f"startup warm-up (snapshots, dashboard and Major Tom aggregates) done {_wait_idle(proc.pid):.1f} s after healthy")
+        print(
+            "startup warm-up (snapshots, dashboard and Major Tom aggregates) done "
+            f"{_wait_idle(proc.pid):.1f} s after healthy"
+        )
         from serving.testing import yesterday
 
         end = yesterday()
@@ -226,8 +281,11 @@ def main() -> int:
             run = lambda: drive_processes(HOST, port, spend, CONCURRENCY, seconds, procs)  # noqa: E731
         report(name, *measured(proc.pid, run), 50)
 
-        chat = [Job(t, q, http_request("POST", "/api/chat", HOST, port, toks[t], json.dumps({"message": q}).encode()))
-                for t in TENANTS for q in QUESTIONS]
+        chat = [
+            Job(t, q, http_request("POST", "/api/chat", HOST, port, toks[t], json.dumps({"message": q}).encode()))
+            for t in TENANTS
+            for q in QUESTIONS
+        ]
         first, _, _ = measured(proc.pid, lambda: asyncio.run(drive(HOST, port, chat, len(chat), None, FIRST_TOKEN)))
         chat = validated(chat, first, check_chat)
         run = lambda: drive_processes(HOST, port, chat, CONCURRENCY, seconds, procs, FIRST_TOKEN)  # noqa: E731

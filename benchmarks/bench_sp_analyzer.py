@@ -24,14 +24,19 @@ def year_of_usage() -> pl.DataFrame:
     rng = random.Random(0)
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
     n = 365 * 24
-    return pl.DataFrame({
-        "ts_hour": [start + timedelta(hours=i) for i in range(n)],
-        "eligible_on_demand_cost": [
-            120 * math.exp(0.02 * i / 720) * (1 + 0.3 * math.sin(2 * math.pi * i / 24)) * math.exp(rng.gauss(0, 0.1))
-            for i in range(n)
-        ],
-        "sp_rate_ratio": [0.72] * n,
-    })
+    return pl.DataFrame(
+        {
+            "ts_hour": [start + timedelta(hours=i) for i in range(n)],
+            "eligible_on_demand_cost": [
+                120
+                * math.exp(0.02 * i / 720)
+                * (1 + 0.3 * math.sin(2 * math.pi * i / 24))
+                * math.exp(rng.gauss(0, 0.1))
+                for i in range(n)
+            ],
+            "sp_rate_ratio": [0.72] * n,
+        }
+    )
 
 
 def main() -> None:
@@ -43,8 +48,10 @@ def main() -> None:
         t0 = time.perf_counter()
         recommend(df, existing_commitments=existing)
         times.append((time.perf_counter() - t0) * 1000)
-    print(f"recommend, 1 year hourly (8760 rows), 2 existing plans: median {statistics.median(times):.1f} ms, "
-          f"max {max(times):.1f} ms   (target: well under 100 ms)")
+    print(
+        f"recommend, 1 year hourly (8760 rows), 2 existing plans: median {statistics.median(times):.1f} ms, "
+        f"max {max(times):.1f} ms   (target: well under 100 ms)"
+    )
     three = []
     for _ in range(5):
         t0 = time.perf_counter()
@@ -56,12 +63,16 @@ def main() -> None:
     t0 = time.perf_counter()
     results = run_backtest(seeds=(0,) if quick else (0, 1, 2), months=24)
     elapsed = time.perf_counter() - t0
-    print(f"\nbacktest ({'quick: 24 decisions x 1 seed' if quick else '24 decisions x 3 seeds'}), "
-          f"{len(results)} scenarios in {elapsed:.1f} s")
+    print(
+        f"\nbacktest ({'quick: 24 decisions x 1 seed' if quick else '24 decisions x 3 seeds'}), "
+        f"{len(results)} scenarios in {elapsed:.1f} s"
+    )
     print(format_table(results))
     core_mean, behind = target_summary(family_fractions(results))
-    print(f"ladder mean on the core families {core_mean:.3f} (target >= 0.95); families where ladder < aws: "
-          f"{behind or 'none'} (target: none); load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"ladder mean on the core families {core_mean:.3f} (target >= 0.95); families where ladder < aws: "
+        f"{behind or 'none'} (target: none); load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ import polars as pl
 from blocks_pipelines.savings_plans.orders import Receipt
 from blocks_pipelines.savings_plans.proposals import build_proposal, decide, publish_proposal
 from blocks_pipelines.savings_plans.purchase import execute_purchase
+from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state.records import Proposal
 from blocks_pipelines.state.sqlite_backend import SqliteBackend
 from blocks_pipelines.state.store import StateStore
 from blocks_pipelines.tenants.config import load_registry
-from blocks_pipelines.settings import get_settings
 
 N = int(os.environ.get("BLOCKS_BENCH_N", "300"))
 
@@ -51,9 +51,17 @@ def main() -> None:
         t0 = time.perf_counter()
         for i in range(N):
             pid = f"acme_corp.20260101T0000.{i:08x}"
-            store.create_proposal(Proposal(proposal_id=pid, tenant_id="acme_corp", hourly_commitment=1.0,
-                                           data_fingerprint="f", created_at=now,
-                                           expires_at=now + timedelta(hours=1)), actor="bench")
+            store.create_proposal(
+                Proposal(
+                    proposal_id=pid,
+                    tenant_id="acme_corp",
+                    hourly_commitment=1.0,
+                    data_fingerprint="f",
+                    created_at=now,
+                    expires_at=now + timedelta(hours=1),
+                ),
+                actor="bench",
+            )
             ids.append(pid)
         _rate("create_proposal (sqlite, with audit)", N, time.perf_counter() - t0, ">= 100/s")
 
@@ -68,10 +76,12 @@ def main() -> None:
         tenants = load_registry(get_settings().tenants_dir)
         tenant = next(t for t in tenants if t.id == "acme_corp")
         end = now.replace(minute=0, second=0, microsecond=0)
-        hours = pl.datetime_range(end - timedelta(days=365), end - timedelta(hours=1), "1h", time_zone="UTC",
-                                  eager=True)
-        usage = pl.DataFrame({"ts_hour": hours, "eligible_on_demand_cost": [20.0] * len(hours),
-                              "sp_rate_ratio": [0.72] * len(hours)})
+        hours = pl.datetime_range(
+            end - timedelta(days=365), end - timedelta(hours=1), "1h", time_zone="UTC", eager=True
+        )
+        usage = pl.DataFrame(
+            {"ts_hour": hours, "eligible_on_demand_cost": [20.0] * len(hours), "sp_rate_ratio": [0.72] * len(hours)}
+        )
 
         class Rec:
             hourly_commitment, rationale = 4.0, "bench"
@@ -84,8 +94,10 @@ def main() -> None:
         t0 = time.perf_counter()
         result = execute_purchase(store, tenant, p.proposal_id, _Instant(), usage, [], now)
         took = time.perf_counter() - t0
-        print(f"{'guarded purchase, 1 year of hourly usage':<48} {took * 1000:>10.1f} ms  target < 500 ms "
-              f"({result.outcome})")
+        print(
+            f"{'guarded purchase, 1 year of hourly usage':<48} {took * 1000:>10.1f} ms  target < 500 ms "
+            f"({result.outcome})"
+        )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import shutil
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)")
 _WRK_RESULT = re.compile(r"WRK_RESULT (.*)")
@@ -66,8 +66,10 @@ def wrk_available() -> bool:
 
 # --- lean asyncio client ---------------------------------------------------------------------------------------
 
-async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes,
-                   marker: bytes | None) -> tuple[int, bytes, float, bool]:
+
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, marker: bytes | None
+) -> tuple[int, bytes, float, bool]:
     """One request on an open connection: (status, body, seconds until `marker` arrived or the body was complete,
     whether the server keeps the connection open)."""
     t0 = time.perf_counter()
@@ -82,7 +84,7 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
             data = (await reader.readexactly(size + 2))[:-2]
             if marker is not None and seen_at is None and marker in tail + data:
                 seen_at = time.perf_counter()
-            tail = data[-len(marker):] if marker else b""
+            tail = data[-len(marker) :] if marker else b""
             parts.append(data)
         while (await reader.readline()) not in (b"\r\n", b""):  # trailers
             pass
@@ -96,8 +98,16 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return status, body, (seen_at or done) - t0, b"\r\nconnection: close" not in head
 
 
-async def _connection(host: str, port: int, jobs: Iterator[Job], marker: bytes | None, deadline: list[float],
-                      started: asyncio.Event, ready: list[int], out: Outcome) -> None:
+async def _connection(
+    host: str,
+    port: int,
+    jobs: Iterator[Job],
+    marker: bytes | None,
+    deadline: list[float],
+    started: asyncio.Event,
+    ready: list[int],
+    out: Outcome,
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     ready[0] += 1
     await started.wait()
@@ -128,15 +138,24 @@ async def _connection(host: str, port: int, jobs: Iterator[Job], marker: bytes |
         writer.close()
 
 
-async def drive(host: str, port: int, jobs: list[Job], connections: int, seconds: float | None,
-                marker: bytes | None = None, barrier=None) -> Outcome:
+async def drive(
+    host: str,
+    port: int,
+    jobs: list[Job],
+    connections: int,
+    seconds: float | None,
+    marker: bytes | None = None,
+    barrier=None,
+) -> Outcome:
     """`connections` keep-alive connections working through `jobs` (once, or round and round for `seconds`)."""
     out = Outcome(client="lean asyncio")
     source: Iterator[Job] = itertools.cycle(jobs) if seconds is not None else iter(jobs)
     deadline = [float("inf")]
     started, ready = asyncio.Event(), [0]
-    tasks = [asyncio.create_task(_connection(host, port, source, marker, deadline, started, ready, out))
-             for _ in range(connections)]
+    tasks = [
+        asyncio.create_task(_connection(host, port, source, marker, deadline, started, ready, out))
+        for _ in range(connections)
+    ]
     while ready[0] < connections:
         await asyncio.sleep(0.005)
     if barrier is not None:  # every client process starts sending at the same moment
@@ -157,14 +176,20 @@ def _process(host, port, jobs, connections, seconds, marker, barrier, results) -
     results.put(out)
 
 
-def drive_processes(host: str, port: int, jobs: list[Job], connections: int, seconds: float, procs: int,
-                    marker: bytes | None = None) -> Outcome:
+def drive_processes(
+    host: str, port: int, jobs: list[Job], connections: int, seconds: float, procs: int, marker: bytes | None = None
+) -> Outcome:
     """The connections split over `procs` client processes (one Python process alone would become the
     bottleneck), each cycling through its share of the jobs for `seconds`."""
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(procs), ctx.Queue()
-    workers = [ctx.Process(target=_process, args=(host, port, jobs[i::procs] or jobs, connections // procs, seconds,
-                                                  marker, barrier, results)) for i in range(procs)]
+    workers = [
+        ctx.Process(
+            target=_process,
+            args=(host, port, jobs[i::procs] or jobs, connections // procs, seconds, marker, barrier, results),
+        )
+        for i in range(procs)
+    ]
     for w in workers:
         w.start()
     parts = [results.get(timeout=seconds + 120) for _ in workers]
@@ -227,32 +252,58 @@ def _lua_string(s: str) -> str:
     return f'"{s}"'
 
 
-def run_wrk(base: str, jobs_by_tenant: dict[str, list[tuple[str, str, str, bytes]]], connections: int,
-            seconds: float, workdir: Path) -> Outcome:
+def run_wrk(
+    base: str,
+    jobs_by_tenant: dict[str, list[tuple[str, str, str, bytes]]],
+    connections: int,
+    seconds: float,
+    workdir: Path,
+) -> Outcome:
     """wrk with one thread per tenant; jobs are (method, path, token, expected body)."""
     specs = []
-    for t, (tenant, jobs) in enumerate(jobs_by_tenant.items()):
+    for t, jobs in enumerate(jobs_by_tenant.values()):
         rows = []
         for i, (method, path, token, body) in enumerate(jobs):
             body_file = workdir / f"expected_{t}_{i}"
             body_file.write_bytes(body)
-            rows.append(f"{{method={_lua_string(method)}, path={_lua_string(path)}, token={_lua_string(token)}, "
-                        f"body={_lua_string(str(body_file))}}}")
+            rows.append(
+                f"{{method={_lua_string(method)}, path={_lua_string(path)}, token={_lua_string(token)}, "
+                f"body={_lua_string(str(body_file))}}}"
+            )
         specs.append("{" + ", ".join(rows) + "}")
     script = workdir / "bench.lua"
     script.write_text(_WRK_SCRIPT.replace("{SPECS}", "{" + ", ".join(specs) + "}"))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run = subprocess.run(["wrk", f"-t{len(jobs_by_tenant)}", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout",
-                          "5s", "-s", str(script), base], capture_output=True, text=True, timeout=seconds + 60)
+    run = subprocess.run(
+        [
+            "wrk",
+            f"-t{len(jobs_by_tenant)}",
+            f"-c{connections}",
+            f"-d{seconds:.0f}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m = _WRK_RESULT.search(run.stdout)
     if run.returncode != 0 or m is None:
         raise RuntimeError(f"wrk failed ({run.returncode}): {run.stdout}\n{run.stderr}")
     r = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
     errors = Counter({name: int(r[name]) for name in ("bad", "connect", "read", "write", "timeout") if r[name]})
-    return Outcome(client=f"wrk {len(jobs_by_tenant)} threads", errors=errors, ok=int(r["ok"]),
-                   seconds=r["duration_us"] / 1e6, percentiles_ms={q: r[f"p{q}"] / 1000 for q in (50, 95, 99)},
-                   client_cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime))
+    return Outcome(
+        client=f"wrk {len(jobs_by_tenant)} threads",
+        errors=errors,
+        ok=int(r["ok"]),
+        seconds=r["duration_us"] / 1e6,
+        percentiles_ms={q: r[f"p{q}"] / 1000 for q in (50, 95, 99)},
+        client_cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    )
 
 
 def process_cpu_seconds(pid: int) -> float:

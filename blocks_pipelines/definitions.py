@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import gc
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
-from typing import Iterator
+from functools import cache
 
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector (restored after). Importing Dagster and dagster-dbt and building 200 tenants'
     definitions allocate over half a million long-lived objects, and every generation-2 pass re-walks all of them:
-    ~15-20 % of the load time (issue #2). Almost none are garbage; the first collection after the load finds the rest."""
+    ~15-20 % of the load time (issue #2). Almost none are garbage; the first collection after the load finds the
+    rest."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -57,11 +58,12 @@ def shard_of(tenant_id: str, shards: int) -> int:
 def build_definitions(tenants: list[TenantConfig]) -> dg.Definitions:
     if not tenants:
         return dg.Definitions()
-    return dg.Definitions.merge(*(build_tenant_defs(t) for t in tenants),
-                                *(factory(tenants) for factory in LOCATION_FACTORIES))
+    return dg.Definitions.merge(
+        *(build_tenant_defs(t) for t in tenants), *(factory(tenants) for factory in LOCATION_FACTORIES)
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry() -> tuple[TenantConfig, ...]:
     return tuple(load_registry(get_settings().tenants_dir))
 

@@ -3,9 +3,9 @@ engineer's CI would do. The same asset definitions the Dagster UI shows run here
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
 
 import dagster as dg
 
@@ -49,12 +49,18 @@ def generate_demo_sources(tenants: list[TenantConfig], *, months: int, seed: int
             echo(f"  {tenant.id}: sample CUR already in {out}")
             continue
         summary = generate_tenant_cur(
-            tenant, fmt=fmt_for[tenant.cur_source.format.value], out_uri=out, months=months, seed=seed + i,
+            tenant,
+            fmt=fmt_for[tenant.cur_source.format.value],
+            out_uri=out,
+            months=months,
+            seed=seed + i,
             start=tenant.history_start.strftime("%Y-%m"),
         )
         total = sum(m.unblended_cost for m in summary.months)
-        echo(f"  {tenant.id}: generated {summary.rows:,} {summary.format} rows over {len(summary.months)} months "
-             f"(${total:,.2f} unblended) in {out}")
+        echo(
+            f"  {tenant.id}: generated {summary.rows:,} {summary.format} rows over {len(summary.months)} months "
+            f"(${total:,.2f} unblended) in {out}"
+        )
 
 
 def materialize_tenant(
@@ -79,7 +85,9 @@ def materialize_tenant(
             return
         echo(f"  {tenant.id}: {what}")
         result = job.execute_in_process(
-            instance=instance, asset_selection=keys, tags={**tenant_tags, **tags},
+            instance=instance,
+            asset_selection=keys,
+            tags={**tenant_tags, **tags},
             run_config={**QUIET_LOGS, **(run_config or {})},
             raise_on_error=False,
         )
@@ -101,8 +109,11 @@ def materialize_tenant(
     if select:
         keys = sorted(dg.AssetSelection.from_string(select).resolve(graph))
         run_partitioned("selected assets over the tenant's history", keys)
-        run("selected unpartitioned asset(s)",
-            [k for k in keys if graph.get(k).partitions_def is None and graph.get(k).is_materializable], {})
+        run(
+            "selected unpartitioned asset(s)",
+            [k for k in keys if graph.get(k).partitions_def is None and graph.get(k).is_materializable],
+            {},
+        )
         return summary
 
     line_items = dg.AssetKey([tenant.id, "cur_line_items"])
@@ -112,25 +123,37 @@ def materialize_tenant(
         request = delivery_run_request(tenant, delivery, datetime.now(timezone.utc))
         if request is None:
             continue
-        run(f"ingest {delivery.billing_period} delivery {delivery.delivery_id}", [line_items],
-            dict(request.tags), request.run_config)
+        run(
+            f"ingest {delivery.billing_period} delivery {delivery.delivery_id}",
+            [line_items],
+            dict(request.tags),
+            request.run_config,
+        )
     if not deliveries and graph.has(cost_explorer):
         # what the tenant's Cost Explorer sensor does until the first CUR delivery lands
         run_partitioned("Cost Explorer backfill (no CUR delivered yet)", [cost_explorer])
 
-    marts = sorted(k for k in graph.get_all_asset_keys()
-                   if k not in (line_items, cost_explorer) and graph.get(k).partitions_def is not None
-                   and k.path[0] == tenant.id)
+    marts = sorted(
+        k
+        for k in graph.get_all_asset_keys()
+        if k not in (line_items, cost_explorer) and graph.get(k).partitions_def is not None and k.path[0] == tenant.id
+    )
     run_partitioned("dbt models over the tenant's history", marts)
     manual = {dg.AssetKey([tenant.id, "sp_approvals"]), dg.AssetKey([tenant.id, "sp_purchases"])}
-    rest = sorted(k for k in graph.get_all_asset_keys()
-                  if graph.get(k).partitions_def is None and k not in manual and graph.get(k).is_materializable)
+    rest = sorted(
+        k
+        for k in graph.get_all_asset_keys()
+        if graph.get(k).partitions_def is None and k not in manual and graph.get(k).is_materializable
+    )
     run("rollups, Savings Plans proposals and monitoring", rest, {})
     return summary
 
 
 def materialize_all(
-    tenants: list[TenantConfig], *, select: str | None = None, echo: Echo = print,
+    tenants: list[TenantConfig],
+    *,
+    select: str | None = None,
+    echo: Echo = print,
     instance: dg.DagsterInstance | None = None,
 ) -> str:
     instance = instance or dg.DagsterInstance.get()

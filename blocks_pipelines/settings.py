@@ -7,9 +7,9 @@ so a test can point the whole platform somewhere else by setting a handful of va
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
@@ -98,7 +98,8 @@ def get_settings() -> Settings:
         state_backend=os.environ.get("BLOCKS_STATE_BACKEND", "dynamodb" if env == "production" else "sqlite"),
         state_table_prefix=os.environ.get("BLOCKS_STATE_TABLE_PREFIX", "blocks"),
         dynamodb_endpoint_url=os.environ.get("BLOCKS_DYNAMODB_ENDPOINT_URL")
-        or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
+        or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+        or None,
         dagster_url=os.environ.get("BLOCKS_DAGSTER_URL", DEFAULT_DAGSTER_URL),
         blocks_aws_account_id=os.environ.get("BLOCKS_AWS_ACCOUNT_ID", PLACEHOLDER_BLOCKS_ACCOUNT_ID),
         sp_offering_rates=env == "production" or os.environ.get("BLOCKS_SP_OFFERING_RATES") == "1",

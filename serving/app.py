@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -105,8 +105,9 @@ def create_app(settings: Settings | None = None, *, verifier: TokenVerifier | No
     config = load_config(settings)
     # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from the app itself (fastapi-offline ships the
     # files), not from a CDN, so the docs work on a laptop without internet and under a strict CSP.
-    app = FastAPIOffline(title="Blocks API", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan,
-                         static_url=DOCS_ASSETS)
+    app = FastAPIOffline(
+        title="Blocks API", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan, static_url=DOCS_ASSETS
+    )
     app.state.settings = settings
     app.state.config = config
     app.state.verifier = verifier or build_verifier(settings, config)

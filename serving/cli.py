@@ -11,10 +11,18 @@ from blocks_pipelines.settings import get_settings
 @click.option("--host", default="127.0.0.1", show_default=True, help="interface to bind (keep loopback in dev)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="uvicorn worker processes")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="one line per request (behind a load balancer that logs requests, turn it off)")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="one line per request (behind a load balancer that logs requests, turn it off)",
+)
 def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
     """Run the Blocks API (FastAPI + Major Tom) with uvicorn.
 
@@ -28,8 +36,15 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
         load_config(get_settings())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                access_log=access_log)
+    uvicorn.run(
+        "serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+    )
 
 
 @click.command("dev-token")
@@ -47,7 +62,9 @@ def dev_token(tenant_id: str, role: str, ttl: int, subject: str | None) -> None:
         raise click.ClickException("dev tokens are disabled when BLOCKS_ENV=production; sign in through Cognito")
     known = {t.id for t in load_registry(settings.tenants_dir)}
     if tenant_id not in known:
-        raise click.ClickException(f"unknown tenant {tenant_id!r}; registered: {', '.join(sorted(known)) or 'none'} "
-                                   f"(see {settings.tenants_dir})")
+        raise click.ClickException(
+            f"unknown tenant {tenant_id!r}; registered: {', '.join(sorted(known)) or 'none'} "
+            f"(see {settings.tenants_dir})"
+        )
     roles = {"admin": ["viewer", "admin"], "backoffice": ["viewer", "backoffice"]}.get(role, ["viewer"])
     click.echo(DevIssuer(settings.home).issue(tenant_id, roles, ttl, subject))

@@ -18,9 +18,13 @@ def load_config(settings: Settings) -> ServingConfig:
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None
     if cfg.uses_cognito and not cfg.cognito_client_id:
-        raise ConfigError("BLOCKS_COGNITO_USER_POOL_ID is set but BLOCKS_COGNITO_CLIENT_ID is not: set the app client "
-                          "id the tokens are issued for")
+        raise ConfigError(
+            "BLOCKS_COGNITO_USER_POOL_ID is set but BLOCKS_COGNITO_CLIENT_ID is not: set the app client "
+            "id the tokens are issued for"
+        )
     if settings.is_production and not cfg.uses_cognito:
-        raise ConfigError("BLOCKS_ENV=production needs Cognito: set BLOCKS_COGNITO_REGION, BLOCKS_COGNITO_USER_POOL_ID "
-                          "and BLOCKS_COGNITO_CLIENT_ID (the development token issuer is disabled in production)")
+        raise ConfigError(
+            "BLOCKS_ENV=production needs Cognito: set BLOCKS_COGNITO_REGION, BLOCKS_COGNITO_USER_POOL_ID "
+            "and BLOCKS_COGNITO_CLIENT_ID (the development token issuer is disabled in production)"
+        )
     return cfg

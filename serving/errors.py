@@ -18,24 +18,31 @@ log = logging.getLogger("blocks.serving")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ):
         self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
         super().__init__(message)
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "field": field}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def error_docs(*statuses: int) -> dict[int | str, dict]:
     described = {
-        400: "invalid parameter or body", 401: "missing or invalid bearer token", 403: "not allowed for this token",
-        404: "not found", 409: "changed concurrently, again and again; retry",
-        412: "If-Match does not match the current version", 413: "request body too large",
-        429: "rate limited; see Retry-After", 501: "not available in this deployment",
+        400: "invalid parameter or body",
+        401: "missing or invalid bearer token",
+        403: "not allowed for this token",
+        404: "not found",
+        409: "changed concurrently, again and again; retry",
+        412: "If-Match does not match the current version",
+        413: "request body too large",
+        429: "rate limited; see Retry-After",
+        501: "not available in this deployment",
         503: "data not servable right now",
     }
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
@@ -60,7 +67,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError):
-        return error_response(401, "unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return error_response(
+            401, "unauthorized", str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
 
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, exc: Forbidden):

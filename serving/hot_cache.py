@@ -30,8 +30,13 @@ class HotResponseCache:
             hit = self._lookup(scope)
             if hit is not None:
                 body, media_type = hit
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": [(b"content-type", media_type), (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [(b"content-type", media_type), (b"content-length", str(len(body)).encode())],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

@@ -17,8 +17,9 @@ class LedgerMonth(BaseModel):
     period_end: str = Field(examples=["2026-10-31"])
     data_through: str = Field(examples=["2026-10-17"], description="last day of the month with data")
     is_month_to_date: bool = Field(description="the month still has days to come: figures are month to date")
-    on_demand_equivalent: float = Field(description="the month's usage at public on-demand prices (tax, credits and "
-                                                    "refunds excluded)")
+    on_demand_equivalent: float = Field(
+        description="the month's usage at public on-demand prices (tax, credits and refunds excluded)"
+    )
     promised_savings_pct: float = Field(examples=[20.0])
     promised_savings: float
     customer_cost: float = Field(description="what the customer pays under the guarantee")
@@ -32,8 +33,9 @@ class LedgerMonthBackOffice(LedgerMonth):
 
     blocks_cost: float = Field(description="what Blocks pays AWS, amortized after its Savings Plans")
     blocks_savings: float = Field(description="on_demand_equivalent - blocks_cost")
-    realized_esr_pct: float | None = Field(description="effective savings rate (FinOps Foundation): "
-                                                       "100 x blocks_savings / on_demand_equivalent")
+    realized_esr_pct: float | None = Field(
+        description="effective savings rate (FinOps Foundation): 100 x blocks_savings / on_demand_equivalent"
+    )
     margin: float = Field(description="customer_cost - blocks_cost; negative = what keeping the promise cost")
     shortfall: float = Field(description="max(0, -margin)")
     sp_coverage_pct: float | None
@@ -46,9 +48,11 @@ class LedgerMonthBackOffice(LedgerMonth):
 
 class SavingsLedgerResponse(_Scoped):
     view: Literal["customer", "backoffice"] = Field(
-        description="backoffice (token role `backoffice`) adds Blocks' cost, ESR, margin and hindsight fields")
+        description="backoffice (token role `backoffice`) adds Blocks' cost, ESR, margin and hindsight fields"
+    )
     current: LedgerMonthBackOffice | LedgerMonth | None = Field(description="the newest month (often month to date)")
     months: list[LedgerMonthBackOffice | LedgerMonth] = Field(description="billing months, oldest first")
     totals: LedgerMonthBackOffice | LedgerMonth | None = Field(
-        description="the months summed (billing_period 'total'); percentages recomputed from the sums")
+        description="the months summed (billing_period 'total'); percentages recomputed from the sums"
+    )
     reference: Reference

@@ -47,8 +47,20 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send) -> None:
-        body = json.dumps({"error": {"code": "body_too_large", "field": None,
-                                     "message": f"request body exceeds {self.max_bytes} bytes; send less"}}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "body_too_large",
+                    "field": None,
+                    "message": f"request body exceeds {self.max_bytes} bytes; send less",
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

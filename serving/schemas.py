@@ -34,7 +34,8 @@ class _Scoped(BaseModel):
     data_through: str | None = Field(
         examples=["2026-12-02T15:00:00+00:00"],
         description="end of the last hour with data (UTC ISO): AWS delivers CUR hours to a day late, so later hours "
-                    "are not in the figures yet; null when there is no data")
+        "are not in the figures yet; null when there is no data",
+    )
 
 
 class DataSourceSpan(BaseModel):
@@ -46,11 +47,13 @@ class DataSourceSpan(BaseModel):
 class _Sourced(_Scoped):
     sources: list[DataSourceSpan] = Field(
         description="where the requested days' figures come from: cost_explorer (daily totals per account and "
-                    "service, before the first CUR delivery) or cur; empty when the tenant's marts predate the "
-                    "data_sources_daily mart")
+        "service, before the first CUR delivery) or cur; empty when the tenant's marts predate the "
+        "data_sources_daily mart"
+    )
     preliminary: bool = Field(
         description="true when any requested day comes from Cost Explorer: savings, Savings Plans coverage and "
-                    "recommendations over those days are not meaningful yet")
+        "recommendations over those days are not meaningful yet"
+    )
 
 
 class SpendPoint(BaseModel):
@@ -58,10 +61,14 @@ class SpendPoint(BaseModel):
     group: str | None = Field(None, examples=["AmazonEC2"])
     cost: float
     # week/month/day points: the calendar period, and whether the figure holds all of it (docs/api.md, Periods)
-    period_end: str | None = Field(None, examples=["2026-10-31"],
-                                   description="last day of the calendar period (day, week, month); null for hours")
-    partial: bool = Field(False, description="true when the figure holds only part of its calendar period: the "
-                                             "range cuts it or the data does not reach its end (the current month)")
+    period_end: str | None = Field(
+        None, examples=["2026-10-31"], description="last day of the calendar period (day, week, month); null for hours"
+    )
+    partial: bool = Field(
+        False,
+        description="true when the figure holds only part of its calendar period: the "
+        "range cuts it or the data does not reach its end (the current month)",
+    )
     days_with_data: int | None = Field(None, description="days of the period the figure holds; null for hours")
     partial_reason: str | None = Field(None, examples=["data runs through 2026-12-02 15:00 UTC"])
 
@@ -70,8 +77,10 @@ class FilterHint(BaseModel):
     field: str = Field(examples=["service"])
     value: str = Field(examples=["EC2"])
     message: str
-    known: list[str] = Field(examples=[["AmazonEC2", "AmazonECS"]],
-                             description="known values of the field in your data, closest first (at most 12)")
+    known: list[str] = Field(
+        examples=[["AmazonEC2", "AmazonECS"]],
+        description="known values of the field in your data, closest first (at most 12)",
+    )
 
 
 class GroupTotal(BaseModel):
@@ -79,8 +88,10 @@ class GroupTotal(BaseModel):
     cost: float
     share_pct: float
     public_on_demand_cost: float
-    savings: float = Field(description="on-demand equivalent minus amortized cost of this group's usage and "
-                                       "commitment lines (docs/api.md, Savings)")
+    savings: float = Field(
+        description="on-demand equivalent minus amortized cost of this group's usage and "
+        "commitment lines (docs/api.md, Savings)"
+    )
 
 
 class SpendTotals(BaseModel):
@@ -88,14 +99,20 @@ class SpendTotals(BaseModel):
     unblended_cost: float
     amortized_cost: float
     public_on_demand_cost: float
-    savings: float = Field(description="on_demand_equivalent_cost minus the amortized cost of the same lines: what "
-                                       "commitments saved against public on-demand prices (docs/api.md, Savings)")
+    savings: float = Field(
+        description="on_demand_equivalent_cost minus the amortized cost of the same lines: what "
+        "commitments saved against public on-demand prices (docs/api.md, Savings)"
+    )
     on_demand_equivalent_cost: float = Field(
-        0.0, description="the savings baseline: public on-demand price of the usage lines (and commitment lines) "
-                         "savings compares; fees, tax, credits, refunds and discounts are outside it")
+        0.0,
+        description="the savings baseline: public on-demand price of the usage lines (and commitment lines) "
+        "savings compares; fees, tax, credits, refunds and discounts are outside it",
+    )
     excluded_from_savings_cost: float = Field(
-        0.0, description="amortized cost of the lines outside the savings baseline (fees, tax, credits, refunds, "
-                         "discounts, usage without a public price): in cost, not in savings")
+        0.0,
+        description="amortized cost of the lines outside the savings baseline (fees, tax, credits, refunds, "
+        "discounts, usage without a public price): in cost, not in savings",
+    )
     by_group: list[GroupTotal]
 
 
@@ -114,8 +131,9 @@ class SpendResponse(_Sourced):
     totals: SpendTotals
     reference: Reference
     partial_periods: bool = Field(False, description="true when any series point is partial (see SpendPoint)")
-    hints: list[FilterHint] = Field(default_factory=list,
-                                    description="one per filter value your data has never seen, with known values")
+    hints: list[FilterHint] = Field(
+        default_factory=list, description="one per filter value your data has never seen, with known values"
+    )
 
 
 class ProjectionRow(BaseModel):
@@ -129,8 +147,11 @@ class ProjectionRow(BaseModel):
     achievable_cost: float | None
     days_in_period: int | None = Field(None, description="calendar days from period_start to period_end")
     days_with_data: int | None = Field(None, description="days of the period with data so far")
-    partial: bool = Field(False, description="true while the period has fewer days with data than calendar days "
-                                             "(the current month, week or day): its figures are to date")
+    partial: bool = Field(
+        False,
+        description="true while the period has fewer days with data than calendar days "
+        "(the current month, week or day): its figures are to date",
+    )
 
 
 class ProjectionResponse(_Sourced):
@@ -213,8 +234,11 @@ class SpProposal(BaseModel):
     total_commitment_usd: float | None = Field(None, description="USD committed over the whole term")
     expected_savings_usd_per_month: float | None = Field(None, description="USD per month against on-demand")
     expected_savings_usd_over_term: float | None = Field(None, description="USD over the whole term")
-    expected: dict[str, Any] = Field(default_factory=dict, description="the analyzer's output as recorded; "
-                                     "expected_savings there is over the term, expected_monthly_savings per month")
+    expected: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the analyzer's output as recorded; "
+        "expected_savings there is over the term, expected_monthly_savings per month",
+    )
     rationale: str = ""
     created_at: str
     expires_at: str
@@ -260,7 +284,8 @@ class FailingCheck(BaseModel):
 class ConnectionStatusResponse(BaseModel):
     tenant_id: str
     status: Literal["pending", "connected", "failed"] = Field(
-        description="from the latest connection test; pending until one has run")
+        description="from the latest connection test; pending until one has run"
+    )
     checked_at: str | None = Field(description="when the latest test ran (UTC ISO); null when none has")
     role_arn: str
     checks: dict[str, Literal["pass", "fail", "skip"]] = Field(description="each check's latest result")

@@ -19,8 +19,9 @@ def write_fixture_lake(lake_dir: Path, tenants: dict[str, float], days: int = 12
         write_sample_lake(lake_dir, tenant_id, end or yesterday(), days, scale=scale)
 
 
-def dev_headers(home: Path, tenant_id: str, admin: bool = False, ttl: int = 3600,
-                roles: list[str] | None = None) -> dict[str, str]:
+def dev_headers(
+    home: Path, tenant_id: str, admin: bool = False, ttl: int = 3600, roles: list[str] | None = None
+) -> dict[str, str]:
     roles = roles or (["viewer", "admin"] if admin else ["viewer"])
     return {"Authorization": "Bearer " + DevIssuer(home).issue(tenant_id, roles, ttl)}
 
@@ -35,13 +36,24 @@ def prepare_env(mp, root: Path, tenants_src: Path, lake_tenants: dict[str, float
     home.mkdir()
     for f in tenants_src.glob("*.yaml"):
         shutil.copy(f, config / "tenants" / f.name)
-    for var, value in (("BLOCKS_HOME", home), ("BLOCKS_ASSETS_CONFIG", config), ("BLOCKS_LAKE_URI", lake),
-                       ("BLOCKS_ENV", "local"), ("BLOCKS_SERVING_REFRESH_SECONDS", "60"),
-                       ("BLOCKS_SERVING_PRELOAD", "0")):
+    for var, value in (
+        ("BLOCKS_HOME", home),
+        ("BLOCKS_ASSETS_CONFIG", config),
+        ("BLOCKS_LAKE_URI", lake),
+        ("BLOCKS_ENV", "local"),
+        ("BLOCKS_SERVING_REFRESH_SECONDS", "60"),
+        ("BLOCKS_SERVING_PRELOAD", "0"),
+    ):
         mp.setenv(var, str(value))
-    for var in ("BLOCKS_S3_ENDPOINT_URL", "BLOCKS_STATE_BACKEND", "BLOCKS_COGNITO_USER_POOL_ID",
-                "BLOCKS_BEDROCK_MODEL_ID", "BLOCKS_CHAT_BURST", "BLOCKS_CHAT_PER_MINUTE"):
+    for var in (
+        "BLOCKS_S3_ENDPOINT_URL",
+        "BLOCKS_STATE_BACKEND",
+        "BLOCKS_COGNITO_USER_POOL_ID",
+        "BLOCKS_BEDROCK_MODEL_ID",
+        "BLOCKS_CHAT_BURST",
+        "BLOCKS_CHAT_PER_MINUTE",
+    ):
         mp.delenv(var, raising=False)
     write_fixture_lake(lake, lake_tenants, days=days)
-    DevIssuer(home).kid  # creates the key pair now rather than inside a timed request
+    DevIssuer(home).kid  # noqa: B018 creates the key pair now rather than inside a timed request
     return home

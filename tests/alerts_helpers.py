@@ -21,10 +21,16 @@ def write_mart(name: str, tenant_id: str, frame: pl.DataFrame) -> Path:
 def spend_hourly_from_daily(daily: pl.DataFrame, tenant_id: str, through: datetime | None = None) -> pl.DataFrame:
     """Each day's cost spread over its 24 hours (usage line items), cut at `through` (exclusive) if given."""
     hours = pl.DataFrame({"h": list(range(24))})
-    out = (daily.join(hours, how="cross").with_columns(
-        usage_hour=(pl.col("usage_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=pl.col("h"))),
-        amortized_cost=pl.col("cost") / 24, line_item_type=pl.lit("Usage"), tenant_id=pl.lit(tenant_id))
-        .drop("h", "cost"))
+    out = (
+        daily.join(hours, how="cross")
+        .with_columns(
+            usage_hour=(pl.col("usage_date").cast(pl.Datetime("us", "UTC")) + pl.duration(hours=pl.col("h"))),
+            amortized_cost=pl.col("cost") / 24,
+            line_item_type=pl.lit("Usage"),
+            tenant_id=pl.lit(tenant_id),
+        )
+        .drop("h", "cost")
+    )
     if through is not None:
         out = out.filter(pl.col("usage_hour") < through)
     return out
@@ -39,8 +45,18 @@ def daily_rows(days: int, end: date, series: dict[tuple[str, str], float], spike
             d = end - timedelta(days=days - 1 - i)
             base = level * (1.0 if d.weekday() < 5 else 0.4) * (1 + 0.02 * (((d.toordinal() * 7919) % 5) - 2))
             rows.append((d, service, account, "us-east-1", "BoxUsage", base + spikes.get((service, account, d), 0.0)))
-    return pl.DataFrame(rows, schema={"usage_date": pl.Date, "service": pl.Utf8, "usage_account_id": pl.Utf8,
-                                      "region": pl.Utf8, "usage_type": pl.Utf8, "cost": pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "usage_date": pl.Date,
+            "service": pl.Utf8,
+            "usage_account_id": pl.Utf8,
+            "region": pl.Utf8,
+            "usage_type": pl.Utf8,
+            "cost": pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def utc_midnight(d: date) -> datetime:

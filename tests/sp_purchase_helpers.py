@@ -19,8 +19,14 @@ class FakeRecommendation(BaseModel):
     rationale: str = "covers the 28th percentile of hourly eligible spend"
 
 
-def hourly_usage(days: int = 40, per_hour: float = 10.0, ratio: float = 0.72, end: datetime = END,
-                 recent_factor: float = 1.0, recent_days: int = 0) -> pl.DataFrame:
+def hourly_usage(
+    days: int = 40,
+    per_hour: float = 10.0,
+    ratio: float = 0.72,
+    end: datetime = END,
+    recent_factor: float = 1.0,
+    recent_days: int = 0,
+) -> pl.DataFrame:
     """Steady eligible spend (a mild daily wave), optionally scaled over the last `recent_days` days."""
     start = end - timedelta(days=days)
     hours = pl.datetime_range(start, end - timedelta(hours=1), "1h", time_zone="UTC", eager=True)
@@ -31,8 +37,11 @@ def hourly_usage(days: int = 40, per_hour: float = 10.0, ratio: float = 0.72, en
     if recent_days:
         cutoff = end - timedelta(days=recent_days)
         frame = frame.with_columns(
-            pl.when(pl.col("ts_hour") >= cutoff).then(pl.col("eligible_on_demand_cost") * recent_factor)
-            .otherwise(pl.col("eligible_on_demand_cost")).alias("eligible_on_demand_cost"))
+            pl.when(pl.col("ts_hour") >= cutoff)
+            .then(pl.col("eligible_on_demand_cost") * recent_factor)
+            .otherwise(pl.col("eligible_on_demand_cost"))
+            .alias("eligible_on_demand_cost")
+        )
     return frame
 
 

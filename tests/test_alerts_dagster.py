@@ -24,8 +24,11 @@ from tests.test_alerts_notify import _dead_url
 T = "acme_corp"
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 TODAY = NOW.date()
-SERIES = {("AmazonEC2", "111111111102"): 800.0, ("AmazonRDS", "111111111103"): 300.0,
-          ("AmazonS3", "111111111105"): 120.0}
+SERIES = {
+    ("AmazonEC2", "111111111102"): 800.0,
+    ("AmazonRDS", "111111111103"): 300.0,
+    ("AmazonS3", "111111111105"): 120.0,
+}
 
 
 def _tenant(channels):
@@ -51,8 +54,12 @@ def spiky_lake(blocks_env):
 
 
 def test_a_spike_is_raised_once_and_a_dead_webhook_does_not_fail_the_run(spiky_lake, tmp_path):
-    t = _tenant([FileChannel(type="file", path=str(tmp_path / "{tenant}.jsonl")),
-                 WebhookChannel(type="webhook", url=_dead_url())])
+    t = _tenant(
+        [
+            FileChannel(type="file", path=str(tmp_path / "{tenant}.jsonl")),
+            WebhookChannel(type="webhook", url=_dead_url()),
+        ]
+    )
     instance = dg.DagsterInstance.ephemeral()
     result, meta, checks = _materialize(t, instance)
     assert result.success
@@ -65,8 +72,11 @@ def test_a_spike_is_raised_once_and_a_dead_webhook_does_not_fail_the_run(spiky_l
     assert checks["cur_data_on_time"].passed
 
     [alert] = get_state_store().list_alerts(T)
-    assert (alert.kind, alert.first_seen, alert.dimensions["service"]) == (AlertKind.spend_spike, spiky_lake,
-                                                                           "AmazonEC2")
+    assert (alert.kind, alert.first_seen, alert.dimensions["service"]) == (
+        AlertKind.spend_spike,
+        spiky_lake,
+        "AmazonEC2",
+    )
     assert alert.impact_usd == pytest.approx(2400.0, rel=0.05)
     lines = (tmp_path / f"{T}.jsonl").read_text().splitlines()
     assert [json.loads(x)["alert"]["alert_id"] for x in lines] == [alert.alert_id]
@@ -113,10 +123,18 @@ def test_only_recent_open_alerts_are_offered_to_the_channels(blocks_env):
     from tests.test_alerts_notify import _detection
 
     store = get_state_store()
-    recent = store.record_alert(T, _detection("AmazonEC2").model_copy(
-        update={"first_seen": TODAY - timedelta(days=2), "last_seen": TODAY - timedelta(days=1)}))[0]
-    old = store.record_alert(T, _detection("AmazonRDS").model_copy(
-        update={"first_seen": TODAY - timedelta(days=40), "last_seen": TODAY - timedelta(days=39)}))[0]
+    recent = store.record_alert(
+        T,
+        _detection("AmazonEC2").model_copy(
+            update={"first_seen": TODAY - timedelta(days=2), "last_seen": TODAY - timedelta(days=1)}
+        ),
+    )[0]
+    old = store.record_alert(
+        T,
+        _detection("AmazonRDS").model_copy(
+            update={"first_seen": TODAY - timedelta(days=40), "last_seen": TODAY - timedelta(days=39)}
+        ),
+    )[0]
     offered = notifiable(store.list_alerts(T, [AlertStatus.open]), TODAY)
     assert [a.alert_id for a in offered] == [recent.alert_id] and old.alert_id != recent.alert_id
 
@@ -128,8 +146,13 @@ def test_a_utilization_dip_is_raised_like_a_spend_anomaly(blocks_env, tmp_path):
     daily = daily_rows(120, TODAY - timedelta(days=1), SERIES)
     write_mart("spend_hourly", T, spend_hourly_from_daily(daily, T, through=NOW - timedelta(hours=6)))
     dip_from = TODAY - timedelta(days=2)
-    pos = position(30, lambda d: 80.0, lambda d: 50.0 if d >= dip_from else 98.0, commitment_per_hour=5.0,
-                   end=TODAY - timedelta(days=1))
+    pos = position(
+        30,
+        lambda d: 80.0,
+        lambda d: 50.0 if d >= dip_from else 98.0,
+        commitment_per_hour=5.0,
+        end=TODAY - timedelta(days=1),
+    )
     write_mart("sp_position_hourly", T, pos.with_columns(pl.lit(T).alias("tenant_id")))
     result, meta, checks = _materialize(t, dg.DagsterInstance.ephemeral())
     [alert] = get_state_store().list_alerts(T)

@@ -32,10 +32,18 @@ from tests.test_state_contract import run_threads
 
 
 def _detection(service="AmazonEC2") -> Detection:
-    return Detection(kind=AlertKind.spend_spike, severity=Severity.high,
-                     dimensions={"service": service, "usage_account_id": "111111111111", "region": "us-east-1"},
-                     first_seen=date(2026, 11, 20), last_seen=date(2026, 11, 20), expected=300.0, actual=900.0,
-                     impact_usd=600.0, score=12.0, message=f"{service} cost $900.00 against $300.00 expected")
+    return Detection(
+        kind=AlertKind.spend_spike,
+        severity=Severity.high,
+        dimensions={"service": service, "usage_account_id": "111111111111", "region": "us-east-1"},
+        first_seen=date(2026, 11, 20),
+        last_seen=date(2026, 11, 20),
+        expected=300.0,
+        actual=900.0,
+        impact_usd=600.0,
+        score=12.0,
+        message=f"{service} cost $900.00 against $300.00 expected",
+    )
 
 
 @pytest.fixture
@@ -104,8 +112,9 @@ def test_a_rejected_webhook_is_not_retried_and_its_secret_url_stays_out_of_the_e
     url, received, state = http_sink
     state["status"] = 404
     alert, _ = store.record_alert("acme_corp", _detection())
-    outcome = send_with_retries(WebhookNotifier("slack:x", url + "/T000/SECRET", slack=True), alert,
-                                sleep=lambda s: None)
+    outcome = send_with_retries(
+        WebhookNotifier("slack:x", url + "/T000/SECRET", slack=True), alert, sleep=lambda s: None
+    )
     assert (outcome.ok, outcome.attempts) == (False, 1) and len(received) == 1
     assert "HTTP 404" in outcome.error and "SECRET" not in outcome.error
     state["status"] = 503  # a server error is retried
@@ -156,8 +165,9 @@ def test_email_is_sent_over_smtp(store):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         alert, _ = store.record_alert("acme_corp", _detection())
-        channel = EmailChannel(type="email", to=["finops@acme.example"], smtp_host="127.0.0.1",
-                               smtp_port=server.server_address[1])
+        channel = EmailChannel(
+            type="email", to=["finops@acme.example"], smtp_host="127.0.0.1", smtp_port=server.server_address[1]
+        )
         EmailNotifier("email:x", channel).send(alert)
     finally:
         server.shutdown()
@@ -180,11 +190,20 @@ def test_sns_publish_matches_the_api_model(store):
     client = boto3.client("sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     topic = "arn:aws:sns:us-east-1:111111111111:cost-alerts"
     with Stubber(client) as stub:
-        stub.add_response("publish", {"MessageId": "m-1"}, {
-            "TopicArn": topic, "Subject": "[HIGH] acme_corp: spend spike", "Message": ANY,
-            "MessageAttributes": {"tenant_id": {"DataType": "String", "StringValue": "acme_corp"},
-                                  "kind": {"DataType": "String", "StringValue": "spend_spike"},
-                                  "severity": {"DataType": "String", "StringValue": "high"}}})
+        stub.add_response(
+            "publish",
+            {"MessageId": "m-1"},
+            {
+                "TopicArn": topic,
+                "Subject": "[HIGH] acme_corp: spend spike",
+                "Message": ANY,
+                "MessageAttributes": {
+                    "tenant_id": {"DataType": "String", "StringValue": "acme_corp"},
+                    "kind": {"DataType": "String", "StringValue": "spend_spike"},
+                    "severity": {"DataType": "String", "StringValue": "high"},
+                },
+            },
+        )
         stub.add_client_error("publish", service_error_code="NotFound", http_status_code=404)
         notifier = SnsNotifier("sns:x", topic, client=client)
         notifier.send(alert)
@@ -231,8 +250,10 @@ def test_a_send_that_outlived_its_lease_does_not_fail_delivery(store, tmp_path):
         name = "file:slow"
 
         def send(self, a):  # while it sends, its lease runs out and another tick takes the claim over
-            assert store.claim_alert_notification("acme_corp", a.alert_id, self.name,
-                                                  now=utcnow() + SEND_LEASE) is not None
+            assert (
+                store.claim_alert_notification("acme_corp", a.alert_id, self.name, now=utcnow() + SEND_LEASE)
+                is not None
+            )
 
     report = deliver(store, "acme_corp", [alert], [Slow()], sleep=lambda s: None)
     assert (report.sent, report.failed, report.skipped) == ([], [], 1)

@@ -17,12 +17,22 @@ def test_a_tenant_without_alerts_block_gets_the_defaults(tmp_path):
 
 def test_channels_parse_by_type(tmp_path):
     data = _demo()
-    data["alerts"] = {"min_impact_usd": 200, "channels": [
-        {"type": "slack", "url_env": "GLOBEX_SLACK_WEBHOOK"},
-        {"type": "email", "to": ["finops@globex.example"], "from": "blocks@globex.example", "smtp_port": 587,
-         "starttls": True, "username_env": "SMTP_USER", "password_env": "SMTP_PASSWORD"},
-        {"type": "sns", "topic_arn": "arn:aws:sns:us-east-1:222222222222:cost-alerts"},
-    ]}
+    data["alerts"] = {
+        "min_impact_usd": 200,
+        "channels": [
+            {"type": "slack", "url_env": "GLOBEX_SLACK_WEBHOOK"},
+            {
+                "type": "email",
+                "to": ["finops@globex.example"],
+                "from": "blocks@globex.example",
+                "smtp_port": 587,
+                "starttls": True,
+                "username_env": "SMTP_USER",
+                "password_env": "SMTP_PASSWORD",
+            },
+            {"type": "sns", "topic_arn": "arn:aws:sns:us-east-1:222222222222:cost-alerts"},
+        ],
+    }
     tenant = load_tenant_file(_write(tmp_path, data))
     slack, email, sns = tenant.alerts.channels
     assert isinstance(slack, WebhookChannel) and slack.url_env == "GLOBEX_SLACK_WEBHOOK"
@@ -31,14 +41,17 @@ def test_channels_parse_by_type(tmp_path):
     assert tenant.alerts.min_impact_usd == 200
 
 
-@pytest.mark.parametrize("alerts, field, expected", [
-    ({"min_impact_usd": -5}, "alerts.min_impact_usd", "greater than or equal"),
-    ({"channels": [{"type": "pager"}]}, "alerts.channels.0", "does not match any of the expected tags"),
-    ({"channels": [{"type": "slack"}]}, "alerts.channels.0", "exactly one of url or url_env"),
-    ({"channels": [{"type": "slack", "url_env": "lower_case"}]}, "alerts.channels.0", "pattern"),
-    ({"channels": [{"type": "sns", "topic_arn": "cost-alerts"}]}, "alerts.channels.0", "pattern"),
-    ({"channels": [{"type": "email", "to": []}]}, "alerts.channels.0", "at least 1"),
-])
+@pytest.mark.parametrize(
+    "alerts, field, expected",
+    [
+        ({"min_impact_usd": -5}, "alerts.min_impact_usd", "greater than or equal"),
+        ({"channels": [{"type": "pager"}]}, "alerts.channels.0", "does not match any of the expected tags"),
+        ({"channels": [{"type": "slack"}]}, "alerts.channels.0", "exactly one of url or url_env"),
+        ({"channels": [{"type": "slack", "url_env": "lower_case"}]}, "alerts.channels.0", "pattern"),
+        ({"channels": [{"type": "sns", "topic_arn": "cost-alerts"}]}, "alerts.channels.0", "pattern"),
+        ({"channels": [{"type": "email", "to": []}]}, "alerts.channels.0", "at least 1"),
+    ],
+)
 def test_a_bad_alerts_block_names_the_field(tmp_path, alerts, field, expected):
     data = _demo()
     data["alerts"] = alerts

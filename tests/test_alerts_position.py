@@ -14,20 +14,44 @@ from blocks_pipelines.state.alert_models import AlertKind, Severity
 END = date(2026, 11, 30)
 
 
-def position(days: int, coverage_of, utilization_of, commitment_per_hour: float = 2.0,
-             eligible_per_hour: float = 20.0, end: date = END) -> pl.DataFrame:
+def position(
+    days: int,
+    coverage_of,
+    utilization_of,
+    commitment_per_hour: float = 2.0,
+    eligible_per_hour: float = 20.0,
+    end: date = END,
+) -> pl.DataFrame:
     rows = []
     for i in range(days):
         d = end - timedelta(days=days - 1 - i)
         for h in range(24):
             ts = datetime.combine(d, datetime.min.time(), timezone.utc) + timedelta(hours=h)
             cov, util = coverage_of(d), utilization_of(d)
-            rows.append((ts, d, "TOTAL", commitment_per_hour, commitment_per_hour * util / 100, eligible_per_hour,
-                         eligible_per_hour * cov / 100))
-    return pl.DataFrame(rows, orient="row", schema={
-        "usage_hour": pl.Datetime("us", "UTC"), "usage_date": pl.Date, "savings_plan_arn": pl.Utf8,
-        "commitment": pl.Float64, "used_commitment": pl.Float64, "eligible_on_demand_cost": pl.Float64,
-        "covered_on_demand_cost": pl.Float64})
+            rows.append(
+                (
+                    ts,
+                    d,
+                    "TOTAL",
+                    commitment_per_hour,
+                    commitment_per_hour * util / 100,
+                    eligible_per_hour,
+                    eligible_per_hour * cov / 100,
+                )
+            )
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "usage_hour": pl.Datetime("us", "UTC"),
+            "usage_date": pl.Date,
+            "savings_plan_arn": pl.Utf8,
+            "commitment": pl.Float64,
+            "used_commitment": pl.Float64,
+            "eligible_on_demand_cost": pl.Float64,
+            "covered_on_demand_cost": pl.Float64,
+        },
+    )
 
 
 def test_a_coverage_dip_is_one_alert_from_its_first_day():

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.alerts.spend import SpendParams, detect_new_services, detect_spend_spikes, score_days
-from tests.synthetic.daily_spend import synthetic_daily
 from blocks_pipelines.state.alert_models import AlertKind, Severity
+from tests.synthetic.daily_spend import synthetic_daily
 
 END = date(2026, 11, 30)
 
@@ -19,8 +19,18 @@ def _rows(days: list[date], cost_of, service="AmazonEC2", account="111111111111"
 
 
 def _frame(rows) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"usage_date": pl.Date, "service": pl.Utf8, "usage_account_id": pl.Utf8,
-                                      "region": pl.Utf8, "usage_type": pl.Utf8, "cost": pl.Float64}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "usage_date": pl.Date,
+            "service": pl.Utf8,
+            "usage_account_id": pl.Utf8,
+            "region": pl.Utf8,
+            "usage_type": pl.Utf8,
+            "cost": pl.Float64,
+        },
+        orient="row",
+    )
 
 
 def _days(n: int, end: date = END) -> list[date]:
@@ -125,14 +135,18 @@ def test_no_verdict_during_a_series_warm_up():
 def test_a_new_service_is_flagged_once_it_costs_something():
     old = _rows(_days(120), lambda d: 300.0)
     new_first = END - timedelta(days=2)
-    new = _rows(_days(3), lambda d: 40.0, service="AmazonSageMaker", account="222222222222",
-                usage_type="ml.g5.xlarge-Hosting")
+    new = _rows(
+        _days(3), lambda d: 40.0, service="AmazonSageMaker", account="222222222222", usage_type="ml.g5.xlarge-Hosting"
+    )
     daily = _frame(old + new)
     found = detect_new_services(daily, END, SpendParams(min_impact_usd=50.0), since=END - timedelta(days=7))
     assert len(found) == 1
     alert = found[0]
-    assert (alert.kind, alert.dimensions, alert.first_seen) == (AlertKind.new_service, {"service": "AmazonSageMaker"},
-                                                                new_first)
+    assert (alert.kind, alert.dimensions, alert.first_seen) == (
+        AlertKind.new_service,
+        {"service": "AmazonSageMaker"},
+        new_first,
+    )
     assert alert.impact_usd == 120.0 and alert.top_usage_types[0].usage_type == "ml.g5.xlarge-Hosting"
     assert "222222222222" in alert.message
     # a service in the tenant's first fortnight is not "new": there is no before

@@ -26,10 +26,18 @@ def store(request, blocks_env, monkeypatch):
 
 
 def spike(last_seen=date(2026, 11, 20), impact=600.0, service="AmazonEC2") -> Detection:
-    return Detection(kind=AlertKind.spend_spike, severity=Severity.high,
-                     dimensions={"service": service, "usage_account_id": "111111111111", "region": "us-east-1"},
-                     first_seen=date(2026, 11, 20), last_seen=last_seen, expected=300.0, actual=300.0 + impact,
-                     impact_usd=impact, score=12.0, message=f"{service} +${impact}")
+    return Detection(
+        kind=AlertKind.spend_spike,
+        severity=Severity.high,
+        dimensions={"service": service, "usage_account_id": "111111111111", "region": "us-east-1"},
+        first_seen=date(2026, 11, 20),
+        last_seen=last_seen,
+        expected=300.0,
+        actual=300.0 + impact,
+        impact_usd=impact,
+        score=12.0,
+        message=f"{service} +${impact}",
+    )
 
 
 def test_an_alert_is_stored_once_and_takes_the_figures_of_later_ticks(store):
@@ -81,7 +89,11 @@ def test_a_failed_channel_is_retried_on_later_ticks_then_left_visible(store):
     assert store.claim_alert_notification("acme_corp", alert.alert_id, "webhook", now=now + RESEND_AFTER) is None
     [record] = store.list_alert_notifications("acme_corp")
     assert (record["state"], record["rounds"], record["attempts"], record["error"]) == (
-        "failed", MAX_SEND_ROUNDS, 3 * MAX_SEND_ROUNDS, "ConnectionRefused")
+        "failed",
+        MAX_SEND_ROUNDS,
+        3 * MAX_SEND_ROUNDS,
+        "ConnectionRefused",
+    )
     audit = store.list_audit(f"acme_corp/alert/{alert.alert_id}")
     assert [e.result for e in audit if e.action == "alert.notify.webhook"] == ["failed"] * MAX_SEND_ROUNDS
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import boto3
 import pytest
-
-from blocks_pipelines.connect import errors
-from blocks_pipelines.connect.checks import CHECK_NAMES, run_connection_checks
-from blocks_pipelines.state import get_state_store
 from test_connect_support import (
     StubbingSession,
     create_bucket,
@@ -17,6 +13,10 @@ from test_connect_support import (
     make_tenant,
     unique_bucket,
 )
+
+from blocks_pipelines.connect import errors
+from blocks_pipelines.connect.checks import CHECK_NAMES, run_connection_checks
+from blocks_pipelines.state import get_state_store
 
 CSV = b"identity/LineItemId,lineItem/UnblendedCost\nx,1.0\n"
 
@@ -45,9 +45,13 @@ def test_all_checks_pass_for_a_legacy_cur_with_glue_and_athena(moto):
     customer = customer_session(tenant)
     glue = customer.client("glue")
     glue.create_database(DatabaseInput={"Name": "cur_db"})
-    glue.create_table(DatabaseName="cur_db", TableInput={
-        "Name": "newco_hourly", "StorageDescriptor": {"Columns": [{"Name": "line_item_unblended_cost", "Type": "double"}]}
-    })
+    glue.create_table(
+        DatabaseName="cur_db",
+        TableInput={
+            "Name": "newco_hourly",
+            "StorageDescriptor": {"Columns": [{"Name": "line_item_unblended_cost", "Type": "double"}]},
+        },
+    )
     customer.client("athena").create_work_group(Name="blocks")
 
     results = run_connection_checks(tenant)
@@ -56,7 +60,9 @@ def test_all_checks_pass_for_a_legacy_cur_with_glue_and_athena(moto):
     assert {r.name: r.status for r in results} == dict.fromkeys(CHECK_NAMES, "pass")
     manifest = by_name(results)["cur_manifest"]
     assert manifest.details["billing_period"] == "2026-11"  # the newest period folder is the one read
-    assert manifest.details["manifest_uri"].endswith("/reports/newco-hourly/20261101-20261201/newco-hourly-Manifest.json")
+    assert manifest.details["manifest_uri"].endswith(
+        "/reports/newco-hourly/20261101-20261201/newco-hourly-Manifest.json"
+    )
     status = get_state_store().get_connection(tenant.id)
     assert status["status"] == "connected" and status["failing"] == []
     assert status["checks"] == dict.fromkeys(CHECK_NAMES, "pass") and status["role_arn"] == tenant.connection.role_arn
@@ -141,8 +147,11 @@ def test_manifest_listing_missing_files_is_invalid(moto):
 def test_wrong_region(moto):
     bucket = unique_bucket()
     create_bucket(moto, bucket, "eu-west-1")
-    tenant = make_tenant(uri=f"s3://{bucket}/reports", region="us-east-1",
-                         athena={"database": "cur_db_eu", "table": "t", "workgroup": "primary"})
+    tenant = make_tenant(
+        uri=f"s3://{bucket}/reports",
+        region="us-east-1",
+        athena={"database": "cur_db_eu", "table": "t", "workgroup": "primary"},
+    )
     deliver_legacy(moto, bucket, "reports/", "newco-hourly", "2026-11", CSV)
 
     res = by_name(run_connection_checks(tenant))

@@ -11,6 +11,7 @@ from datetime import date, timezone
 import cfnlint.api
 import polars as pl
 from click.testing import CliRunner
+from conftest import REAL_CUR
 from test_connect_support import (
     DagsterWebserver,
     create_bucket,
@@ -28,7 +29,6 @@ from blocks_pipelines.connect.template import build_template, render_yaml
 from blocks_pipelines.lake.months import current_files
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import get_state_store
-from conftest import REAL_CUR
 
 KOKU = REAL_CUR / "koku-2023-06-01.csv"
 BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
@@ -52,14 +52,22 @@ def _resolve(node, params: dict[str, str]):
 def _launch_stack_in_moto(template: dict, tenant) -> None:
     """Create the data-read role in the customer's (moto) account exactly as the template defines it."""
     params = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()}
-    params.update({"AWS::Partition": "aws", "AWS::AccountId": tenant.organization.payer_account_id,
-                   "AWS::Region": tenant.cur_source.region})
+    params.update(
+        {
+            "AWS::Partition": "aws",
+            "AWS::AccountId": tenant.organization.payer_account_id,
+            "AWS::Region": tenant.cur_source.region,
+        }
+    )
     role = _resolve(template["Resources"]["BlocksDataReadRole"]["Properties"], params)
     iam = customer_session(tenant).client("iam")
     iam.create_role(RoleName=role["RoleName"], AssumeRolePolicyDocument=json.dumps(role["AssumeRolePolicyDocument"]))
     for policy in role["Policies"]:
-        iam.put_role_policy(RoleName=role["RoleName"], PolicyName=policy["PolicyName"],
-                            PolicyDocument=json.dumps(policy["PolicyDocument"]))
+        iam.put_role_policy(
+            RoleName=role["RoleName"],
+            PolicyName=policy["PolicyName"],
+            PolicyDocument=json.dumps(policy["PolicyDocument"]),
+        )
 
 
 def test_new_customer_to_backfilled_tenant(aws_env, blocks_env, monkeypatch, tmp_path):
@@ -67,11 +75,20 @@ def test_new_customer_to_backfilled_tenant(aws_env, blocks_env, monkeypatch, tmp
     monkeypatch.setenv("BLOCKS_AWS_ACCOUNT_ID", "123456789012")
     bucket = unique_bucket("newco-cur")
     create_bucket(aws_env, bucket)
-    tenant = make_tenant(uri=f"s3://{bucket}/reports", history_start=date(2023, 6, 1),
-                         athena={"database": "newco_cur", "table": "newco_hourly", "workgroup": "primary"})
+    tenant = make_tenant(
+        uri=f"s3://{bucket}/reports",
+        history_start=date(2023, 6, 1),
+        athena={"database": "newco_cur", "table": "newco_hourly", "workgroup": "primary"},
+    )
     payer = tenant.organization.payer_account_id
-    manifest_key = deliver_legacy(aws_env, bucket, "reports/", "newco-hourly", "2023-06",
-                   KOKU.read_bytes().replace(KOKU_PAYER.encode(), payer.encode()))
+    manifest_key = deliver_legacy(
+        aws_env,
+        bucket,
+        "reports/",
+        "newco-hourly",
+        "2023-06",
+        KOKU.read_bytes().replace(KOKU_PAYER.encode(), payer.encode()),
+    )
 
     # 1. the stack: generated, linted, launched (moto IAM validates the policy documents)
     template = build_template(tenant)

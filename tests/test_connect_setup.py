@@ -1,4 +1,5 @@
-"""Tenant setup logic: registry entry, reload, one backfill per month, resume, rollback (the real webserver is in\ntest_connect_e2e)."""
+"""Tenant setup logic: registry entry, reload, one backfill per month, resume, rollback (the real webserver is in
+test_connect_e2e)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,11 @@ def test_setup_registers_launches_each_month_once_and_audits(blocks_env):
     assert load_tenant_file(get_settings().tenants_dir / "newco.yaml") == tenant
     assert [b.billing_period for b in first.launched] == ["2026-09", "2026-10", "2026-11"]
     assert [(p.stage, p.done, p.total) for p in progress] == [
-        ("registry", 1, 1), ("reload", 1, 1), ("backfill", 1, 3), ("backfill", 2, 3), ("backfill", 3, 3)
+        ("registry", 1, 1),
+        ("reload", 1, 1),
+        ("backfill", 1, 3),
+        ("backfill", 2, 3),
+        ("backfill", 3, 3),
     ]
     second = setup_tenant(tenant, dagster=gateway, now=NOW)
     assert second.did_nothing_new and gateway.reloads == 2

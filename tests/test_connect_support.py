@@ -65,8 +65,9 @@ def create_bucket(endpoint: str, bucket: str, region: str = "us-east-1") -> None
     s3_client(endpoint, region).create_bucket(**kwargs)
 
 
-def deliver_legacy(endpoint: str, bucket: str, prefix: str, report: str, period: str, data: bytes,
-                   name: str = "data.csv") -> str:
+def deliver_legacy(
+    endpoint: str, bucket: str, prefix: str, report: str, period: str, data: bytes, name: str = "data.csv"
+) -> str:
     """A legacy CUR delivery: data under an assembly folder, the period-level manifest listing it."""
     y, m = map(int, period.split("-"))
     folder = f"{y:04d}{m:02d}01-{y + (m == 12):04d}{m % 12 + 1:02d}01"
@@ -127,20 +128,26 @@ class StubbingSession:
                 if code is None:
                     stubber.add_response(op, response or {})
                 else:
-                    stubber.add_client_error(op, service_error_code=code, service_message=f"stubbed {code}",
-                                             http_status_code=403)
+                    stubber.add_client_error(
+                        op, service_error_code=code, service_message=f"stubbed {code}", http_status_code=403
+                    )
             stubber.activate()
             self.stubbers.append(stubber)
         return client
 
 
 def customer_session(tenant: TenantConfig) -> boto3.Session:
-    """A session in the customer's account (moto keeps Glue/Athena per account: the role's account is the customer's)."""
+    """A session in the customer's account (moto keeps Glue/Athena per account: the role's account is the
+    customer's)."""
     creds = boto3.client("sts", region_name="us-east-1").assume_role(
         RoleArn=tenant.connection.role_arn, RoleSessionName="customer-admin"
     )["Credentials"]
-    return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                         aws_session_token=creds["SessionToken"], region_name=tenant.cur_source.region)
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=tenant.cur_source.region,
+    )
 
 
 # ---- a real Dagster webserver over a code location that loads the tenant registry ------------------------------
@@ -204,7 +211,11 @@ class DagsterWebserver:
         self.log = open(self.workdir / "webserver.log", "wb")
         self.proc = subprocess.Popen(
             [str(exe), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=self.workdir, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -59,7 +59,8 @@ def test_cur_read_is_scoped_to_the_report_prefix_and_data_role_cannot_buy():
     assert {"ce:Get*", "cloudwatch:GetMetricData", "glue:GetTable", "athena:GetWorkGroup"} <= set(actions)
     purchase = _statements(t, "BlocksSavingsPlansPurchaseRole")
     assert [a for s in purchase.values() for a in s["Action"]] == [
-        "savingsplans:CreateSavingsPlan", "savingsplans:Describe*"
+        "savingsplans:CreateSavingsPlan",
+        "savingsplans:Describe*",
     ]
 
 
@@ -68,7 +69,11 @@ def test_purchase_role_and_export_only_when_opted_in():
     assert set(plain["Resources"]) == {"BlocksDataReadRole"}
     full = build_template(make_tenant(uri="s3://newco-cur/cur"), with_cur_export=True, with_purchase_role=True)
     assert set(full["Resources"]) == {
-        "BlocksDataReadRole", "BlocksSavingsPlansPurchaseRole", "CurExportBucket", "CurExportBucketPolicy", "CurExport"
+        "BlocksDataReadRole",
+        "BlocksSavingsPlansPurchaseRole",
+        "CurExportBucket",
+        "CurExportBucketPolicy",
+        "CurExport",
     }
     export = full["Resources"]["CurExport"]["Properties"]["Export"]
     assert export["DataQuery"]["TableConfigurations"]["COST_AND_USAGE_REPORT"]["TIME_GRANULARITY"] == "HOURLY"

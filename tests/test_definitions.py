@@ -62,8 +62,12 @@ def test_event_sensors_are_the_code_locations_and_do_not_grow_with_tenants(root,
     (issue #16): five sensors whether it holds three tenants or 2,000, four where no tenant can use Cost Explorer
     (the demo's tenants are local sample data, with no AWS account behind them)."""
     defs = root.defs
-    assert {s.name for s in defs.sensors} == {"cur_delivery_sensor", "cur_delivery_queue_sensor",
-                                              "models_refresh_sensor", "sp_approval_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "cur_delivery_sensor",
+        "cur_delivery_queue_sensor",
+        "models_refresh_sensor",
+        "sp_approval_sensor",
+    }
     delivery = defs.resolve_sensor_def("cur_delivery_sensor")
     graph = defs.resolve_asset_graph()
     assert delivery.asset_selection.resolve(graph) == {dg.AssetKey([t, "cur_line_items"]) for t in tenants}
@@ -76,14 +80,18 @@ def test_checks_and_op_names_are_per_tenant(root, tenants):
     for t in tenants:
         line_items = defs.resolve_assets_def(dg.AssetKey([t, "cur_line_items"]))
         assert {c.name for c in line_items.check_specs} == {
-            "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented",
-        "billed_cost_matches_source_per_invoice"}
+            "unblended_matches_source",
+            "no_duplicated_line_items",
+            "schema_as_documented",
+            "billed_cost_matches_source_per_invoice",
+        }
         assert all(c.asset_key == line_items.key and c.blocking for c in line_items.check_specs)
         assert line_items.backfill_policy == dg.BackfillPolicy.single_run()
         monitoring = defs.resolve_assets_def(dg.AssetKey([t, "sp_monitoring"]))
         assert set(monitoring.check_keys) == {
             dg.AssetCheckKey(monitoring.key, "utilization_within_band"),
-            dg.AssetCheckKey(monitoring.key, "coverage_not_dipping")}
+            dg.AssetCheckKey(monitoring.key, "coverage_not_dipping"),
+        }
         # each tenant's copy of a template op is named as its own @asset would be: run config addresses it
         for name in SP_AND_INGESTION:
             assets_def = defs.resolve_assets_def(dg.AssetKey([t, name]))
@@ -94,7 +102,8 @@ def test_checks_and_op_names_are_per_tenant(root, tenants):
         for name in SP_AND_INGESTION:
             assert job.graph.has_node_named(f"{t}__{name}")  # not aliased `..._2`: run config keys stay stable
     assert job.run_config_schema.config_type.fields["ops"].config_type.fields.keys() >= {
-        f"{t}__sp_approvals" for t in tenants}
+        f"{t}__sp_approvals" for t in tenants
+    }
 
 
 def test_every_key_a_copy_names_is_its_tenants(root, tenants):
@@ -140,7 +149,9 @@ def test_light_constants_match_their_sources():
 def test_building_definitions_imports_no_data_libraries():
     import subprocess
 
-    code = ("import sys, blocks_pipelines.definitions as r; r.defs; "
-            "print(sorted(m for m in ('polars', 'boto3', 'numpy', 'duckdb') if m in sys.modules))")
+    code = (
+        "import sys, blocks_pipelines.definitions as r; r.defs; "
+        "print(sorted(m for m in ('polars', 'boto3', 'numpy', 'duckdb') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -37,16 +37,15 @@ def summarize(defs: dg.Definitions) -> dict:
                 "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
                 "checks": sorted(
                     (c.name, c.blocking, sorted(d.asset_key.to_user_string() for d in c.additional_deps))
-                    for c in assets_def.check_specs if c.asset_key == key
+                    for c in assets_def.check_specs
+                    if c.asset_key == key
                 ),
                 "backfill_policy": str(assets_def.backfill_policy) if assets_def.backfill_policy else None,
             }
     repo = defs.get_repository_def()
     return {
         "assets": dict(sorted(assets.items())),
-        "sensors": sorted(
-            (s.name, s.minimum_interval_seconds, str(s.default_status)) for s in repo.sensor_defs
-        ),
+        "sensors": sorted((s.name, s.minimum_interval_seconds, str(s.default_status)) for s in repo.sensor_defs),
         "schedules": sorted((s.name, s.cron_schedule, str(s.default_status)) for s in repo.schedule_defs),
         "jobs": sorted(j.name for j in repo.get_all_jobs()),
     }

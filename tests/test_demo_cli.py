@@ -33,10 +33,11 @@ def test_help_lists_the_port_options():
 def test_sample_data_tenants_have_no_cost_explorer_asset_to_show_as_missing(blocks_env):
     from datetime import date, timedelta
 
+    from test_connect_support import make_tenant
+
     from blocks_pipelines.ingestion.defs import build_ingestion_defs
     from blocks_pipelines.settings import get_settings
     from blocks_pipelines.tenants.config import load_registry
-    from test_connect_support import make_tenant
 
     for tenant in load_registry(get_settings().tenants_dir):  # the demo's tenants: local CUR, no AWS account
         defs = build_ingestion_defs(tenant)

@@ -14,9 +14,15 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes import ConfigurableClassData
 
 PROD = Path(__file__).resolve().parents[1] / "dagster.prod.yaml"
-ENV = {"DAGSTER_PG_HOST": "db.internal", "DAGSTER_PG_USER": "dagster", "DAGSTER_PG_PASSWORD": "secret",
-       "DAGSTER_PG_DB": "dagster", "BLOCKS_ECS_CLUSTER": "blocks", "BLOCKS_DAGSTER_LOGS_BUCKET": "blocks-logs",
-       "AWS_REGION": "us-east-1"}
+ENV = {
+    "DAGSTER_PG_HOST": "db.internal",
+    "DAGSTER_PG_USER": "dagster",
+    "DAGSTER_PG_PASSWORD": "secret",
+    "DAGSTER_PG_DB": "dagster",
+    "BLOCKS_ECS_CLUSTER": "blocks",
+    "BLOCKS_DAGSTER_LOGS_BUCKET": "blocks-logs",
+    "AWS_REGION": "us-east-1",
+}
 CLASSES = ("run_launcher", "compute_logs", "run_coordinator")
 
 

@@ -11,11 +11,14 @@ import pytest
 
 from blocks_pipelines.ingestion import errors as E
 from blocks_pipelines.ingestion.ingest import ingest_delivery
-from tests.synthetic.cur_frames import (
-    cur1_frame, cur2_frame, write_export_delivery, write_legacy_delivery,
-)
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+from tests.synthetic.cur_frames import (
+    cur1_frame,
+    cur2_frame,
+    write_export_delivery,
+    write_legacy_delivery,
+)
 
 ACCOUNTS = ["111111111112"]
 
@@ -47,7 +50,8 @@ def _bad_csv(tmp_path, name="bad.csv", mutate=None, n=400):
 
 def _set(col, row, value):
     return lambda df: df.with_columns(
-        pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(col)).alias(col))
+        pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(col)).alias(col)
+    )
 
 
 def _expect(acme_with_lake, path, error, *needles):
@@ -106,8 +110,14 @@ def test_empty_file(acme_with_lake, tmp_path):
 
 def test_manifest_listing_a_missing_file(acme_with_lake, tmp_path):
     root = tmp_path / "src"
-    write_export_delivery(str(root), "acme-export", [cur2_frame(100, "2026-10", "111111111111", ACCOUNTS)] * 2,
-                          "2026-10", tmp_path / "w", execution_id="exec-1")
+    write_export_delivery(
+        str(root),
+        "acme-export",
+        [cur2_frame(100, "2026-10", "111111111111", ACCOUNTS)] * 2,
+        "2026-10",
+        tmp_path / "w",
+        execution_id="exec-1",
+    )
     victim = next(root.rglob("*-00002.snappy.parquet"))
     victim.unlink()
     manifest = next(root.rglob("*-Manifest.json"))
@@ -151,8 +161,15 @@ def test_mixed_currencies(acme_with_lake, tmp_path):
 
 def test_unknown_line_item_type(acme_with_lake, tmp_path):
     path = _bad_csv(tmp_path, mutate=_set("lineItem/LineItemType", 99, "QuantumDiscount"))
-    _expect(acme_with_lake, path, E.UnknownLineItemTypeError, str(path), "QuantumDiscount", "row 100",
-            "lineItem/LineItemType")
+    _expect(
+        acme_with_lake,
+        path,
+        E.UnknownLineItemTypeError,
+        str(path),
+        "QuantumDiscount",
+        "row 100",
+        "lineItem/LineItemType",
+    )
 
 
 def test_wrong_tenants_payer_account(acme_with_lake, tmp_path):

@@ -7,13 +7,14 @@ import polars as pl
 from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.lake_checks import check_no_duplicates, check_schema
 from blocks_pipelines.ingestion.lake_writer import Slice
-from tests.synthetic.cur_frames import cur1_frame
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+from tests.synthetic.cur_frames import cur1_frame
 
-OCT = Slice(datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2026, 11, 1, tzinfo=timezone.utc),
-            frozenset({"2026-10"}))
+OCT = Slice(
+    datetime(2026, 10, 1, tzinfo=timezone.utc), datetime(2026, 11, 1, tzinfo=timezone.utc), frozenset({"2026-10"})
+)
 
 
 def _ingest(blocks_env, tmp_path, rows=240):

@@ -14,7 +14,7 @@ def test_ingest_folder_prints_json_summary(blocks_env, tmp_path):
     write_export_delivery(str(root), "globex-cur2", [frame], "2026-10", tmp_path / "w")
     result = CliRunner().invoke(main, ["ingest", str(root), "--tenant", "globex", "--format", "cur2"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.output[result.output.index("{") :])
     assert summary["rows"] == 500 and summary["matches"] is True
     assert abs(sum(summary["cost_by_line_item_type"].values()) - frame["line_item_unblended_cost"].sum()) < 1e-6
     assert (blocks_env / "lake" / "cur_line_items" / "tenant_id=globex").is_dir()

@@ -9,23 +9,27 @@ import pytest
 from botocore.stub import Stubber
 
 from blocks_pipelines.ingestion import cost_explorer as ce
-from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.cost_explorer import GROUP_BY, METRICS, backfill_from_cost_explorer
-from tests.synthetic.cur_frames import cur1_frame
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.lake import months
-from tests.synthetic.line_items import write_line_items
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+from tests.synthetic.cur_frames import cur1_frame
+from tests.synthetic.line_items import write_line_items
 
 NOW = datetime(2026, 11, 20, 15, 42, tzinfo=timezone.utc)
 EC2, S3, LAMBDA = "Amazon Elastic Compute Cloud - Compute", "Amazon Simple Storage Service", "AWS Lambda"
 
 
 def _group(account, service, unblended, amortized):
-    return {"Keys": [account, service], "Metrics": {
-        "UnblendedCost": {"Amount": str(unblended), "Unit": "USD"},
-        "AmortizedCost": {"Amount": str(amortized), "Unit": "USD"},
-        "UsageQuantity": {"Amount": "1", "Unit": "N/A"}}}
+    return {
+        "Keys": [account, service],
+        "Metrics": {
+            "UnblendedCost": {"Amount": str(unblended), "Unit": "USD"},
+            "AmortizedCost": {"Amount": str(amortized), "Unit": "USD"},
+            "UsageQuantity": {"Amount": "1", "Unit": "N/A"},
+        },
+    }
 
 
 def _period(start, end, groups):
@@ -33,8 +37,12 @@ def _period(start, end, groups):
 
 
 def _params(granularity, start, end, token=None):
-    out = {"TimePeriod": {"Start": start, "End": end}, "Granularity": granularity, "Metrics": METRICS,
-           "GroupBy": GROUP_BY}
+    out = {
+        "TimePeriod": {"Start": start, "End": end},
+        "Granularity": granularity,
+        "Metrics": METRICS,
+        "GroupBy": GROUP_BY,
+    }
     return {**out, "NextPageToken": token} if token else out
 
 
@@ -44,9 +52,10 @@ def _client():
 
 
 def _daily(days):
-    return [_period(a.isoformat(), b.isoformat(), [_group("111111111112", EC2, 10, 8),
-                                                   _group("111111111113", S3, 2, 2)])
-            for a, b in zip(days, days[1:])]
+    return [
+        _period(a.isoformat(), b.isoformat(), [_group("111111111112", EC2, 10, 8), _group("111111111113", S3, 2, 2)])
+        for a, b in zip(days, days[1:], strict=False)
+    ]
 
 
 DAYS = [date(2026, 10, 30), date(2026, 10, 31)] + [date(2026, 11, d) for d in range(1, 8)]
@@ -56,14 +65,25 @@ def _stubbed_client():
     """NOW 2026-11-20 15:42: DAILY for 2026-10-30 .. 2026-11-07 (two pages), HOURLY from 2026-11-07 (last 14 days)."""
     client, stub = _client()
     daily = _daily(DAYS)
-    stub.add_response("get_cost_and_usage", {"ResultsByTime": daily[:4], "NextPageToken": "p2"},
-                      _params("DAILY", "2026-10-30", "2026-11-07"))
-    stub.add_response("get_cost_and_usage", {"ResultsByTime": daily[4:]},
-                      _params("DAILY", "2026-10-30", "2026-11-07", "p2"))
-    hourly = [_period(f"2026-11-07T{h:02d}:00:00Z", f"2026-11-07T{h + 1:02d}:00:00Z",
-                      [_group("111111111112", LAMBDA, 0.5, 0.5)]) for h in range(3)]
-    stub.add_response("get_cost_and_usage", {"ResultsByTime": hourly},
-                      _params("HOURLY", "2026-11-07T00:00:00Z", "2026-11-08T00:00:00Z"))
+    stub.add_response(
+        "get_cost_and_usage",
+        {"ResultsByTime": daily[:4], "NextPageToken": "p2"},
+        _params("DAILY", "2026-10-30", "2026-11-07"),
+    )
+    stub.add_response(
+        "get_cost_and_usage", {"ResultsByTime": daily[4:]}, _params("DAILY", "2026-10-30", "2026-11-07", "p2")
+    )
+    hourly = [
+        _period(
+            f"2026-11-07T{h:02d}:00:00Z", f"2026-11-07T{h + 1:02d}:00:00Z", [_group("111111111112", LAMBDA, 0.5, 0.5)]
+        )
+        for h in range(3)
+    ]
+    stub.add_response(
+        "get_cost_and_usage",
+        {"ResultsByTime": hourly},
+        _params("HOURLY", "2026-11-07T00:00:00Z", "2026-11-08T00:00:00Z"),
+    )
     return client, stub
 
 
@@ -101,7 +121,8 @@ def test_backfill_pages_daily_then_hourly_rows_marked_cost_explorer(acme):
 
 def test_hourly_window_ends_at_the_last_complete_hour_and_history_is_bounded():
     assert ce.request_windows(date(2026, 11, 18), date(2026, 11, 21), NOW) == [
-        ("HOURLY", "2026-11-18T00:00:00Z", "2026-11-20T15:00:00Z")]
+        ("HOURLY", "2026-11-18T00:00:00Z", "2026-11-20T15:00:00Z")
+    ]
     assert ce.request_windows(date(2026, 11, 1), date(2026, 11, 3), NOW) == [("DAILY", "2026-11-01", "2026-11-03")]
     assert ce.earliest_day(date(2026, 11, 20)) == date(2025, 10, 1)
     assert ce.earliest_day(date(2026, 1, 5)) == date(2024, 12, 1)
@@ -116,14 +137,22 @@ def test_bounds_clamp_to_history_start_and_what_cost_explorer_keeps(acme):
 def test_throttling_is_retried_with_growing_backoff_and_counted(acme):
     client, stub = _client()
     for _ in range(2):
-        stub.add_client_error("get_cost_and_usage", service_error_code="LimitExceededException",
-                              service_message="Rate exceeded", http_status_code=400)
-    stub.add_response("get_cost_and_usage", {"ResultsByTime": _daily([date(2026, 11, 1), date(2026, 11, 2)])},
-                      _params("DAILY", "2026-11-01", "2026-11-02"))
+        stub.add_client_error(
+            "get_cost_and_usage",
+            service_error_code="LimitExceededException",
+            service_message="Rate exceeded",
+            http_status_code=400,
+        )
+    stub.add_response(
+        "get_cost_and_usage",
+        {"ResultsByTime": _daily([date(2026, 11, 1), date(2026, 11, 2)])},
+        _params("DAILY", "2026-11-01", "2026-11-02"),
+    )
     slept = []
     with stub:
-        result = backfill_from_cost_explorer(acme, date(2026, 11, 1), date(2026, 11, 2), client=client, now=NOW,
-                                             sleep=slept.append)
+        result = backfill_from_cost_explorer(
+            acme, date(2026, 11, 1), date(2026, 11, 2), client=client, now=NOW, sleep=slept.append
+        )
         stub.assert_no_pending_responses()
     assert (result.requests.requests, result.requests.throttled) == (3, 2)
     assert result.summary.rows == 2
@@ -136,23 +165,33 @@ def test_throttling_is_retried_with_growing_backoff_and_counted(acme):
 def test_throttling_that_never_ends_fails_and_leaves_the_lake_alone(acme):
     client, stub = _client()
     for _ in range(ce.MAX_ATTEMPTS):
-        stub.add_client_error("get_cost_and_usage", service_error_code="LimitExceededException",
-                              service_message="Rate exceeded", http_status_code=400)
+        stub.add_client_error(
+            "get_cost_and_usage",
+            service_error_code="LimitExceededException",
+            service_message="Rate exceeded",
+            http_status_code=400,
+        )
     slept = []
     with stub, pytest.raises(ce.CostExplorerThrottled, match="retry later"):
-        backfill_from_cost_explorer(acme, date(2026, 11, 1), date(2026, 11, 2), client=client, now=NOW,
-                                    sleep=slept.append)
+        backfill_from_cost_explorer(
+            acme, date(2026, 11, 1), date(2026, 11, 2), client=client, now=NOW, sleep=slept.append
+        )
     assert len(slept) == ce.MAX_ATTEMPTS - 1
     assert not (get_settings().home / "lake").exists()
 
 
 def test_refused_hourly_falls_back_to_daily_for_the_same_days(acme):
     client, stub = _client()
-    stub.add_client_error("get_cost_and_usage", service_error_code="ValidationException",
-                          service_message="Hourly granularity is not enabled", http_status_code=400)
+    stub.add_client_error(
+        "get_cost_and_usage",
+        service_error_code="ValidationException",
+        service_message="Hourly granularity is not enabled",
+        http_status_code=400,
+    )
     days = [date(2026, 11, d) for d in range(18, 22)]
-    stub.add_response("get_cost_and_usage", {"ResultsByTime": _daily(days)},
-                      _params("DAILY", "2026-11-18", "2026-11-21"))
+    stub.add_response(
+        "get_cost_and_usage", {"ResultsByTime": _daily(days)}, _params("DAILY", "2026-11-18", "2026-11-21")
+    )
     with stub:
         result = backfill_from_cost_explorer(acme, date(2026, 11, 18), date(2026, 11, 21), client=client, now=NOW)
         stub.assert_no_pending_responses()
@@ -162,12 +201,17 @@ def test_refused_hourly_falls_back_to_daily_for_the_same_days(acme):
 
 def test_other_errors_are_not_retried(acme):
     client, stub = _client()
-    stub.add_client_error("get_cost_and_usage", service_error_code="AccessDeniedException",
-                          service_message="not authorized to perform ce:GetCostAndUsage", http_status_code=403)
+    stub.add_client_error(
+        "get_cost_and_usage",
+        service_error_code="AccessDeniedException",
+        service_message="not authorized to perform ce:GetCostAndUsage",
+        http_status_code=403,
+    )
     slept = []
     with stub, pytest.raises(Exception, match="AccessDeniedException"):
-        backfill_from_cost_explorer(acme, date(2026, 11, 1), date(2026, 11, 2), client=client, now=NOW,
-                                    sleep=slept.append)
+        backfill_from_cost_explorer(
+            acme, date(2026, 11, 1), date(2026, 11, 2), client=client, now=NOW, sleep=slept.append
+        )
     assert slept == []
 
 
@@ -184,7 +228,8 @@ def test_cur_delivery_replaces_the_months_cost_explorer_rows_and_totals_equal_cu
     assert oct_lake["source_format"].unique().to_list() == ["cur1"]
     assert oct_lake.height == 744
     assert oct_lake["unblended_cost"].sum() == pytest.approx(
-        october["lineItem/UnblendedCost"].cast(pl.Float64).sum(), abs=1e-6)
+        october["lineItem/UnblendedCost"].cast(pl.Float64).sum(), abs=1e-6
+    )
     assert cur.matches
     assert lake.filter(pl.col("billing_period") == "2026-11")["source_format"].unique().to_list() == ["cost_explorer"]
 
@@ -212,12 +257,28 @@ def test_cost_explorer_services_become_cur_product_codes_and_line_item_types():
     from blocks_pipelines.ingestion.cost_explorer import ce_rows_to_canonical
 
     def row(service, cost):
-        return {"start": "2026-11-01", "end": "2026-11-02", "account": "111111111112", "service": service,
-                "unblended": cost, "amortized": cost, "usage": 1.0, "currency": "USD"}
+        return {
+            "start": "2026-11-01",
+            "end": "2026-11-02",
+            "account": "111111111112",
+            "service": service,
+            "unblended": cost,
+            "amortized": cost,
+            "usage": 1.0,
+            "currency": "USD",
+        }
 
-    df = ce_rows_to_canonical([row("Amazon Elastic Compute Cloud - Compute", 10.0), row("Tax", 1.0),
-                               row("Savings Plans for AWS Compute usage", 5.0), row("Amazon Bedrock", 2.0)],
-                              "acme_corp", "111111111111", "ce-1")
+    df = ce_rows_to_canonical(
+        [
+            row("Amazon Elastic Compute Cloud - Compute", 10.0),
+            row("Tax", 1.0),
+            row("Savings Plans for AWS Compute usage", 5.0),
+            row("Amazon Bedrock", 2.0),
+        ],
+        "acme_corp",
+        "111111111111",
+        "ce-1",
+    )
     assert df["service"].to_list() == ["AmazonEC2", "Tax", "Savings Plans for AWS Compute usage", "Amazon Bedrock"]
     assert df["service_name"][0] == "Amazon Elastic Compute Cloud - Compute"
     assert df["line_item_type"].to_list() == ["Usage", "Tax", "SavingsPlanRecurringFee", "Usage"]
@@ -233,9 +294,24 @@ def test_days_with_cur_are_read_from_parquet_footers_on_s3(blocks_env, aws_env, 
     lake = "s3://ce-lake/lake"
 
     def day_file(day, formats):
-        df = ce.ce_rows_to_canonical([{"start": day.isoformat(), "end": day.isoformat(), "account": "111111111112",
-                                       "service": "AWS Lambda", "unblended": 1.0, "amortized": 1.0, "usage": 1.0,
-                                       "currency": "USD"}] * len(formats), "acme_corp", "111111111111", "ce-1")
+        df = ce.ce_rows_to_canonical(
+            [
+                {
+                    "start": day.isoformat(),
+                    "end": day.isoformat(),
+                    "account": "111111111112",
+                    "service": "AWS Lambda",
+                    "unblended": 1.0,
+                    "amortized": 1.0,
+                    "usage": 1.0,
+                    "currency": "USD",
+                }
+            ]
+            * len(formats),
+            "acme_corp",
+            "111111111111",
+            "ce-1",
+        )
         df = df.with_columns(pl.Series("source_format", formats))
         write_line_items(df, lake)
 
@@ -244,9 +320,11 @@ def test_days_with_cur_are_read_from_parquet_footers_on_s3(blocks_env, aws_env, 
     day_file(date(2026, 11, 3), ["cost_explorer", "cur2"])
     ranges = []
     real_get = fs.s3_client().get_object
-    monkeypatch.setattr(fs.s3_client(), "get_object", lambda **kw: (
-        kw["Key"].endswith(".parquet") and ranges.append(kw.get("Range"))) or real_get(**kw))
+    monkeypatch.setattr(
+        fs.s3_client(),
+        "get_object",
+        lambda **kw: (kw["Key"].endswith(".parquet") and ranges.append(kw.get("Range"))) or real_get(**kw),
+    )
     got = ce._days_with_cur(lake, "acme_corp", date(2026, 11, 1), date(2026, 11, 4))
     assert got == {date(2026, 11, 1), date(2026, 11, 3)}
     assert ranges and all(r and r.startswith("bytes=") for r in ranges)  # never a whole data file GET
-

@@ -8,13 +8,13 @@ import polars as pl
 import pytest
 import requests
 from click.testing import CliRunner
+from test_connect_support import make_tenant
+from test_ingestion_cost_explorer import _daily
 
 from blocks_pipelines.cli.main import main
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import dump_tenant
-from test_connect_support import make_tenant
-from test_ingestion_cost_explorer import _daily
 
 ACCOUNT = "777788889999"  # only this test's tenant's role lives here: its queued results are not shared
 
@@ -37,15 +37,28 @@ def test_from_cost_explorer_assumes_the_role_and_prints_the_summary(moto):
     today = datetime.now(timezone.utc).date()
     _register_tenant(today - timedelta(days=60))
     days = [today - timedelta(days=20 - i) for i in range(5)]  # four days, older than the hourly window
-    resp = requests.post(f"{moto}/moto-api/static/ce/cost-and-usage-results",
-                         json={"account_id": ACCOUNT, "results": [{"ResultsByTime": _daily(days)}]})
+    resp = requests.post(
+        f"{moto}/moto-api/static/ce/cost-and-usage-results",
+        json={"account_id": ACCOUNT, "results": [{"ResultsByTime": _daily(days)}]},
+    )
     assert resp.status_code == 201
 
-    result = CliRunner().invoke(main, ["ingest", "--from-cost-explorer", "--tenant", "ce_cli",
-                                       "--start", days[0].isoformat(), "--end", days[-1].isoformat()])
+    result = CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            "--from-cost-explorer",
+            "--tenant",
+            "ce_cli",
+            "--start",
+            days[0].isoformat(),
+            "--end",
+            days[-1].isoformat(),
+        ],
+    )
 
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.output[result.output.index("{") :])
     assert summary["rows"] == 8 and summary["days_written"] == 4 and summary["matches"] is True
     assert summary["cost_explorer"]["requests"] == 1
     assert summary["cost_explorer"]["cost_by_day"] == {d.isoformat(): 12.0 for d in days[:4]}

@@ -7,18 +7,21 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import polars as pl
 import pytest
+from test_connect_support import create_bucket, deliver_legacy, make_tenant, unique_bucket
+from test_ingestion_cost_explorer import _client, _daily, _params
 
 from blocks_pipelines.definitions import build_tenant_defs
-from blocks_pipelines.ingestion.cost_explorer_defs import REFRESH_EVERY, cost_explorer_asset, \
-    cost_explorer_location_sensor
-from blocks_pipelines.ingestion.delivery_sensors import build_ingestion_location_defs
+from blocks_pipelines.ingestion.cost_explorer_defs import (
+    REFRESH_EVERY,
+    cost_explorer_asset,
+    cost_explorer_location_sensor,
+)
 from blocks_pipelines.ingestion.defs import RANGE_END_TAG, RANGE_START_TAG, build_ingestion_defs
+from blocks_pipelines.ingestion.delivery_sensors import build_ingestion_location_defs
 from blocks_pipelines.lake import months
 from blocks_pipelines.models.refresh import build_models_refresh_sensor
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
-from test_connect_support import create_bucket, deliver_legacy, make_tenant, unique_bucket
-from test_ingestion_cost_explorer import _client, _daily, _params
 
 pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
 
@@ -60,20 +63,27 @@ def test_each_tenant_gets_the_asset_its_sensor_and_the_resource(newco):
     assert asset.node_def.name == "newco__cost_explorer_line_items"
     location = build_ingestion_location_defs([newco])
     merged = dg.Definitions.merge(defs, location)
-    assert merged.resolve_sensor_def("cost_explorer_sensor").asset_selection.resolve(
-        merged.resolve_asset_graph()) == {asset.key}
+    assert merged.resolve_sensor_def("cost_explorer_sensor").asset_selection.resolve(merged.resolve_asset_graph()) == {
+        asset.key
+    }
 
 
 def test_asset_backfills_a_day_range_through_the_resource(newco):
     first = _today() - timedelta(days=30)  # older than the hourly window: one DAILY request for the range
     days = [first + timedelta(days=i) for i in range(4)]
     client, stub = _client()
-    stub.add_response("get_cost_and_usage", {"ResultsByTime": _daily(days)},
-                      _params("DAILY", days[0].isoformat(), days[-1].isoformat()))
+    stub.add_response(
+        "get_cost_and_usage",
+        {"ResultsByTime": _daily(days)},
+        _params("DAILY", days[0].isoformat(), days[-1].isoformat()),
+    )
     asset = cost_explorer_asset(newco)
     with stub:
-        result = dg.materialize([asset], resources=_resources(client),
-                                tags={RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[2].isoformat()})
+        result = dg.materialize(
+            [asset],
+            resources=_resources(client),
+            tags={RANGE_START_TAG: days[0].isoformat(), RANGE_END_TAG: days[2].isoformat()},
+        )
         stub.assert_no_pending_responses()
     assert result.success
     mats = result.get_asset_materialization_events()
@@ -91,8 +101,7 @@ def test_asset_skips_local_sample_data_tenants_with_a_reason(blocks_env):
     acme = {t.id: t for t in load_registry(get_settings().tenants_dir)}["acme_corp"]
     asset = cost_explorer_asset(acme)
     # a resource that fails if called: skipping must not touch AWS
-    result = dg.materialize([asset], resources=_resources(),
-                            partition_key=_today().isoformat())
+    result = dg.materialize([asset], resources=_resources(), partition_key=_today().isoformat())
     assert result.success
     md = result.get_asset_materialization_events()[0].materialization.metadata
     assert "local sample data" in md["skipped"].value and md["rows"].value == 0
@@ -160,7 +169,8 @@ def test_marts_refresh_follows_days_written_by_cost_explorer(blocks_env):
         for day in ("2026-09-03", "2026-09-05"):
             instance.report_runless_asset_event(dg.AssetMaterialization(_key(globex), partition=day))
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-08-04:00"))
+            dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-08-04:00")
+        )
         result = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
         (request,) = result.run_requests
         assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-03", "2026-09-08")

@@ -10,14 +10,19 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from blocks_pipelines.ingestion.defs import FINAL_TAG, MANIFEST_TAG, RANGE_END_TAG, RANGE_START_TAG, \
-    build_ingestion_defs
-from blocks_pipelines.ingestion.ingest import ingest_delivery
+from blocks_pipelines.ingestion.defs import (
+    FINAL_TAG,
+    MANIFEST_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    build_ingestion_defs,
+)
 from blocks_pipelines.ingestion.delivery_sensors import delivery_poll_sensor
-from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
+from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
 
 pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
 
@@ -31,8 +36,9 @@ def globex(blocks_env):
 
 def _deliver(tenant, bp, n, tmp_path, **kw):
     root = resolve_source_uri(tenant.cur_source, get_settings().home)
-    return write_export_delivery(root, "globex-cur2", [cur2_frame(n, bp, "222222222222", ACCOUNTS, **kw)], bp,
-                                 tmp_path / f"{bp}-{n}")
+    return write_export_delivery(
+        root, "globex-cur2", [cur2_frame(n, bp, "222222222222", ACCOUNTS, **kw)], bp, tmp_path / f"{bp}-{n}"
+    )
 
 
 def _asset(defs):
@@ -45,13 +51,18 @@ def test_asset_definition_shape(globex, tmp_path):
     assert asset.backfill_policy == dg.BackfillPolicy.single_run()
     assert asset.partitions_def.get_first_partition_key() == "2026-09-01-00:00"
     assert {c.name for c in asset.check_specs} == {
-        "unblended_matches_source", "no_duplicated_line_items", "schema_as_documented",
-        "billed_cost_matches_source_per_invoice"}
+        "unblended_matches_source",
+        "no_duplicated_line_items",
+        "schema_as_documented",
+        "billed_cost_matches_source_per_invoice",
+    }
     assert all(c.blocking for c in asset.check_specs)
     # a tenant whose CUR stops arriving shows as late after 26 h and failed after 36 h (AWS delivers daily at least)
     freshness = next(iter(asset.specs)).freshness_policy
     assert (freshness.warn_window.to_timedelta(), freshness.fail_window.to_timedelta()) == (
-        timedelta(hours=26), timedelta(hours=36))
+        timedelta(hours=26),
+        timedelta(hours=36),
+    )
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(Path(__file__).parents[1] / "dagster.yaml", home / "dagster.yaml")
@@ -65,8 +76,9 @@ def test_materialize_a_range_reports_metadata_and_passes_checks(globex, tmp_path
     frame_rows = 1200
     _deliver(globex, "2026-10", frame_rows, tmp_path)
     defs = build_ingestion_defs(globex)
-    result = dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00",
-                                                  RANGE_END_TAG: "2026-10-03-23:00"})
+    result = dg.materialize(
+        [_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00", RANGE_END_TAG: "2026-10-03-23:00"}
+    )
     assert result.success
     mats = result.get_asset_materialization_events()
     assert len(mats) == 72  # one event per hourly partition of the single run
@@ -75,11 +87,16 @@ def test_materialize_a_range_reports_metadata_and_passes_checks(globex, tmp_path
     assert md["rows"].value == sum(1 for i in range(frame_rows) if i % 744 < 72)
     lake = pl.read_parquet(months.current_files(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert md["cost_by_line_item_type"].value["Usage"] == pytest.approx(
-        lake.filter(pl.col("line_item_type") == "Usage")["unblended_cost"].sum(), abs=1e-5)
+        lake.filter(pl.col("line_item_type") == "Usage")["unblended_cost"].sum(), abs=1e-5
+    )
     assert set(md) == {"rows", "hours", "hour_range", "cost_by_line_item_type", "delivery_ids", "replaced_hours"}
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name for c in checks} == {"unblended_matches_source", "no_duplicated_line_items",
-                                              "schema_as_documented", "billed_cost_matches_source_per_invoice"}
+    assert {c.check_name for c in checks} == {
+        "unblended_matches_source",
+        "no_duplicated_line_items",
+        "schema_as_documented",
+        "billed_cost_matches_source_per_invoice",
+    }
     assert all(c.passed for c in checks)
     # the run's detail is written once, on the totals check, not on each of the 72 materializations
     [totals] = [c for c in checks if c.check_name == "unblended_matches_source"]
@@ -170,25 +187,33 @@ def test_a_month_run_keeps_line_items_dated_outside_the_month(globex, tmp_path):
     frame = cur2_frame(300, "2026-10", "222222222222", ACCOUNTS)
     late = frame.head(1).with_columns(
         pl.col("line_item_usage_start_date").dt.offset_by("-2h"),  # 2026-09-30 22:00, billed in October
-        pl.col("line_item_unblended_cost").alias("line_item_unblended_cost") * 0 + 7.25)
+        pl.col("line_item_unblended_cost").alias("line_item_unblended_cost") * 0 + 7.25,
+    )
     root = resolve_source_uri(globex.cur_source, get_settings().home)
     write_export_delivery(root, "globex-cur2", [pl.concat([frame, late])], "2026-10", tmp_path / "d")
     defs = build_ingestion_defs(globex)
-    result = dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00",
-                                                  RANGE_END_TAG: "2026-10-31-23:00"})
+    result = dg.materialize(
+        [_asset(defs)], tags={RANGE_START_TAG: "2026-10-01-00:00", RANGE_END_TAG: "2026-10-31-23:00"}
+    )
     assert result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"unblended_matches_source": True, "no_duplicated_line_items": True,
-                      "schema_as_documented": True, "billed_cost_matches_source_per_invoice": True}
+    assert checks == {
+        "unblended_matches_source": True,
+        "no_duplicated_line_items": True,
+        "schema_as_documented": True,
+        "billed_cost_matches_source_per_invoice": True,
+    }
     md = result.get_asset_materialization_events()[0].materialization.metadata
     [totals] = [c for c in result.get_asset_check_evaluations() if c.check_name == "unblended_matches_source"]
     assert md["rows"].value == 301 and totals.metadata["unblended_by_day"].value["2026-09-30"] == pytest.approx(7.25)
     lake = pl.read_parquet(months.current_files(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert lake.height == 301 and lake["unblended_cost"].sum() == pytest.approx(
-        frame["line_item_unblended_cost"].sum() + 7.25)
+        frame["line_item_unblended_cost"].sum() + 7.25
+    )
     # a partial range still replaces exactly its hours (the row outside them is not touched, nor re-added)
-    again = dg.materialize([_asset(defs)], tags={RANGE_START_TAG: "2026-10-02-00:00",
-                                                 RANGE_END_TAG: "2026-10-02-23:00"})
+    again = dg.materialize(
+        [_asset(defs)], tags={RANGE_START_TAG: "2026-10-02-00:00", RANGE_END_TAG: "2026-10-02-23:00"}
+    )
     assert again.success
     after = pl.read_parquet(months.current_files(get_settings().lake_uri, "globex"), hive_partitioning=False)
     assert after.height == 301
@@ -207,11 +232,15 @@ def test_a_month_run_plans_its_range_in_one_event(globex, tmp_path, monkeypatch)
     assert {n: os.environ.get(n) for n in DAGSTER_RUN_ENV} == DAGSTER_RUN_ENV
     _deliver(globex, "2026-10", 400, tmp_path)
     with dg.instance_for_test() as instance:
-        result = dg.materialize([_asset(build_ingestion_defs(globex))], instance=instance, tags={
-            RANGE_START_TAG: "2026-10-01-00:00", RANGE_END_TAG: "2026-10-02-23:00"})
+        result = dg.materialize(
+            [_asset(build_ingestion_defs(globex))],
+            instance=instance,
+            tags={RANGE_START_TAG: "2026-10-01-00:00", RANGE_END_TAG: "2026-10-02-23:00"},
+        )
         assert result.success
         planned = instance.get_records_for_run(
-            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
         assert len(planned) == 1
         assert len(planned[0].event_log_entry.dagster_event.event_specific_data.partitions_subset) == 48
         key = dg.AssetKey(["globex", "cur_line_items"])
@@ -221,14 +250,21 @@ def test_a_month_run_plans_its_range_in_one_event(globex, tmp_path, monkeypatch)
 def test_a_final_month_run_checks_billed_cost_per_invoice(globex, tmp_path):
     """Once AWS has invoiced a month (bill/InvoiceId filled), the blocking invoice check compares each invoice."""
     root = resolve_source_uri(globex.cur_source, get_settings().home)
-    frame = pl.concat([cur2_frame(200, "2026-10", "222222222222", ACCOUNTS, invoice_id="EUINIE26-1"),
-                       cur2_frame(100, "2026-10", "222222222222", ACCOUNTS, invoice_id="EUINIE26-2", offset=200)])
+    frame = pl.concat(
+        [
+            cur2_frame(200, "2026-10", "222222222222", ACCOUNTS, invoice_id="EUINIE26-1"),
+            cur2_frame(100, "2026-10", "222222222222", ACCOUNTS, invoice_id="EUINIE26-2", offset=200),
+        ]
+    )
     write_export_delivery(root, "globex-cur2", [frame], "2026-10", tmp_path / "d")
-    result = dg.materialize([_asset(build_ingestion_defs(globex))], tags={RANGE_START_TAG: "2026-10-01-00:00",
-                                                                          RANGE_END_TAG: "2026-10-31-23:00"})
+    result = dg.materialize(
+        [_asset(build_ingestion_defs(globex))],
+        tags={RANGE_START_TAG: "2026-10-01-00:00", RANGE_END_TAG: "2026-10-31-23:00"},
+    )
     assert result.success
-    [check] = [c for c in result.get_asset_check_evaluations()
-               if c.check_name == "billed_cost_matches_source_per_invoice"]
+    [check] = [
+        c for c in result.get_asset_check_evaluations() if c.check_name == "billed_cost_matches_source_per_invoice"
+    ]
     assert check.passed and check.description == "2 invoice(s): billed cost equals the source's"
     detail = check.metadata["invoices"].value
     expected = frame.group_by("bill_invoice_id").agg(pl.col("line_item_unblended_cost").sum(), pl.len())
@@ -238,11 +274,16 @@ def test_a_final_month_run_checks_billed_cost_per_invoice(globex, tmp_path):
 
 
 def test_the_invoice_check_fails_naming_the_invoice_that_differs():
-    from blocks_pipelines.ingestion.ingest import IngestSummary, InvoiceTotals
     from blocks_pipelines.ingestion.defs import _invoice_check
+    from blocks_pipelines.ingestion.ingest import IngestSummary, InvoiceTotals
 
-    summary = IngestSummary("globex", invoices=[InvoiceTotals("2026-10", "INV-1", 3, 3, 10.0, 10.0),
-                                                InvoiceTotals("2026-10", "INV-2", 3, 3, 5.0, 4.99)])
+    summary = IngestSummary(
+        "globex",
+        invoices=[
+            InvoiceTotals("2026-10", "INV-1", 3, 3, 10.0, 10.0),
+            InvoiceTotals("2026-10", "INV-2", 3, 3, 5.0, 4.99),
+        ],
+    )
     check = _invoice_check(summary, dg.AssetKey(["globex", "cur_line_items"]))
     assert not check.passed and check.description == "billed cost differs for 2026-10 INV-2"
     assert not summary.matches

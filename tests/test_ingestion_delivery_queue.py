@@ -15,9 +15,9 @@ from blocks_pipelines.ingestion import delivery_queue as q
 from blocks_pipelines.ingestion import delivery_sensors
 from blocks_pipelines.ingestion.defs import RANGE_END_TAG, RANGE_START_TAG, build_ingestion_defs
 from blocks_pipelines.ingestion.delivery_sensors import delivery_poll_sensor, delivery_queue_sensor
-from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
 
 ACCOUNTS = ["222222222223", "222222222224"]
 MANIFEST_FILTER = {"Key": {"FilterRules": [{"Name": "suffix", "Value": "-Manifest.json"}]}}
@@ -26,8 +26,12 @@ MANIFEST_FILTER = {"Key": {"FilterRules": [{"Name": "suffix", "Value": "-Manifes
 def _notify(s3, sqs, bucket: str, queue_url: str) -> None:
     """What docs/deploy.md asks of a tenant's report bucket: manifests' ObjectCreated events to the queue."""
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
-        {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": MANIFEST_FILTER}]})
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": MANIFEST_FILTER}]
+        },
+    )
 
 
 @pytest.fixture
@@ -49,14 +53,26 @@ def env(blocks_env, aws_env, monkeypatch):
     monkeypatch.setenv("BLOCKS_SQS_ENDPOINT_URL", aws_env)
     monkeypatch.setattr(delivery_sensors, "VISIBILITY_SECONDS", 1)  # a launched delivery's message returns at once
     tenants = load_registry(get_settings().tenants_dir)
-    return {"s3": s3, "sqs": sqs, "bucket": bucket, "queue": queue_url, "dlq": dlq_url, "tenants": tenants,
-            "defs": dg.Definitions.merge(*(build_ingestion_defs(t) for t in tenants)),
-            "instance": dg.DagsterInstance.ephemeral()}
+    return {
+        "s3": s3,
+        "sqs": sqs,
+        "bucket": bucket,
+        "queue": queue_url,
+        "dlq": dlq_url,
+        "tenants": tenants,
+        "defs": dg.Definitions.merge(*(build_ingestion_defs(t) for t in tenants)),
+        "instance": dg.DagsterInstance.ephemeral(),
+    }
 
 
 def _deliver(env, bp: str, tmp_path, n: int = 60) -> str:
-    return write_export_delivery(f"s3://{env['bucket']}/exports", "globex-cur2",
-                                 [cur2_frame(n, bp, "222222222222", ACCOUNTS)], bp, tmp_path / uuid.uuid4().hex)
+    return write_export_delivery(
+        f"s3://{env['bucket']}/exports",
+        "globex-cur2",
+        [cur2_frame(n, bp, "222222222222", ACCOUNTS)],
+        bp,
+        tmp_path / uuid.uuid4().hex,
+    )
 
 
 def _context(env):
@@ -74,16 +90,25 @@ def _launch(env, request: dg.RunRequest) -> None:
 
 
 def _depth(env, queue: str = "queue") -> int:
-    attrs = env["sqs"].get_queue_attributes(QueueUrl=env[queue], AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    attrs = env["sqs"].get_queue_attributes(
+        QueueUrl=env[queue], AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
 def _dead_letters(env) -> list[tuple[dict, str]]:
-    out = env["sqs"].receive_message(QueueUrl=env["dlq"], MaxNumberOfMessages=10,
-                                     MessageAttributeNames=["All"]).get("Messages", [])
-    return [(json.loads(m["Body"]) if m["Body"].startswith("{") else m["Body"],
-             m["MessageAttributes"][q.REASON_ATTRIBUTE]["StringValue"]) for m in out]
+    out = (
+        env["sqs"]
+        .receive_message(QueueUrl=env["dlq"], MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        .get("Messages", [])
+    )
+    return [
+        (
+            json.loads(m["Body"]) if m["Body"].startswith("{") else m["Body"],
+            m["MessageAttributes"][q.REASON_ATTRIBUTE]["StringValue"],
+        )
+        for m in out
+    ]
 
 
 def test_a_notified_delivery_is_launched_once_and_its_message_deleted_after_the_launch(env, tmp_path):
@@ -116,9 +141,13 @@ def test_duplicate_and_out_of_order_messages_launch_the_months_newest_delivery_o
     second = _deliver(env, "2026-10", tmp_path, n=90)  # AWS rewrote the month: the manifest is replaced
     nov = _deliver(env, "2026-11", tmp_path)
     # SQS standard queues deliver at least once: the first manifest's notification arrives twice
-    [first_body] = [m["Body"] for m in env["sqs"].receive_message(QueueUrl=env["queue"], MaxNumberOfMessages=10,
-                                                                   VisibilityTimeout=0)["Messages"]
-                    if "s3:TestEvent" not in m["Body"]][:1]
+    [first_body] = [
+        m["Body"]
+        for m in env["sqs"].receive_message(QueueUrl=env["queue"], MaxNumberOfMessages=10, VisibilityTimeout=0)[
+            "Messages"
+        ]
+        if "s3:TestEvent" not in m["Body"]
+    ][:1]
     env["sqs"].send_message(QueueUrl=env["queue"], MessageBody=first_body)
 
     requests = _tick(env)
@@ -144,8 +173,9 @@ def test_a_message_no_tenant_owns_is_dead_lettered_with_its_reason(env, tmp_path
     letters = _dead_letters(env)
     reasons = sorted(reason for _, reason in letters)
     assert len(reasons) == 2
-    assert reasons[0].startswith("no tenant's cur_source holds "
-                                 f"s3://{stranger}/cur/rep/metadata/BILLING_PERIOD=2026-10/rep-Manifest.json")
+    assert reasons[0].startswith(
+        f"no tenant's cur_source holds s3://{stranger}/cur/rep/metadata/BILLING_PERIOD=2026-10/rep-Manifest.json"
+    )
     assert "event_notifications: true" in reasons[0]  # how to fix it
     assert reasons[1].startswith("the body is not JSON")
     [body] = [b for b, r in letters if r == reasons[0]]
@@ -186,17 +216,29 @@ def test_the_poll_sensor_resumes_after_the_tenant_its_time_budget_stopped_at(blo
 
 # ---- parsing and routing (pure) -------------------------------------------------------------------------------------
 
+
 def _s3_event(bucket: str, key: str) -> dict:
-    return {"Records": [{"eventName": "ObjectCreated:Put", "eventTime": "2026-10-02T03:00:00.000Z",
-                         "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+    return {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "eventTime": "2026-10-02T03:00:00.000Z",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+            }
+        ]
+    }
 
 
 def test_parse_message_reads_s3_eventbridge_and_sns_wrapped_events():
     key = "cur/my+report/metadata/BILLING_PERIOD=2026-10/my report-Manifest.json"
     [obj] = q.parse_message(json.dumps(_s3_event("b", key.replace(" ", "+"))))
     assert obj.key == key.replace("+", " ")  # S3 URL-encodes keys in notifications
-    eventbridge = {"source": "aws.s3", "detail-type": "Object Created", "time": "2026-10-02T03:00:00Z",
-                   "detail": {"bucket": {"name": "b"}, "object": {"key": "k-Manifest.json"}}}
+    eventbridge = {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "time": "2026-10-02T03:00:00Z",
+        "detail": {"bucket": {"name": "b"}, "object": {"key": "k-Manifest.json"}},
+    }
     assert [o.uri for o in q.parse_message(json.dumps(eventbridge))] == ["s3://b/k-Manifest.json"]
     sns = {"Type": "Notification", "Message": json.dumps(_s3_event("b", "x-Manifest.json"))}
     assert [o.is_manifest for o in q.parse_message(json.dumps(sns))] == [True]
@@ -213,8 +255,10 @@ def test_billing_period_of_both_layouts():
 
 def test_router_picks_the_tenant_whose_report_prefix_holds_the_key(blocks_env):
     acme, globex = (t for t in load_registry(get_settings().tenants_dir) if t.id in ("acme_corp", "globex"))
-    shared = [acme.model_copy(update={"cur_source": acme.cur_source.model_copy(update={"uri": "s3://shared/a"})}),
-              globex.model_copy(update={"cur_source": globex.cur_source.model_copy(update={"uri": "s3://shared"})})]
+    shared = [
+        acme.model_copy(update={"cur_source": acme.cur_source.model_copy(update={"uri": "s3://shared/a"})}),
+        globex.model_copy(update={"cur_source": globex.cur_source.model_copy(update={"uri": "s3://shared"})}),
+    ]
     router = q.TenantRouter(shared)
     a_key = f"a/{acme.cur_source.report_name}/20261001-20261101/x-Manifest.json"
     g_key = f"{globex.cur_source.report_name}/metadata/BILLING_PERIOD=2026-10/x-Manifest.json"

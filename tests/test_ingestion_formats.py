@@ -5,12 +5,12 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
+from conftest import REAL_CUR
 
 from blocks_pipelines.ingestion.deliveries import peek_invoice_id
 from blocks_pipelines.ingestion.formats import SourceContext, detect_format, normalize
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA
 from blocks_pipelines.ingestion.timeparse import parse_utc
-from conftest import REAL_CUR
 
 
 def _norm(path, fmt=None):
@@ -23,12 +23,22 @@ def utc(*a):
     return datetime(*a, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("text", [
-    "2023-06-01T05:00:00Z", "2023-06-01 05:00:00", "2023-06-01T05:00:00.000Z", "2023-06-01 05:00:00.000",
-    # FOCUS exports of other providers
-    "2023-06-01T05:00Z", "2023-06-01 05:00:00 UTC", "2023-06-01T05:00:00+00:00", "2023-06-01T07:00:00+02:00",
-    "2023-06-01T00:30:00-0430", "2023-06-01T05:00:00.123456Z",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2023-06-01T05:00:00Z",
+        "2023-06-01 05:00:00",
+        "2023-06-01T05:00:00.000Z",
+        "2023-06-01 05:00:00.000",
+        # FOCUS exports of other providers
+        "2023-06-01T05:00Z",
+        "2023-06-01 05:00:00 UTC",
+        "2023-06-01T05:00:00+00:00",
+        "2023-06-01T07:00:00+02:00",
+        "2023-06-01T00:30:00-0430",
+        "2023-06-01T05:00:00.123456Z",
+    ],
+)
 def test_every_cur_timestamp_form_reads_as_utc(text):
     out = pl.select(parse_utc(pl.lit(text), pl.String)).item()
     assert out == utc(2023, 6, 1, 5)
@@ -92,24 +102,42 @@ def test_gzip_legacy_csv_with_blank_optional_columns(tmp_path):
 
 
 def _legacy_rows(rows):
-    base = {"bill/PayerAccountId": "111111111111", "lineItem/UsageAccountId": "111111111112",
-            "lineItem/UsageStartDate": "2026-11-01T00:00:00Z", "lineItem/CurrencyCode": "USD"}
+    base = {
+        "bill/PayerAccountId": "111111111111",
+        "lineItem/UsageAccountId": "111111111112",
+        "lineItem/UsageStartDate": "2026-11-01T00:00:00Z",
+        "lineItem/CurrencyCode": "USD",
+    }
     return pl.DataFrame([{**base, **r} for r in rows]).lazy()
 
 
 def test_amortized_cost_follows_the_cid_rule():
     rows = [
         {"lineItem/LineItemType": "Usage", "lineItem/UnblendedCost": "5"},
-        {"lineItem/LineItemType": "SavingsPlanCoveredUsage", "lineItem/UnblendedCost": "10",
-         "savingsPlan/SavingsPlanEffectiveCost": "7"},
-        {"lineItem/LineItemType": "SavingsPlanNegation", "lineItem/UnblendedCost": "-10",
-         "pricing/publicOnDemandCost": "10"},
-        {"lineItem/LineItemType": "SavingsPlanRecurringFee", "lineItem/UnblendedCost": "8",
-         "savingsPlan/TotalCommitmentToDate": "8", "savingsPlan/UsedCommitment": "7"},
+        {
+            "lineItem/LineItemType": "SavingsPlanCoveredUsage",
+            "lineItem/UnblendedCost": "10",
+            "savingsPlan/SavingsPlanEffectiveCost": "7",
+        },
+        {
+            "lineItem/LineItemType": "SavingsPlanNegation",
+            "lineItem/UnblendedCost": "-10",
+            "pricing/publicOnDemandCost": "10",
+        },
+        {
+            "lineItem/LineItemType": "SavingsPlanRecurringFee",
+            "lineItem/UnblendedCost": "8",
+            "savingsPlan/TotalCommitmentToDate": "8",
+            "savingsPlan/UsedCommitment": "7",
+        },
         {"lineItem/LineItemType": "SavingsPlanUpfrontFee", "lineItem/UnblendedCost": "100"},
         {"lineItem/LineItemType": "DiscountedUsage", "lineItem/UnblendedCost": "0", "reservation/EffectiveCost": "3"},
-        {"lineItem/LineItemType": "RIFee", "lineItem/UnblendedCost": "9",
-         "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod": "1", "reservation/UnusedRecurringFee": "2"},
+        {
+            "lineItem/LineItemType": "RIFee",
+            "lineItem/UnblendedCost": "9",
+            "reservation/UnusedAmortizedUpfrontFeeForBillingPeriod": "1",
+            "reservation/UnusedRecurringFee": "2",
+        },
         {"lineItem/LineItemType": "Fee", "lineItem/UnblendedCost": "50", "reservation/ReservationARN": "arn:ri"},
         {"lineItem/LineItemType": "Tax", "lineItem/UnblendedCost": "4"},
     ]
@@ -123,20 +151,22 @@ def test_amortized_cost_follows_the_cid_rule():
 
 
 def test_focus_rows_keep_their_provider_and_derive_line_item_types():
-    lf = pl.LazyFrame({
-        "ProviderName": ["AWS", "Microsoft", "Google Cloud", "Oracle"],
-        "BillingAccountId": ["111111111111", "ms-ba", "gcp-ba", "oci-ba"],
-        "ChargePeriodStart": ["2026-11-01T00:00:00Z"] * 4,
-        "ChargePeriodEnd": ["2026-11-01T01:00:00Z"] * 4,
-        "ChargeCategory": ["Usage", "usage", "TAX", "Credit"],  # providers differ in case
-        "CommitmentDiscountType": ["Savings Plan", None, None, None],
-        "CommitmentDiscountStatus": ["Used", None, None, None],
-        "CommitmentDiscountId": ["arn:sp", None, None, None],
-        "BilledCost": ["2", "3", "0.5", "-1"],
-        "EffectiveCost": ["1.5", "3", "0.5", "-1"],
-        "BillingCurrency": ["USD"] * 4,
-        "Tags": ['{"team":"web"}', None, None, None],
-    })
+    lf = pl.LazyFrame(
+        {
+            "ProviderName": ["AWS", "Microsoft", "Google Cloud", "Oracle"],
+            "BillingAccountId": ["111111111111", "ms-ba", "gcp-ba", "oci-ba"],
+            "ChargePeriodStart": ["2026-11-01T00:00:00Z"] * 4,
+            "ChargePeriodEnd": ["2026-11-01T01:00:00Z"] * 4,
+            "ChargeCategory": ["Usage", "usage", "TAX", "Credit"],  # providers differ in case
+            "CommitmentDiscountType": ["Savings Plan", None, None, None],
+            "CommitmentDiscountStatus": ["Used", None, None, None],
+            "CommitmentDiscountId": ["arn:sp", None, None, None],
+            "BilledCost": ["2", "3", "0.5", "-1"],
+            "EffectiveCost": ["1.5", "3", "0.5", "-1"],
+            "BillingCurrency": ["USD"] * 4,
+            "Tags": ['{"team":"web"}', None, None, None],
+        }
+    )
     assert detect_format(lf.collect_schema().names()) == "focus"
     df = normalize(lf, "focus", SourceContext("t1", "d1", "f.csv")).collect()
     assert df["provider"].to_list() == ["AWS", "Microsoft", "Google Cloud", "Oracle"]
@@ -160,17 +190,21 @@ def test_cur2_parquet_maps_become_json_text_with_legacy_tag_keys():
 
 def test_tag_values_with_quotes_and_backslashes_stay_valid_json():
     kv = lambda k, v: {"key": k, "value": v}  # noqa: E731
-    lf = pl.LazyFrame({
-        "line_item_line_item_type": ["Usage", "Usage"],
-        "line_item_usage_start_date": ["2026-11-01T00:00:00Z"] * 2,
-        "line_item_unblended_cost": [1.0, 2.0],
-        "line_item_currency_code": ["USD"] * 2,
-        "bill_payer_account_id": ["111111111111"] * 2,
-        "line_item_usage_account_id": ["111111111112"] * 2,
-        "resource_tags": [[kv("user_name", 'say "hi"\\n'), kv("user_empty", ""), kv("aws_created_by", "x},{y")],
-                          None],
-        "billing_period": ["2026-11"] * 2,
-    })
+    lf = pl.LazyFrame(
+        {
+            "line_item_line_item_type": ["Usage", "Usage"],
+            "line_item_usage_start_date": ["2026-11-01T00:00:00Z"] * 2,
+            "line_item_unblended_cost": [1.0, 2.0],
+            "line_item_currency_code": ["USD"] * 2,
+            "bill_payer_account_id": ["111111111111"] * 2,
+            "line_item_usage_account_id": ["111111111112"] * 2,
+            "resource_tags": [
+                [kv("user_name", 'say "hi"\\n'), kv("user_empty", ""), kv("aws_created_by", "x},{y")],
+                None,
+            ],
+            "billing_period": ["2026-11"] * 2,
+        }
+    )
     df = normalize(lf, "cur2", SourceContext("t1", "d1", "x.parquet")).collect()
     assert json.loads(df["tags"][0]) == {"user:name": 'say "hi"\\n', "aws:created_by": "x},{y"}
     assert df["tags"][1] == "{}"
@@ -178,16 +212,19 @@ def test_tag_values_with_quotes_and_backslashes_stay_valid_json():
 
 def test_a_file_mixing_timestamp_forms_is_read_with_the_general_parser(blocks_env, tmp_path):
     from blocks_pipelines.ingestion.ingest import ingest_delivery
-    from tests.synthetic.cur_frames import cur1_frame
     from blocks_pipelines.settings import get_settings
     from blocks_pipelines.tenants.config import load_registry
+    from tests.synthetic.cur_frames import cur1_frame
 
     acme = {t.id: t for t in load_registry(get_settings().tenants_dir)}["acme_corp"]
     df = cur1_frame(600, "2026-10", "111111111111", ["111111111112"])
     # the sampled first rows use one form, a later row another: the fast fixed-format parse must fall back
-    df = df.with_columns(pl.when(pl.int_range(pl.len()) == 500)
-                         .then(pl.col("lineItem/UsageStartDate").str.replace("T", " ").str.replace("Z", ".000"))
-                         .otherwise(pl.col("lineItem/UsageStartDate")).alias("lineItem/UsageStartDate"))
+    df = df.with_columns(
+        pl.when(pl.int_range(pl.len()) == 500)
+        .then(pl.col("lineItem/UsageStartDate").str.replace("T", " ").str.replace("Z", ".000"))
+        .otherwise(pl.col("lineItem/UsageStartDate"))
+        .alias("lineItem/UsageStartDate")
+    )
     path = tmp_path / "mixed.csv"
     df.write_csv(path)
     summary = ingest_delivery(acme, str(path))
@@ -195,25 +232,35 @@ def test_a_file_mixing_timestamp_forms_is_read_with_the_general_parser(blocks_en
 
 
 def test_focus_instance_type_from_x_columns_sku_details_or_usage_type():
-    lf = pl.LazyFrame({
-        "ProviderName": ["AWS"] * 4,
-        "BillingAccountId": ["111111111111"] * 4,
-        "ChargePeriodStart": ["2026-11-01T00:00:00Z"] * 4,
-        "ChargePeriodEnd": ["2026-11-01T01:00:00Z"] * 4,
-        "ChargeCategory": ["Usage"] * 4,
-        "BilledCost": ["1", "1", "1", "1"],
-        "EffectiveCost": ["1", "1", "1", "1"],
-        "BillingCurrency": ["USD"] * 4,
-        "x_InstanceType": ["c6i.xlarge", None, None, None],
-        "SkuPriceDetails": [None, '{"InstanceType": "r5.2xlarge"}', None, None],
-        "x_UsageType": ["EUW1-BoxUsage:m5.large", None, "USE1-InstanceUsage:db.r5.large", "USE1-TimedStorage-ByteHrs"],
-    })
+    lf = pl.LazyFrame(
+        {
+            "ProviderName": ["AWS"] * 4,
+            "BillingAccountId": ["111111111111"] * 4,
+            "ChargePeriodStart": ["2026-11-01T00:00:00Z"] * 4,
+            "ChargePeriodEnd": ["2026-11-01T01:00:00Z"] * 4,
+            "ChargeCategory": ["Usage"] * 4,
+            "BilledCost": ["1", "1", "1", "1"],
+            "EffectiveCost": ["1", "1", "1", "1"],
+            "BillingCurrency": ["USD"] * 4,
+            "x_InstanceType": ["c6i.xlarge", None, None, None],
+            "SkuPriceDetails": [None, '{"InstanceType": "r5.2xlarge"}', None, None],
+            "x_UsageType": [
+                "EUW1-BoxUsage:m5.large",
+                None,
+                "USE1-InstanceUsage:db.r5.large",
+                "USE1-TimedStorage-ByteHrs",
+            ],
+        }
+    )
     df = normalize(lf, "focus", SourceContext("t1", "d1", "f.csv")).collect()
     assert df["instance_type"].to_list() == ["c6i.xlarge", "r5.2xlarge", "db.r5.large", None]
     # Parquet exports write SkuPriceDetails as a MAP column
     entries = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
-    as_map = lf.with_columns(pl.Series("SkuPriceDetails", [None, [{"key": "InstanceType", "value": "r5.2xlarge"}],
-                                                          [], None], entries).cast(pl.Map(pl.String, pl.String)))
+    as_map = lf.with_columns(
+        pl.Series("SkuPriceDetails", [None, [{"key": "InstanceType", "value": "r5.2xlarge"}], [], None], entries).cast(
+            pl.Map(pl.String, pl.String)
+        )
+    )
     df = normalize(as_map, "focus", SourceContext("t1", "d1", "f.parquet")).collect()
     assert df["instance_type"].to_list() == ["c6i.xlarge", "r5.2xlarge", "db.r5.large", None]
 
@@ -245,18 +292,21 @@ def test_cur2_csv_map_columns_get_legacy_tag_keys(tmp_path):
 
 def _tagged_rows(n: int) -> pl.LazyFrame:
     kv = lambda k, v: {"key": k, "value": v}  # noqa: E731
-    return pl.LazyFrame({
-        "line_item_line_item_type": ["Usage"] * n,
-        "line_item_usage_start_date": ["2026-11-01T00:00:00Z"] * n,
-        "line_item_unblended_cost": [1.0] * n,
-        "line_item_currency_code": ["USD"] * n,
-        "bill_payer_account_id": ["111111111111"] * n,
-        "line_item_usage_account_id": ["111111111112"] * n,
-        # every third row shares a tag set, the rest are distinct: both paths of the per-batch lookup
-        "resource_tags": [[kv("user_team", f"team-{i % 3 if i % 2 else i}"), kv("user_env", "prod")]
-                          for i in range(n)],
-        "billing_period": ["2026-11"] * n,
-    })
+    return pl.LazyFrame(
+        {
+            "line_item_line_item_type": ["Usage"] * n,
+            "line_item_usage_start_date": ["2026-11-01T00:00:00Z"] * n,
+            "line_item_unblended_cost": [1.0] * n,
+            "line_item_currency_code": ["USD"] * n,
+            "bill_payer_account_id": ["111111111111"] * n,
+            "line_item_usage_account_id": ["111111111112"] * n,
+            # every third row shares a tag set, the rest are distinct: both paths of the per-batch lookup
+            "resource_tags": [
+                [kv("user_team", f"team-{i % 3 if i % 2 else i}"), kv("user_env", "prod")] for i in range(n)
+            ],
+            "billing_period": ["2026-11"] * n,
+        }
+    )
 
 
 def test_looked_up_tags_equal_the_per_row_json():
@@ -279,5 +329,4 @@ def test_a_hash_collision_never_gives_a_row_another_rows_tags(monkeypatch):
     lf = _tagged_rows(50)
     monkeypatch.setattr(pl.Series, "hash", lambda self, *a, **k: pl.Series(self.name, [0] * self.len(), pl.UInt64))
     df = normalize(lf, "cur2", SourceContext("t1", "d1", "x.parquet")).collect()
-    assert [json.loads(t)["user:team"] for t in df["tags"]] == [
-        f"team-{i % 3 if i % 2 else i}" for i in range(50)]
+    assert [json.loads(t)["user:team"] for t in df["tags"]] == [f"team-{i % 3 if i % 2 else i}" for i in range(50)]

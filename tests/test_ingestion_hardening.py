@@ -18,10 +18,10 @@ import pytest
 from blocks_pipelines.ingestion import errors as E
 from blocks_pipelines.ingestion import guards, workdirs
 from blocks_pipelines.ingestion.ingest import ingest_delivery
-from tests.synthetic.cur_frames import cur1_frame, cur2_frame, write_export_delivery, write_legacy_delivery
 from blocks_pipelines.lake import fs
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+from tests.synthetic.cur_frames import cur1_frame, cur2_frame, write_export_delivery, write_legacy_delivery
 
 ACCOUNTS = ["111111111112"]
 PAYER = "111111111111"
@@ -37,8 +37,11 @@ def acme(blocks_env, tmp_path):
     lake = blocks_env / "lake"
 
     def snapshot():
-        return {str(p.relative_to(lake)): hashlib.sha1(p.read_bytes()).hexdigest()
-                for p in sorted(lake.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(lake)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(lake.rglob("*"))
+            if p.is_file()
+        }
 
     return tenant, snapshot
 
@@ -58,10 +61,12 @@ def _refused(acme, source, error, *needles, **kw):
 
 # 3. manifest keys are confined to the report
 
+
 def _legacy_manifest(tmp_path, keys=None, **changes) -> Path:
     root = tmp_path / "src"
-    assembly = write_legacy_delivery(str(root), "acme-cur-hourly", [cur1_frame(50, "2026-10", PAYER, ACCOUNTS)],
-                                     "2026-10", tmp_path / "w")
+    assembly = write_legacy_delivery(
+        str(root), "acme-cur-hourly", [cur1_frame(50, "2026-10", PAYER, ACCOUNTS)], "2026-10", tmp_path / "w"
+    )
     manifest = next(root.rglob(f"{assembly}/acme-cur-hourly-Manifest.json"))
     doc = json.loads(manifest.read_text())
     if keys is not None:
@@ -71,15 +76,18 @@ def _legacy_manifest(tmp_path, keys=None, **changes) -> Path:
     return manifest
 
 
-@pytest.mark.parametrize("key, problem", [
-    ("cur/acme-cur-hourly/20261001-20261101/../../../../../../etc/passwd", "climbs out of its folder"),
-    ("cur/acme-cur-hourly/./20261001-20261101/x.csv", "climbs out of its folder"),
-    ("/etc/passwd", "is an absolute path"),
-    ("file:///etc/passwd", "is an absolute path"),
-    ("cur/other-report/20261001-20261101/a/other-report-1.csv.gz", "outside the report's prefix"),
-    ("acme-cur-hourly", "outside the report's prefix"),
-    ("cur\\acme-cur-hourly\\..\\..\\x.csv", "backslash"),
-])
+@pytest.mark.parametrize(
+    "key, problem",
+    [
+        ("cur/acme-cur-hourly/20261001-20261101/../../../../../../etc/passwd", "climbs out of its folder"),
+        ("cur/acme-cur-hourly/./20261001-20261101/x.csv", "climbs out of its folder"),
+        ("/etc/passwd", "is an absolute path"),
+        ("file:///etc/passwd", "is an absolute path"),
+        ("cur/other-report/20261001-20261101/a/other-report-1.csv.gz", "outside the report's prefix"),
+        ("acme-cur-hourly", "outside the report's prefix"),
+        ("cur\\acme-cur-hourly\\..\\..\\x.csv", "backslash"),
+    ],
+)
 def test_a_manifest_key_outside_its_report_is_refused_naming_manifest_and_key(acme, tmp_path, key, problem):
     manifest = _legacy_manifest(tmp_path, keys=[key])
     err = _refused(acme, manifest, E.UnsafeManifestKeyError, str(manifest), repr(key), problem)
@@ -99,10 +107,13 @@ def test_an_s3_manifest_key_climbing_out_is_refused_before_any_read(acme, aws_en
     assert err.column == "dataFiles"
 
 
-@pytest.mark.parametrize("body, needle", [
-    ("[1, 2]", "manifest is a JSON list, not an object"),
-    ('"just text"', "manifest is a JSON str"),
-])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("[1, 2]", "manifest is a JSON list, not an object"),
+        ('"just text"', "manifest is a JSON str"),
+    ],
+)
 def test_a_manifest_that_is_not_a_json_object_is_refused(acme, tmp_path, body, needle):
     manifest = tmp_path / "m" / "acme-cur-hourly-Manifest.json"
     manifest.parent.mkdir()
@@ -124,16 +135,26 @@ def test_a_manifest_whose_keys_are_not_a_list_is_refused(acme, tmp_path):
 
 # 4. two formats in one folder without a manifest
 
+
 def test_a_folder_with_legacy_csv_and_cur2_parquet_and_no_manifest_is_refused(acme, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     cur1_frame(800, "2026-10", PAYER, ACCOUNTS, offset=5).write_csv(folder / "legacy.csv")
     cur2_frame(800, "2026-10", PAYER, ACCOUNTS, offset=9).write_parquet(folder / "cur2.parquet")
-    _refused(acme, folder, E.AmbiguousSourceError, "files of 2 formats in one delivery", "cur1", "cur2",
-             "legacy.csv", "cur2.parquet")
+    _refused(
+        acme,
+        folder,
+        E.AmbiguousSourceError,
+        "files of 2 formats in one delivery",
+        "cur1",
+        "cur2",
+        "legacy.csv",
+        "cur2.parquet",
+    )
 
 
 # 5. values that are not what they claim
+
 
 def _csv(tmp_path, mutate, name="bad.csv", n=800) -> Path:
     path = tmp_path / name
@@ -143,7 +164,8 @@ def _csv(tmp_path, mutate, name="bad.csv", n=800) -> Path:
 
 def _set(col, row, value):
     return lambda df: df.with_columns(
-        pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(col)).alias(col))
+        pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(col)).alias(col)
+    )
 
 
 @pytest.mark.parametrize("value", ["NaN", "nan", "inf", "-Infinity", "1e309", "-1e400"])
@@ -159,8 +181,12 @@ def test_a_cost_that_is_not_a_finite_number_names_file_row_and_column(acme, tmp_
 def test_a_non_finite_cur2_parquet_cost_is_refused(acme, tmp_path):
     bad = tmp_path / "cur2.parquet"
     df = cur2_frame(800, "2026-10", PAYER, ACCOUNTS)
-    df.with_columns(pl.when(pl.int_range(pl.len()) == 11).then(float("inf")).otherwise(pl.col("line_item_usage_amount"))
-                    .alias("line_item_usage_amount")).write_parquet(bad)
+    df.with_columns(
+        pl.when(pl.int_range(pl.len()) == 11)
+        .then(float("inf"))
+        .otherwise(pl.col("line_item_usage_amount"))
+        .alias("line_item_usage_amount")
+    ).write_parquet(bad)
     err = _refused(acme, bad, E.ParseError, "usage_amount is not a finite number")
     assert (err.row, err.column) == (12, "line_item_usage_amount")
 
@@ -177,8 +203,9 @@ def test_a_header_naming_a_column_twice_is_refused(acme, tmp_path):
     header = lines[0].split(",")
     header[-1] = "lineItem/UnblendedCost"
     bad.write_text("\n".join([",".join(header), *lines[1:]]) + "\n")
-    err = _refused(acme, bad, E.DuplicateColumnError, "'lineItem/UnblendedCost' appears more than once",
-                   f"column {len(header)}")
+    err = _refused(
+        acme, bad, E.DuplicateColumnError, "'lineItem/UnblendedCost' appears more than once", f"column {len(header)}"
+    )
     assert err.column == "lineItem/UnblendedCost"
 
 
@@ -224,13 +251,16 @@ def test_one_huge_line_is_refused_with_its_line_number_in_bounded_memory(acme, t
     err = _refused(acme, bad, E.OversizedInputError, "line 6 is over 1 MiB without a line break", str(bad))
     assert err.row == 5
     setup = "import resource, sys; from pathlib import Path; from blocks_pipelines.ingestion import guards\n"
-    check = ("try:\n    guards.check_line_lengths(Path(sys.argv[1]), 'x', sys.argv[1].endswith('.gz'))\n"
-             "except guards.E.OversizedInputError:\n    print('refused')\n")
+    check = (
+        "try:\n    guards.check_line_lengths(Path(sys.argv[1]), 'x', sys.argv[1].endswith('.gz'))\n"
+        "except guards.E.OversizedInputError:\n    print('refused')\n"
+    )
     peak = "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     base = subprocess.run([sys.executable, "-c", setup + peak], capture_output=True, text=True, check=True, env=env)
-    run = subprocess.run([sys.executable, "-c", setup + check + peak, str(bad)], capture_output=True, text=True,
-                         check=True, env=env)
+    run = subprocess.run(
+        [sys.executable, "-c", setup + check + peak, str(bad)], capture_output=True, text=True, check=True, env=env
+    )
     name, peak_kb = run.stdout.split()
     assert name == "refused"
     assert int(peak_kb) - int(base.stdout) < 16 << 10  # < 16 MB above the import baseline, for a 40 MB line
@@ -248,14 +278,22 @@ def test_line_length_bound_counts_lines_across_chunks(tmp_path):
 
 # 7. partial months
 
+
 def test_a_file_covering_part_of_a_month_is_refused_while_the_lake_holds_the_rest(acme, tmp_path):
     part = tmp_path / "part.csv"
     cur1_frame(800, "2026-10", PAYER, ACCOUNTS).filter(pl.col("lineItem/UsageStartDate") < "2026-10-10").write_csv(part)
-    _refused(acme, part, E.PartialMonthError, "cover 2026-10-01 to 2026-10-09 of billing month 2026-10",
-             "deletes the lake's", "--partial-month")
+    _refused(
+        acme,
+        part,
+        E.PartialMonthError,
+        "cover 2026-10-01 to 2026-10-09 of billing month 2026-10",
+        "deletes the lake's",
+        "--partial-month",
+    )
     summary = ingest_delivery(acme[0], str(part), partial_month=True)
-    assert summary.partial_months == [{"billing_period": "2026-10", "first_day": "2026-10-01",
-                                       "last_day": "2026-10-09", "manifest": None}]
+    assert summary.partial_months == [
+        {"billing_period": "2026-10", "first_day": "2026-10-01", "last_day": "2026-10-09", "manifest": None}
+    ]
     from blocks_pipelines.lake import months
 
     current, _ = months.read_month(get_settings().lake_uri, "acme_corp", "2026-10")
@@ -268,8 +306,9 @@ def test_a_manifest_vouches_for_its_month_so_far_and_the_summary_says_it_is_part
     assembly = write_legacy_delivery(str(root), "acme-cur-hourly", [frame], "2026-10", tmp_path / "w")
     manifest = next(root.rglob(f"{assembly}/acme-cur-hourly-Manifest.json"))
     summary = ingest_delivery(acme[0], str(manifest))
-    assert summary.partial_months == [{"billing_period": "2026-10", "first_day": "2026-10-01",
-                                       "last_day": "2026-10-19", "manifest": str(manifest)}]
+    assert summary.partial_months == [
+        {"billing_period": "2026-10", "first_day": "2026-10-01", "last_day": "2026-10-19", "manifest": str(manifest)}
+    ]
     assert summary.to_dict()["partial_months"] == summary.partial_months
 
 
@@ -284,10 +323,11 @@ def test_the_cli_takes_partial_month(acme, tmp_path):
     assert refused.exit_code != 0 and "--partial-month" in refused.output
     done = CliRunner().invoke(cli, ["ingest", str(part), "--tenant", "acme_corp", "--partial-month"])
     assert done.exit_code == 0, done.output
-    assert json.loads(done.output[done.output.index("{"):])["partial_months"][0]["last_day"] == "2026-10-09"
+    assert json.loads(done.output[done.output.index("{") :])["partial_months"][0]["last_day"] == "2026-10-09"
 
 
 # 6. scratch folders
+
 
 def test_scratch_folders_are_removed_on_failure_and_a_killed_runs_are_swept(acme, tmp_path, monkeypatch):
     base = tmp_path / "tmp"

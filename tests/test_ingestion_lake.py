@@ -8,13 +8,12 @@ import boto3
 import polars as pl
 import pytest
 
-from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.deliveries import discover_deliveries
-from tests.synthetic.cur_frames import cur1_frame, cur2_frame, focus_frame, write_export_delivery, \
-    write_legacy_delivery
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
+from tests.synthetic.cur_frames import cur1_frame, cur2_frame, focus_frame, write_export_delivery, write_legacy_delivery
 
 ACME_ACCOUNTS = ["111111111112", "111111111113"]
 
@@ -55,7 +54,8 @@ def test_legacy_delivery_lands_as_one_file_per_day_with_matching_totals(blocks_e
     assert all(s > 0 for s in stages.values())
     expected = frame["lineItem/UnblendedCost"].cast(pl.Float64).sum()
     source_days = frame.group_by(pl.col("lineItem/UsageStartDate").str.slice(0, 10)).agg(
-        pl.col("lineItem/UnblendedCost").cast(pl.Float64).sum())
+        pl.col("lineItem/UnblendedCost").cast(pl.Float64).sum()
+    )
     assert len(summary.unblended_by_day) == 31
     for day, cost in source_days.iter_rows():
         assert summary.unblended_by_day[day] == pytest.approx(cost, abs=1e-6)
@@ -74,10 +74,12 @@ def test_legacy_delivery_lands_as_one_file_per_day_with_matching_totals(blocks_e
 def test_restatement_replaces_the_month_and_never_doubles(blocks_env, tmp_path):
     globex = tenants()["globex"]
     root = source_root(globex)
-    write_export_delivery(root, "globex-cur2", [cur2_frame(2000, "2026-10", "222222222222", ACME_ACCOUNTS)],
-                          "2026-10", tmp_path / "a")
-    write_export_delivery(root, "globex-cur2", [cur2_frame(500, "2026-11", "222222222222", ACME_ACCOUNTS)],
-                          "2026-11", tmp_path / "b")
+    write_export_delivery(
+        root, "globex-cur2", [cur2_frame(2000, "2026-10", "222222222222", ACME_ACCOUNTS)], "2026-10", tmp_path / "a"
+    )
+    write_export_delivery(
+        root, "globex-cur2", [cur2_frame(500, "2026-11", "222222222222", ACME_ACCOUNTS)], "2026-11", tmp_path / "b"
+    )
     for d in discover_deliveries(globex, today=date(2026, 11, 25)):
         ingest_delivery(globex, d.manifest_uri)
     november = lake_frame("globex").filter(pl.col("billing_period") == "2026-11")["unblended_cost"].sum()
@@ -140,11 +142,19 @@ def test_source_and_lake_on_s3(blocks_env, aws_env, tmp_path, monkeypatch):
     month = "lake/cur_line_items/tenant_id=acme_corp/billing_period=2026-10"
     # the month's 31 day files in one version folder, its pointer, and Athena's manifest naming those 31 files
     assert len(keys) == 31 and len({k.split("/usage_date=")[0] for k in keys}) == 1
-    assert set(objects) - set(keys) == {f"{month}/_current.json",
-                                        "lake/cur_line_items/_athena/tenant_id=acme_corp/billing_period=2026-10/"
-                                        "symlink.txt"}
-    symlink = s3.get_object(Bucket="lake-bucket", Key="lake/cur_line_items/_athena/tenant_id=acme_corp/"
-                            "billing_period=2026-10/symlink.txt")["Body"].read().decode().split()
+    assert set(objects) - set(keys) == {
+        f"{month}/_current.json",
+        "lake/cur_line_items/_athena/tenant_id=acme_corp/billing_period=2026-10/symlink.txt",
+    }
+    symlink = (
+        s3.get_object(
+            Bucket="lake-bucket",
+            Key="lake/cur_line_items/_athena/tenant_id=acme_corp/billing_period=2026-10/symlink.txt",
+        )["Body"]
+        .read()
+        .decode()
+        .split()
+    )
     assert sorted(symlink) == sorted(f"s3://lake-bucket/{k}" for k in keys)
     body = s3.get_object(Bucket="lake-bucket", Key=keys[0])["Body"].read()
     local = tmp_path / "one.parquet"
@@ -167,19 +177,24 @@ def test_bare_folder_without_manifest_and_zip_and_parquet_legacy(blocks_env, tmp
     summary = ingest_delivery(acme, str(folder))
     assert summary.rows == 600 and summary.matches
     assert lake_frame("acme_corp")["unblended_cost"].sum() == pytest.approx(
-        frame["lineItem/UnblendedCost"].cast(pl.Float64).sum())
+        frame["lineItem/UnblendedCost"].cast(pl.Float64).sum()
+    )
 
 
 def _athena_columns(frame: pl.DataFrame) -> pl.DataFrame:
     """Legacy CUR as the Athena integration writes it: `lineItem/UsageStartDate` -> `line_item_usage_start_date`
     (typed timestamps, numbers as doubles), `resourceTags/user:team` -> `resource_tags_user_team`."""
+
     def snake(name: str) -> str:
         return re.sub(r"[^a-z0-9]+", "_", re.sub(r"([A-Z])", r"_\1", name).lower()).strip("_")
+
     out = frame.rename({c: snake(c) for c in frame.columns})
     times = [c for c in out.columns if c.endswith("_date") and out[c].str.contains("T").any()]
     costs = [c for c in out.columns if c.endswith(("_cost", "_amount"))]
-    return out.with_columns([pl.col(c).str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC") for c in times]
-                            + [pl.col(c).cast(pl.Float64) for c in costs])
+    return out.with_columns(
+        [pl.col(c).str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC") for c in times]
+        + [pl.col(c).cast(pl.Float64) for c in costs]
+    )
 
 
 def test_a_legacy_report_with_athena_integration_is_read_without_its_status_table(blocks_env, tmp_path):
@@ -249,17 +264,26 @@ def test_an_azure_focus_export_keeps_its_provider_and_per_day_totals(blocks_env,
     src = tmp_path / "azure-focus.csv"
     src.write_text(AZURE_FOCUS, encoding="utf-8")
     lake = str(tmp_path / "lake")
-    initech = with_billing_accounts(tenants()["initech"], azure=[
-        "/providers/Microsoft.Billing/billingAccounts/8a1b2c3d-0000-4a00-9000-000000000001",
-        "8A1B2C3D-0000-4A00-9000-000000000002"])  # spelled as the portal shows it: ids are case-insensitive
+    initech = with_billing_accounts(
+        tenants()["initech"],
+        azure=[
+            "/providers/Microsoft.Billing/billingAccounts/8a1b2c3d-0000-4a00-9000-000000000001",
+            "8A1B2C3D-0000-4A00-9000-000000000002",
+        ],
+    )  # spelled as the portal shows it: ids are case-insensitive
     summary = ingest_delivery(initech, str(src), lake_uri=lake, fmt="auto")
     assert summary.matches and summary.rows == 3
     df = pl.read_parquet(f"{lake}/cur_line_items/tenant_id=initech/**/*.parquet", hive_partitioning=False)
     assert set(df["provider"]) == {"Microsoft Azure"} and set(df["source_format"]) == {"focus"}
     per_day = dict(df.group_by("usage_date").agg(pl.col("unblended_cost").sum()).iter_rows())
     assert per_day == {date(2026, 5, 1): pytest.approx(1121.84064), date(2026, 5, 9): pytest.approx(161.842418)}
-    assert summary.unblended_by_day == {"2026-05-01": pytest.approx(1121.84064), "2026-05-09": pytest.approx(161.842418)}
-    by_type = dict(zip(df.sort("usage_start")["line_item_type"], df.sort("usage_start")["amortized_cost"]))
+    assert summary.unblended_by_day == {
+        "2026-05-01": pytest.approx(1121.84064),
+        "2026-05-09": pytest.approx(161.842418),
+    }
+    by_type = dict(
+        zip(df.sort("usage_start")["line_item_type"], df.sort("usage_start")["amortized_cost"], strict=False)
+    )
     assert by_type == {"RIFee": 0.0, "DiscountedUsage": pytest.approx(0.128064), "Usage": pytest.approx(161.842418)}
     vm = df.filter(pl.col("line_item_type") == "DiscountedUsage")
     assert vm["instance_type"].item() == "Standard_D4s_v5"
@@ -276,25 +300,31 @@ def _aws_focus_parquet(path, rows: int):
     hour = timedelta(hours=1)
     charge_start = [datetime(2026, 9, 1, tzinfo=timezone.utc) + (i % 72) * hour for i in range(rows)]
     money = pa.decimal128(38, 10)
-    table = pa.table({
-        "ProviderName": ["AWS"] * rows,
-        "BillingAccountId": ["333333333333"] * rows,
-        "SubAccountId": ["333333333334"] * rows,
-        "BillingPeriodStart": pa.array([datetime(2026, 9, 1, tzinfo=timezone.utc)] * rows, pa.timestamp("ms", "UTC")),
-        "ChargePeriodStart": pa.array(charge_start, pa.timestamp("ms", "UTC")),
-        "ChargePeriodEnd": pa.array([c + hour for c in charge_start], pa.timestamp("ms", "UTC")),
-        "ChargeCategory": ["Usage" if i % 5 else "Tax" for i in range(rows)],
-        "BilledCost": pa.array([Decimal(f"{(i % 97) / 7:.10f}") for i in range(rows)], money),
-        "EffectiveCost": pa.array([Decimal(f"{(i % 97) / 8:.10f}") for i in range(rows)], money),
-        "ListCost": pa.array([Decimal(f"{(i % 97) / 6:.10f}") for i in range(rows)], money),
-        "BillingCurrency": ["USD"] * rows,
-        "ServiceName": ["Amazon Elastic Compute Cloud"] * rows,
-        "x_ServiceCode": ["AmazonEC2"] * rows,
-        "x_UsageType": ["USE1-BoxUsage:m5.large"] * rows,
-        "RegionId": ["us-east-1"] * rows,
-        "Tags": pa.array([[("user:team", "web"), ("aws:createdBy", "ci")] if i % 2 else [] for i in range(rows)],
-                         pa.map_(pa.string(), pa.string())),
-    })
+    table = pa.table(
+        {
+            "ProviderName": ["AWS"] * rows,
+            "BillingAccountId": ["333333333333"] * rows,
+            "SubAccountId": ["333333333334"] * rows,
+            "BillingPeriodStart": pa.array(
+                [datetime(2026, 9, 1, tzinfo=timezone.utc)] * rows, pa.timestamp("ms", "UTC")
+            ),
+            "ChargePeriodStart": pa.array(charge_start, pa.timestamp("ms", "UTC")),
+            "ChargePeriodEnd": pa.array([c + hour for c in charge_start], pa.timestamp("ms", "UTC")),
+            "ChargeCategory": ["Usage" if i % 5 else "Tax" for i in range(rows)],
+            "BilledCost": pa.array([Decimal(f"{(i % 97) / 7:.10f}") for i in range(rows)], money),
+            "EffectiveCost": pa.array([Decimal(f"{(i % 97) / 8:.10f}") for i in range(rows)], money),
+            "ListCost": pa.array([Decimal(f"{(i % 97) / 6:.10f}") for i in range(rows)], money),
+            "BillingCurrency": ["USD"] * rows,
+            "ServiceName": ["Amazon Elastic Compute Cloud"] * rows,
+            "x_ServiceCode": ["AmazonEC2"] * rows,
+            "x_UsageType": ["USE1-BoxUsage:m5.large"] * rows,
+            "RegionId": ["us-east-1"] * rows,
+            "Tags": pa.array(
+                [[("user:team", "web"), ("aws:createdBy", "ci")] if i % 2 else [] for i in range(rows)],
+                pa.map_(pa.string(), pa.string()),
+            ),
+        }
+    )
     pq.write_table(table, path)
     return table
 
@@ -307,7 +337,8 @@ def test_an_aws_focus_parquet_export_with_decimal_costs_and_map_tags(blocks_env,
     assert summary.matches and summary.rows == 360 and summary.hours == 72
     source = pl.from_arrow(table.select(["ChargePeriodStart", "BilledCost"]))
     per_day = source.group_by(pl.col("ChargePeriodStart").dt.date().cast(pl.String)).agg(
-        pl.col("BilledCost").cast(pl.Float64).sum())
+        pl.col("BilledCost").cast(pl.Float64).sum()
+    )
     assert summary.unblended_by_day == {d: pytest.approx(c, abs=1e-6) for d, c in per_day.iter_rows()}
     df = pl.read_parquet(f"{lake}/cur_line_items/tenant_id=initech/**/*.parquet", hive_partitioning=False)
     assert set(df["line_item_type"]) == {"Usage", "Tax"} and set(df["instance_type"]) == {"m5.large"}
@@ -315,7 +346,9 @@ def test_an_aws_focus_parquet_export_with_decimal_costs_and_map_tags(blocks_env,
     assert tagged.height == 180 and json.loads(tagged["tags"][0]) == {"user:team": "web", "aws:createdBy": "ci"}
 
 
-@pytest.mark.parametrize("tenant_id, fmt, tag_column", [("globex", "cur2", "resource_tags"), ("initech", "focus", "Tags")])
+@pytest.mark.parametrize(
+    "tenant_id, fmt, tag_column", [("globex", "cur2", "resource_tags"), ("initech", "focus", "Tags")]
+)
 def test_parquet_map_columns_as_aws_writes_them_keep_every_tag(blocks_env, tmp_path, tenant_id, fmt, tag_column):
     """AWS writes CUR 2.0's product/resource_tags/cost_category and FOCUS Tags as Parquet MAP columns."""
     from collections import Counter
@@ -325,8 +358,16 @@ def test_parquet_map_columns_as_aws_writes_them_keep_every_tag(blocks_env, tmp_p
     from blocks_pipelines.sample_data import generate_tenant_cur
 
     out = tmp_path / "src"
-    s = generate_tenant_cur(tenants()[tenant_id], fmt=fmt, out_uri=str(out), months=1, start="2026-11", seed=3,
-                            end=datetime(2026, 11, 2, tzinfo=timezone.utc), scale=0.2)
+    s = generate_tenant_cur(
+        tenants()[tenant_id],
+        fmt=fmt,
+        out_uri=str(out),
+        months=1,
+        start="2026-11",
+        seed=3,
+        end=datetime(2026, 11, 2, tzinfo=timezone.utc),
+        scale=0.2,
+    )
     source = pq.read_table(s.files)
     summary = ingest_delivery(tenant_id, str(out), lake_uri=str(tmp_path / "lake"))
     assert summary.matches
@@ -335,8 +376,10 @@ def test_parquet_map_columns_as_aws_writes_them_keep_every_tag(blocks_env, tmp_p
     def canonical_key(k: str) -> str:
         return k.replace("user_", "user:", 1) if fmt == "cur2" and k.startswith("user_") else k
 
-    expected = Counter(json.dumps({canonical_key(k): v for k, v in (m or []) if v}, sort_keys=True)
-                       for m in source.column(tag_column).to_pylist())
+    expected = Counter(
+        json.dumps({canonical_key(k): v for k, v in (m or []) if v}, sort_keys=True)
+        for m in source.column(tag_column).to_pylist()
+    )
     got = Counter(json.dumps(json.loads(t), sort_keys=True) for t in lake["tags"])
     assert got == expected and len(expected) > 1
     if fmt == "cur2":  # attributes only the product map holds
@@ -375,12 +418,16 @@ def test_gcp_and_oci_focus_exports_keep_their_provider_and_per_day_totals(blocks
     summary = ingest_delivery(initech, str(folder), lake_uri=lake)
     assert summary.matches and summary.rows == 4
     assert summary.unblended_by_day == {"2026-05-01": pytest.approx(12.5), "2026-05-02": pytest.approx(1.125)}
-    assert summary.cost_by_line_item_type == {"Usage": pytest.approx(15.625), "Credit": pytest.approx(-2.5),
-                                              "Tax": pytest.approx(0.5)}
+    assert summary.cost_by_line_item_type == {
+        "Usage": pytest.approx(15.625),
+        "Credit": pytest.approx(-2.5),
+        "Tax": pytest.approx(0.5),
+    }
     df = pl.read_parquet(f"{lake}/cur_line_items/tenant_id=initech/**/*.parquet", hive_partitioning=False)
     assert df.group_by("provider").len().sort("provider").rows() == [("Google Cloud", 2), ("Oracle", 2)]
     assert json.loads(df.filter(pl.col("provider") == "Oracle").sort("usage_start")["tags"][0]) == {
-        "Oracle-Tags.CreatedBy": "ci"}
+        "Oracle-Tags.CreatedBy": "ci"
+    }
 
 
 def test_a_data_exports_manifest_without_columns_takes_the_format_from_the_data(blocks_env, tmp_path):
@@ -404,8 +451,9 @@ def test_two_deliveries_of_a_month_without_manifests_are_refused_not_summed(bloc
     report = tmp_path / "copy"
     for n, assembly in ((400, "aaaa-1111"), (500, "bbbb-2222")):  # AWS's morning and evening deliveries
         frame = cur1_frame(n, "2026-10", "111111111111", ACME_ACCOUNTS)
-        write_legacy_delivery(str(report), "acme-cur-hourly", [frame], "2026-10", tmp_path / assembly,
-                              assembly_id=assembly)
+        write_legacy_delivery(
+            str(report), "acme-cur-hourly", [frame], "2026-10", tmp_path / assembly, assembly_id=assembly
+        )
     # with its manifests the copy is read as AWS wrote it: the newest delivery of the month
     newest = ingest_delivery(acme, str(report), lake_uri=str(tmp_path / "lake0"))
     assert newest.rows == 500 and newest.deliveries[0]["delivery_id"] == "bbbb-2222"
@@ -416,6 +464,7 @@ def test_two_deliveries_of_a_month_without_manifests_are_refused_not_summed(bloc
     assert "copy the report's manifests" in str(err.value)
     assert not (tmp_path / "lake1").exists()  # nothing written
     # one delivery folder alone is fine
-    one = ingest_delivery(acme, str(report / "acme-cur-hourly" / "20261001-20261101" / "bbbb-2222"),
-                          lake_uri=str(tmp_path / "lake2"))
+    one = ingest_delivery(
+        acme, str(report / "acme-cur-hourly" / "20261001-20261101" / "bbbb-2222"), lake_uri=str(tmp_path / "lake2")
+    )
     assert one.rows == 500 and one.matches

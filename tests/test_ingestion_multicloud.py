@@ -12,10 +12,10 @@ import pytest
 
 from blocks_pipelines.ingestion import errors as E
 from blocks_pipelines.ingestion.ingest import ingest_delivery
-from tests.synthetic.cur_frames import cur1_frame
 from blocks_pipelines.lake import months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+from tests.synthetic.cur_frames import cur1_frame
 
 AZURE_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/8a1b2c3d-0000-4a00-9000-000000000001"
 OCI_TENANCY = "ocid1.tenancy.oc1..aaaaaaaa5kzqexample"
@@ -62,12 +62,36 @@ MAY = datetime(2026, 5, 1, tzinfo=timezone.utc)
 # (provider family, ProviderName, InvoiceIssuerName, BillingAccountId, SubAccountId, BillingAccountType,
 # SubAccountType, invoice id), as each provider's FOCUS 1.2 export writes them
 PROVIDERS_12 = [
-    ("aws", "AWS", "Amazon Web Services EMEA SARL", AWS_PAYER, "333333333302", "Billing Account", "Linked Account",
-     "EUINIE26-0001"),
-    ("azure", "Microsoft", "Microsoft", AZURE_ACCOUNT,
-     "/subscriptions/9a8b7c6d-0000-4000-8000-00000000000a", "Billing Account", "Subscription", "G012345678"),
-    ("oci", "Oracle", "Oracle", OCI_TENANCY, "ocid1.compartment.oc1..aaaaaaaaprod", "Tenancy", "Compartment",
-     "OCI-INV-77"),
+    (
+        "aws",
+        "AWS",
+        "Amazon Web Services EMEA SARL",
+        AWS_PAYER,
+        "333333333302",
+        "Billing Account",
+        "Linked Account",
+        "EUINIE26-0001",
+    ),
+    (
+        "azure",
+        "Microsoft",
+        "Microsoft",
+        AZURE_ACCOUNT,
+        "/subscriptions/9a8b7c6d-0000-4000-8000-00000000000a",
+        "Billing Account",
+        "Subscription",
+        "G012345678",
+    ),
+    (
+        "oci",
+        "Oracle",
+        "Oracle",
+        OCI_TENANCY,
+        "ocid1.compartment.oc1..aaaaaaaaprod",
+        "Tenancy",
+        "Compartment",
+        "OCI-INV-77",
+    ),
 ]
 
 
@@ -80,29 +104,52 @@ def _focus12_rows(n_per_provider: int = 40) -> list[dict]:
             category = "Tax" if i % 13 == 0 else ("Credit" if i % 11 == 0 else "Usage")
             if category == "Credit":
                 billed = -billed
-            rows.append({
-                "ProviderName": provider, "PublisherName": provider, "InvoiceIssuerName": issuer,
-                "InvoiceId": invoice if i % 2 else f"{invoice}-B",  # two invoices per provider
-                "BillingAccountId": account, "BillingAccountName": f"{family} billing",
-                "BillingAccountType": account_type, "SubAccountId": sub, "SubAccountType": sub_type,
-                "BillingPeriodStart": _iso(MAY), "BillingPeriodEnd": _iso(datetime(2026, 6, 1, tzinfo=timezone.utc)),
-                "ChargePeriodStart": _iso(start), "ChargePeriodEnd": _iso(start + timedelta(hours=1)),
-                "ChargeCategory": category, "ChargeClass": "",
-                "BilledCost": str(billed), "EffectiveCost": str(billed), "ListCost": str(abs(billed) * 2),
-                "ContractedCost": str(billed),
-                "BillingCurrency": "USD", "PricingCurrency": "EUR" if family == "azure" else "USD",
-                "PricingCurrencyEffectiveCost": str(billed * Decimal("0.9")),
-                "PricingCurrencyListUnitPrice": "0.096", "PricingCurrencyContractedUnitPrice": "0.08",
-                "ServiceName": {"aws": "Amazon Elastic Compute Cloud", "azure": "Virtual Machines",
-                                "oci": "Compute"}[family],
-                "ServiceCategory": "Compute", "RegionId": {"aws": "eu-west-1", "azure": "westeurope",
-                                                            "oci": "eu-frankfurt-1"}[family],
-                "ResourceId": f"{family}-vm-{i % 5}", "SkuMeter": "EU-BoxUsage:m5.large" if family == "aws" else "",
-                "ConsumedQuantity": "1", "ConsumedUnit": "Hours", "PricingQuantity": "1", "PricingUnit": "Hours",
-                "CommitmentDiscountId": "", "CommitmentDiscountType": "", "CommitmentDiscountStatus": "",
-                "Tags": json.dumps({"env": "prod", "n": str(i % 3)}),
-                "x_ServiceCode": "AmazonEC2" if family == "aws" else "",
-            })
+            rows.append(
+                {
+                    "ProviderName": provider,
+                    "PublisherName": provider,
+                    "InvoiceIssuerName": issuer,
+                    "InvoiceId": invoice if i % 2 else f"{invoice}-B",  # two invoices per provider
+                    "BillingAccountId": account,
+                    "BillingAccountName": f"{family} billing",
+                    "BillingAccountType": account_type,
+                    "SubAccountId": sub,
+                    "SubAccountType": sub_type,
+                    "BillingPeriodStart": _iso(MAY),
+                    "BillingPeriodEnd": _iso(datetime(2026, 6, 1, tzinfo=timezone.utc)),
+                    "ChargePeriodStart": _iso(start),
+                    "ChargePeriodEnd": _iso(start + timedelta(hours=1)),
+                    "ChargeCategory": category,
+                    "ChargeClass": "",
+                    "BilledCost": str(billed),
+                    "EffectiveCost": str(billed),
+                    "ListCost": str(abs(billed) * 2),
+                    "ContractedCost": str(billed),
+                    "BillingCurrency": "USD",
+                    "PricingCurrency": "EUR" if family == "azure" else "USD",
+                    "PricingCurrencyEffectiveCost": str(billed * Decimal("0.9")),
+                    "PricingCurrencyListUnitPrice": "0.096",
+                    "PricingCurrencyContractedUnitPrice": "0.08",
+                    "ServiceName": {
+                        "aws": "Amazon Elastic Compute Cloud",
+                        "azure": "Virtual Machines",
+                        "oci": "Compute",
+                    }[family],
+                    "ServiceCategory": "Compute",
+                    "RegionId": {"aws": "eu-west-1", "azure": "westeurope", "oci": "eu-frankfurt-1"}[family],
+                    "ResourceId": f"{family}-vm-{i % 5}",
+                    "SkuMeter": "EU-BoxUsage:m5.large" if family == "aws" else "",
+                    "ConsumedQuantity": "1",
+                    "ConsumedUnit": "Hours",
+                    "PricingQuantity": "1",
+                    "PricingUnit": "Hours",
+                    "CommitmentDiscountId": "",
+                    "CommitmentDiscountType": "",
+                    "CommitmentDiscountStatus": "",
+                    "Tags": json.dumps({"env": "prod", "n": str(i % 3)}),
+                    "x_ServiceCode": "AmazonEC2" if family == "aws" else "",
+                }
+            )
     return rows
 
 
@@ -126,15 +173,26 @@ def _assert_totals(summary, rows):
     assert summary.unblended_by_day == {d: pytest.approx(float(c), abs=1e-6) for d, c in _day_totals(rows).items()}
     expected = _invoice_totals(rows)
     assert {i.invoice_id: i.source_billed for i in summary.invoices} == {
-        k: pytest.approx(float(v), abs=1e-9) for k, v in expected.items()}
+        k: pytest.approx(float(v), abs=1e-9) for k, v in expected.items()
+    }
     assert all(i.matches for i in summary.invoices) and len(summary.invoices) == len(expected)
 
 
 def test_a_mixed_aws_azure_oci_focus_12_file_keeps_each_rows_provider(initech, tmp_path):
     rows = _focus12_rows()
     # a marketplace SaaS row billed through the Azure account: its provider is the vendor, the account Azure's
-    rows.append({**rows[45], "ProviderName": "Datadog", "PublisherName": "Datadog", "InvoiceId": "G012345678",
-                 "ServiceName": "Datadog Pro", "BilledCost": "12.5", "EffectiveCost": "12.5", "ListCost": "12.5"})
+    rows.append(
+        {
+            **rows[45],
+            "ProviderName": "Datadog",
+            "PublisherName": "Datadog",
+            "InvoiceId": "G012345678",
+            "ServiceName": "Datadog Pro",
+            "BilledCost": "12.5",
+            "EffectiveCost": "12.5",
+            "ListCost": "12.5",
+        }
+    )
     src = _write_csv(tmp_path / "focus-1.2-multicloud.csv", rows)
     lake_uri = str(tmp_path / "lake")
     summary = ingest_delivery(initech, str(src), lake_uri=lake_uri)
@@ -150,7 +208,8 @@ def test_a_mixed_aws_azure_oci_focus_12_file_keeps_each_rows_provider(initech, t
     # the FOCUS 1.2 columns land in the canonical schema
     azure = lake.filter(pl.col("provider") == "Microsoft")
     assert set(azure["billing_account_type"]) == {"Billing Account"} and set(azure["sub_account_type"]) == {
-        "Subscription"}
+        "Subscription"
+    }
     assert set(azure["pricing_currency"]) == {"EUR"} and set(azure["currency"]) == {"USD"}
     assert azure["pricing_currency_list_unit_price"].to_list() == [0.096] * azure.height
     assert set(lake.filter(pl.col("provider") == "AWS")["invoice_issuer"]) == {"Amazon Web Services EMEA SARL"}
@@ -178,13 +237,17 @@ def test_a_row_billed_to_another_azure_account_is_refused_naming_the_provider(in
     # without OCI accounts registered, OCI rows are refused too: the check applies per provider
     refused = r"OCI tenancy ocid1\S+ \(Oracle\) is not registered to tenant initech \(registered: none\)"
     with pytest.raises(E.WrongPayerError, match=refused):
-        ingest_delivery(_initech(azure=[AZURE_ACCOUNT]), str(_write_csv(tmp_path / "good2.csv", _focus12_rows(10))),
-                        lake_uri=lake_uri)
+        ingest_delivery(
+            _initech(azure=[AZURE_ACCOUNT]),
+            str(_write_csv(tmp_path / "good2.csv", _focus12_rows(10))),
+            lake_uri=lake_uri,
+        )
     assert _snapshot(lake_uri) == before
 
 
-@pytest.mark.parametrize("account, provider", [("3333333333330", "AWS"), ("33333333333", "AWS"),
-                                               ("01A2B3-C4D5E6-F7A8B", "Google Cloud")])
+@pytest.mark.parametrize(
+    "account, provider", [("3333333333330", "AWS"), ("33333333333", "AWS"), ("01A2B3-C4D5E6-F7A8B", "Google Cloud")]
+)
 def test_a_malformed_account_id_in_the_file_says_the_files_id_is_malformed(initech, tmp_path, account, provider):
     rows = _focus12_rows(5)
     rows[3] = {**rows[3], "BillingAccountId": account, "ProviderName": provider}
@@ -192,8 +255,10 @@ def test_a_malformed_account_id_in_the_file_says_the_files_id_is_malformed(inite
     with pytest.raises(E.MalformedAccountIdError) as err:
         ingest_delivery(initech, str(src), lake_uri=str(tmp_path / "lake"))
     msg = str(err.value)
-    assert f"the file's {'AWS payer account' if provider == 'AWS' else 'Google Cloud billing account'} id " \
-           f"'{account}' is malformed" in msg
+    assert (
+        f"the file's {'AWS payer account' if provider == 'AWS' else 'Google Cloud billing account'} id "
+        f"'{account}' is malformed" in msg
+    )
     assert f"this one has {len(account)} {'digits' if account.isdigit() else 'characters'}" in msg
     assert "row 4" in msg and str(src) in msg
     assert "tenants add" not in msg  # no command could register it
@@ -202,8 +267,12 @@ def test_a_malformed_account_id_in_the_file_says_the_files_id_is_malformed(inite
 
 def test_a_malformed_payer_in_a_legacy_cur_is_not_sent_to_tenants_add(initech, tmp_path):
     df = cur1_frame(50, "2026-10", AWS_PAYER, ["333333333302"])
-    df = df.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("3333333333330"))
-                         .otherwise(pl.col("bill/PayerAccountId")).alias("bill/PayerAccountId"))
+    df = df.with_columns(
+        pl.when(pl.int_range(pl.len()) == 7)
+        .then(pl.lit("3333333333330"))
+        .otherwise(pl.col("bill/PayerAccountId"))
+        .alias("bill/PayerAccountId")
+    )
     src = tmp_path / "cur.csv"
     df.write_csv(src)
     with pytest.raises(E.MalformedAccountIdError) as err:
@@ -217,35 +286,67 @@ def _focus13_gcp_rows() -> list[dict]:
     """Google Cloud's FOCUS 1.3 shape: ServiceProviderName/HostProviderName instead of ProviderName, a contract
     commitment applied, and split cost allocation of a shared GKE cluster."""
     base = {
-        "BillingAccountId": GCP_ACCOUNT, "BillingAccountType": "Billing Account", "SubAccountId": "proj-prod",
-        "SubAccountType": "Project", "InvoiceIssuerName": "Google", "InvoiceId": "5012345678",
-        "BillingPeriodStart": "2026-05-01 00:00:00 UTC", "BillingPeriodEnd": "2026-06-01 00:00:00 UTC",
-        "BillingCurrency": "USD", "ServiceCategory": "Compute", "RegionId": "europe-west1",
+        "BillingAccountId": GCP_ACCOUNT,
+        "BillingAccountType": "Billing Account",
+        "SubAccountId": "proj-prod",
+        "SubAccountType": "Project",
+        "InvoiceIssuerName": "Google",
+        "InvoiceId": "5012345678",
+        "BillingPeriodStart": "2026-05-01 00:00:00 UTC",
+        "BillingPeriodEnd": "2026-06-01 00:00:00 UTC",
+        "BillingCurrency": "USD",
+        "ServiceCategory": "Compute",
+        "RegionId": "europe-west1",
     }
-    contract = json.dumps({"Elements": [{"ContractId": "ctr-1", "ContractCommitmentId": "cc-1",
-                                         "ContractCommitmentAppliedCost": 4.5}]})
+    contract = json.dumps(
+        {"Elements": [{"ContractId": "ctr-1", "ContractCommitmentId": "cc-1", "ContractCommitmentAppliedCost": 4.5}]}
+    )
     rows = []
     for i in range(24):
         start = datetime(2026, 5, 3, tzinfo=timezone.utc) + timedelta(hours=i * 2)
         billed = f"{(i % 7 + 1) * 1.125:.6f}"
-        rows.append({
-            **base, "ServiceProviderName": "Google Cloud", "HostProviderName": "Google Cloud",
-            "ChargePeriodStart": start.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "ChargePeriodEnd": (start + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "ChargeCategory": "Usage", "BilledCost": billed, "EffectiveCost": billed, "ListCost": billed,
-            "ServiceName": "Kubernetes Engine", "ResourceId": "projects/proj-prod/clusters/shared",
-            "ContractApplied": contract if i % 4 == 0 else "",
-            "AllocatedMethodId": "gke-cost-allocation", "AllocatedMethodDetails": json.dumps(
-                {"Elements": [{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]}),
-            "AllocatedResourceId": f"projects/proj-prod/clusters/shared/namespaces/team-{i % 3}",
-            "AllocatedResourceName": f"team-{i % 3}", "AllocatedTags": json.dumps({"team": f"t{i % 3}"}),
-            "Tags": json.dumps({"goog-k8s-cluster-name": "shared"}),
-        })
+        rows.append(
+            {
+                **base,
+                "ServiceProviderName": "Google Cloud",
+                "HostProviderName": "Google Cloud",
+                "ChargePeriodStart": start.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "ChargePeriodEnd": (start + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "ChargeCategory": "Usage",
+                "BilledCost": billed,
+                "EffectiveCost": billed,
+                "ListCost": billed,
+                "ServiceName": "Kubernetes Engine",
+                "ResourceId": "projects/proj-prod/clusters/shared",
+                "ContractApplied": contract if i % 4 == 0 else "",
+                "AllocatedMethodId": "gke-cost-allocation",
+                "AllocatedMethodDetails": json.dumps(
+                    {"Elements": [{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]}
+                ),
+                "AllocatedResourceId": f"projects/proj-prod/clusters/shared/namespaces/team-{i % 3}",
+                "AllocatedResourceName": f"team-{i % 3}",
+                "AllocatedTags": json.dumps({"team": f"t{i % 3}"}),
+                "Tags": json.dumps({"goog-k8s-cluster-name": "shared"}),
+            }
+        )
     # a marketplace vendor's charge hosted on Google Cloud, on the same billing account and invoice
-    rows.append({**rows[0], "ServiceProviderName": "Elastic", "HostProviderName": "Google Cloud",
-                 "ServiceName": "Elastic Cloud", "BilledCost": "40.000000", "EffectiveCost": "40.000000",
-                 "ListCost": "40.000000", "ContractApplied": "", "AllocatedMethodId": "", "AllocatedMethodDetails": "",
-                 "AllocatedResourceId": "", "AllocatedResourceName": "", "AllocatedTags": ""})
+    rows.append(
+        {
+            **rows[0],
+            "ServiceProviderName": "Elastic",
+            "HostProviderName": "Google Cloud",
+            "ServiceName": "Elastic Cloud",
+            "BilledCost": "40.000000",
+            "EffectiveCost": "40.000000",
+            "ListCost": "40.000000",
+            "ContractApplied": "",
+            "AllocatedMethodId": "",
+            "AllocatedMethodDetails": "",
+            "AllocatedResourceId": "",
+            "AllocatedResourceName": "",
+            "AllocatedTags": "",
+        }
+    )
     return rows
 
 
@@ -263,8 +364,9 @@ def test_a_gcp_focus_13_export_reads_its_new_columns(initech, tmp_path):
     assert json.loads(first["contract_applied"])["Elements"][0]["ContractCommitmentId"] == "cc-1"
     assert gke["contract_applied"].null_count() == 18
     assert first["allocated_method_id"] == "gke-cost-allocation"
-    assert json.loads(first["allocated_method_details"]) == {"Elements": [{"AllocatedRatio": 0.25,
-                                                                           "UsageUnit": "vCPU-Hours"}]}
+    assert json.loads(first["allocated_method_details"]) == {
+        "Elements": [{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]
+    }
     assert first["allocated_resource_name"] == "team-0" and json.loads(first["allocated_tags"]) == {"team": "t0"}
     assert first["allocated_resource_id"].endswith("/namespaces/team-0")
     assert set(lake["sub_account_type"]) == {"Project"}
@@ -284,38 +386,43 @@ def _aws_focus12_parquet(path, rows: int):
     ms = pa.timestamp("ms", "UTC")
     billed = [round(((i * 31) % 89) / 9.0, 10) for i in range(rows)]
     strings = pa.map_(pa.string(), pa.string())
-    table = pa.table({
-        "AvailabilityZone": ["us-east-1a"] * rows,
-        "BilledCost": pa.array(billed, pa.float64()),
-        "BillingAccountId": [AWS_PAYER] * rows, "BillingAccountName": ["initech"] * rows,
-        "BillingAccountType": ["Billing Account"] * rows,
-        "BillingCurrency": ["USD"] * rows,
-        "BillingPeriodEnd": pa.array([datetime(2026, 10, 1, tzinfo=timezone.utc)] * rows, ms),
-        "BillingPeriodStart": pa.array([datetime(2026, 9, 1, tzinfo=timezone.utc)] * rows, ms),
-        "CapacityReservationId": pa.array([None] * rows, pa.string()),
-        "ChargeCategory": ["Usage" if i % 6 else "Tax" for i in range(rows)],
-        "ChargePeriodEnd": pa.array([s + hour for s in start], ms),
-        "ChargePeriodStart": pa.array(start, ms),
-        "CommitmentDiscountId": pa.array([None] * rows, pa.string()),
-        "ConsumedQuantity": pa.array([1.0] * rows, pa.float64()),
-        "EffectiveCost": pa.array(billed, pa.float64()),
-        "InvoiceId": [("EUINIE26-1001" if i % 3 else "EUINIE26-1002") for i in range(rows)],
-        "InvoiceIssuerName": ["Amazon Web Services EMEA SARL"] * rows,
-        "ListCost": pa.array([b * 1.3 for b in billed], pa.float64()),
-        "PricingCurrency": ["USD"] * rows,
-        "PricingCurrencyEffectiveCost": pa.array(billed, pa.float64()),
-        "ProviderName": ["AWS"] * rows,
-        "RegionId": ["us-east-1"] * rows,
-        "ServiceName": ["Amazon Elastic Compute Cloud"] * rows,
-        "SkuMeter": ["USE1-BoxUsage:c6i.xlarge"] * rows,
-        "SkuPriceDetails": pa.array([[("InstanceType", "c6i.xlarge")]] * rows, strings),
-        "SubAccountId": ["333333333302"] * rows, "SubAccountType": ["Linked Account"] * rows,
-        "Tags": pa.array([[("user:team", "api")] if i % 2 else [] for i in range(rows)], strings),
-        "x_Discounts": pa.array([[("EDP", -0.01)] if i % 4 == 0 else None for i in range(rows)],
-                                pa.map_(pa.string(), pa.float64())),
-        "x_Operation": ["RunInstances"] * rows,
-        "x_ServiceCode": ["AmazonEC2"] * rows,
-    })
+    table = pa.table(
+        {
+            "AvailabilityZone": ["us-east-1a"] * rows,
+            "BilledCost": pa.array(billed, pa.float64()),
+            "BillingAccountId": [AWS_PAYER] * rows,
+            "BillingAccountName": ["initech"] * rows,
+            "BillingAccountType": ["Billing Account"] * rows,
+            "BillingCurrency": ["USD"] * rows,
+            "BillingPeriodEnd": pa.array([datetime(2026, 10, 1, tzinfo=timezone.utc)] * rows, ms),
+            "BillingPeriodStart": pa.array([datetime(2026, 9, 1, tzinfo=timezone.utc)] * rows, ms),
+            "CapacityReservationId": pa.array([None] * rows, pa.string()),
+            "ChargeCategory": ["Usage" if i % 6 else "Tax" for i in range(rows)],
+            "ChargePeriodEnd": pa.array([s + hour for s in start], ms),
+            "ChargePeriodStart": pa.array(start, ms),
+            "CommitmentDiscountId": pa.array([None] * rows, pa.string()),
+            "ConsumedQuantity": pa.array([1.0] * rows, pa.float64()),
+            "EffectiveCost": pa.array(billed, pa.float64()),
+            "InvoiceId": [("EUINIE26-1001" if i % 3 else "EUINIE26-1002") for i in range(rows)],
+            "InvoiceIssuerName": ["Amazon Web Services EMEA SARL"] * rows,
+            "ListCost": pa.array([b * 1.3 for b in billed], pa.float64()),
+            "PricingCurrency": ["USD"] * rows,
+            "PricingCurrencyEffectiveCost": pa.array(billed, pa.float64()),
+            "ProviderName": ["AWS"] * rows,
+            "RegionId": ["us-east-1"] * rows,
+            "ServiceName": ["Amazon Elastic Compute Cloud"] * rows,
+            "SkuMeter": ["USE1-BoxUsage:c6i.xlarge"] * rows,
+            "SkuPriceDetails": pa.array([[("InstanceType", "c6i.xlarge")]] * rows, strings),
+            "SubAccountId": ["333333333302"] * rows,
+            "SubAccountType": ["Linked Account"] * rows,
+            "Tags": pa.array([[("user:team", "api")] if i % 2 else [] for i in range(rows)], strings),
+            "x_Discounts": pa.array(
+                [[("EDP", -0.01)] if i % 4 == 0 else None for i in range(rows)], pa.map_(pa.string(), pa.float64())
+            ),
+            "x_Operation": ["RunInstances"] * rows,
+            "x_ServiceCode": ["AmazonEC2"] * rows,
+        }
+    )
     pq.write_table(table, path)
     return table
 
@@ -331,7 +438,8 @@ def test_an_aws_focus_12_parquet_export_with_x_columns(initech, tmp_path):
     assert summary.unblended_by_day == {d: pytest.approx(c, abs=1e-6) for d, c in per_day.iter_rows()}
     per_invoice = dict(source.group_by("InvoiceId").agg(pl.col("BilledCost").sum()).iter_rows())
     assert {i.invoice_id: i.lake_billed for i in summary.invoices} == {
-        k: pytest.approx(v, abs=1e-6) for k, v in per_invoice.items()}
+        k: pytest.approx(v, abs=1e-6) for k, v in per_invoice.items()
+    }
     assert all(i.matches for i in summary.invoices)
     lake = _lake(lake_uri)
     assert set(lake["service"]) == {"AmazonEC2"} and set(lake["operation"]) == {"RunInstances"}
@@ -369,10 +477,15 @@ def test_null_markers_in_nullable_columns_read_as_null(initech, tmp_path):
     assert lake.filter(pl.col("usage_account_id") == pl.col("payer_account_id")).height == 4
 
 
-@pytest.mark.parametrize("column, marker, canonical", [("BilledCost", "NULL", "unblended_cost"),
-                                                       ("ChargeCategory", "\\N", "line_item_type"),
-                                                       ("BillingCurrency", "null", "currency"),
-                                                       ("ChargePeriodStart", "NULL", "usage_start")])
+@pytest.mark.parametrize(
+    "column, marker, canonical",
+    [
+        ("BilledCost", "NULL", "unblended_cost"),
+        ("ChargeCategory", "\\N", "line_item_type"),
+        ("BillingCurrency", "null", "currency"),
+        ("ChargePeriodStart", "NULL", "usage_start"),
+    ],
+)
 def test_a_null_marker_in_a_required_column_names_file_row_and_column(initech, tmp_path, column, marker, canonical):
     rows = _focus12_rows(6)
     rows[9] = {**rows[9], column: marker}
@@ -387,19 +500,25 @@ def test_a_null_marker_in_a_required_column_names_file_row_and_column(initech, t
 def test_null_markers_in_a_legacy_cur(initech, tmp_path):
     df = cur1_frame(60, "2026-10", AWS_PAYER, ["333333333302"])
     i = pl.int_range(pl.len())
-    nullable = df.with_columns(pl.when(i % 2 == 0).then(pl.lit("NULL")).otherwise(pl.col("lineItem/ResourceId"))
-                               .alias("lineItem/ResourceId"),
-                               pl.when(i % 3 == 0).then(pl.lit("NaN")).otherwise(pl.col("lineItem/UsageAmount")
-                                                                                   .cast(pl.String))
-                               .alias("lineItem/UsageAmount"))
+    nullable = df.with_columns(
+        pl.when(i % 2 == 0).then(pl.lit("NULL")).otherwise(pl.col("lineItem/ResourceId")).alias("lineItem/ResourceId"),
+        pl.when(i % 3 == 0)
+        .then(pl.lit("NaN"))
+        .otherwise(pl.col("lineItem/UsageAmount").cast(pl.String))
+        .alias("lineItem/UsageAmount"),
+    )
     src = tmp_path / "cur.csv"
     nullable.write_csv(src)
     summary = ingest_delivery(initech, str(src), lake_uri=str(tmp_path / "lake"))
     assert summary.matches and summary.rows == 60
     lake = _lake(str(tmp_path / "lake"))
     assert lake["resource_id"].null_count() == 30 and lake.filter(pl.col("usage_amount") == 0).height >= 20
-    required = df.with_columns(pl.when(i == 4).then(pl.lit("\\N")).otherwise(pl.col("lineItem/UsageAccountId"))
-                               .alias("lineItem/UsageAccountId"))
+    required = df.with_columns(
+        pl.when(i == 4)
+        .then(pl.lit("\\N"))
+        .otherwise(pl.col("lineItem/UsageAccountId"))
+        .alias("lineItem/UsageAccountId")
+    )
     required.write_csv(src)
     with pytest.raises(E.ParseError) as err:
         ingest_delivery(initech, str(src), lake_uri=str(tmp_path / "lake2"))
@@ -448,8 +567,7 @@ def test_each_providers_export_replaces_only_its_own_billing_accounts_rows(inite
 
     def lake_per_day():
         lake = _lake(lake_uri)
-        return dict(lake.group_by(pl.col("usage_date").cast(pl.String)).agg(pl.col("unblended_cost").sum())
-                    .iter_rows())
+        return dict(lake.group_by(pl.col("usage_date").cast(pl.String)).agg(pl.col("unblended_cost").sum()).iter_rows())
 
     assert lake_per_day() == per_day(aws + others)
     # Azure restates the month with fewer rows: the AWS and OCI rows stay, Azure's are replaced
@@ -459,7 +577,10 @@ def test_each_providers_export_replaces_only_its_own_billing_accounts_rows(inite
     assert restated.matches and restated.rows == 10
     assert lake_per_day() == per_day(aws + oci + azure_restated)
     assert _lake(lake_uri).group_by("provider").len().sort("provider").rows() == [
-        ("AWS", 30), ("Microsoft", 10), ("Oracle", 30)]
+        ("AWS", 30),
+        ("Microsoft", 10),
+        ("Oracle", 30),
+    ]
     # and the AWS export again: only its own rows are rewritten
     again = ingest_delivery(initech, str(_write_csv(tmp_path / "aws.csv", aws)), lake_uri=lake_uri)
     assert again.matches and lake_per_day() == per_day(aws + oci + azure_restated)
@@ -492,8 +613,11 @@ def test_an_oci_id_of_an_unknown_form_is_registrable_as_other(blocks_env, tmp_pa
     # an AWS payer is never accepted through "other": the organization has one
     aws = [{**r, "BillingAccountId": "444444444444"} for r in _focus12_rows(3) if r["ProviderName"] == "AWS"]
     with pytest.raises(E.WrongPayerError, match="payer account 444444444444 is not tenant initech's payer"):
-        ingest_delivery(_initech(other=["444444444444"]), str(_write_csv(tmp_path / "aws.csv", aws)),
-                        lake_uri=str(tmp_path / "lake"))
+        ingest_delivery(
+            _initech(other=["444444444444"]),
+            str(_write_csv(tmp_path / "aws.csv", aws)),
+            lake_uri=str(tmp_path / "lake"),
+        )
 
 
 def test_focus_13_json_columns_written_as_parquet_structs_lists_and_maps():
@@ -502,14 +626,21 @@ def test_focus_13_json_columns_written_as_parquet_structs_lists_and_maps():
     from blocks_pipelines.ingestion.formats import SourceContext, normalize
 
     start = datetime(2026, 5, 1, tzinfo=timezone.utc)
-    raw = pl.DataFrame({
-        "ServiceProviderName": ["Google Cloud"], "HostProviderName": ["Google Cloud"],
-        "BillingAccountId": [GCP_ACCOUNT], "BillingCurrency": ["USD"], "ChargeCategory": ["Usage"],
-        "ChargePeriodStart": [start], "ChargePeriodEnd": [start + timedelta(hours=1)], "BilledCost": [1.5],
-        "ContractApplied": [{"ContractId": "ctr-1", "AppliedCost": 1.5}],
-        "AllocatedMethodDetails": [[{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]],
-        "AllocatedTags": [[{"key": "team", "value": "t0"}]],
-    })
+    raw = pl.DataFrame(
+        {
+            "ServiceProviderName": ["Google Cloud"],
+            "HostProviderName": ["Google Cloud"],
+            "BillingAccountId": [GCP_ACCOUNT],
+            "BillingCurrency": ["USD"],
+            "ChargeCategory": ["Usage"],
+            "ChargePeriodStart": [start],
+            "ChargePeriodEnd": [start + timedelta(hours=1)],
+            "BilledCost": [1.5],
+            "ContractApplied": [{"ContractId": "ctr-1", "AppliedCost": 1.5}],
+            "AllocatedMethodDetails": [[{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]],
+            "AllocatedTags": [[{"key": "team", "value": "t0"}]],
+        }
+    )
     row = normalize(raw.lazy(), "focus", SourceContext("t", "d", "f.parquet")).collect().row(0, named=True)
     assert json.loads(row["contract_applied"]) == {"ContractId": "ctr-1", "AppliedCost": 1.5}
     assert json.loads(row["allocated_method_details"]) == [{"AllocatedRatio": 0.25, "UsageUnit": "vCPU-Hours"}]

@@ -14,13 +14,13 @@ import pytest
 import yaml
 
 from blocks_pipelines.ingestion import lake_writer
-from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.errors import CorruptFileError
+from blocks_pipelines.ingestion.ingest import ingest_delivery
 from blocks_pipelines.ingestion.lake_writer import ConcurrentWriteError, StaleDeliveryError
-from tests.synthetic.cur_frames import cur1_frame, write_legacy_delivery
 from blocks_pipelines.lake import fs, layout, lease, months
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+from tests.synthetic.cur_frames import cur1_frame, write_legacy_delivery
 
 ACCOUNTS = ["111111111112", "111111111113"]
 SOURCES_YML = Path(__file__).resolve().parents[1] / "dbt_project" / "models" / "staging" / "_sources.yml"
@@ -81,8 +81,9 @@ def _crash_after(monkeypatch, k: int) -> None:
 
 
 @pytest.mark.parametrize("k", [1, 15, 30])
-def test_a_crash_after_k_of_31_day_files_leaves_exactly_the_old_month_and_a_rerun_the_new(acme, tmp_path,
-                                                                                          monkeypatch, k):
+def test_a_crash_after_k_of_31_day_files_leaves_exactly_the_old_month_and_a_rerun_the_new(
+    acme, tmp_path, monkeypatch, k
+):
     lake = get_settings().lake_uri
     root = str(tmp_path / "src")
     old_manifest, old_cost = _delivery(root, tmp_path / "a", 3000)
@@ -113,8 +114,9 @@ def test_a_crash_after_k_of_31_day_files_leaves_exactly_the_old_month_and_a_reru
     assert current.delivery_id != old_month.delivery_id and current.version != old_month.version
 
 
-def test_a_crash_on_s3_leaves_the_old_month_and_athena_manifest_and_a_rerun_swaps_both(acme, aws_env, tmp_path,
-                                                                                        monkeypatch):
+def test_a_crash_on_s3_leaves_the_old_month_and_athena_manifest_and_a_rerun_swaps_both(
+    acme, aws_env, tmp_path, monkeypatch
+):
     s3 = boto3.client("s3", endpoint_url=aws_env)
     s3.create_bucket(Bucket="months-lake")
     lake = "s3://months-lake/lake"
@@ -141,8 +143,7 @@ def test_a_crash_on_s3_leaves_the_old_month_and_athena_manifest_and_a_rerun_swap
 
 
 @pytest.mark.parametrize("lake_kind", ["local", "s3"])
-def test_an_untouched_day_is_carried_into_the_new_version_so_a_month_is_one_folder(acme, tmp_path, lake_kind,
-                                                                                  request):
+def test_an_untouched_day_is_carried_into_the_new_version_so_a_month_is_one_folder(acme, tmp_path, lake_kind, request):
     """A write of a few hours rewrites those days; the month's other days are linked (locally) or copied server
     side (S3) into the new version, and the old version is collected."""
     if lake_kind == "s3":
@@ -175,12 +176,15 @@ def test_a_month_pointer_that_is_not_json_is_reported_naming_it(acme, tmp_path):
         months.current_files(lake, "acme_corp")
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda d: d["files"][0].update(name="../../../tenant_id=globex/billing_period=2026-10/x/data.parquet"),
-    lambda d: d["files"][0].update(name="version=other/usage_date=2026-10-01/data.parquet"),
-    lambda d: d.update(version="../x"),
-    lambda d: d.update(tenant_id="globex"),
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda d: d["files"][0].update(name="../../../tenant_id=globex/billing_period=2026-10/x/data.parquet"),
+        lambda d: d["files"][0].update(name="version=other/usage_date=2026-10-01/data.parquet"),
+        lambda d: d.update(version="../x"),
+        lambda d: d.update(tenant_id="globex"),
+    ],
+)
 def test_a_pointer_naming_files_outside_its_month_version_is_refused(acme, tmp_path, tamper):
     lake = get_settings().lake_uri
     manifest, _ = _delivery(str(tmp_path / "src"), tmp_path / "a", 300)
@@ -196,6 +200,7 @@ def test_a_pointer_naming_files_outside_its_month_version_is_refused(acme, tmp_p
 
 
 # One writer per (tenant, billing month), and delivery order.
+
 
 def _hold_commit(monkeypatch, holder_thread: str, entered: threading.Event, release: threading.Event) -> None:
     """The writer running in holder_thread stops just before its pointer swap, holding the month's lease."""
@@ -223,8 +228,9 @@ def _run(name: str, fn, out: dict) -> threading.Thread:
 
 
 @pytest.mark.parametrize("lake_kind", ["local", "s3"])
-def test_two_concurrent_ingests_of_a_month_end_with_the_newer_delivery_and_one_refusal(acme, tmp_path, monkeypatch,
-                                                                                         lake_kind, request):
+def test_two_concurrent_ingests_of_a_month_end_with_the_newer_delivery_and_one_refusal(
+    acme, tmp_path, monkeypatch, lake_kind, request
+):
     """The newer delivery's writer holds the month; the older one, arriving meanwhile, waits for the lease and is
     then refused as older than what the lake holds."""
     if lake_kind == "s3":
@@ -281,8 +287,11 @@ def test_a_writer_that_waited_too_long_is_refused_naming_the_holder(acme, tmp_pa
     manifest, _ = _delivery(str(tmp_path / "src"), tmp_path / "a", 300)
     monkeypatch.setattr(lake_writer, "LEASE_WAIT_SECONDS", 0.3)
     with lease.month_lease(lake, "acme_corp", OCT, owner="delivery-x"):
-        with pytest.raises(ConcurrentWriteError, match=r"another ingest of tenant acme_corp billing month 2026-10 "
-                                                       r"is writing it \(owner delivery-x"):
+        with pytest.raises(
+            ConcurrentWriteError,
+            match=r"another ingest of tenant acme_corp billing month 2026-10 "
+            r"is writing it \(owner delivery-x",
+        ):
             ingest_delivery(acme, manifest)
     assert months.read_month(lake, "acme_corp", OCT) == (None, None)
     assert ingest_delivery(acme, manifest).matches  # the lease is free again
@@ -296,8 +305,10 @@ def test_an_expired_s3_lease_left_by_a_killed_run_is_taken_over_and_a_live_one_i
     fs.write_bytes(uri, json.dumps(stale).encode())
     with lease.month_lease(lake, "acme_corp", OCT, owner="me") as holder:
         assert json.loads(fs.read_bytes(uri))["owner"] == "me" == holder["owner"]
-        with pytest.raises(lease.LeaseHeldError, match="owner me"), \
-                lease.month_lease(lake, "acme_corp", OCT, owner="other", wait_seconds=0.3):
+        with (
+            pytest.raises(lease.LeaseHeldError, match="owner me"),
+            lease.month_lease(lake, "acme_corp", OCT, owner="other", wait_seconds=0.3),
+        ):
             pass
     assert not fs.exists(uri)  # released
 
@@ -397,8 +408,9 @@ ingest_delivery("acme_corp", sys.argv[1])
 """
 
 
-def test_a_sigkilled_ingest_leaves_the_old_month_a_free_lease_and_leftovers_the_rerun_sweeps(acme, tmp_path,
-                                                                                             monkeypatch):
+def test_a_sigkilled_ingest_leaves_the_old_month_a_free_lease_and_leftovers_the_rerun_sweeps(
+    acme, tmp_path, monkeypatch
+):
     import os
     import subprocess
     import sys
@@ -411,8 +423,10 @@ def test_a_sigkilled_ingest_leaves_the_old_month_a_free_lease_and_leftovers_the_
     ingest_delivery(acme, old_manifest)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, new_manifest, "12", str(scratch)],
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, new_manifest, "12", str(scratch)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     assert proc.returncode == -9
     assert [p.name.split("-")[1] for p in scratch.iterdir()] == ["ingest"]  # its staging, left behind
     month_dir = Path(layout.line_items_month_prefix(lake, "acme_corp", OCT))
@@ -449,8 +463,10 @@ def test_two_ingest_processes_racing_on_a_month_end_with_the_newer_delivery(acme
     older, _ = _delivery(root, tmp_path / "a", 2000)
     newer, newer_cost = _delivery(root, tmp_path / "b", 1900, offset=11)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    procs = {name: subprocess.Popen([sys.executable, "-c", RACER, m], stdout=subprocess.PIPE, text=True, env=env)
-             for name, m in (("newer", newer), ("older", older))}
+    procs = {
+        name: subprocess.Popen([sys.executable, "-c", RACER, m], stdout=subprocess.PIPE, text=True, env=env)
+        for name, m in (("newer", newer), ("older", older))
+    }
     outcome = {name: p.communicate(timeout=300)[0].strip() for name, p in procs.items()}
     assert outcome["newer"] == "ok" and outcome["older"] in ("ok", "stale"), outcome
     assert _visible(lake) == _dbt_view(lake) == (1900, newer_cost)

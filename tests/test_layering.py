@@ -20,16 +20,22 @@ def _modules():
 def _reads_environment(tree: ast.AST) -> list[int]:
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and \
-                isinstance(node.value, ast.Name) and node.value.id == "os":
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("environ", "getenv")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
             lines.append(node.lineno)
     return lines
 
 
 def test_only_settings_reads_the_environment():
-    offenders = {name: lines for name, tree in _modules()
-                 if name != "blocks_pipelines/settings.py" and name not in ENV_WRITERS
-                 and (lines := _reads_environment(tree))}
+    offenders = {
+        name: lines
+        for name, tree in _modules()
+        if name != "blocks_pipelines/settings.py" and name not in ENV_WRITERS and (lines := _reads_environment(tree))
+    }
     assert offenders == {}, "read it through blocks_pipelines.settings.get_settings() instead"
 
 

@@ -35,8 +35,17 @@ def test_next_slice_covers_every_tenant_once_per_round():
 def _approved(store, tenant: str, n: int) -> str:
     now = utcnow()
     pid = f"{tenant}.{now:%Y%m%dT%H%M}.{n:08x}"
-    store.create_proposal(Proposal(proposal_id=pid, tenant_id=tenant, hourly_commitment=1.0, data_fingerprint="f",
-                                   created_at=now, expires_at=now + timedelta(hours=72)), actor="test")
+    store.create_proposal(
+        Proposal(
+            proposal_id=pid,
+            tenant_id=tenant,
+            hourly_commitment=1.0,
+            data_fingerprint="f",
+            created_at=now,
+            expires_at=now + timedelta(hours=72),
+        ),
+        actor="test",
+    )
     store.transition_proposal(pid, ProposalStatus.pending_approval, actor="analyzer")
     return pid
 
@@ -47,8 +56,11 @@ def test_approval_sweep_serves_a_slice_per_tick_and_decided_tenants_at_once(bloc
     decide(store, late, "approve", "ops@blocks")
     by_event = _approved(store, "t09", 2)  # decided through an sp_approvals event
     instance = dg.DagsterInstance.ephemeral()
-    instance.report_runless_asset_event(dg.AssetObservation(
-        dg.AssetKey(["t09", "sp_approvals"]), metadata={"proposal_id": by_event, "approver": "cfo@acme"}))
+    instance.report_runless_asset_event(
+        dg.AssetObservation(
+            dg.AssetKey(["t09", "sp_approvals"]), metadata={"proposal_id": by_event, "approver": "cfo@acme"}
+        )
+    )
     sensor = sp_defs.approval_sensor(TENANTS, sweep=4)
     targets = [dg.AssetSpec([t, name]) for t in TENANTS for name in ("sp_purchases", "sp_monitoring")]
     defs = dg.Definitions(assets=[dg.multi_asset(specs=targets, name="targets")(lambda: None)])  # what it launches

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import date
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.defs import build_model_defs
 from blocks_pipelines.models.project import HOURLY_MARTS, MARTS
-from tests.synthetic.line_items import write_line_items
 from blocks_pipelines.tenants.partitions import tenant_daily_partitions
 from models_helpers import hand_fixture, install_tenant, make_tenant
+from tests.synthetic.line_items import write_line_items
 
 pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
 
@@ -72,8 +71,7 @@ def test_a_partition_range_run_builds_the_hourly_marts_and_exports_them(blocks_e
     result = dg.materialize(
         [hourly],
         resources=build_model_defs(tenant).resources,
-        tags={"dagster/asset_partition_range_start": "2026-10-01",
-              "dagster/asset_partition_range_end": "2026-10-01"},
+        tags={"dagster/asset_partition_range_start": "2026-10-01", "dagster/asset_partition_range_end": "2026-10-01"},
     )
     assert result.success
     done = {e.asset_key.path[1] for e in result.get_asset_materialization_events()}

@@ -8,10 +8,10 @@ from datetime import datetime
 import polars as pl
 import pytest
 
+import models_helpers as h
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.build import run_dbt_build
 from tests.synthetic.line_items import canonical_frame, write_line_items
-import models_helpers as h
 
 TENANT = "testco"
 AZURE_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/8a1b2c3d-0000-4a00-9000-000000000001"
@@ -20,15 +20,39 @@ AZURE_PLAN = "/providers/Microsoft.BillingBenefits/savingsPlanOrders/o-1/savings
 
 def _azure_rows() -> pl.DataFrame:
     """In SP_HOUR, Azure VM usage covered by an Azure savings plan, and that plan's fee, as ingestion maps them."""
-    base = {"tenant_id": TENANT, "usage_start": h.SP_HOUR, "provider": "Microsoft", "source_format": "focus",
-            "payer_account_id": AZURE_ACCOUNT, "usage_account_id": "/subscriptions/sub-1", "currency": "USD",
-            "savings_plan_arn": AZURE_PLAN, "service": "Virtual Machines", "region": "westeurope"}
-    return canonical_frame([
-        {**base, "line_item_type": "SavingsPlanCoveredUsage", "unblended_cost": 0.0, "amortized_cost": 30.0,
-         "public_on_demand_cost": 40.0, "savings_plan_effective_cost": 30.0, "usage_type": "D4s v5"},
-        {**base, "line_item_type": "SavingsPlanRecurringFee", "unblended_cost": 30.0, "amortized_cost": 0.0,
-         "savings_plan_total_commitment": 30.0, "savings_plan_used_commitment": 30.0},
-    ])
+    base = {
+        "tenant_id": TENANT,
+        "usage_start": h.SP_HOUR,
+        "provider": "Microsoft",
+        "source_format": "focus",
+        "payer_account_id": AZURE_ACCOUNT,
+        "usage_account_id": "/subscriptions/sub-1",
+        "currency": "USD",
+        "savings_plan_arn": AZURE_PLAN,
+        "service": "Virtual Machines",
+        "region": "westeurope",
+    }
+    return canonical_frame(
+        [
+            {
+                **base,
+                "line_item_type": "SavingsPlanCoveredUsage",
+                "unblended_cost": 0.0,
+                "amortized_cost": 30.0,
+                "public_on_demand_cost": 40.0,
+                "savings_plan_effective_cost": 30.0,
+                "usage_type": "D4s v5",
+            },
+            {
+                **base,
+                "line_item_type": "SavingsPlanRecurringFee",
+                "unblended_cost": 30.0,
+                "amortized_cost": 0.0,
+                "savings_plan_total_commitment": 30.0,
+                "savings_plan_used_commitment": 30.0,
+            },
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +61,13 @@ def marts(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         home, config = root / "home", root / "config"
         lake = str(home / "lake")
-        for var, value in {"BLOCKS_HOME": home, "BLOCKS_ASSETS_CONFIG": config, "BLOCKS_LAKE_URI": lake,
-                           "BLOCKS_ENV": "local", "BLOCKS_STATE_BACKEND": "sqlite"}.items():
+        for var, value in {
+            "BLOCKS_HOME": home,
+            "BLOCKS_ASSETS_CONFIG": config,
+            "BLOCKS_LAKE_URI": lake,
+            "BLOCKS_ENV": "local",
+            "BLOCKS_STATE_BACKEND": "sqlite",
+        }.items():
             mp.setenv(var, str(value))
         mp.delenv("BLOCKS_DBT_TARGET", raising=False)
         mp.delenv("BLOCKS_S3_ENDPOINT_URL", raising=False)
@@ -46,8 +75,9 @@ def marts(tmp_path_factory):
         write_line_items(pl.concat([h.hand_fixture(TENANT), _azure_rows()]), lake)
         result = run_dbt_build(TENANT)
         assert result.success
-        yield {m: pl.read_parquet(mart_uri(lake, m, TENANT))
-               for m in ("sp_eligible_usage_hourly", "sp_position_hourly")}
+        yield {
+            m: pl.read_parquet(mart_uri(lake, m, TENANT)) for m in ("sp_eligible_usage_hourly", "sp_position_hourly")
+        }
 
 
 def _hour(frame: pl.DataFrame, ts: datetime) -> pl.DataFrame:
@@ -57,8 +87,9 @@ def _hour(frame: pl.DataFrame, ts: datetime) -> pl.DataFrame:
 def test_azure_savings_plan_usage_is_not_aws_sp_eligible_or_covered(marts):
     row = _hour(marts["sp_eligible_usage_hourly"], h.SP_HOUR).row(0, named=True)
     # the AWS figures of tests/test_models_build.py, untouched by Azure's 40.0 of covered usage
-    assert (row["eligible_on_demand_cost"], row["covered_on_demand_cost"], row["sp_effective_cost"]) == \
-        pytest.approx((22.5, 19.5, 13.0))
+    assert (row["eligible_on_demand_cost"], row["covered_on_demand_cost"], row["sp_effective_cost"]) == pytest.approx(
+        (22.5, 19.5, 13.0)
+    )
 
 
 def test_azure_savings_plans_are_not_aws_positions(marts):

@@ -1,9 +1,9 @@
 """The refresh sensor turns changed line-item hours into one run over the affected days of the marts."""
 
-import pytest
 from datetime import date
 
 import dagster as dg
+import pytest
 
 from blocks_pipelines.definitions import build_tenant_defs
 from blocks_pipelines.models.refresh import affected_days, build_models_refresh_sensor
@@ -51,12 +51,15 @@ def test_sensor_ignores_line_items_that_a_mart_build_already_followed(blocks_env
     sensor = build_models_refresh_sensor([tenant])
     with dg.instance_for_test() as instance:
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-02-22:00"))
+            dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-02-22:00")
+        )
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(dg.AssetKey(["globex", "spend_hourly"]), partition="2026-09-02"))
+            dg.AssetMaterialization(dg.AssetKey(["globex", "spend_hourly"]), partition="2026-09-02")
+        )
         assert not sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-07-01:00"))
+            dg.AssetMaterialization(dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-07-01:00")
+        )
         (request,) = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
         assert request.tags["dagster/asset_partition_range_start"] == "2026-09-07"
 
@@ -67,17 +70,27 @@ def test_days_a_delivery_replaced_outside_its_partitions_are_rebuilt_too(blocks_
     defs = build_tenant_defs(tenant)
     sensor = build_models_refresh_sensor([tenant])
     with dg.instance_for_test() as instance:
-        instance.report_runless_asset_event(dg.AssetMaterialization(
-            dg.AssetKey(["globex", "cur_line_items"]), partition="2026-10-01-00:00",
-            metadata={"replaced_hours": dg.MetadataValue.json(["2026-09-30T22:00:00+00:00",
-                                                               "2026-11-01T00:00:00+00:00"])}))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                dg.AssetKey(["globex", "cur_line_items"]),
+                partition="2026-10-01-00:00",
+                metadata={
+                    "replaced_hours": dg.MetadataValue.json(["2026-09-30T22:00:00+00:00", "2026-11-01T00:00:00+00:00"])
+                },
+            )
+        )
         (request,) = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
         assert request.tags["dagster/asset_partition_range_start"] == "2026-09-30"
         assert request.tags["dagster/asset_partition_range_end"] == "2026-10-31"
         # a line item dated before the tenant's history start cannot widen the run past its first partition
-        instance.report_runless_asset_event(dg.AssetMaterialization(
-            dg.AssetKey(["globex", "cur_line_items"]), partition="2026-09-01-00:00",
-            metadata={"replaced_hours": dg.MetadataValue.json(["2026-08-31T23:00:00+00:00",
-                                                               "2026-09-01T01:00:00+00:00"])}))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                dg.AssetKey(["globex", "cur_line_items"]),
+                partition="2026-09-01-00:00",
+                metadata={
+                    "replaced_hours": dg.MetadataValue.json(["2026-08-31T23:00:00+00:00", "2026-09-01T01:00:00+00:00"])
+                },
+            )
+        )
         (request,) = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
         assert request.tags["dagster/asset_partition_range_start"] == str(tenant.history_start)

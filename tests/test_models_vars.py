@@ -10,8 +10,8 @@ from blocks_pipelines.models import project
 from blocks_pipelines.models.achievable import achievable_daily_savings
 from blocks_pipelines.models.export import export_marts
 from blocks_pipelines.models.vars import dbt_vars, tenant_accounts
-from blocks_pipelines.tenants.config import resolve_tenant
 from blocks_pipelines.state import ProposalStatus
+from blocks_pipelines.tenants.config import resolve_tenant
 from models_helpers import PAYER, install_tenant, make_tenant
 
 UTC = timezone.utc
@@ -30,7 +30,8 @@ def test_vars_carry_the_tenant_its_month_versions_accounts_and_guardrail(blocks_
     versions = {m.billing_period: m.version for m in months.current_months(lake, "testco")}
     assert v["line_items_globs"] == [
         f"{lake}/cur_line_items/tenant_id=testco/billing_period={bp}/version={versions[bp]}/usage_date=*/*.parquet"
-        for bp in ("2026-09", "2026-10")]
+        for bp in ("2026-09", "2026-10")
+    ]
     assert (v["start"], v["end"]) == ("2026-10-01 05:00:00", "2026-10-01 08:00:00")
     assert v["target_coverage"] == 0.8 and v["achievable_daily_savings"] is None
     assert {a["account_id"]: a["ou_path"] for a in v["accounts"]}["444444444402"] == "Root/Prod"
@@ -58,8 +59,9 @@ def test_bad_vars_are_refused_with_a_fix(blocks_env, kwargs, message):
 def test_payer_is_listed_even_when_not_a_linked_account():
     tenant = make_tenant()
     data = tenant.model_dump()
-    data["organization"]["linked_accounts"] = [a for a in data["organization"]["linked_accounts"]
-                                               if a["account_id"] != PAYER]
+    data["organization"]["linked_accounts"] = [
+        a for a in data["organization"]["linked_accounts"] if a["account_id"] != PAYER
+    ]
     accounts = tenant_accounts(type(tenant).model_validate(data))
     assert {"account_id": PAYER, "name": "payer", "ou_path": "Root"} in accounts
 
@@ -112,11 +114,13 @@ class _Store:
 
 def test_achievable_savings_come_from_the_newest_live_proposal():
     t0 = datetime(2026, 10, 1, tzinfo=UTC)
-    store = _Store([
-        _P(ProposalStatus.pending_approval, t0, {"expected_monthly_savings": 100.0}),
-        _P(ProposalStatus.monitoring, t0 + timedelta(days=1), {"expected_monthly_savings": 365.25}),
-        _P(ProposalStatus.rejected, t0 + timedelta(days=2), {"expected_monthly_savings": 9999.0}),
-    ])
+    store = _Store(
+        [
+            _P(ProposalStatus.pending_approval, t0, {"expected_monthly_savings": 100.0}),
+            _P(ProposalStatus.monitoring, t0 + timedelta(days=1), {"expected_monthly_savings": 365.25}),
+            _P(ProposalStatus.rejected, t0 + timedelta(days=2), {"expected_monthly_savings": 9999.0}),
+        ]
+    )
     assert achievable_daily_savings(store, "testco") == pytest.approx(12.0)
     assert ProposalStatus.rejected not in store.asked and ProposalStatus.expired not in store.asked
 

@@ -44,7 +44,8 @@ def test_spikes_multiply_only_the_episode_hours(acme):
     spiked = usage_rows(inv, hours, anchor, (42, tenant.id, 1.0, "t"))
     rid = first["resource_idx"]
     mine = spiked.filter(pl.col("resource_idx") == rid).with_columns(
-        inside=(pl.col("usage_start") >= first["spike_start"]) & (pl.col("usage_start") < first["spike_end"]))
+        inside=(pl.col("usage_start") >= first["spike_start"]) & (pl.col("usage_start") < first["spike_end"])
+    )
     inside = mine.filter("inside")["usage_amount"].mean()
     outside = mine.filter(~pl.col("inside"))["usage_amount"].mean()
     assert inside / outside == pytest.approx(A.SPIKE_FACTOR, rel=0.3)
@@ -54,13 +55,20 @@ def test_the_detector_finds_the_injected_spikes_in_generated_usage(acme):
     tenant, inv = acme
     anchor = tenant.history_start_dt
     rows = usage_rows(inv, hour_grid(anchor, END), anchor, (42, tenant.id, 1.0, "t"))
-    daily = rows.group_by(pl.col("usage_start").dt.date().alias("usage_date"), pl.col("product_code").alias("service"),
-                          "usage_account_id", "region", "usage_type").agg(cost=pl.col("unblended_cost").sum())
+    daily = rows.group_by(
+        pl.col("usage_start").dt.date().alias("usage_date"),
+        pl.col("product_code").alias("service"),
+        "usage_account_id",
+        "region",
+        "usage_type",
+    ).agg(cost=pl.col("unblended_cost").sum())
     as_of = (END - timedelta(days=1)).date()
-    found = detect_spend_spikes(daily, as_of, SpendParams(sensitivity=tenant.alerts.sensitivity,
-                                                          min_impact_usd=tenant.alerts.min_impact_usd))
-    eps = A.episodes(inv.resources, anchor, END).join(inv.resources.select("resource_idx", "product_code",
-                                                                           "usage_account_id"), on="resource_idx")
+    found = detect_spend_spikes(
+        daily, as_of, SpendParams(sensitivity=tenant.alerts.sensitivity, min_impact_usd=tenant.alerts.min_impact_usd)
+    )
+    eps = A.episodes(inv.resources, anchor, END).join(
+        inv.resources.select("resource_idx", "product_code", "usage_account_id"), on="resource_idx"
+    )
     judged = [e for e in eps.iter_rows(named=True) if e["spike_start"].date() <= as_of]
     hits = {(d.dimensions["service"], d.dimensions["usage_account_id"], d.first_seen) for d in found}
     for e in judged:

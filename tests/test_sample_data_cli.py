@@ -28,8 +28,20 @@ def test_defaults_come_from_the_tenant(blocks_env):
 
 
 def test_cur1_tenant_defaults_to_csv_and_restatement_writes_a_new_assembly(blocks_env, tmp_path):
-    args = ("--tenant", "acme_corp", "--months", "1", "--start", "2026-11", "--end", "2026-11-01T04:00:00Z",
-            "--scale", "0.2", "--out", str(tmp_path))
+    args = (
+        "--tenant",
+        "acme_corp",
+        "--months",
+        "1",
+        "--start",
+        "2026-11",
+        "--end",
+        "2026-11-01T04:00:00Z",
+        "--scale",
+        "0.2",
+        "--out",
+        str(tmp_path),
+    )
     first = json.loads(run(*args).stdout)
     second = json.loads(run(*args, "--restatement").stdout)
     assert first["format"] == "cur1-csv" and first["files"][0].endswith(".csv.gz")
@@ -42,8 +54,20 @@ def test_config_dir_option(blocks_env, tmp_path):
     config = tmp_path / "other_config"
     (config / "tenants").mkdir(parents=True)
     shutil.copy(Path(blocks_env).parent / "assets_config" / "tenants" / "globex.yaml", config / "tenants")
-    result = run("--tenant", "globex", "--config-dir", str(config), "--months", "1", "--end", "2026-11-01T03:00:00Z",
-                 "--scale", "0.1", "--out", str(tmp_path / "out"))
+    result = run(
+        "--tenant",
+        "globex",
+        "--config-dir",
+        str(config),
+        "--months",
+        "1",
+        "--end",
+        "2026-11-01T03:00:00Z",
+        "--scale",
+        "0.1",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["format"] == "cur2"
     missing = run("--tenant", "acme_corp", "--config-dir", str(config), "--months", "1")
@@ -62,6 +86,16 @@ def test_errors_name_the_problem(blocks_env):
 def test_help_lists_the_options():
     result = CliRunner().invoke(main, ["cur", "generate", "--help"])
     assert result.exit_code == 0
-    for opt in ("--tenant", "--months", "--format", "--out", "--seed", "--start", "--restatement", "--scale",
-                "--config-dir", "cur1-parquet"):
+    for opt in (
+        "--tenant",
+        "--months",
+        "--format",
+        "--out",
+        "--seed",
+        "--start",
+        "--restatement",
+        "--scale",
+        "--config-dir",
+        "cur1-parquet",
+    ):
         assert opt in result.output

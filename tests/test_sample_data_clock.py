@@ -27,8 +27,10 @@ from blocks_pipelines.tenants.config import TenantConfig, load_registry
 DEMO_END = datetime(2026, 11, 2, 10, 20, tzinfo=timezone.utc)  # `blocks demo` ran at 10:20: data through 09:00-10:00
 PLAN_START = datetime(2026, 11, 2, 10, tzinfo=timezone.utc)  # bought at 10:40, after the demo's delivery
 # (line item type, savings plan ARN, usage start) as each format spells them
-COLUMNS = {"cur1": ("lineItem/LineItemType", "savingsPlan/SavingsPlanARN", "lineItem/UsageStartDate"),
-           "cur2": ("line_item_line_item_type", "savings_plan_savings_plan_a_r_n", "line_item_usage_start_date")}
+COLUMNS = {
+    "cur1": ("lineItem/LineItemType", "savingsPlan/SavingsPlanARN", "lineItem/UsageStartDate"),
+    "cur2": ("line_item_line_item_type", "savings_plan_savings_plan_a_r_n", "line_item_usage_start_date"),
+}
 
 
 @pytest.fixture
@@ -42,8 +44,15 @@ def at(hour: int, minute: int = 5) -> datetime:
 
 def demo_delivery(tenant: TenantConfig) -> None:
     """What `blocks demo` leaves in the tenant's source: the open month through the last complete hour at DEMO_END."""
-    generate_tenant_cur(tenant, fmt=GENERATOR_FORMAT[tenant.cur_source.format.value], out_uri=source_uri(tenant),
-                        months=1, seed=demo_seed(tenant), start="2026-11", end=DEMO_END)
+    generate_tenant_cur(
+        tenant,
+        fmt=GENERATOR_FORMAT[tenant.cur_source.format.value],
+        out_uri=source_uri(tenant),
+        months=1,
+        seed=demo_seed(tenant),
+        start="2026-11",
+        end=DEMO_END,
+    )
 
 
 def tick(tenant: TenantConfig, when: datetime) -> dg.RunRequest | str:
@@ -63,9 +72,16 @@ def run_clock(tenant: TenantConfig, request: dg.RunRequest) -> dg.ExecuteInProce
 
 def record_plan(tenant: TenantConfig) -> dict:
     """A plan in the local ledger, as LedgerPurchaser records it."""
-    plan = {"savings_plan_id": "ledger-test", "proposal_id": "p-test", "hourly_commitment": 3.0, "term_years": 1,
-            "payment_option": "No Upfront", "rate_ratio": 0.72, "start": PLAN_START.isoformat(),
-            "savings_plan_arn": f"arn:aws:savingsplans::{tenant.organization.payer_account_id}:savingsplan/test"}
+    plan = {
+        "savings_plan_id": "ledger-test",
+        "proposal_id": "p-test",
+        "hourly_commitment": 3.0,
+        "term_years": 1,
+        "payment_option": "No Upfront",
+        "rate_ratio": 0.72,
+        "start": PLAN_START.isoformat(),
+        "savings_plan_arn": f"arn:aws:savingsplans::{tenant.organization.payer_account_id}:savingsplan/test",
+    }
     assert get_state_store().record_ledger_plan(tenant.id, plan)
     return plan
 
@@ -111,8 +127,9 @@ def test_clock_delivers_the_hours_after_a_purchase_covered_by_the_plan(tenants, 
     files = materialized.event_specific_data.metadata["files"].value
     assert files and all(Path(f).is_file() for f in files)
     rows = read_rows(files, fmt)
-    covered = rows.filter((pl.col("line_item_type") == "SavingsPlanCoveredUsage")
-                          & (pl.col("arn") == plan["savings_plan_arn"]))
+    covered = rows.filter(
+        (pl.col("line_item_type") == "SavingsPlanCoveredUsage") & (pl.col("arn") == plan["savings_plan_arn"])
+    )
     assert covered.height > 0
     assert covered.get_column("usage_start").unique().to_list() == [PLAN_START]  # the one hour after the purchase
     assert "already carries 2026-11-02 10:00" in tick(tenant, at(11, 40))  # up to date: no redundant delivery
@@ -133,9 +150,13 @@ def test_clock_keeps_only_the_delivery_it_replaces(tenants):
 
 
 def test_s3_tenants_get_no_clock(tenants):
-    s3 = TenantConfig.model_validate({**tenants["globex"].model_dump(mode="json"), "id": "s3co",
-                                      "cur_source": {**tenants["globex"].cur_source.model_dump(mode="json"),
-                                                     "uri": "s3://customer-cur/reports"}})
+    s3 = TenantConfig.model_validate(
+        {
+            **tenants["globex"].model_dump(mode="json"),
+            "id": "s3co",
+            "cur_source": {**tenants["globex"].cur_source.model_dump(mode="json"), "uri": "s3://customer-cur/reports"},
+        }
+    )
     defs = build_sample_data_defs(s3)
     assert not list(defs.schedules or []) and not list(defs.jobs or [])
     local = build_sample_data_defs(tenants["globex"]).resolve_schedule_def("globex__sample_cur_delivery_schedule")

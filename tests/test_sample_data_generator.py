@@ -12,11 +12,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import DEMO_TENANTS, REAL_CUR
 
 from blocks_pipelines.sample_data import SavingsPlanSpec, generate_tenant_cur
 from blocks_pipelines.sample_data.formats import CUR1_COLUMNS, legacy_parquet_name
 from blocks_pipelines.tenants.config import load_registry
-from conftest import DEMO_TENANTS, REAL_CUR
 
 END = datetime(2026, 11, 3, 5, tzinfo=timezone.utc)  # October closed, November open for 2 days and 5 hours
 SCALE = 0.3
@@ -31,8 +31,9 @@ def tenants():
 @pytest.fixture(scope="module")
 def cur1(tenants, tmp_path_factory):
     out = tmp_path_factory.mktemp("cur1")
-    summary = generate_tenant_cur(tenants["acme_corp"], fmt="cur1-csv", out_uri=str(out), months=2, seed=11,
-                                  end=END, scale=SCALE)
+    summary = generate_tenant_cur(
+        tenants["acme_corp"], fmt="cur1-csv", out_uri=str(out), months=2, seed=11, end=END, scale=SCALE
+    )
     return summary, out
 
 
@@ -60,13 +61,18 @@ def cid_amortized(df: pl.DataFrame) -> pl.Expr:
     """Amortized cost by the Cloud Intelligence Dashboards rule (REFERENCE.md), from written legacy columns."""
     t = pl.col("lineItem/LineItemType")
     return (
-        pl.when(t == "SavingsPlanCoveredUsage").then(pl.col("savingsPlan/SavingsPlanEffectiveCost"))
+        pl.when(t == "SavingsPlanCoveredUsage")
+        .then(pl.col("savingsPlan/SavingsPlanEffectiveCost"))
         .when(t == "SavingsPlanRecurringFee")
         .then(pl.col("savingsPlan/TotalCommitmentToDate") - pl.col("savingsPlan/UsedCommitment"))
-        .when(t.is_in(["SavingsPlanNegation", "SavingsPlanUpfrontFee"])).then(0.0)
-        .when(t == "DiscountedUsage").then(pl.col("reservation/EffectiveCost"))
-        .when(t == "RIFee").then(pl.col("reservation/UnusedAmortizedUpfrontFeeForBillingPeriod")
-                                 + pl.col("reservation/UnusedRecurringFee"))
+        .when(t.is_in(["SavingsPlanNegation", "SavingsPlanUpfrontFee"]))
+        .then(0.0)
+        .when(t == "DiscountedUsage")
+        .then(pl.col("reservation/EffectiveCost"))
+        .when(t == "RIFee")
+        .then(
+            pl.col("reservation/UnusedAmortizedUpfrontFeeForBillingPeriod") + pl.col("reservation/UnusedRecurringFee")
+        )
         .otherwise(pl.col("lineItem/UnblendedCost"))
     )
 
@@ -80,11 +86,23 @@ def test_cur1_csv_header_uses_real_legacy_names(cur1):
     unknown = [h for h in header if h not in real and not h.startswith(TAG_PREFIXES)]
     # the AWS data dictionary spells it SavingsPlanARN; the koku export spells it SavingsPlanArn
     assert unknown == ["savingsPlan/SavingsPlanARN"]
-    for required in ("identity/LineItemId", "identity/TimeInterval", "bill/InvoiceId", "bill/PayerAccountId",
-                     "lineItem/UsageStartDate", "lineItem/LineItemType", "pricing/publicOnDemandCost",
-                     "savingsPlan/SavingsPlanEffectiveCost", "savingsPlan/TotalCommitmentToDate",
-                     "savingsPlan/UsedCommitment", "reservation/EffectiveCost", "product/region",
-                     "resourceTags/user:team", "resourceTags/user:cost-center", "costCategory/Environment"):
+    for required in (
+        "identity/LineItemId",
+        "identity/TimeInterval",
+        "bill/InvoiceId",
+        "bill/PayerAccountId",
+        "lineItem/UsageStartDate",
+        "lineItem/LineItemType",
+        "pricing/publicOnDemandCost",
+        "savingsPlan/SavingsPlanEffectiveCost",
+        "savingsPlan/TotalCommitmentToDate",
+        "savingsPlan/UsedCommitment",
+        "reservation/EffectiveCost",
+        "product/region",
+        "resourceTags/user:team",
+        "resourceTags/user:cost-center",
+        "costCategory/Environment",
+    ):
         assert required in header
 
 
@@ -102,8 +120,16 @@ def test_legacy_parquet_names_match_real_athena_export():
 
 
 def test_cur1_parquet_has_snake_case_columns_and_types(tenants, tmp_path):
-    s = generate_tenant_cur(tenants["acme_corp"], fmt="cur1-parquet", out_uri=str(tmp_path), months=1,
-                            start="2026-11", seed=3, end=datetime(2026, 11, 1, 6, tzinfo=timezone.utc), scale=0.2)
+    s = generate_tenant_cur(
+        tenants["acme_corp"],
+        fmt="cur1-parquet",
+        out_uri=str(tmp_path),
+        months=1,
+        start="2026-11",
+        seed=3,
+        end=datetime(2026, 11, 1, 6, tzinfo=timezone.utc),
+        scale=0.2,
+    )
     assert s.files[0].endswith("acme-cur-hourly-1.snappy.parquet")
     schema = pq.read_schema(s.files[0])
     assert schema.names == [legacy_parquet_name(c.name) for c in CUR1_COLUMNS]
@@ -112,17 +138,43 @@ def test_cur1_parquet_has_snake_case_columns_and_types(tenants, tmp_path):
 
 
 def test_cur2_columns_maps_and_billing_period(tenants, tmp_path):
-    s = generate_tenant_cur(tenants["globex"], fmt="cur2", out_uri=str(tmp_path), months=1, start="2026-11", seed=3,
-                            end=datetime(2026, 11, 1, 12, tzinfo=timezone.utc), scale=0.2)
+    s = generate_tenant_cur(
+        tenants["globex"],
+        fmt="cur2",
+        out_uri=str(tmp_path),
+        months=1,
+        start="2026-11",
+        seed=3,
+        end=datetime(2026, 11, 1, 12, tzinfo=timezone.utc),
+        scale=0.2,
+    )
     table = pq.read_table(s.files[0])
     names = set(table.column_names)
-    listed = {"line_item_usage_start_date", "line_item_usage_end_date", "line_item_line_item_type",
-              "line_item_unblended_cost", "line_item_usage_account_id", "line_item_product_code",
-              "line_item_usage_type", "line_item_resource_id", "bill_payer_account_id", "bill_invoice_id",
-              "billing_period", "pricing_public_on_demand_cost", "reservation_effective_cost",
-              "savings_plan_savings_plan_effective_cost", "savings_plan_savings_plan_a_r_n",
-              "savings_plan_total_commitment_to_date", "savings_plan_used_commitment", "product_product_family",
-              "product_servicecode", "product_instance_type", "product", "resource_tags", "cost_category"}
+    listed = {
+        "line_item_usage_start_date",
+        "line_item_usage_end_date",
+        "line_item_line_item_type",
+        "line_item_unblended_cost",
+        "line_item_usage_account_id",
+        "line_item_product_code",
+        "line_item_usage_type",
+        "line_item_resource_id",
+        "bill_payer_account_id",
+        "bill_invoice_id",
+        "billing_period",
+        "pricing_public_on_demand_cost",
+        "reservation_effective_cost",
+        "savings_plan_savings_plan_effective_cost",
+        "savings_plan_savings_plan_a_r_n",
+        "savings_plan_total_commitment_to_date",
+        "savings_plan_used_commitment",
+        "product_product_family",
+        "product_servicecode",
+        "product_instance_type",
+        "product",
+        "resource_tags",
+        "cost_category",
+    }
     assert listed <= names
     assert not any("/" in n for n in names)
     for m in ("product", "resource_tags", "cost_category"):
@@ -139,22 +191,68 @@ def test_cur2_columns_maps_and_billing_period(tenants, tmp_path):
 
 def test_focus_columns_and_costs(tenants, tmp_path):
     end = datetime(2026, 11, 2, tzinfo=timezone.utc)
-    focus = generate_tenant_cur(tenants["initech"], fmt="focus", out_uri=str(tmp_path / "f"), months=1,
-                                start="2026-11", seed=5, end=end, scale=0.2)
-    legacy = generate_tenant_cur(tenants["initech"], fmt="cur1-csv", out_uri=str(tmp_path / "c"), months=1,
-                                 start="2026-11", seed=5, end=end, scale=0.2)
+    focus = generate_tenant_cur(
+        tenants["initech"],
+        fmt="focus",
+        out_uri=str(tmp_path / "f"),
+        months=1,
+        start="2026-11",
+        seed=5,
+        end=end,
+        scale=0.2,
+    )
+    legacy = generate_tenant_cur(
+        tenants["initech"],
+        fmt="cur1-csv",
+        out_uri=str(tmp_path / "c"),
+        months=1,
+        start="2026-11",
+        seed=5,
+        end=end,
+        scale=0.2,
+    )
     f = pl.read_parquet(focus.files)
-    for col in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ChargeCategory", "ChargeClass",
-                "ChargePeriodStart", "ChargePeriodEnd", "BillingPeriodStart", "BillingPeriodEnd", "BillingAccountId",
-                "SubAccountId", "ProviderName", "PublisherName", "InvoiceIssuerName", "ServiceName",
-                "ServiceCategory", "RegionId", "ResourceId", "SkuId", "CommitmentDiscountId",
-                "CommitmentDiscountType", "CommitmentDiscountCategory", "CommitmentDiscountStatus",
-                "PricingQuantity", "PricingUnit", "ConsumedQuantity", "BillingCurrency", "Tags", "x_UsageType",
-                "x_Operation", "x_ServiceCode", "x_CostCategories", "x_Discounts"):
+    for col in (
+        "BilledCost",
+        "EffectiveCost",
+        "ListCost",
+        "ContractedCost",
+        "ChargeCategory",
+        "ChargeClass",
+        "ChargePeriodStart",
+        "ChargePeriodEnd",
+        "BillingPeriodStart",
+        "BillingPeriodEnd",
+        "BillingAccountId",
+        "SubAccountId",
+        "ProviderName",
+        "PublisherName",
+        "InvoiceIssuerName",
+        "ServiceName",
+        "ServiceCategory",
+        "RegionId",
+        "ResourceId",
+        "SkuId",
+        "CommitmentDiscountId",
+        "CommitmentDiscountType",
+        "CommitmentDiscountCategory",
+        "CommitmentDiscountStatus",
+        "PricingQuantity",
+        "PricingUnit",
+        "ConsumedQuantity",
+        "BillingCurrency",
+        "Tags",
+        "x_UsageType",
+        "x_Operation",
+        "x_ServiceCode",
+        "x_CostCategories",
+        "x_Discounts",
+    ):
         assert col in f.columns
     assert len(f.columns) == 48  # 43 FOCUS 1.0 columns + 5 AWS columns
     c = pl.read_csv(legacy.files, infer_schema=False).with_columns(
-        pl.col(x.name).cast(pl.Float64) for x in CUR1_COLUMNS if x.kind == "float")
+        pl.col(x.name).cast(pl.Float64) for x in CUR1_COLUMNS if x.kind == "float"
+    )
     assert f["BilledCost"].sum() == pytest.approx(c["lineItem/UnblendedCost"].sum(), rel=1e-9)
     assert f["EffectiveCost"].sum() == pytest.approx(c.select(cid_amortized(c)).to_series().sum(), rel=1e-9)
     assert set(f["ChargeCategory"].unique()) >= {"Usage", "Purchase", "Tax", "Credit"}
@@ -168,9 +266,17 @@ def test_savings_plan_rows_balance_per_hour(cur1_rows):
     df = cur1_rows
     t = pl.col("lineItem/LineItemType")
     keys = ["lineItem/UsageStartDate", "lineItem/UsageAccountId", "savingsPlan/SavingsPlanARN"]
-    covered = df.filter(t == "SavingsPlanCoveredUsage").group_by(keys).agg(
-        pl.col("lineItem/UnblendedCost").sum().alias("cov"), pl.col("savingsPlan/SavingsPlanEffectiveCost").sum().alias("eff"))
-    negation = df.filter(t == "SavingsPlanNegation").group_by(keys).agg(pl.col("lineItem/UnblendedCost").sum().alias("neg"))
+    covered = (
+        df.filter(t == "SavingsPlanCoveredUsage")
+        .group_by(keys)
+        .agg(
+            pl.col("lineItem/UnblendedCost").sum().alias("cov"),
+            pl.col("savingsPlan/SavingsPlanEffectiveCost").sum().alias("eff"),
+        )
+    )
+    negation = (
+        df.filter(t == "SavingsPlanNegation").group_by(keys).agg(pl.col("lineItem/UnblendedCost").sum().alias("neg"))
+    )
     both = covered.join(negation, on=keys, how="full", coalesce=True)
     assert both.height > 100
     assert both.select((pl.col("cov") + pl.col("neg")).abs().max()).item() < 1e-6
@@ -178,7 +284,8 @@ def test_savings_plan_rows_balance_per_hour(cur1_rows):
     fee = df.filter(t == "SavingsPlanRecurringFee")
     used = covered.group_by("lineItem/UsageStartDate", "savingsPlan/SavingsPlanARN").agg(pl.col("eff").sum())
     check = fee.join(used, on=["lineItem/UsageStartDate", "savingsPlan/SavingsPlanARN"], how="left").with_columns(
-        pl.col("eff").fill_null(0.0))
+        pl.col("eff").fill_null(0.0)
+    )
     assert (check["savingsPlan/UsedCommitment"] - check["eff"]).abs().max() < 1e-6
     unused = check["savingsPlan/TotalCommitmentToDate"] - check["savingsPlan/UsedCommitment"]
     assert (unused >= -1e-9).all()
@@ -192,8 +299,11 @@ def test_savings_plan_rows_balance_per_hour(cur1_rows):
 def test_existing_plan_covers_part_of_eligible_usage(cur1_rows):
     df = cur1_rows.filter(pl.col("bill/BillingPeriodStartDate") == "2026-10-01T00:00:00Z")
     t = pl.col("lineItem/LineItemType")
-    eligible = df.filter(t.is_in(["Usage", "SavingsPlanCoveredUsage"]), pl.col("pricing/term") == "OnDemand",
-                         pl.col("lineItem/UsageType").str.contains("BoxUsage|Fargate|Lambda-GB-Second"))
+    eligible = df.filter(
+        t.is_in(["Usage", "SavingsPlanCoveredUsage"]),
+        pl.col("pricing/term") == "OnDemand",
+        pl.col("lineItem/UsageType").str.contains("BoxUsage|Fargate|Lambda-GB-Second"),
+    )
     covered = eligible.filter(t == "SavingsPlanCoveredUsage")["pricing/publicOnDemandCost"].sum()
     coverage = covered / eligible["pricing/publicOnDemandCost"].sum()
     assert 0.40 <= coverage <= 0.60
@@ -212,11 +322,15 @@ def test_amortized_cost_by_cid_rule(cur1_rows):
         usage = month.filter(t.is_in(["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"]))
         benefit = usage["pricing/publicOnDemandCost"].sum() - usage["amortized"].sum()
         expected = (
-            usage.filter(t == "SavingsPlanCoveredUsage").select(pl.col("pricing/publicOnDemandCost").sum() * 0.28).item()
-            + usage.filter(t == "DiscountedUsage").select(
-                (pl.col("pricing/publicOnDemandCost") - pl.col("reservation/EffectiveCost")).sum()).item()
-            + usage.filter(pl.col("pricing/term") == "Spot").select(
-                (pl.col("pricing/publicOnDemandCost") - pl.col("lineItem/UnblendedCost")).sum()).item()
+            usage.filter(t == "SavingsPlanCoveredUsage")
+            .select(pl.col("pricing/publicOnDemandCost").sum() * 0.28)
+            .item()
+            + usage.filter(t == "DiscountedUsage")
+            .select((pl.col("pricing/publicOnDemandCost") - pl.col("reservation/EffectiveCost")).sum())
+            .item()
+            + usage.filter(pl.col("pricing/term") == "Spot")
+            .select((pl.col("pricing/publicOnDemandCost") - pl.col("lineItem/UnblendedCost")).sum())
+            .item()
         )
         assert benefit == pytest.approx(expected, rel=1e-6)
         assert benefit > 0
@@ -230,10 +344,13 @@ def test_reserved_instance_fee_matches_discounted_usage(cur1_rows):
     assert used.height > 0 and (used["lineItem/UnblendedCost"] == 0).all()
     rate = fee["lineItem/UnblendedRate"]
     assert fee["reservation/UnusedQuantity"] > 0  # one reservation more than the fleet
-    assert fee["lineItem/UsageAmount"] == pytest.approx(used["lineItem/UsageAmount"].sum() + fee["reservation/UnusedQuantity"])
+    assert fee["lineItem/UsageAmount"] == pytest.approx(
+        used["lineItem/UsageAmount"].sum() + fee["reservation/UnusedQuantity"]
+    )
     assert fee["reservation/UnusedRecurringFee"] == pytest.approx(fee["reservation/UnusedQuantity"] * rate)
     assert used["reservation/EffectiveCost"].sum() + fee["reservation/UnusedRecurringFee"] == pytest.approx(
-        fee["lineItem/UnblendedCost"])
+        fee["lineItem/UnblendedCost"]
+    )
 
 
 # --- realism -------------------------------------------------------------------------------------------------
@@ -241,33 +358,62 @@ def test_estate_has_what_the_rules_look_for(cur1_rows):
     df = cur1_rows
     ut = df["lineItem/UsageType"]
     assert ut.str.contains("PublicIPv4:IdleAddress").any()
-    assert ut.str.contains("SpotUsage").any() and (df.filter(ut.str.contains("SpotUsage"))["pricing/term"] == "Spot").all()
+    assert (
+        ut.str.contains("SpotUsage").any() and (df.filter(ut.str.contains("SpotUsage"))["pricing/term"] == "Spot").all()
+    )
     for family in ("m4", "c4", "r4", "t2", "m5", "m6i", "m7g", "c6i", "r6i", "t3"):
         assert (df["product/instanceFamily"] == family).any(), family
     unattached = df.filter(pl.col("resourceTags/user:volume-state") == "available")
     assert unattached.height > 0 and unattached["lineItem/UsageType"].str.contains("EBS:VolumeUsage").all()
-    assert df.filter(pl.col("resourceTags/user:created-date") < "2024-01-01")["lineItem/UsageType"].str.contains(
-        "SnapshotUsage").all()
-    nat_bytes = df.filter(ut.str.ends_with("NatGateway-Bytes")).group_by("lineItem/ResourceId").agg(
-        pl.col("lineItem/UsageAmount").mean())
+    assert (
+        df.filter(pl.col("resourceTags/user:created-date") < "2024-01-01")["lineItem/UsageType"]
+        .str.contains("SnapshotUsage")
+        .all()
+    )
+    nat_bytes = (
+        df.filter(ut.str.ends_with("NatGateway-Bytes"))
+        .group_by("lineItem/ResourceId")
+        .agg(pl.col("lineItem/UsageAmount").mean())
+    )
     assert nat_bytes["lineItem/UsageAmount"].min() < 0.01 < nat_bytes["lineItem/UsageAmount"].max()
-    for needed in ("Fargate-vCPU-Hours:perCPU", "Fargate-GB-Hours", "Lambda-GB-Second", "Request",
-                   "TimedStorage-ByteHrs", "Requests-Tier1", "DataTransfer-Out-Bytes", "NatGateway-Hours",
-                   "InstanceUsage:db.", "EBS:SnapshotUsage"):
+    for needed in (
+        "Fargate-vCPU-Hours:perCPU",
+        "Fargate-GB-Hours",
+        "Lambda-GB-Second",
+        "Request",
+        "TimedStorage-ByteHrs",
+        "Requests-Tier1",
+        "DataTransfer-Out-Bytes",
+        "NatGateway-Hours",
+        "InstanceUsage:db.",
+        "EBS:SnapshotUsage",
+    ):
         assert ut.str.contains(needed, literal=True).any(), needed
     assert set(df["lineItem/LineItemType"].unique()) >= {
-        "Usage", "DiscountedUsage", "SavingsPlanCoveredUsage", "SavingsPlanNegation", "SavingsPlanRecurringFee",
-        "RIFee", "Tax", "Credit"}
+        "Usage",
+        "DiscountedUsage",
+        "SavingsPlanCoveredUsage",
+        "SavingsPlanNegation",
+        "SavingsPlanRecurringFee",
+        "RIFee",
+        "Tax",
+        "Credit",
+    }
     accounts = {a.account_id for a in load_registry(DEMO_TENANTS)[0].organization.linked_accounts}
     assert set(df["lineItem/UsageAccountId"].unique()) == accounts
     assert df["resourceTags/user:team"].null_count() > 0  # some resources are untagged
 
 
 def test_daily_and_weekly_cycles(cur1_rows):
-    ec2 = cur1_rows.filter(pl.col("lineItem/UsageType").str.contains("BoxUsage"),
-                           pl.col("bill/BillingPeriodStartDate") == "2026-10-01T00:00:00Z")
-    hourly = ec2.with_columns(pl.col("lineItem/UsageStartDate").str.to_datetime("%Y-%m-%dT%H:%M:%SZ").alias("ts")) \
-        .group_by("ts").agg(pl.col("pricing/publicOnDemandCost").sum().alias("cost"))
+    ec2 = cur1_rows.filter(
+        pl.col("lineItem/UsageType").str.contains("BoxUsage"),
+        pl.col("bill/BillingPeriodStartDate") == "2026-10-01T00:00:00Z",
+    )
+    hourly = (
+        ec2.with_columns(pl.col("lineItem/UsageStartDate").str.to_datetime("%Y-%m-%dT%H:%M:%SZ").alias("ts"))
+        .group_by("ts")
+        .agg(pl.col("pricing/publicOnDemandCost").sum().alias("cost"))
+    )
     by_hour = hourly.group_by(pl.col("ts").dt.hour().alias("h")).agg(pl.col("cost").mean()).sort("h")
     assert by_hour["cost"].max() > 1.2 * by_hour["cost"].min()
     weekday = hourly.filter(pl.col("ts").dt.weekday() <= 5)["cost"].mean()
@@ -307,8 +453,15 @@ def test_cur1_manifests_list_exactly_the_files_written(cur1):
 
 @pytest.mark.parametrize("fmt", ["cur1-csv", "cur2"])
 def test_split_into_several_files_and_deterministic(tenants, tmp_path, fmt):
-    kwargs = dict(fmt=fmt, months=1, start="2026-11", seed=9, scale=0.2,
-                  end=datetime(2026, 11, 2, tzinfo=timezone.utc), rows_per_file=1500)
+    kwargs = dict(
+        fmt=fmt,
+        months=1,
+        start="2026-11",
+        seed=9,
+        scale=0.2,
+        end=datetime(2026, 11, 2, tzinfo=timezone.utc),
+        rows_per_file=1500,
+    )
     a = generate_tenant_cur(tenants["acme_corp"], out_uri=str(tmp_path / "a"), **kwargs)
     generate_tenant_cur(tenants["acme_corp"], out_uri=str(tmp_path / "b"), **kwargs)
     assert len(a.files) > 1
@@ -325,8 +478,15 @@ def test_split_into_several_files_and_deterministic(tenants, tmp_path, fmt):
 
 
 def test_restatement_is_a_new_delivery_with_late_adjustments(tenants, tmp_path):
-    kwargs = dict(fmt="cur2", out_uri=str(tmp_path), months=1, start="2026-10", seed=4, scale=0.1,
-                  end=datetime(2026, 11, 25, tzinfo=timezone.utc))
+    kwargs = dict(
+        fmt="cur2",
+        out_uri=str(tmp_path),
+        months=1,
+        start="2026-10",
+        seed=4,
+        scale=0.1,
+        end=datetime(2026, 11, 25, tzinfo=timezone.utc),
+    )
     first = generate_tenant_cur(tenants["globex"], **kwargs)
     again = generate_tenant_cur(tenants["globex"], restatement=True, **kwargs)
     m1, m2 = first.months[0], again.months[0]
@@ -337,8 +497,10 @@ def test_restatement_is_a_new_delivery_with_late_adjustments(tenants, tmp_path):
     assert manifest["executionId"] == m2.delivery_id
     assert [f.replace("s3://local/", str(tmp_path) + "/") for f in manifest["dataFiles"]] == m2.files
     restated = pl.read_parquet(m2.files)
-    late = restated.filter(pl.col("line_item_line_item_type").is_in(["Credit", "Refund"]),
-                           pl.col("line_item_line_item_description").str.contains("after month close|Late refund"))
+    late = restated.filter(
+        pl.col("line_item_line_item_type").is_in(["Credit", "Refund"]),
+        pl.col("line_item_line_item_description").str.contains("after month close|Late refund"),
+    )
     assert late.height == 2 and (late["line_item_unblended_cost"] < 0).all()
     assert restated["bill_invoice_id"].n_unique() == 1 and restated["bill_invoice_id"][0] is not None
 
@@ -347,12 +509,23 @@ def test_extra_savings_plan_raises_coverage_after_purchase(tenants, tmp_path):
     tenant = tenants["acme_corp"]
     bought = datetime(2026, 11, 2, 0, tzinfo=timezone.utc)
     plan = SavingsPlanSpec("arn:aws:savingsplans::111111111111:savingsplan/blocks-test-1", 1.5, bought)
-    s = generate_tenant_cur(tenant, fmt="cur1-csv", out_uri=str(tmp_path), months=1, start="2026-11", seed=2,
-                            scale=0.3, end=datetime(2026, 11, 3, tzinfo=timezone.utc), extra_savings_plans=[plan])
+    s = generate_tenant_cur(
+        tenant,
+        fmt="cur1-csv",
+        out_uri=str(tmp_path),
+        months=1,
+        start="2026-11",
+        seed=2,
+        scale=0.3,
+        end=datetime(2026, 11, 3, tzinfo=timezone.utc),
+        extra_savings_plans=[plan],
+    )
     df = pl.read_csv(s.files, infer_schema=False).with_columns(pl.col("pricing/publicOnDemandCost").cast(pl.Float64))
-    eligible = df.filter(pl.col("lineItem/LineItemType").is_in(["Usage", "SavingsPlanCoveredUsage"]),
-                         pl.col("pricing/term") == "OnDemand",
-                         pl.col("lineItem/UsageType").str.contains("BoxUsage|Fargate|Lambda-GB-Second"))
+    eligible = df.filter(
+        pl.col("lineItem/LineItemType").is_in(["Usage", "SavingsPlanCoveredUsage"]),
+        pl.col("pricing/term") == "OnDemand",
+        pl.col("lineItem/UsageType").str.contains("BoxUsage|Fargate|Lambda-GB-Second"),
+    )
     after = pl.col("lineItem/UsageStartDate") >= "2026-11-02T00:00:00Z"
 
     def coverage(frame: pl.DataFrame) -> float:
@@ -370,8 +543,16 @@ def test_writes_to_s3_through_moto(tenants, aws_env):
 
     s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
     s3.create_bucket(Bucket="blocks-cur-test")
-    s = generate_tenant_cur(tenants["initech"], fmt="focus", out_uri="s3://blocks-cur-test/exports", months=1,
-                            start="2026-11", seed=1, scale=0.2, end=datetime(2026, 11, 1, 6, tzinfo=timezone.utc))
+    s = generate_tenant_cur(
+        tenants["initech"],
+        fmt="focus",
+        out_uri="s3://blocks-cur-test/exports",
+        months=1,
+        start="2026-11",
+        seed=1,
+        scale=0.2,
+        end=datetime(2026, 11, 1, 6, tzinfo=timezone.utc),
+    )
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="blocks-cur-test")["Contents"]}
     export = tenants["initech"].cur_source.report_name
     manifest_key = f"exports/{export}/metadata/BILLING_PERIOD=2026-11/{export}-Manifest.json"
@@ -379,7 +560,9 @@ def test_writes_to_s3_through_moto(tenants, aws_env):
     manifest = json.loads(s3.get_object(Bucket="blocks-cur-test", Key=manifest_key)["Body"].read())
     data_keys = {k for k in keys if k.endswith(".parquet")}
     assert {u.removeprefix("s3://blocks-cur-test/") for u in manifest["dataFiles"]} == data_keys
-    assert all(k.startswith(f"exports/{export}/data/BILLING_PERIOD=2026-11/{s.months[0].delivery_id}/") for k in data_keys)
+    assert all(
+        k.startswith(f"exports/{export}/data/BILLING_PERIOD=2026-11/{s.months[0].delivery_id}/") for k in data_keys
+    )
 
 
 def test_bad_arguments_say_what_to_fix(tenants, tmp_path):
@@ -389,7 +572,14 @@ def test_bad_arguments_say_what_to_fix(tenants, tmp_path):
     with pytest.raises(ValueError, match="format 'cur3'"):
         generate_tenant_cur(t, fmt="cur3", out_uri=str(tmp_path), months=1, seed=1)
     with pytest.raises(ValueError, match="no hours to generate"):
-        generate_tenant_cur(t, fmt="cur2", out_uri=str(tmp_path), months=1, seed=1, start="2027-01",
-                            end=datetime(2026, 11, 1, tzinfo=timezone.utc))
+        generate_tenant_cur(
+            t,
+            fmt="cur2",
+            out_uri=str(tmp_path),
+            months=1,
+            seed=1,
+            start="2027-01",
+            end=datetime(2026, 11, 1, tzinfo=timezone.utc),
+        )
     with pytest.raises(ValueError, match="hourly_commitment must be > 0"):
         SavingsPlanSpec("arn:x", 0.0, datetime(2026, 11, 1, tzinfo=timezone.utc))

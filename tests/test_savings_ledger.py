@@ -8,10 +8,10 @@ from datetime import date, datetime, timezone
 import polars as pl
 import pytest
 
+import models_helpers as h
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.build import run_dbt_build
 from tests.synthetic.line_items import canonical_frame, write_line_items
-import models_helpers as h
 
 TENANT = "ledgerco"
 PLAN = "arn:aws:savingsplans::444444444401:savingsplan/plan-l"
@@ -23,20 +23,51 @@ def ledger_line_items() -> pl.DataFrame:
     rows = []
     for hour in (22, 23):  # September: 10 $/h of on-demand EC2 and 1 $ of tax, no plan
         at = datetime(2026, 9, 30, hour, tzinfo=timezone.utc)
-        rows += [{**base, **ec2, "usage_start": at, "unblended_cost": 10.0},
-                 {**base, "usage_start": at, "line_item_type": "Tax", "service": "AmazonEC2", "unblended_cost": 1.0,
-                  "public_on_demand_cost": 0.0}]
+        rows += [
+            {**base, **ec2, "usage_start": at, "unblended_cost": 10.0},
+            {
+                **base,
+                "usage_start": at,
+                "line_item_type": "Tax",
+                "service": "AmazonEC2",
+                "unblended_cost": 1.0,
+                "public_on_demand_cost": 0.0,
+            },
+        ]
     h0, h1 = (datetime(2026, 10, 1, hour, tzinfo=timezone.utc) for hour in (0, 1))
-    fee = {**base, "usage_account_id": h.PAYER, "line_item_type": "SavingsPlanRecurringFee",
-           "service": "ComputeSavingsPlans", "usage_type": "ComputeSP:1yrNoUpfront", "unblended_cost": 7.0,
-           "public_on_demand_cost": 0.0, "savings_plan_arn": PLAN, "savings_plan_total_commitment": 7.0}
+    fee = {
+        **base,
+        "usage_account_id": h.PAYER,
+        "line_item_type": "SavingsPlanRecurringFee",
+        "service": "ComputeSavingsPlans",
+        "usage_type": "ComputeSP:1yrNoUpfront",
+        "unblended_cost": 7.0,
+        "public_on_demand_cost": 0.0,
+        "savings_plan_arn": PLAN,
+        "savings_plan_total_commitment": 7.0,
+    }
     s3 = {**base, "service": "AmazonS3", "usage_type": "EUW1-TimedStorage", "unblended_cost": 2.0}
     rows += [
         # hour 0: the plan covers 10 of on-demand for 7 and is fully used; 5 more of EC2 runs on-demand
-        {**base, **ec2, "usage_start": h0, "line_item_type": "SavingsPlanCoveredUsage", "unblended_cost": 10.0,
-         "amortized_cost": 7.0, "savings_plan_arn": PLAN, "savings_plan_effective_cost": 7.0},
-        {**base, **ec2, "usage_start": h0, "line_item_type": "SavingsPlanNegation", "unblended_cost": -10.0,
-         "amortized_cost": 0.0, "savings_plan_arn": PLAN},
+        {
+            **base,
+            **ec2,
+            "usage_start": h0,
+            "line_item_type": "SavingsPlanCoveredUsage",
+            "unblended_cost": 10.0,
+            "amortized_cost": 7.0,
+            "savings_plan_arn": PLAN,
+            "savings_plan_effective_cost": 7.0,
+        },
+        {
+            **base,
+            **ec2,
+            "usage_start": h0,
+            "line_item_type": "SavingsPlanNegation",
+            "unblended_cost": -10.0,
+            "amortized_cost": 0.0,
+            "savings_plan_arn": PLAN,
+        },
         {**fee, "usage_start": h0, "amortized_cost": 0.0, "savings_plan_used_commitment": 7.0},
         {**base, **ec2, "usage_start": h0, "unblended_cost": 5.0},
         {**s3, "usage_start": h0},
@@ -54,8 +85,13 @@ def ledger(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         home, config = root / "home", root / "config"
         lake = str(home / "lake")
-        for var, value in {"BLOCKS_HOME": home, "BLOCKS_ASSETS_CONFIG": config, "BLOCKS_LAKE_URI": lake,
-                           "BLOCKS_ENV": "local", "BLOCKS_STATE_BACKEND": "sqlite"}.items():
+        for var, value in {
+            "BLOCKS_HOME": home,
+            "BLOCKS_ASSETS_CONFIG": config,
+            "BLOCKS_LAKE_URI": lake,
+            "BLOCKS_ENV": "local",
+            "BLOCKS_STATE_BACKEND": "sqlite",
+        }.items():
             mp.setenv(var, str(value))
         mp.delenv("BLOCKS_DBT_TARGET", raising=False)
         mp.delenv("BLOCKS_S3_ENDPOINT_URL", raising=False)
@@ -80,7 +116,10 @@ def test_a_month_without_plans_falls_short_of_the_promise_by_the_whole_20_percen
     assert sep["margin"] == pytest.approx(-4.0)
     assert sep["shortfall"] == pytest.approx(4.0)
     assert (sep["period_start"], sep["period_end"], sep["data_through"]) == (
-        date(2026, 9, 1), date(2026, 9, 30), date(2026, 9, 30))
+        date(2026, 9, 1),
+        date(2026, 9, 30),
+        date(2026, 9, 30),
+    )
     assert sep["is_month_to_date"] is False
     # hindsight: hours before any plan carry the ratio plans got later (0.7, sp_eligible_usage_hourly);
     # u = [10, 10] -> cover 10 saves 20 - 0.7 x 10 x 2 = 6, a commitment of 10 x 0.7 $/h
@@ -103,8 +142,9 @@ def test_an_idle_commitment_shows_as_negative_esr_shortfall_and_regret(ledger):
     assert oct_["margin"] == pytest.approx(19.2 - 28.0)
     assert oct_["shortfall"] == pytest.approx(8.8)
     assert oct_["is_month_to_date"] is True and oct_["days_with_data"] == 1
-    assert (oct_["sp_eligible_on_demand"], oct_["sp_covered_on_demand"], oct_["sp_commitment_cost"]) == \
-        pytest.approx((20.0, 10.0, 14.0))
+    assert (oct_["sp_eligible_on_demand"], oct_["sp_covered_on_demand"], oct_["sp_commitment_cost"]) == pytest.approx(
+        (20.0, 10.0, 14.0)
+    )
     assert oct_["sp_coverage_pct"] == pytest.approx(50.0)
     assert oct_["sp_utilization_pct"] == pytest.approx(50.0)
     assert oct_["sp_savings"] == pytest.approx(10.0 - 14.0)

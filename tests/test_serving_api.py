@@ -47,6 +47,7 @@ def account_ids(payload) -> set[str]:
 
 # ---- spend -----------------------------------------------------------------------------------------------------------
 
+
 def test_spend_daily_series_and_totals_match_the_marts(client, app_env, fixture_lake):
     import duckdb
 
@@ -59,7 +60,8 @@ def test_spend_daily_series_and_totals_match_the_marts(client, app_env, fixture_
     expected = duckdb.sql(
         f"SELECT sum(amortized_cost), sum(public_on_demand_cost), count(DISTINCT service) FROM "
         f"read_parquet('{fixture_lake}/marts/spend_daily/tenant_id=acme_corp/data.parquet') "
-        f"WHERE usage_date BETWEEN '{start}' AND '{end}'").fetchall()[0]
+        f"WHERE usage_date BETWEEN '{start}' AND '{end}'"
+    ).fetchall()[0]
     assert body["totals"]["cost"] == pytest.approx(expected[0], rel=1e-9)
     assert body["totals"]["savings"] == pytest.approx(expected[1] - expected[0], rel=1e-6)
     assert len(body["series"]) == 30 * expected[2]
@@ -70,8 +72,10 @@ def test_spend_daily_series_and_totals_match_the_marts(client, app_env, fixture_
 def test_every_response_says_how_far_the_data_goes(client, app_env, fixture_lake):
     import duckdb
 
-    last_hour = duckdb.sql(f"SELECT max(usage_hour) FROM read_parquet("
-                           f"'{fixture_lake}/marts/spend_hourly/tenant_id=acme_corp/data.parquet')").fetchall()[0][0]
+    last_hour = duckdb.sql(
+        f"SELECT max(usage_hour) FROM read_parquet("
+        f"'{fixture_lake}/marts/spend_hourly/tenant_id=acme_corp/data.parquet')"
+    ).fetchall()[0][0]
     through = (last_hour + timedelta(hours=1)).isoformat() + "+00:00"
     for path in ("/api/spend", "/api/projection", "/api/recommendations", "/api/savings-plans"):
         body = client.get(path, headers=hdr(app_env)).json()
@@ -83,8 +87,7 @@ def test_spend_granularities_agree_on_the_total(client, app_env):
     start = end - timedelta(days=20)
     totals = {}
     for g in ("hour", "day", "week", "month"):
-        r = client.get(f"/api/spend?start={start}&end={end}&granularity={g}&cost_type=unblended",
-                       headers=hdr(app_env))
+        r = client.get(f"/api/spend?start={start}&end={end}&granularity={g}&cost_type=unblended", headers=hdr(app_env))
         assert r.status_code == 200, r.text
         totals[g] = r.json()["totals"]["cost"]
         assert len(r.json()["series"]) >= 1
@@ -112,22 +115,37 @@ def test_spend_filters_narrow_the_total(client, app_env):
 def test_spend_csv_export_by_param_and_accept_header(client, app_env):
     h = hdr(app_env)
     js = client.get("/api/spend?group_by=service", headers=h).json()
-    for r in (client.get("/api/spend?group_by=service&format=csv", headers=h),
-              client.get("/api/spend?group_by=service", headers={**h, "Accept": "text/csv"})):
+    for r in (
+        client.get("/api/spend?group_by=service&format=csv", headers=h),
+        client.get("/api/spend?group_by=service", headers={**h, "Accept": "text/csv"}),
+    ):
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(r.text)))
         assert len(rows) == len(js["series"])
         assert sum(float(x["cost"]) for x in rows) == pytest.approx(js["totals"]["cost"], rel=1e-6)
 
 
-@pytest.mark.parametrize("query, field", [
-    ("start=2026-02-30", "start"), ("start=yesterday", "start"), ("end=2026-01-01&start=2026-02-01", "start"),
-    ("granularity=minute", "granularity"), ("group_by=colour", "group_by"), ("account=123", "account"),
-    ("tag=novalue", "tag"), ("tag=bad%22key=1", "tag"), ("cost_type=blended", "cost_type"), ("bogus=1", "bogus"),
-    ("start=2000-01-01&end=2030-01-01", "end"), ("granularity=hour&start=2026-01-01&end=2026-11-01", "end"),
-    ("service=%E2%82%AC%F0%9F%92%B8", "service"), ("start=%00", "start"), ("format=xml", "format"),
-    ("start=2026-01-01&start=2026-01-02", "start"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("start=2026-02-30", "start"),
+        ("start=yesterday", "start"),
+        ("end=2026-01-01&start=2026-02-01", "start"),
+        ("granularity=minute", "granularity"),
+        ("group_by=colour", "group_by"),
+        ("account=123", "account"),
+        ("tag=novalue", "tag"),
+        ("tag=bad%22key=1", "tag"),
+        ("cost_type=blended", "cost_type"),
+        ("bogus=1", "bogus"),
+        ("start=2000-01-01&end=2030-01-01", "end"),
+        ("granularity=hour&start=2026-01-01&end=2026-11-01", "end"),
+        ("service=%E2%82%AC%F0%9F%92%B8", "service"),
+        ("start=%00", "start"),
+        ("format=xml", "format"),
+        ("start=2026-01-01&start=2026-01-02", "start"),
+    ],
+)
 def test_spend_bad_input_is_a_400_naming_the_field(client, app_env, query, field):
     r = client.get(f"/api/spend?{query}", headers=hdr(app_env))
     assert r.status_code == 400, r.text
@@ -135,7 +153,8 @@ def test_spend_bad_input_is_a_400_naming_the_field(client, app_env, query, field
     assert r.json()["error"]["message"]
 
 
-# ---- projection, recommendations, savings plans ------------------------------------------------------------------------
+# ---- projection, recommendations, savings plans ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("period", ["day", "week", "month", "ytd"])
 def test_projection_returns_current_period(client, app_env, period):
@@ -220,7 +239,8 @@ def test_savings_plans_position_and_proposals(client, app_env):
     assert body["proposals"] == [] and body["proposals_available"] is True
 
 
-# ---- backfill pending, auth plumbing, limits ---------------------------------------------------------------------------
+# ---- backfill pending, auth plumbing, limits -------------------------------------------------------------------------
+
 
 def test_tenant_without_marts_gets_flagged_sample_data(client, app_env):
     h = hdr(app_env, "initech")
@@ -243,11 +263,14 @@ def test_unregistered_tenant_and_missing_token(client, app_env):
 
 def test_oversized_and_malformed_bodies_are_4xx(client, app_env):
     h = hdr(app_env)
-    big = client.post("/api/chat", content=b"{" + b" " * 200_000 + b"}",
-                      headers={**h, "Content-Type": "application/json"})
+    big = client.post(
+        "/api/chat", content=b"{" + b" " * 200_000 + b"}", headers={**h, "Content-Type": "application/json"}
+    )
     assert big.status_code == 413
-    assert client.post("/api/chat", content=b"{not json", headers={**h, "Content-Type": "application/json"}
-                       ).status_code == 400
+    assert (
+        client.post("/api/chat", content=b"{not json", headers={**h, "Content-Type": "application/json"}).status_code
+        == 400
+    )
     assert client.post("/api/chat", json={"message": "x" * 5000}, headers=h).status_code == 400
     assert client.post("/api/chat", json={"message": ""}, headers=h).status_code == 400
 
@@ -274,8 +297,10 @@ def test_connection_status_is_the_latest_tests_outcome(client, app_env):
     assert before.status_code == 200, before.text
     # never tested here: the registry's configured status
     assert before.json()["status"] == globex.connection.status and before.json()["checked_at"] is None
-    results = [checks.passed("assume_role", "ok"),
-               checks.failed("cur_list", checks.errors.LIST_DENIED, "listing s3://b/p: AccessDenied")]
+    results = [
+        checks.passed("assume_role", "ok"),
+        checks.failed("cur_list", checks.errors.LIST_DENIED, "listing s3://b/p: AccessDenied"),
+    ]
     checks.record_outcome(globex, results, "alice", now=datetime(2026, 12, 1, 9, tzinfo=timezone.utc))
     body = client.get("/api/connection", headers=hdr(app_env, "globex")).json()  # viewers see it too
     assert body["status"] == "failed" and body["checked_at"] == "2026-12-01T09:00:00+00:00"
@@ -355,11 +380,14 @@ def test_ranges_with_cost_explorer_days_are_preliminary_and_list_their_sources(a
         savings_plans = c.get("/api/savings-plans", headers=hdr(app_env)).json()
         cur_only = c.get(f"/api/spend?start={day(9)}&end={day(0)}", headers=hdr(app_env, "globex")).json()
         daily_csv = c.get(f"/api/spend?start={day(9)}&end={day(0)}&format=csv", headers=hdr(app_env)).text
-        weekly_csv = c.get(f"/api/spend?start={day(9)}&end={day(0)}&granularity=week&format=csv",
-                           headers=hdr(app_env)).text
+        weekly_csv = c.get(
+            f"/api/spend?start={day(9)}&end={day(0)}&granularity=week&format=csv", headers=hdr(app_env)
+        ).text
     assert spend["preliminary"] is True
-    assert spend["sources"] == [{"source": "cost_explorer", "first_day": day(9), "last_day": day(6)},
-                                {"source": "cur", "first_day": day(5), "last_day": day(0)}]
+    assert spend["sources"] == [
+        {"source": "cost_explorer", "first_day": day(9), "last_day": day(6)},
+        {"source": "cur", "first_day": day(5), "last_day": day(0)},
+    ]
     assert cur_days["preliminary"] is False
     assert cur_days["sources"] == [{"source": "cur", "first_day": day(3), "last_day": day(0)}]
     assert projection["preliminary"] is True and savings_plans["preliminary"] is True
@@ -413,8 +441,11 @@ ENDPOINTS = [
     ("GET", "/api/savings-plans", None),
     ("POST", "/api/chat", {"message": "What should I do next?"}),
     ("POST", "/api/chat", {"message": "what drives my cost?"}),
-    ("POST", "/api/chat", {"message": "explain this view", "context": {"path": "/app/dashboard",
-                                                                         "query": "group_by=account"}}),
+    (
+        "POST",
+        "/api/chat",
+        {"message": "explain this view", "context": {"path": "/app/dashboard", "query": "group_by=account"}},
+    ),
 ]
 
 
@@ -434,8 +465,11 @@ def test_a_token_for_one_tenant_never_returns_another_tenants_data(client, app_e
 
 def test_recommendation_ids_of_another_tenant_are_not_found(client, app_env):
     other = client.get("/api/recommendations", headers=hdr(app_env, "globex")).json()["items"][0]
-    r = client.patch(f"/api/recommendations/{other['recommendation_id']}", json={"status": "done"},
-                     headers=hdr(app_env, "acme_corp", admin=True))
+    r = client.patch(
+        f"/api/recommendations/{other['recommendation_id']}",
+        json={"status": "done"},
+        headers=hdr(app_env, "acme_corp", admin=True),
+    )
     assert r.status_code == 404
     again = client.get("/api/recommendations", headers=hdr(app_env, "globex")).json()["items"][0]
     assert again["status"] == "open"
@@ -447,8 +481,10 @@ def test_tenant_scoped_query_cannot_reach_files(app_env):
     app = create_app()
     data = app.state.marts.tenant("acme_corp")
     with pytest.raises(duckdb.Error):
-        data.rows("SELECT count(*) FROM read_parquet(?)",
-                  [str(app.state.settings.lake_uri) + "/marts/spend_daily/tenant_id=globex/data.parquet"])
+        data.rows(
+            "SELECT count(*) FROM read_parquet(?)",
+            [str(app.state.settings.lake_uri) + "/marts/spend_daily/tenant_id=globex/data.parquet"],
+        )
 
 
 def _twelve_digit_numbers(text: str) -> list[str]:

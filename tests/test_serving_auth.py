@@ -44,8 +44,16 @@ def b64(data: bytes) -> str:
 
 def claims(**over):
     now = int(time.time())
-    base = {"sub": "u1", "iss": DEV_ISSUER, "client_id": DEV_CLIENT_ID, "token_use": "access",
-            "tenant_id": "acme_corp", "roles": ["viewer"], "iat": now, "exp": now + 600}
+    base = {
+        "sub": "u1",
+        "iss": DEV_ISSUER,
+        "client_id": DEV_CLIENT_ID,
+        "token_use": "access",
+        "tenant_id": "acme_corp",
+        "roles": ["viewer"],
+        "iat": now,
+        "exp": now + 600,
+    }
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -56,7 +64,7 @@ def sign(payload, key, kid, alg="RS256"):
 
 def dev_key(home):
     issuer = DevIssuer(home)
-    issuer.kid
+    issuer.kid  # noqa: B018 (creates the key pair)
     return issuer._private, issuer.kid
 
 
@@ -65,8 +73,11 @@ def forged_tokens(home) -> dict[str, str]:
     good = sign(claims(), key, kid)
     h, p, s = good.split(".")
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = DevIssuer(home).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        DevIssuer(home)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     hs_header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
     hs_body = b64(json.dumps(claims()).encode())
     hs_sig = b64(hmac.new(public_pem, f"{hs_header}.{hs_body}".encode(), hashlib.sha256).digest())
@@ -98,9 +109,24 @@ def test_a_good_dev_token_is_accepted(client, home):
     assert r.status_code == 200 and r.json()["tenant_id"] == "acme_corp"
 
 
-FORGED = ("alg_none", "hs256_with_public_key", "expired", "wrong_issuer", "wrong_client_id", "id_token_wrong_audience",
-          "refresh_token_use", "no_token_use", "no_exp", "unknown_kid", "right_kid_wrong_key", "tampered_payload",
-          "no_tenant", "bad_tenant_id", "garbage", "no_kid")
+FORGED = (
+    "alg_none",
+    "hs256_with_public_key",
+    "expired",
+    "wrong_issuer",
+    "wrong_client_id",
+    "id_token_wrong_audience",
+    "refresh_token_use",
+    "no_token_use",
+    "no_exp",
+    "unknown_kid",
+    "right_kid_wrong_key",
+    "tampered_payload",
+    "no_tenant",
+    "bad_tenant_id",
+    "garbage",
+    "no_kid",
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +139,13 @@ def forged(home):
 @pytest.mark.parametrize("name", FORGED)
 def test_forged_tokens_get_401_on_every_endpoint(client, forged, name):
     token = forged[name]
-    for method, url, body in (("GET", "/api/spend", None), ("GET", "/api/recommendations", None),
-                              ("POST", "/api/chat", {"message": "what should I do next?"}),
-                              ("PATCH", "/api/recommendations/x", {"status": "done"}),
-                              ("POST", "/api/ingest/test-connection", None)):
+    for method, url, body in (
+        ("GET", "/api/spend", None),
+        ("GET", "/api/recommendations", None),
+        ("POST", "/api/chat", {"message": "what should I do next?"}),
+        ("PATCH", "/api/recommendations/x", {"status": "done"}),
+        ("POST", "/api/ingest/test-connection", None),
+    ):
         r = client.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401, (name, url, r.text)
         assert r.json()["error"]["code"] == "unauthorized"
@@ -163,8 +192,15 @@ class FakeJwks:
 
 def cognito_claims(token_use, **over):
     now = int(time.time())
-    c = {"sub": "cog-user", "iss": POOL_ISS, "token_use": token_use, "exp": now + 600, "iat": now,
-         "custom:tenant_id": "acme_corp", "cognito:groups": ["admin"]}
+    c = {
+        "sub": "cog-user",
+        "iss": POOL_ISS,
+        "token_use": token_use,
+        "exp": now + 600,
+        "iat": now,
+        "custom:tenant_id": "acme_corp",
+        "cognito:groups": ["admin"],
+    }
     c.update({"aud": CLIENT} if token_use == "id" else {"client_id": CLIENT})
     c.update(over)
     return c
@@ -178,8 +214,12 @@ def test_cognito_id_and_access_tokens(home):
     p = v.verify(sign(cognito_claims("id"), jwks.keys["k1"], "k1"))
     assert (p.tenant_id, p.is_admin, p.token_use) == ("acme_corp", True, "id")
     assert v.verify(sign(cognito_claims("access"), jwks.keys["k1"], "k1")).token_use == "access"
-    for bad in (cognito_claims("id", aud="other"), cognito_claims("access", client_id="other"),
-                cognito_claims("id", iss=POOL_ISS + "x"), cognito_claims("access", exp=int(time.time()) - 100)):
+    for bad in (
+        cognito_claims("id", aud="other"),
+        cognito_claims("access", client_id="other"),
+        cognito_claims("id", iss=POOL_ISS + "x"),
+        cognito_claims("access", exp=int(time.time()) - 100),
+    ):
         with pytest.raises(AuthError):
             v.verify(sign(bad, jwks.keys["k1"], "k1"))
     assert jwks.fetches == 1  # cached

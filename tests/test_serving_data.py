@@ -15,15 +15,34 @@ from serving.refs import reference
 
 
 def test_spend_sql_binds_every_user_value_as_a_parameter():
-    q = SpendQuery(start=date(2026, 1, 1), end=date(2026, 1, 31), granularity="week", group_by="tag:user:team",
-                   accounts=("111111111112",), ous=("Root/Engineering",), services=("AmazonEC2",),
-                   regions=("global",), tags=(("user:env", "prod'; DROP TABLE x; --"),),
-                   charge_classes=("usage",))
+    q = SpendQuery(
+        start=date(2026, 1, 1),
+        end=date(2026, 1, 31),
+        granularity="week",
+        group_by="tag:user:team",
+        accounts=("111111111112",),
+        ous=("Root/Engineering",),
+        services=("AmazonEC2",),
+        regions=("global",),
+        tags=(("user:env", "prod'; DROP TABLE x; --"),),
+        charge_classes=("usage",),
+    )
     sql, args = spend_sql(q)
     assert "DROP" not in sql and "prod" not in sql and "111111111112" not in sql
     assert "FROM spend_daily" in sql and "date_trunc('week'" in sql
-    assert args == ['$."user:team"', date(2026, 1, 1), date(2026, 1, 31), "111111111112", "AmazonEC2", "global",
-                    "usage", "Root/Engineering", "Root/Engineering/", '$."user:env"', "prod'; DROP TABLE x; --"]
+    assert args == [
+        '$."user:team"',
+        date(2026, 1, 1),
+        date(2026, 1, 31),
+        "111111111112",
+        "AmazonEC2",
+        "global",
+        "usage",
+        "Root/Engineering",
+        "Root/Engineering/",
+        '$."user:env"',
+        "prod'; DROP TABLE x; --",
+    ]
     hourly, _ = spend_sql(SpendQuery(start=date(2026, 1, 1), end=date(2026, 1, 1), granularity="hour"))
     assert "FROM spend_hourly" in hourly
 
@@ -31,32 +50,46 @@ def test_spend_sql_binds_every_user_value_as_a_parameter():
 def test_parse_defaults_to_the_last_30_days_of_data():
     q = parse_spend_query({}, last_date=date(2026, 11, 24))
     assert (q.start, q.end, q.granularity, q.cost_type, q.group_by) == (
-        date(2026, 10, 26), date(2026, 11, 24), "day", "amortized", None)
+        date(2026, 10, 26),
+        date(2026, 11, 24),
+        "day",
+        "amortized",
+        None,
+    )
     q = parse_spend_query({"start": ["2026-12-01"]}, last_date=date(2026, 11, 24))
     assert q.start == date(2026, 12, 1) and q.end > q.start
 
 
 def test_parsed_queries_normalise_so_equal_requests_share_a_cache_entry():
-    a = parse_spend_query({"service": ["AmazonS3", "AmazonEC2", "AmazonEC2"], "start": ["2026-01-01"],
-                           "end": ["2026-01-02"]}, None)
+    a = parse_spend_query(
+        {"service": ["AmazonS3", "AmazonEC2", "AmazonEC2"], "start": ["2026-01-01"], "end": ["2026-01-02"]}, None
+    )
     b = parse_spend_query({"service": ["AmazonEC2", "AmazonS3"], "start": ["2026-01-01"], "end": ["2026-01-02"]}, None)
     assert a == b and hash(a) == hash(b)
 
 
 def test_references_round_trip_to_the_same_query():
-    q = parse_spend_query({"start": ["2026-01-01"], "end": ["2026-01-31"], "group_by": ["service"],
-                           "tag": ["user:team=web"]}, None)
+    q = parse_spend_query(
+        {"start": ["2026-01-01"], "end": ["2026-01-31"], "group_by": ["service"], "tag": ["user:team=web"]}, None
+    )
     ref = reference("/api/spend", q.as_params())
     assert ref.ui_link.startswith("/app/dashboard?") and "tag=user%3Ateam%3Dweb" in ref.ui_link
     again = parse_spend_query({k: v if isinstance(v, list) else [v] for k, v in ref.params.items()}, None)
     assert again == q
 
 
-@pytest.mark.parametrize("raw, field", [
-    ({"start": ["2026-1-1"]}, "start"), ({"ou": ["Engineering"]}, "ou"), ({"tag": ["k" * 200 + "=v"]}, "tag"),
-    ({"account": [str(10**11 + i) for i in range(51)]}, "account"), ({"region": ["EU WEST"]}, "region"),
-    ({"group_by": ["tag:"]}, "group_by"), ({"charge_class": ["Usage"]}, "charge_class"),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ({"start": ["2026-1-1"]}, "start"),
+        ({"ou": ["Engineering"]}, "ou"),
+        ({"tag": ["k" * 200 + "=v"]}, "tag"),
+        ({"account": [str(10**11 + i) for i in range(51)]}, "account"),
+        ({"region": ["EU WEST"]}, "region"),
+        ({"group_by": ["tag:"]}, "group_by"),
+        ({"charge_class": ["Usage"]}, "charge_class"),
+    ],
+)
 def test_invalid_parameters_name_the_field(raw, field):
     with pytest.raises(p.InvalidParameter) as exc:
         parse_spend_query(raw, date(2026, 11, 24))

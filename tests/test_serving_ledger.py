@@ -16,9 +16,19 @@ from serving.testing import dev_headers, prepare_env
 
 DEMO_TENANTS = Path(__file__).resolve().parent.parent / "assets_config" / "tenants"
 VALUE = re.compile(r"(-?\$[\d,]+\.\d{2}|-?\d+\.\d%) \[(\d+)\]")
-BACK_OFFICE_FIELDS = {"blocks_cost", "blocks_savings", "realized_esr_pct", "margin", "shortfall", "sp_coverage_pct",
-                      "sp_utilization_pct", "sp_savings", "hindsight_hourly_commitment", "hindsight_sp_savings",
-                      "hindsight_regret"}
+BACK_OFFICE_FIELDS = {
+    "blocks_cost",
+    "blocks_savings",
+    "realized_esr_pct",
+    "margin",
+    "shortfall",
+    "sp_coverage_pct",
+    "sp_utilization_pct",
+    "sp_savings",
+    "hindsight_hourly_commitment",
+    "hindsight_sp_savings",
+    "hindsight_regret",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +60,8 @@ def test_the_customer_sees_promised_and_realized_but_no_margin(client, home):
         assert month["customer_cost"] == pytest.approx(0.8 * month["on_demand_equivalent"], abs=0.02)
         assert month["realized_savings_pct"] == pytest.approx(20.0, abs=0.01) and month["guarantee_met"]
     assert body["totals"]["on_demand_equivalent"] == pytest.approx(
-        sum(m["on_demand_equivalent"] for m in body["months"]), abs=0.05)
+        sum(m["on_demand_equivalent"] for m in body["months"]), abs=0.05
+    )
 
 
 def test_the_back_office_sees_cost_esr_margin_and_regret(client, home):
@@ -130,7 +141,14 @@ def test_major_tom_explains_the_ledger_view(client, home):
     assert "promised" in events[-1][1]["text"]
 
 
-@pytest.mark.parametrize("message", ["did we keep the guarantee?", "what's my effective savings rate",
-                                     "show the savings ledger", "am I getting 20% off?"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "did we keep the guarantee?",
+        "what's my effective savings rate",
+        "show the savings ledger",
+        "am I getting 20% off?",
+    ],
+)
 def test_guarantee_questions_are_recognized(message):
     assert intents.classify(message, has_context=False) == intents.GUARANTEE

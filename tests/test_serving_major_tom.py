@@ -104,25 +104,31 @@ def check_grounded(client, home, events, tenant="acme_corp"):
     return done
 
 
-@pytest.mark.parametrize("message, intent", [
-    ("Where did the savings come from?", intents.SAVINGS),
-    ("What should I do next?", intents.NEXT_ACTIONS),
-    ("What changed this week? What drives my cost?", intents.COST_DRIVERS),
-])
+@pytest.mark.parametrize(
+    "message, intent",
+    [
+        ("Where did the savings come from?", intents.SAVINGS),
+        ("What should I do next?", intents.NEXT_ACTIONS),
+        ("What changed this week? What drives my cost?", intents.COST_DRIVERS),
+    ],
+)
 def test_answers_cite_every_number_and_match_the_api(client, home, message, intent):
     events = ask(client, home, message)
     assert events[0][1]["intent"] == intent and events[0][1]["refused"] is False
     check_grounded(client, home, events)
 
 
-@pytest.mark.parametrize("context", [
-    {"path": "/app/dashboard", "query": "granularity=day&group_by=service"},
-    {"path": "/app/dashboard", "query": "granularity=week&cost_type=unblended&period=month"},
-    {"path": "/app/dashboard", "query": "group_by=tag:user:team&service=AmazonEC2&account=000000000000"},
-    {"path": "/app/dashboard", "query": "granularity=month"},
-    {"path": "/app/recommendations", "query": ""},
-    {"path": "/app/savings-plans", "query": ""},
-])
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"path": "/app/dashboard", "query": "granularity=day&group_by=service"},
+        {"path": "/app/dashboard", "query": "granularity=week&cost_type=unblended&period=month"},
+        {"path": "/app/dashboard", "query": "group_by=tag:user:team&service=AmazonEC2&account=000000000000"},
+        {"path": "/app/dashboard", "query": "granularity=month"},
+        {"path": "/app/recommendations", "query": ""},
+        {"path": "/app/savings-plans", "query": ""},
+    ],
+)
 def test_explain_this_view_from_a_deep_link(client, home, context):
     events = ask(client, home, "Explain this view", context)
     assert events[0][1]["intent"] == intents.EXPLAIN_VIEW
@@ -145,14 +151,17 @@ def test_next_actions_are_the_top_three_by_expected_saving(client, home):
     assert titles == [r["title"] for r in recs[:3]]
 
 
-@pytest.mark.parametrize("message, context", [
-    ("what's the weather in Lisbon?", None),
-    ("what will my bill be in 2031?", None),
-    ("Explain this view", {"path": "/app/settings", "query": ""}),
-    ("Explain this view", {"path": "/app/dashboard", "query": "granularity=fortnight"}),
-    ("explain this chart", None),
-    ("💸💸💸 ¿qué?", None),
-])
+@pytest.mark.parametrize(
+    "message, context",
+    [
+        ("what's the weather in Lisbon?", None),
+        ("what will my bill be in 2031?", None),
+        ("Explain this view", {"path": "/app/settings", "query": ""}),
+        ("Explain this view", {"path": "/app/dashboard", "query": "granularity=fortnight"}),
+        ("explain this chart", None),
+        ("💸💸💸 ¿qué?", None),
+    ],
+)
 def test_refuses_what_it_cannot_ground(client, home, message, context):
     events = ask(client, home, message, context)
     done = events[-1][1]
@@ -180,8 +189,10 @@ def test_answers_over_cost_explorer_days_say_so_once_with_the_spend_reference(ho
         savings = check_grounded(c, home, ask(c, home, "Where did the savings come from?"))
         drivers = check_grounded(c, home, ask(c, home, "What drives my cost?"))  # the last two weeks are CUR
     notes = [line for line in savings["text"].splitlines() if "Cost Explorer" in line]
-    assert notes == [f"Figures up to {last_ce_day} come from Cost Explorer (daily totals per service) [1]: "
-                     "savings and coverage start with your first CUR delivery."]
+    assert notes == [
+        f"Figures up to {last_ce_day} come from Cost Explorer (daily totals per service) [1]: "
+        "savings and coverage start with your first CUR delivery."
+    ]
     assert savings["references"][0]["endpoint"] == "/api/spend"
     assert savings["references"][0]["params"]["start"] == str(end - timedelta(days=29))
     assert "Cost Explorer" not in drivers["text"]
@@ -246,7 +257,8 @@ def test_a_rephrasing_provider_gets_the_whole_answer_and_its_text_is_streamed(ho
     assert [e for e, _ in events].index("token") > max(i for i, (e, _) in enumerate(events) if e == "reference")
 
 
-# ---- providers --------------------------------------------------------------------------------------------------------
+# ---- providers -------------------------------------------------------------------------------------------------------
+
 
 def grounded_sample() -> GroundedAnswer:
     g = GroundedAnswer(intent=intents.SAVINGS)
@@ -255,15 +267,20 @@ def grounded_sample() -> GroundedAnswer:
 
 
 def bedrock_with(text: str | None):
-    client = boto3.client("bedrock-runtime", region_name="us-east-1", aws_access_key_id="x",
-                          aws_secret_access_key="x")
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     stub = Stubber(client)
     if text is None:
         stub.add_client_error("converse", "ThrottlingException", "slow down")
     else:
-        stub.add_response("converse", {
-            "output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": "end_turn",
-            "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}, "metrics": {"latencyMs": 1}})
+        stub.add_response(
+            "converse",
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+                "metrics": {"latencyMs": 1},
+            },
+        )
     stub.activate()
     return BedrockProvider("anthropic.test-model", client=client), stub
 
@@ -291,19 +308,22 @@ def test_provider_choice_and_chunking(monkeypatch):
     assert "".join(parts) == text and len(parts) >= 2
 
 
-@pytest.mark.parametrize("message, expected", [
-    ("Where does my savings come from?", intents.SAVINGS),
-    ("where did we save", intents.SAVINGS),
-    ("What should I do next?", intents.NEXT_ACTIONS),
-    ("any recommendations?", intents.NEXT_ACTIONS),
-    ("what changed since last week", intents.COST_DRIVERS),
-    ("what drives my cost", intents.COST_DRIVERS),
-    ("explain this view", intents.EXPLAIN_VIEW),
-    ("tell me a joke", intents.UNKNOWN),
-    ("is my data up to date?", intents.DATA_FRESHNESS),
-    ("why is today's spend missing", intents.DATA_FRESHNESS),
-    ("is my AWS connection working?", intents.DATA_FRESHNESS),
-])
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ("Where does my savings come from?", intents.SAVINGS),
+        ("where did we save", intents.SAVINGS),
+        ("What should I do next?", intents.NEXT_ACTIONS),
+        ("any recommendations?", intents.NEXT_ACTIONS),
+        ("what changed since last week", intents.COST_DRIVERS),
+        ("what drives my cost", intents.COST_DRIVERS),
+        ("explain this view", intents.EXPLAIN_VIEW),
+        ("tell me a joke", intents.UNKNOWN),
+        ("is my data up to date?", intents.DATA_FRESHNESS),
+        ("why is today's spend missing", intents.DATA_FRESHNESS),
+        ("is my AWS connection working?", intents.DATA_FRESHNESS),
+    ],
+)
 def test_intent_rules(message, expected):
     assert intents.classify(message, has_context=False) == expected
 
@@ -323,13 +343,17 @@ def test_data_freshness_says_how_far_figures_go_and_why_data_may_be_missing(clie
     assert through[:10] in done["text"] and through[11:16] in done["text"]
     assert "has not been tested yet" in done["text"]
     assert {r["endpoint"]: r["ui_link"] for r in done["references"]} == {
-        "/api/spend": "/app/dashboard", "/api/connection": "/app/onboarding"}
+        "/api/spend": "/app/dashboard",
+        "/api/connection": "/app/onboarding",
+    }
     for line in done["text"].splitlines():  # every line with a figure or a date cites where it comes from
         if re.search(r"\d", MARKER.sub("", line)):
             assert MARKER.search(line), line
 
-    failing = [checks.passed("assume_role", "ok"),
-               checks.failed("cur_list", checks.errors.LIST_DENIED, "listing s3://acme-cur/reports: AccessDenied.")]
+    failing = [
+        checks.passed("assume_role", "ok"),
+        checks.failed("cur_list", checks.errors.LIST_DENIED, "listing s3://acme-cur/reports: AccessDenied."),
+    ]
     checks.record_outcome(resolve_tenant("globex"), failing, "ops", now=datetime(2026, 12, 1, 9, tzinfo=timezone.utc))
     text = ask(client, home, "Is my AWS connection working?", tenant="globex")[-1][1]["text"]
     assert "failed its last test, on 2026-12-01 09:00 UTC" in text

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -23,8 +23,13 @@ from serving.testing import dev_headers, prepare_env
 pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
 
 DEMO_TENANTS = Path(__file__).resolve().parent.parent / "assets_config" / "tenants"
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +53,21 @@ def app(env_home):
         yield app
 
 
-OPERATIONS = ["GET /api/spend", "GET /api/projection", "GET /api/recommendations",
-              "PATCH /api/recommendations/{recommendation_id}", "GET /api/savings-plans", "POST /api/chat",
-              "POST /api/ingest/test-connection", "GET /api/connection", "POST /api/tenant/setup", "GET /api/savings-ledger",
-              "GET /api/anomalies", "PATCH /api/anomalies/{alert_id}", "GET /healthz"]
+OPERATIONS = [
+    "GET /api/spend",
+    "GET /api/projection",
+    "GET /api/recommendations",
+    "PATCH /api/recommendations/{recommendation_id}",
+    "GET /api/savings-plans",
+    "POST /api/chat",
+    "POST /api/ingest/test-connection",
+    "GET /api/connection",
+    "POST /api/tenant/setup",
+    "GET /api/savings-ledger",
+    "GET /api/anomalies",
+    "PATCH /api/anomalies/{alert_id}",
+    "GET /healthz",
+]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +82,7 @@ def test_openapi_contract_holds(operations, env_home, label):
     headers = dev_headers(env_home, "acme_corp", admin=True)
 
     @given(case=operations[label].as_strategy())
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-              database=None)
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     def run(case):
         case.call_and_validate(headers=headers, checks=CHECKS)
 
@@ -79,8 +94,7 @@ def test_invalid_input_never_causes_a_5xx(operations, env_home, label):
     headers = dev_headers(env_home, "acme_corp", admin=True)
 
     @given(case=operations[label].as_strategy(generation_mode=GenerationMode.NEGATIVE))
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-              database=None)
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     def run(case):
         response = case.call(headers=headers)
         assert response.status_code < 500, (case.path, case.query, case.body, response.text[:300])
@@ -97,10 +111,17 @@ def test_every_operation_is_fuzzed(operations):
 def test_openapi_document_is_complete(app):
     doc = app.openapi()
     paths = doc["paths"]
-    expected = {("get", "/api/spend"), ("get", "/api/projection"), ("get", "/api/recommendations"),
-                ("patch", "/api/recommendations/{recommendation_id}"), ("get", "/api/savings-plans"),
-                ("post", "/api/chat"), ("post", "/api/ingest/test-connection"), ("post", "/api/tenant/setup"),
-                ("get", "/healthz")}
+    expected = {
+        ("get", "/api/spend"),
+        ("get", "/api/projection"),
+        ("get", "/api/recommendations"),
+        ("patch", "/api/recommendations/{recommendation_id}"),
+        ("get", "/api/savings-plans"),
+        ("post", "/api/chat"),
+        ("post", "/api/ingest/test-connection"),
+        ("post", "/api/tenant/setup"),
+        ("get", "/healthz"),
+    }
     assert expected <= {(m, p) for p, ops in paths.items() for m in ops}
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
     for path, ops in paths.items():

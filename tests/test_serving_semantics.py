@@ -31,8 +31,10 @@ HOURLY = [
     ("AWSMarketplace", "usage", "Usage", 2.0, 2.0, 0.0),  # no public price
 ]
 # once: (hour, service, charge_class, line_item_type, amount)
-ONCE = [(datetime(2026, 11, 1, tzinfo=timezone.utc), "AWSTax", "tax", "Tax", 50.0),
-        (datetime(2026, 11, 2, tzinfo=timezone.utc), "AmazonEC2", "credit", "Credit", -30.0)]
+ONCE = [
+    (datetime(2026, 11, 1, tzinfo=timezone.utc), "AWSTax", "tax", "Tax", 50.0),
+    (datetime(2026, 11, 2, tzinfo=timezone.utc), "AmazonEC2", "credit", "Credit", -30.0),
+]
 
 
 def write_hourly(lake: Path) -> None:
@@ -42,8 +44,10 @@ def write_hourly(lake: Path) -> None:
         rows += [(hour, *r) for r in HOURLY]
     rows += [(hour, svc, cls, lit, amount, amount, 0.0) for hour, svc, cls, lit, amount in ONCE]
     con = duckdb.connect()
-    con.execute("CREATE TABLE x (usage_hour TIMESTAMP, service VARCHAR, charge_class VARCHAR, line_item_type VARCHAR, "
-                "unblended_cost DOUBLE, amortized_cost DOUBLE, public_on_demand_cost DOUBLE)")
+    con.execute(
+        "CREATE TABLE x (usage_hour TIMESTAMP, service VARCHAR, charge_class VARCHAR, line_item_type VARCHAR, "
+        "unblended_cost DOUBLE, amortized_cost DOUBLE, public_on_demand_cost DOUBLE)"
+    )
     con.executemany("INSERT INTO x VALUES (?, ?, ?, ?, ?, ?, ?)", [(r[0].replace(tzinfo=None), *r[1:]) for r in rows])
     out = Path(mart_uri(str(lake), "spend_hourly", T))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +82,11 @@ def test_month_points_say_whether_they_hold_the_whole_calendar_month(data):
     body = spend(data, start="2026-09-01", end="2026-11-30", granularity="month")
     sep, oct_, nov = body.series
     assert (oct_.period_start, oct_.period_end, oct_.partial, oct_.days_with_data) == (
-        "2026-10-01", "2026-10-31", False, 31)
+        "2026-10-01",
+        "2026-10-31",
+        False,
+        31,
+    )
     assert sep.partial and sep.days_with_data == 6 and sep.partial_reason == "data starts on 2026-09-25"
     assert nov.partial and nov.days_with_data == 10 and nov.partial_reason == "data runs through 2026-11-10 15:00 UTC"
     assert body.partial_periods
@@ -88,14 +96,17 @@ def test_month_points_say_whether_they_hold_the_whole_calendar_month(data):
     from serving.data.spend import SPEND_CSV_HEADER, spend_csv_rows
 
     q = parse_spend_query({"start": ["2026-09-01"], "end": ["2026-11-30"], "granularity": ["month"]}, data.last_date)
-    rows = [dict(zip(SPEND_CSV_HEADER, r)) for r in spend_csv_rows(body, q)]
+    rows = [dict(zip(SPEND_CSV_HEADER, r, strict=False)) for r in spend_csv_rows(body, q)]
     assert [r["partial"] for r in rows] == [True, False, True]
 
 
 def test_week_and_day_points(data):
     weeks = spend(data, start="2026-10-26", end="2026-11-10", granularity="week").series
-    assert [(w.period_start, w.partial) for w in weeks] == [("2026-10-26", False), ("2026-11-02", False),
-                                                            ("2026-11-09", True)]
+    assert [(w.period_start, w.partial) for w in weeks] == [
+        ("2026-10-26", False),
+        ("2026-11-02", False),
+        ("2026-11-09", True),
+    ]
     assert weeks[-1].partial_reason == "the range ends on 2026-11-10; data runs through 2026-11-10 15:00 UTC"
     days = spend(data, start="2026-11-09", end="2026-11-10").series
     assert [(d.period_start, d.partial) for d in days] == [("2026-11-09", False), ("2026-11-10", True)]
@@ -144,8 +155,14 @@ def test_projection_periods_with_fewer_days_than_the_calendar_are_partial(data):
 def test_pure_period_rules():
     assert period_end(date(2026, 2, 1), "month") == date(2026, 2, 28)
     assert period_end(date(2026, 11, 2), "week") == date(2026, 11, 8)
-    whole = coverage(date(2026, 10, 1), date(2026, 10, 31), date(2026, 9, 1), date(2026, 12, 31), date(2026, 1, 1),
-                     datetime(2026, 11, 1, tzinfo=timezone.utc))
+    whole = coverage(
+        date(2026, 10, 1),
+        date(2026, 10, 31),
+        date(2026, 9, 1),
+        date(2026, 12, 31),
+        date(2026, 1, 1),
+        datetime(2026, 11, 1, tzinfo=timezone.utc),
+    )
     assert not whole.partial and whole.days == 31  # data through midnight holds the whole last day
     assert closest("ec2", ["AWSLambda", "AmazonEC2", "AmazonS3"])[0] == "AmazonEC2"
 
@@ -154,8 +171,9 @@ def test_the_api_answers_an_unknown_service_with_200_and_hints(tmp_path, monkeyp
     from serving.app import create_app
     from serving.testing import dev_headers, prepare_env
 
-    home = prepare_env(monkeypatch, tmp_path, Path(__file__).resolve().parent.parent / "assets_config" / "tenants",
-                       {T: 1.0}, days=10)
+    home = prepare_env(
+        monkeypatch, tmp_path, Path(__file__).resolve().parent.parent / "assets_config" / "tenants", {T: 1.0}, days=10
+    )
     with TestClient(create_app()) as client:
         r = client.get("/api/spend?service=EC2&granularity=month", headers=dev_headers(home, T))
         assert r.status_code == 200
@@ -168,6 +186,7 @@ def test_the_api_answers_an_unknown_service_with_200_and_hints(tmp_path, monkeyp
 
 
 # ---- Major Tom says it too ---------------------------------------------------------------------------------------
+
 
 class _Scope:
     def __init__(self, data, connection=None):
@@ -195,8 +214,11 @@ def test_major_tom_separates_savings_from_tax_and_says_the_month_is_not_over(dat
     assert "Tax, fees, credits and charges without an on-demand price came to" in text
     assert "saved -" not in text  # the naive figure is negative here; the baseline's is not
     assert "So far for the month from 2026-11-01 (10 of its 30 days have data" in text
-    dashboard = answer(data, "explain this view", {"path": "/app/dashboard",
-                                                   "query": "granularity=month&start=2026-10-01&end=2026-11-30"})
+    dashboard = answer(
+        data,
+        "explain this view",
+        {"path": "/app/dashboard", "query": "granularity=month&start=2026-10-01&end=2026-11-30"},
+    )
     assert "Not every month here is complete" in dashboard
     assert "the month from 2026-11-01 holds 10 of its days (data runs through 2026-11-10 15:00 UTC)" in dashboard
 
@@ -209,10 +231,15 @@ def test_major_tom_names_a_filter_that_matched_nothing(data):
 def test_major_tom_gives_the_customer_fixes_it_can_carry_out(data):
     from blocks_pipelines.connect.errors import entry
 
-    failing = [{"name": "assume_role", "message": "denied.", "remediation": entry("BLK-CONN-001").remediation},
-               {"name": "credentials", "message": "rejected.", "remediation": entry("BLK-CONN-002").remediation}]
-    text = answer(data, "is my data up to date?", connection={
-        "status": "failed", "checked_at": "2026-11-10T12:00:00+00:00", "failing": failing})
+    failing = [
+        {"name": "assume_role", "message": "denied.", "remediation": entry("BLK-CONN-001").remediation},
+        {"name": "credentials", "message": "rejected.", "remediation": entry("BLK-CONN-002").remediation},
+    ]
+    text = answer(
+        data,
+        "is my data up to date?",
+        connection={"status": "failed", "checked_at": "2026-11-10T12:00:00+00:00", "failing": failing},
+    )
     assert "`blocks" not in text and "Operator action" not in text
     assert "from the Connect AWS page" in text and "on Blocks' side, not in your AWS account" in text
 
@@ -225,15 +252,31 @@ def test_no_answer_tells_the_customer_to_do_what_only_the_back_office_can(tmp_pa
     store = MartStore(str(tmp_path / "lake"), tmp_path / "cache")
     try:
         d = store.tenant(T)
-        texts = [answer(d, m) for m in ("Where did the savings come from?", "What should I do next?",
-                                        "What changed this week?", "is my data up to date?")]
-        texts += [answer(d, "explain this view", {"path": p, "query": ""})
-                  for p in ("/app/dashboard", "/app/recommendations", "/app/savings-plans")]
+        texts = [
+            answer(d, m)
+            for m in (
+                "Where did the savings come from?",
+                "What should I do next?",
+                "What changed this week?",
+                "is my data up to date?",
+            )
+        ]
+        texts += [
+            answer(d, "explain this view", {"path": p, "query": ""})
+            for p in ("/app/dashboard", "/app/recommendations", "/app/savings-plans")
+        ]
     finally:
         store.close()
     for text in texts:
-        for phrase in ("back office", "back-office", "Dagster", "`blocks", "Approve it", "materializ",
-                       "for this tenant"):
+        for phrase in (
+            "back office",
+            "back-office",
+            "Dagster",
+            "`blocks",
+            "Approve it",
+            "materializ",
+            "for this tenant",
+        ):
             assert phrase.lower() not in text.lower(), (phrase, text)
 
 
@@ -251,11 +294,13 @@ def test_proposals_in_the_api_carry_their_units(tmp_path, monkeypatch):
         expected_savings: float = 7200.0  # over the 1-year term
         expected_monthly_savings: float = 600.0
 
-    home = prepare_env(monkeypatch, tmp_path, Path(__file__).resolve().parent.parent / "assets_config" / "tenants",
-                       {T: 1.0}, days=5)
+    home = prepare_env(
+        monkeypatch, tmp_path, Path(__file__).resolve().parent.parent / "assets_config" / "tenants", {T: 1.0}, days=5
+    )
     acme = tenant(T)
-    publish_proposal(get_state_store(), build_proposal(acme, hourly_usage(days=10), Rec(), [],
-                                                       datetime.now(timezone.utc)))
+    publish_proposal(
+        get_state_store(), build_proposal(acme, hourly_usage(days=10), Rec(), [], datetime.now(timezone.utc))
+    )
     with TestClient(create_app()) as client:
         [p] = client.get("/api/savings-plans", headers=dev_headers(home, T)).json()["proposals"]
     assert p["hourly_commitment"] == 2.5

@@ -17,20 +17,25 @@ from blocks_pipelines.savings_plans.backtest import lookback_optimal_commitment
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
-def hourly_usage(days: int = 120, level: float = 100.0, growth_per_month: float = 0.0, ratio: float = 0.72,
-                 seed: int = 0) -> pl.DataFrame:
+def hourly_usage(
+    days: int = 120, level: float = 100.0, growth_per_month: float = 0.0, ratio: float = 0.72, seed: int = 0
+) -> pl.DataFrame:
     rng = random.Random(seed)
     n = days * 24
     costs = [
-        level * math.exp(growth_per_month * (i / 24 - days) / 30) * (1 + 0.3 * math.sin(2 * math.pi * i / 24))
+        level
+        * math.exp(growth_per_month * (i / 24 - days) / 30)
+        * (1 + 0.3 * math.sin(2 * math.pi * i / 24))
         * math.exp(rng.gauss(0, 0.08))
         for i in range(n)
     ]
-    return pl.DataFrame({
-        "ts_hour": [START + timedelta(hours=i) for i in range(n)],
-        "eligible_on_demand_cost": costs,
-        "sp_rate_ratio": [ratio] * n,
-    })
+    return pl.DataFrame(
+        {
+            "ts_hour": [START + timedelta(hours=i) for i in range(n)],
+            "eligible_on_demand_cost": costs,
+            "sp_rate_ratio": [ratio] * n,
+        }
+    )
 
 
 def end_of(df: pl.DataFrame) -> datetime:
@@ -48,7 +53,7 @@ def test_zero_usage_buys_nothing():
 def test_one_shot_on_steady_usage_covers_the_discount_quantile():
     df = hourly_usage(days=90)
     rec = recommend(df, next_review_days=None)
-    recent = sorted(df["eligible_on_demand_cost"].to_list()[-28 * 24:])
+    recent = sorted(df["eligible_on_demand_cost"].to_list()[-28 * 24 :])
     quantile_cover = recent[int(0.28 * len(recent))]  # 28% discount -> 28th percentile (newsvendor)
     assert rec.hourly_commitment / 0.72 == pytest.approx(quantile_cover, rel=0.05)
     assert 95.0 <= rec.utilization_pct.expected <= 100.0
@@ -107,7 +112,8 @@ def test_step_change_is_detected_and_only_recent_data_is_used():
     df = hourly_usage(days=120)
     stepped = df.with_columns(
         eligible_on_demand_cost=pl.when(pl.col("ts_hour") >= START + timedelta(days=100))
-        .then(pl.col("eligible_on_demand_cost") * 1.6).otherwise(pl.col("eligible_on_demand_cost"))
+        .then(pl.col("eligible_on_demand_cost") * 1.6)
+        .otherwise(pl.col("eligible_on_demand_cost"))
     )
     rec = recommend(stepped)
     assert rec.forecast.step_change_days_ago == pytest.approx(20, abs=2)
@@ -148,9 +154,14 @@ def test_timezone_naive_and_unsorted_input_is_accepted():
     [
         (lambda df: df.drop("sp_rate_ratio"), "missing column"),
         (lambda df: df.filter(pl.col("ts_hour").dt.hour() == 0), "not hourly"),
-        (lambda df: df.with_columns(eligible_on_demand_cost=pl.when(pl.col("ts_hour") == START + timedelta(hours=5))
-                                    .then(-1.0).otherwise(pl.col("eligible_on_demand_cost"))),
-         r"row 5 .*eligible_on_demand_cost = -1.0 is negative"),
+        (
+            lambda df: df.with_columns(
+                eligible_on_demand_cost=pl.when(pl.col("ts_hour") == START + timedelta(hours=5))
+                .then(-1.0)
+                .otherwise(pl.col("eligible_on_demand_cost"))
+            ),
+            r"row 5 .*eligible_on_demand_cost = -1.0 is negative",
+        ),
         (lambda df: df.with_columns(sp_rate_ratio=pl.lit(1.3)), r"sp_rate_ratio = 1.3 is outside \(0, 1\]"),
         (lambda df: df.with_columns(sp_rate_ratio=pl.lit(0.0)), "outside"),
         (lambda df: pl.concat([df, df.head(1)]), "more than once"),
@@ -171,16 +182,20 @@ def test_bad_existing_commitments_are_rejected():
 
 def _daily_levels_usage(levels: list[float], seed: int = 0) -> list[float]:
     rng = random.Random(seed)
-    return [lvl * (1 + 0.2 * math.sin(2 * math.pi * h / 24)) * math.exp(rng.gauss(0, 0.05))
-            for lvl in levels for h in range(24)]
+    return [
+        lvl * (1 + 0.2 * math.sin(2 * math.pi * h / 24)) * math.exp(rng.gauss(0, 0.05))
+        for lvl in levels
+        for h in range(24)
+    ]
 
 
 def test_a_bounded_cycle_is_not_projected_as_a_random_walk():
     from blocks_pipelines.savings_plans.analyzer_forecast import fit_forecast
 
     # a +-25% quarterly cycle ending at its trough: the year ahead swings back up, it does not keep falling
-    cycle = [100 * (1 + 0.25 * math.sin(2 * math.pi * d / 91 - math.pi / 2 + 2 * math.pi * 17 / 91))
-             for d in range(-240, 0)]
+    cycle = [
+        100 * (1 + 0.25 * math.sin(2 * math.pi * d / 91 - math.pi / 2 + 2 * math.pi * 17 / 91)) for d in range(-240, 0)
+    ]
     forecast = fit_forecast(_daily_levels_usage(cycle))
     assert forecast.step_days_ago is None  # last quarter's trough coming round again is not a new regime
     spread_a_year = math.sqrt(forecast.drift_variance(365))
@@ -198,11 +213,13 @@ def test_a_bounded_cycle_is_not_projected_as_a_random_walk():
 
 def test_a_permanent_drop_stops_buying_and_is_treated_as_a_new_level():
     days = [100.0] * 150 + [50.0] * 30
-    df = pl.DataFrame({
-        "ts_hour": [START + timedelta(hours=i) for i in range(len(days) * 24)],
-        "eligible_on_demand_cost": _daily_levels_usage(days),
-        "sp_rate_ratio": [0.72] * (len(days) * 24),
-    })
+    df = pl.DataFrame(
+        {
+            "ts_hour": [START + timedelta(hours=i) for i in range(len(days) * 24)],
+            "eligible_on_demand_cost": _daily_levels_usage(days),
+            "sp_rate_ratio": [0.72] * (len(days) * 24),
+        }
+    )
     held = [(0.72 * 45.0, end_of(df) + timedelta(days=200))]  # already covers most of the new, lower level
     rec = recommend(df, existing_commitments=held)
     assert rec.forecast.step_change_days_ago is not None and rec.forecast.step_change_pct < -40

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 import polars as pl
+from test_sp_defs import NOW_HOUR, buys, lake, latest_metadata, position_rows, run, write_mart  # noqa: F401
 
 from blocks_pipelines.savings_plans import defs as sp_defs
 from blocks_pipelines.savings_plans.analyzer import recommend
@@ -18,7 +19,6 @@ from blocks_pipelines.savings_plans.approval_packet import ledger_effect, packet
 from blocks_pipelines.savings_plans.curve_png import HEIGHT, MARK, WIDTH, savings_curve_png
 from blocks_pipelines.savings_plans.proposals import build_proposal
 from blocks_pipelines.state import get_state_store
-from test_sp_defs import NOW_HOUR, buys, lake, latest_metadata, position_rows, run, write_mart  # noqa: F401
 from sp_purchase_helpers import END, hourly_usage, tenant
 
 NOW = END
@@ -28,9 +28,9 @@ def decode_png(data: bytes) -> tuple[int, int, bytes]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, size = 8, b"", None
     while pos < len(data):
-        (length,), kind = struct.unpack(">I", data[pos: pos + 4]), data[pos + 4: pos + 8]
-        body = data[pos + 8: pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length: pos + 12 + length])
+        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(kind + body)
         if kind == b"IHDR":
             size = struct.unpack(">II", body[:8])
@@ -46,8 +46,8 @@ def test_curve_png_is_a_valid_image_with_the_recommendation_marked():
     width, height, raw = decode_png(savings_curve_png(points, 20.0))
     assert (width, height) == (WIDTH, HEIGHT) and len(raw) == height * (1 + 3 * width)
     red = bytes(MARK)
-    rows = [raw[y * (1 + 3 * width) + 1:(y + 1) * (1 + 3 * width)] for y in range(height)]
-    marked = [(y, x // 3) for y, row in enumerate(rows) for x in range(0, len(row), 3) if row[x: x + 3] == red]
+    rows = [raw[y * (1 + 3 * width) + 1 : (y + 1) * (1 + 3 * width)] for y in range(height)]
+    marked = [(y, x // 3) for y, row in enumerate(rows) for x in range(0, len(row), 3) if row[x : x + 3] == red]
     assert marked  # the dot is drawn where the chosen commitment sits: the curve's top, half-way across
     mean_x = sum(x for _, x in marked) / len(marked)
     mean_y = sum(y for y, _ in marked) / len(marked)
@@ -55,12 +55,18 @@ def test_curve_png_is_a_valid_image_with_the_recommendation_marked():
 
 
 def ledger_rows() -> pl.DataFrame:
-    return pl.DataFrame({
-        "billing_period": ["2026-10", "2026-11"], "period_start": [datetime(2026, 10, 1), datetime(2026, 11, 1)],
-        "is_month_to_date": [False, True], "days_with_data": [31, 19],
-        "on_demand_equivalent": [10_000.0, 6_000.0], "realized_esr_pct": [18.0, 19.0], "margin": [-200.0, -60.0],
-        "promised_savings_pct": [20.0, 20.0],
-    })
+    return pl.DataFrame(
+        {
+            "billing_period": ["2026-10", "2026-11"],
+            "period_start": [datetime(2026, 10, 1), datetime(2026, 11, 1)],
+            "is_month_to_date": [False, True],
+            "days_with_data": [31, 19],
+            "on_demand_equivalent": [10_000.0, 6_000.0],
+            "realized_esr_pct": [18.0, 19.0],
+            "margin": [-200.0, -60.0],
+            "promised_savings_pct": [20.0, 20.0],
+        }
+    )
 
 
 def test_ledger_effect_uses_the_last_full_month():
@@ -86,8 +92,15 @@ def test_packet_states_commitment_bands_rates_ledger_and_return_window():
     assert "until 2026-11-27 00:00 UTC" in text and "2 of 10 returns used" in text  # bought on the 20th
     [png] = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
     assert decode_png(base64.b64decode(png))[:2] == (WIDTH, HEIGHT)
-    queued = proposal.model_copy(update={"expected": {**proposal.expected, "starts_at": "2026-11-29T05:00:00+00:00",
-                                                      "renews_hourly_commitment": 12.0}})
+    queued = proposal.model_copy(
+        update={
+            "expected": {
+                **proposal.expected,
+                "starts_at": "2026-11-29T05:00:00+00:00",
+                "renews_hourly_commitment": 12.0,
+            }
+        }
+    )
     text = packet_markdown(queued, None, NOW)
     assert "queued: starts 2026-11-29 05:00 UTC, as the $12.000/h plan it renews ends" in text
     assert "can be cancelled at no cost" in text and "until 2026-12-01 00:00 UTC" in text  # month end cuts the 7 days
@@ -105,16 +118,32 @@ def test_sp_proposals_metadata_carries_the_packet_and_the_renewal_of_an_expiring
     # a plan CUR-only but first seen 350 days ago: listed with its assumed end, not renewed (it may be a 3-year plan)
     first = NOW_HOUR - timedelta(days=350)
     old = position_rows(first, 350 * 24, 1.44, 1.44, 20.0, 2.0)
-    write_mart("sp_position_hourly", pl.concat([
-        old.with_columns(pl.lit("arn:aws:savingsplans::111111111111:savingsplan/old").alias("savings_plan_arn")), old]))
+    write_mart(
+        "sp_position_hourly",
+        pl.concat(
+            [
+                old.with_columns(
+                    pl.lit("arn:aws:savingsplans::111111111111:savingsplan/old").alias("savings_plan_arn")
+                ),
+                old,
+            ]
+        ),
+    )
     run(defs, instance, ["sp_proposals"])
     md = latest_metadata(instance, "sp_proposals")
     [expiring] = md["expiring_plans"]
     assert (expiring["within_days"], expiring["end_known"], md["renewal_proposals"]) == (30, False, [])
     # the same plan bought by Blocks (its start and term are recorded): a queued replacement is proposed
-    get_state_store().record_ledger_plan("acme_corp", {
-        "savings_plan_id": "ledger-old", "savings_plan_arn": "arn:aws:savingsplans::111111111111:savingsplan/old",
-        "hourly_commitment": 1.44, "term_years": 1, "start": first.isoformat()})
+    get_state_store().record_ledger_plan(
+        "acme_corp",
+        {
+            "savings_plan_id": "ledger-old",
+            "savings_plan_arn": "arn:aws:savingsplans::111111111111:savingsplan/old",
+            "hourly_commitment": 1.44,
+            "term_years": 1,
+            "start": first.isoformat(),
+        },
+    )
     run(defs, instance, ["sp_proposals"])
     md = latest_metadata(instance, "sp_proposals")
     [expiring] = md["expiring_plans"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from sp_purchase_helpers import tenant
 from test_sp_defs import T, buys, lake, latest_metadata, launch, run, tick  # noqa: F401 (fixtures)
 
 from blocks_pipelines.savings_plans import defs as sp_defs
@@ -13,6 +12,7 @@ from blocks_pipelines.savings_plans.approval_cli import approve as approve_cli
 from blocks_pipelines.savings_plans.approval_view import approval_run_config, approve_in_ui
 from blocks_pipelines.savings_plans.purchase_terms import PurchaseTerms, purchase_terms
 from blocks_pipelines.state import ProposalStatus, get_state_store
+from sp_purchase_helpers import tenant
 
 
 def latest_observation(instance, name="sp_proposals"):
@@ -27,8 +27,12 @@ def approval_config(**config):
 
 def failed_run(defs, instance, run_config):
     job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey([T, "sp_approvals"])],
-                                    run_config=run_config, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance,
+        asset_selection=[dg.AssetKey([T, "sp_approvals"])],
+        run_config=run_config,
+        raise_on_error=False,
+    )
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     return failure.step_failure_data.error.message
@@ -50,12 +54,15 @@ def test_empty_approver_fails_the_run_and_decides_nothing(proposed, approver):
     assert get_state_store().get_decision(pid) is None
 
 
-@pytest.mark.parametrize("bad_id, says", [
-    ("", "proposal_id is empty"),
-    (f"{T}.20990101T0000.deadbeef", "unknown proposal"),
-    ("not-a-proposal-id", "unknown proposal"),
-    ("globex.20990101T0000.deadbeef", "belongs to tenant globex"),
-])
+@pytest.mark.parametrize(
+    "bad_id, says",
+    [
+        ("", "proposal_id is empty"),
+        (f"{T}.20990101T0000.deadbeef", "unknown proposal"),
+        ("not-a-proposal-id", "unknown proposal"),
+        ("globex.20990101T0000.deadbeef", "belongs to tenant globex"),
+    ],
+)
 def test_unknown_or_foreign_proposal_fails_the_run_and_lists_the_pending_ones(proposed, bad_id, says):
     instance, defs, pid = proposed
     message = failed_run(defs, instance, approval_config(proposal_id=bad_id, approver="alice"))
@@ -68,8 +75,9 @@ def test_unknown_or_foreign_proposal_fails_the_run_and_lists_the_pending_ones(pr
 def test_a_commitment_that_differs_from_the_proposal_is_refused(proposed):
     instance, defs, pid = proposed
     hourly = get_state_store().get_proposal(pid).hourly_commitment
-    message = failed_run(defs, instance, approval_config(proposal_id=pid, approver="alice",
-                                                         confirm_hourly_commitment=hourly + 1))
+    message = failed_run(
+        defs, instance, approval_config(proposal_id=pid, approver="alice", confirm_hourly_commitment=hourly + 1)
+    )
     assert "does not match" in message and f"{hourly:.3f} $/h" in message
     assert get_state_store().get_decision(pid) is None
 
@@ -92,12 +100,16 @@ def test_approval_confirms_the_terms_and_sp_proposals_follows_the_status(propose
     run(defs, instance, ["sp_approvals"], approval_config(proposal_id=pid, approver="alice", note="ok"))
 
     md = latest_metadata(instance, "sp_approvals")
-    assert md["confirmation"].startswith("Approved by alice: Blocks will buy a Compute Savings Plan of "
-                                         f"${proposal.hourly_commitment:,.3f}/hour for {proposal.term_years} year")
-    assert md["total_commitment_usd"] == pytest.approx(proposal.hourly_commitment * 8760 * proposal.term_years,
-                                                       abs=0.01)
-    assert md["expected_savings_usd_per_month"] == pytest.approx(proposal.expected["expected_monthly_savings"],
-                                                                 abs=0.01)
+    assert md["confirmation"].startswith(
+        "Approved by alice: Blocks will buy a Compute Savings Plan of "
+        f"${proposal.hourly_commitment:,.3f}/hour for {proposal.term_years} year"
+    )
+    assert md["total_commitment_usd"] == pytest.approx(
+        proposal.hourly_commitment * 8760 * proposal.term_years, abs=0.01
+    )
+    assert md["expected_savings_usd_per_month"] == pytest.approx(
+        proposal.expected["expected_monthly_savings"], abs=0.01
+    )
     assert md["proposal_status"] == "Approved"
     seen = latest_observation(instance)
     assert (seen["proposal_id"], seen["status"], seen["decided_by"]) == (pid, "Approved", "approve by alice")
@@ -145,18 +157,30 @@ def test_the_approve_hint_has_nothing_markdown_or_html_can_eat(proposed):
 
     parsed = yaml.safe_load(config.replace('approver: ""', "approver: alice"))
     assert parsed["ops"][f"{T}__sp_approvals"]["config"] == {
-        "proposal_id": pid, "decision": "approve", "approver": "alice",
-        "confirm_hourly_commitment": round(proposal.hourly_commitment, 3), "note": ""}
+        "proposal_id": pid,
+        "decision": "approve",
+        "approver": "alice",
+        "confirm_hourly_commitment": round(proposal.hourly_commitment, 3),
+        "note": "",
+    }
 
 
 def test_purchase_terms_units():
-    terms = PurchaseTerms("p", hourly_commitment=2.5, term_years=3, payment_option="partial_upfront",
-                          expected_monthly_savings=300.0, expected_term_savings=10800.0)
+    terms = PurchaseTerms(
+        "p",
+        hourly_commitment=2.5,
+        term_years=3,
+        payment_option="partial_upfront",
+        expected_monthly_savings=300.0,
+        expected_term_savings=10800.0,
+    )
     assert terms.total_commitment == 2.5 * 8760 * 3 == 65700.0
     assert terms.upfront_payment == 32850.0 and terms.monthly_payment == pytest.approx(32850.0 / 36, abs=0.01)
-    assert terms.summary() == ("a Compute Savings Plan of $2.500/hour for 3 years, Partial Upfront: $65,700.00 "
-                               "committed over the term, $32,850.00 of it upfront; expected savings $300.00/month "
-                               "($10,800.00 over the term)")
+    assert terms.summary() == (
+        "a Compute Savings Plan of $2.500/hour for 3 years, Partial Upfront: $65,700.00 "
+        "committed over the term, $32,850.00 of it upfront; expected savings $300.00/month "
+        "($10,800.00 over the term)"
+    )
     no_savings = PurchaseTerms("p", 1.0, 1, "no_upfront", None, None)
     assert no_savings.summary().endswith("expected savings not stated by the analysis")
     assert "upfront" not in no_savings.summary().split(":")[1].split(";")[0]

@@ -34,8 +34,10 @@ def test_scenarios_are_deterministic_and_hide_nothing_before_decisions():
 def test_lookback_optimum_matches_brute_force():
     usage = [5, 9, 1, 7, 7, 3, 12, 0, 6, 8]
     ratio = 0.7
+
     def savings(k):
         return sum(min(u, k) for u in usage) - ratio * k * len(usage)
+
     best = max((k / 100 for k in range(0, 1300)), key=savings)
     assert savings(lookback_optimal_commitment(usage, ratio) / ratio) == pytest.approx(savings(best), abs=1e-6)
 
@@ -47,8 +49,9 @@ def test_hindsight_optimizer_matches_brute_force_on_a_small_case():
     best = best_purchases(usage, legacy, starts, term, end, ratio)
     value = portfolio_value(usage, legacy, starts, best, term, end, ratio)
     grid = [g / 2 for g in range(0, 45)]  # optimal covers sit at data values: integers here
-    brute = max(portfolio_value(usage, legacy, starts, xs, term, end, ratio)
-                for xs in itertools.product(grid, repeat=3))
+    brute = max(
+        portfolio_value(usage, legacy, starts, xs, term, end, ratio) for xs in itertools.product(grid, repeat=3)
+    )
     assert value >= brute - 1e-6
     assert value <= free_cover_bound(usage, legacy, starts, term, end, ratio) + 1e-6
 
@@ -56,7 +59,7 @@ def test_hindsight_optimizer_matches_brute_force_on_a_small_case():
 def _monthly_means(scenario):
     month = 730
     first = scenario.decision_hours[0]
-    return [sum(scenario.usage[h: h + month]) / month for h in range(first, scenario.window_end - month + 1, month)]
+    return [sum(scenario.usage[h : h + month]) / month for h in range(first, scenario.window_end - month + 1, month)]
 
 
 def test_robustness_families_have_the_shapes_they_claim():
@@ -67,12 +70,12 @@ def test_robustness_families_have_the_shapes_they_claim():
     means = _monthly_means(churn)
     assert means[-1] < 0.6 * means[0]  # the big workload is gone by the end
     decline = _monthly_means(generate("steady_decline", 1))
-    assert decline[-1] < 0.55 * decline[0] and all(b < a * 1.08 for a, b in zip(decline, decline[1:]))
+    assert decline[-1] < 0.55 * decline[0] and all(b < a * 1.08 for a, b in zip(decline, decline[1:], strict=False))
     quarterly = _monthly_means(generate("quarterly", 2))
     assert max(quarterly) / min(quarterly) > 1.3
     # about a 90-day cycle: the peak months repeat every ~3 months
     peaks = [i for i in range(1, len(quarterly) - 1) if quarterly[i] >= max(quarterly[i - 1], quarterly[i + 1])]
-    assert all(2 <= b - a <= 4 for a, b in zip(peaks, peaks[1:])), peaks
+    assert all(2 <= b - a <= 4 for a, b in zip(peaks, peaks[1:], strict=False)), peaks
     assert set(CORE_FAMILIES) | set(ROBUSTNESS_FAMILIES) == set(FAMILIES)
 
 

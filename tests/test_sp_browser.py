@@ -19,12 +19,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from test_sp_defs import T, lake, latest_metadata, run  # noqa: F401 (fixtures)
 
 from blocks_pipelines.savings_plans import defs as sp_defs
 from blocks_pipelines.settings import REPO_ROOT
 from blocks_pipelines.state import get_state_store
 from sp_purchase_helpers import tenant
-from test_sp_defs import T, lake, latest_metadata, run  # noqa: F401 (fixtures)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
@@ -50,8 +50,12 @@ def _up(url: str, timeout_s: float) -> bool:
 
 def dom(url: str) -> str:
     """The page's DOM after its scripts ran (the Dagster UI is a single-page app fed by GraphQL)."""
-    out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=30000",
-                          "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=30000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return out.stdout
 
 
@@ -77,14 +81,28 @@ def webserver(lake, tmp_path, monkeypatch):  # noqa: F811
     home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     workspace = tmp_path / "workspace.yaml"
-    workspace.write_text("load_from:\n  - python_module:\n      module_name: blocks_pipelines.definitions\n"
-                         f"      attribute: defs\n      location_name: blocks\n      working_directory: {REPO_ROOT}\n")
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: blocks_pipelines.definitions\n"
+        f"      attribute: defs\n      location_name: blocks\n      working_directory: {REPO_ROOT}\n"
+    )
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     log = (tmp_path / "webserver.log").open("wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(workspace),
-                             "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-w",
+            str(workspace),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         assert _up(f"http://127.0.0.1:{port}/server_info", 180), (tmp_path / "webserver.log").read_text()[-3000:]
         yield f"http://127.0.0.1:{port}", dg.DagsterInstance.get()
@@ -104,15 +122,30 @@ def test_the_proposal_page_shows_the_live_status_and_an_intact_approve_hint(webs
     shown = text(page)
     assert "PendingApproval" in shown and "not decided" in shown
     # the config to paste, every part of it on the page (nothing taken for an HTML tag)
-    for part in (f"{T}__sp_approvals:", f"proposal_id: {pid}", "decision: approve # or reject",
-                 'approver: "" # your name, required', f"confirm_hourly_commitment: {hourly:.3f}"):
+    for part in (
+        f"{T}__sp_approvals:",
+        f"proposal_id: {pid}",
+        "decision: approve # or reject",
+        'approver: "" # your name, required',
+        f"confirm_hourly_commitment: {hourly:.3f}",
+    ):
         assert part in shown, part
     # the link to the approvals asset, whose launchpad takes that config
     assert re.search(rf'href="/assets/{T}/sp_approvals"', page), "no link to the sp_approvals asset"
     assert "Materialize" in text(dom_until(f"{base}/assets/{T}/sp_approvals", "sp_approvals"))
 
-    run(defs, instance, ["sp_approvals"], {"ops": {f"{T}__sp_approvals": {"config": {
-        "proposal_id": pid, "approver": "alice", "confirm_hourly_commitment": round(hourly, 3)}}}})
+    run(
+        defs,
+        instance,
+        ["sp_approvals"],
+        {
+            "ops": {
+                f"{T}__sp_approvals": {
+                    "config": {"proposal_id": pid, "approver": "alice", "confirm_hourly_commitment": round(hourly, 3)}
+                }
+            }
+        },
+    )
     live = text(dom_until(f"{base}/assets/{T}/sp_proposal_status", "approve by alice"))
     assert "Approved" in live and "Nothing to decide: the proposal is Approved" in live
     assert 'approver: ""' not in live  # no approve hint left for a decided proposal

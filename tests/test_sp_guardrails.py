@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
+from test_sp_purchase import CountingPurchaser
 
 from blocks_pipelines.savings_plans.guardrails import check_anomaly, check_cap, complete_daily_spend
 from blocks_pipelines.savings_plans.proposals import Commitment
 from blocks_pipelines.savings_plans.purchase import execute_purchase
 from blocks_pipelines.state import ProposalStatus, get_state_store
 from sp_purchase_helpers import END, approved_proposal, hourly_usage, tenant
-from test_sp_purchase import CountingPurchaser
 
 
 @pytest.fixture
@@ -77,8 +77,10 @@ def test_restated_data_makes_the_proposal_stale(store):
     p = approved_proposal(store, t, usage)
     restated = usage.with_columns(
         pl.when(pl.col("ts_hour") == pl.col("ts_hour").min() + timedelta(days=3))
-        .then(pl.col("eligible_on_demand_cost") + 0.5).otherwise(pl.col("eligible_on_demand_cost"))
-        .alias("eligible_on_demand_cost"))
+        .then(pl.col("eligible_on_demand_cost") + 0.5)
+        .otherwise(pl.col("eligible_on_demand_cost"))
+        .alias("eligible_on_demand_cost")
+    )
     buyer = CountingPurchaser()
     result = execute_purchase(store, t, p.proposal_id, buyer, restated, [], END)
     assert result.outcome == "blocked" and buyer.calls == []

@@ -37,19 +37,32 @@ def client():
 
 def rate_row(usage_type: str, rate: str, operation: str = "RunInstances", duration: int = ONE_YEAR) -> dict:
     return {
-        "savingsPlanOffering": {"offeringId": "0d7e7a1a-9b5c-4d3a-8c4e-1f2a3b4c5d6e", "paymentOption": "No Upfront",
-                                "planType": "Compute", "durationSeconds": duration, "currency": "USD",
-                                "planDescription": "1 year No Upfront Compute Savings Plan"},
-        "rate": rate, "unit": "Hrs", "productType": "EC2", "serviceCode": "AmazonEC2",
-        "usageType": usage_type, "operation": operation,
+        "savingsPlanOffering": {
+            "offeringId": "0d7e7a1a-9b5c-4d3a-8c4e-1f2a3b4c5d6e",
+            "paymentOption": "No Upfront",
+            "planType": "Compute",
+            "durationSeconds": duration,
+            "currency": "USD",
+            "planDescription": "1 year No Upfront Compute Savings Plan",
+        },
+        "rate": rate,
+        "unit": "Hrs",
+        "productType": "EC2",
+        "serviceCode": "AmazonEC2",
+        "usageType": usage_type,
+        "operation": operation,
         "properties": [{"name": "region", "value": "eu-west-1"}, {"name": "instanceFamily", "value": "m5"}],
     }
 
 
 def expected_request(family: str = "m5", region: str = "eu-west-1", token: str | None = None) -> dict:
-    request = {"savingsPlanTypes": ["Compute"], "savingsPlanPaymentOptions": ["No Upfront"], "products": ["EC2"],
-               "filters": [{"name": "region", "values": [region]}, {"name": "instanceFamily", "values": [family]}],
-               "maxResults": 1000}
+    request = {
+        "savingsPlanTypes": ["Compute"],
+        "savingsPlanPaymentOptions": ["No Upfront"],
+        "products": ["EC2"],
+        "filters": [{"name": "region", "values": [region]}, {"name": "instanceFamily", "values": [family]}],
+        "maxResults": 1000,
+    }
     if token:
         request["nextToken"] = token
     return request
@@ -66,27 +79,45 @@ def test_rate_family_reads_the_usage_type():
 def test_fetch_rates_pages_and_keeps_the_term_asked_for():
     c = client()
     with Stubber(c) as stub:
-        stub.add_response("describe_savings_plans_offering_rates", {
-            "searchResults": [rate_row("EUW1-BoxUsage:m5.large", "0.0770"),
-                              rate_row("EUW1-BoxUsage:m5.large", "0.0520", duration=3 * ONE_YEAR)],
-            "nextToken": "page2"}, expected_request())
-        stub.add_response("describe_savings_plans_offering_rates", {
-            "searchResults": [rate_row("EUW1-BoxUsage:m5.xlarge", "0.1540"),
-                              rate_row("EUW1-BoxUsage:m5.large", "0.1690", operation="RunInstances:0002")]},
-            expected_request(token="page2"))
+        stub.add_response(
+            "describe_savings_plans_offering_rates",
+            {
+                "searchResults": [
+                    rate_row("EUW1-BoxUsage:m5.large", "0.0770"),
+                    rate_row("EUW1-BoxUsage:m5.large", "0.0520", duration=3 * ONE_YEAR),
+                ],
+                "nextToken": "page2",
+            },
+            expected_request(),
+        )
+        stub.add_response(
+            "describe_savings_plans_offering_rates",
+            {
+                "searchResults": [
+                    rate_row("EUW1-BoxUsage:m5.xlarge", "0.1540"),
+                    rate_row("EUW1-BoxUsage:m5.large", "0.1690", operation="RunInstances:0002"),
+                ]
+            },
+            expected_request(token="page2"),
+        )
         rates = fetch_rates(c, "eu-west-1", "m5", 1, "no_upfront")
         stub.assert_no_pending_responses()
-    assert rates == {("EUW1-BoxUsage:m5.large", "RunInstances"): 0.077,
-                     ("EUW1-BoxUsage:m5.xlarge", "RunInstances"): 0.154,
-                     ("EUW1-BoxUsage:m5.large", "RunInstances:0002"): 0.169}
+    assert rates == {
+        ("EUW1-BoxUsage:m5.large", "RunInstances"): 0.077,
+        ("EUW1-BoxUsage:m5.xlarge", "RunInstances"): 0.154,
+        ("EUW1-BoxUsage:m5.large", "RunInstances:0002"): 0.169,
+    }
 
 
 def test_the_cache_asks_once_per_key_and_refetches_after_its_ttl(tmp_path: Path):
     cache = RateCache(tmp_path / "rates.json", ttl=timedelta(days=7))
     c = client()
     with Stubber(c) as stub:
-        stub.add_response("describe_savings_plans_offering_rates",
-                          {"searchResults": [rate_row("EUW1-BoxUsage:m5.large", "0.0770")]}, expected_request())
+        stub.add_response(
+            "describe_savings_plans_offering_rates",
+            {"searchResults": [rate_row("EUW1-BoxUsage:m5.large", "0.0770")]},
+            expected_request(),
+        )
         lookup = cached_lookup(c, cache, NOW)
         first = lookup("eu-west-1", "m5", 1, "no_upfront")
         assert lookup("eu-west-1", "m5", 1, "no_upfront") == first  # no second response queued: served from cache
@@ -100,12 +131,18 @@ def test_the_cache_asks_once_per_key_and_refetches_after_its_ttl(tmp_path: Path)
 
 
 def test_quote_weights_real_ratios_by_spend_and_falls_back_per_item():
-    mix = [MixItem("eu-west-1", "EUW1-BoxUsage:m5.large", on_demand_cost=700.0, usage_amount=7000.0),  # $0.10/h
-           MixItem("eu-west-1", "EUW1-BoxUsage:c5.large", on_demand_cost=300.0, usage_amount=3000.0)]
-    rates = {("eu-west-1", "m5"): {("EUW1-BoxUsage:m5.large", "RunInstances"): 0.068,
-                                   # Windows: against a Linux on-demand price it would read as 0.17 / 0.10 > 1
-                                   ("EUW1-BoxUsage:m5.large", "RunInstances:0002"): 0.17},
-             ("eu-west-1", "c5"): {}}
+    mix = [
+        MixItem("eu-west-1", "EUW1-BoxUsage:m5.large", on_demand_cost=700.0, usage_amount=7000.0),  # $0.10/h
+        MixItem("eu-west-1", "EUW1-BoxUsage:c5.large", on_demand_cost=300.0, usage_amount=3000.0),
+    ]
+    rates = {
+        ("eu-west-1", "m5"): {
+            ("EUW1-BoxUsage:m5.large", "RunInstances"): 0.068,
+            # Windows: against a Linux on-demand price it would read as 0.17 / 0.10 > 1
+            ("EUW1-BoxUsage:m5.large", "RunInstances:0002"): 0.17,
+        },
+        ("eu-west-1", "c5"): {},
+    }
     q = quote(mix, lambda region, family, term, pay: rates[(region, family)], 1, "no_upfront", typical_ratio=0.75)
     assert q.source == "offering_rates"
     assert q.priced_share == pytest.approx(0.7)
@@ -119,8 +156,9 @@ def test_quote_says_typical_when_rates_are_unavailable_or_fail():
     assert (off.source, off.ratio, off.priced_share) == ("typical", 0.73, 0.0) and "local mode" in off.note
 
     def failing(*_):
-        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
-                          "DescribeSavingsPlansOfferingRates")
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeSavingsPlansOfferingRates"
+        )
 
     failed = quote(mix, failing, 1, "no_upfront", 0.73)
     assert failed.source == "typical" and failed.ratio == 0.73 and "ClientError" in failed.note
@@ -131,21 +169,24 @@ def test_quote_says_typical_when_rates_are_unavailable_or_fail():
 def spend_rows(now: datetime) -> pl.DataFrame:
     hours = [now - timedelta(hours=h) for h in range(1, 49)]
     n = len(hours)
-    return pl.DataFrame({
-        "usage_hour": hours * 3,
-        "region": ["eu-west-1"] * (3 * n),
-        "service": ["AmazonEC2"] * (2 * n) + ["AmazonS3"] * n,
-        "usage_type": ["EUW1-BoxUsage:m5.large"] * n + ["EUW1-SpotUsage:m5.large"] * n + ["EUW1-TimedStorage"] * n,
-        "line_item_type": ["Usage"] * (3 * n),
-        "public_on_demand_cost": [0.2] * (3 * n),
-        "usage_amount": [2.0] * (3 * n),
-    }).with_columns(pl.col("usage_hour").dt.replace_time_zone(None))
+    return pl.DataFrame(
+        {
+            "usage_hour": hours * 3,
+            "region": ["eu-west-1"] * (3 * n),
+            "service": ["AmazonEC2"] * (2 * n) + ["AmazonS3"] * n,
+            "usage_type": ["EUW1-BoxUsage:m5.large"] * n + ["EUW1-SpotUsage:m5.large"] * n + ["EUW1-TimedStorage"] * n,
+            "line_item_type": ["Usage"] * (3 * n),
+            "public_on_demand_cost": [0.2] * (3 * n),
+            "usage_amount": [2.0] * (3 * n),
+        }
+    ).with_columns(pl.col("usage_hour").dt.replace_time_zone(None))
 
 
 def test_usage_mix_keeps_eligible_on_demand_usage_only():
     mix = usage_mix(spend_rows(NOW), NOW)
     assert [(m.usage_type, m.on_demand_cost, m.usage_amount) for m in mix] == [
-        ("EUW1-BoxUsage:m5.large", pytest.approx(9.6), pytest.approx(96.0))]
+        ("EUW1-BoxUsage:m5.large", pytest.approx(9.6), pytest.approx(96.0))
+    ]
     assert mix[0].on_demand_rate == pytest.approx(0.1)
 
 
@@ -154,14 +195,22 @@ def test_tenant_quote_reads_the_spend_mart_and_the_proposal_states_its_source(bl
     uri = Path(mart_uri(settings.lake_uri, "spend_hourly", "acme_corp"))
     uri.parent.mkdir(parents=True)
     spend_rows(NOW).write_parquet(uri)
-    usage = pl.DataFrame({"ts_hour": [NOW - timedelta(hours=h) for h in range(24 * 30, 0, -1)],
-                          "eligible_on_demand_cost": [10.0] * (24 * 30), "sp_rate_ratio": [0.72] * (24 * 30)})
+    usage = pl.DataFrame(
+        {
+            "ts_hour": [NOW - timedelta(hours=h) for h in range(24 * 30, 0, -1)],
+            "eligible_on_demand_cost": [10.0] * (24 * 30),
+            "sp_rate_ratio": [0.72] * (24 * 30),
+        }
+    )
     local = tenant_rate_quote("acme_corp", usage, 1, "no_upfront", NOW)
     assert local.source == "typical" and "BLOCKS_SP_OFFERING_RATES" in local.note
     c = client()
     with Stubber(c) as stub:
-        stub.add_response("describe_savings_plans_offering_rates",
-                          {"searchResults": [rate_row("EUW1-BoxUsage:m5.large", "0.0650")]}, expected_request())
+        stub.add_response(
+            "describe_savings_plans_offering_rates",
+            {"searchResults": [rate_row("EUW1-BoxUsage:m5.large", "0.0650")]},
+            expected_request(),
+        )
         real = tenant_rate_quote("acme_corp", usage, 1, "no_upfront", NOW, client=c)
     assert real.source == "offering_rates" and real.ratio == pytest.approx(0.65) and real.priced_share == 1.0
     rec = recommend(usage, offering_ratio=real.ratio, rate_source=real.note)

@@ -42,28 +42,68 @@ def clients():
 def expect_assume(stub, t, proposal_id):
     stub.add_response(
         "assume_role",
-        {"Credentials": {"AccessKeyId": "ASIAEXAMPLEEXAMPLE", "SecretAccessKey": "s" * 40, "SessionToken": "tok",
-                         "Expiration": datetime(2030, 1, 1, tzinfo=timezone.utc)},
-         "AssumedRoleUser": {"AssumedRoleId": "AROAEXAMPLE:blocks", "Arn": f"{t.connection.purchase_role_arn}/s"}},
-        {"RoleArn": t.connection.purchase_role_arn, "RoleSessionName": role_session_name(proposal_id),
-         "ExternalId": t.connection.external_id, "DurationSeconds": 900},
+        {
+            "Credentials": {
+                "AccessKeyId": "ASIAEXAMPLEEXAMPLE",
+                "SecretAccessKey": "s" * 40,
+                "SessionToken": "tok",
+                "Expiration": datetime(2030, 1, 1, tzinfo=timezone.utc),
+            },
+            "AssumedRoleUser": {"AssumedRoleId": "AROAEXAMPLE:blocks", "Arn": f"{t.connection.purchase_role_arn}/s"},
+        },
+        {
+            "RoleArn": t.connection.purchase_role_arn,
+            "RoleSessionName": role_session_name(proposal_id),
+            "ExternalId": t.connection.external_id,
+            "DurationSeconds": 900,
+        },
     )
 
 
 def expect_offerings(stub, payment="No Upfront", term=1):
     wanted = {"planTypes": ["Compute"], "durations": [term * YEAR], "paymentOptions": [payment], "currencies": ["USD"]}
     # a first page with a near miss (wrong currency) proves the filter and the pagination are both honoured
-    stub.add_response("describe_savings_plans_offerings", {"searchResults": [
-        {"offeringId": "wrong-currency", "planType": "Compute", "currency": "EUR", "durationSeconds": term * YEAR,
-         "paymentOption": payment}], "nextToken": "page2"}, wanted)
-    stub.add_response("describe_savings_plans_offerings", {"searchResults": [
-        {"offeringId": OFFERING, "planType": "Compute", "currency": "USD", "durationSeconds": term * YEAR,
-         "paymentOption": payment, "productTypes": ["EC2", "Fargate", "Lambda"]}]}, {**wanted, "nextToken": "page2"})
+    stub.add_response(
+        "describe_savings_plans_offerings",
+        {
+            "searchResults": [
+                {
+                    "offeringId": "wrong-currency",
+                    "planType": "Compute",
+                    "currency": "EUR",
+                    "durationSeconds": term * YEAR,
+                    "paymentOption": payment,
+                }
+            ],
+            "nextToken": "page2",
+        },
+        wanted,
+    )
+    stub.add_response(
+        "describe_savings_plans_offerings",
+        {
+            "searchResults": [
+                {
+                    "offeringId": OFFERING,
+                    "planType": "Compute",
+                    "currency": "USD",
+                    "durationSeconds": term * YEAR,
+                    "paymentOption": payment,
+                    "productTypes": ["EC2", "Fargate", "Lambda"],
+                }
+            ]
+        },
+        {**wanted, "nextToken": "page2"},
+    )
 
 
 def expect_create(stub, proposal_id, commitment, upfront=None, plan_id="sp-0123456789"):
-    params = {"savingsPlanOfferingId": OFFERING, "commitment": commitment, "clientToken": proposal_id,
-              "tags": {"blocks:tenant": "acme_corp", "blocks:proposal": proposal_id}}
+    params = {
+        "savingsPlanOfferingId": OFFERING,
+        "commitment": commitment,
+        "clientToken": proposal_id,
+        "tags": {"blocks:tenant": "acme_corp", "blocks:proposal": proposal_id},
+    }
     if upfront:
         params["upfrontPaymentAmount"] = upfront
     stub.add_response("create_savings_plan", {"savingsPlanId": plan_id}, params)
@@ -103,7 +143,10 @@ def test_all_upfront_sends_the_upfront_amount(store, clients):
     expect_assume(sts_stub, t, p.proposal_id)
     expect_offerings(sp_stub, payment="All Upfront")
     expect_create(sp_stub, p.proposal_id, "1.500", upfront=f"{1.5 * 8760:.2f}")
-    assert execute_purchase(store, t, p.proposal_id, aws_purchaser(t, store, clients), usage, [], END).outcome == "purchased"
+    assert (
+        execute_purchase(store, t, p.proposal_id, aws_purchaser(t, store, clients), usage, [], END).outcome
+        == "purchased"
+    )
 
 
 def test_failed_call_is_retried_with_the_same_client_token(store, clients):
@@ -112,10 +155,18 @@ def test_failed_call_is_retried_with_the_same_client_token(store, clients):
     _, sts_stub, _, sp_stub = clients
     expect_assume(sts_stub, t, p.proposal_id)
     expect_offerings(sp_stub)
-    sp_stub.add_client_error("create_savings_plan", "InternalServerException", "try again", 500,
-                             expected_params={"savingsPlanOfferingId": OFFERING, "commitment": "2.000",
-                                              "clientToken": p.proposal_id,
-                                              "tags": {"blocks:tenant": "acme_corp", "blocks:proposal": p.proposal_id}})
+    sp_stub.add_client_error(
+        "create_savings_plan",
+        "InternalServerException",
+        "try again",
+        500,
+        expected_params={
+            "savingsPlanOfferingId": OFFERING,
+            "commitment": "2.000",
+            "clientToken": p.proposal_id,
+            "tags": {"blocks:tenant": "acme_corp", "blocks:proposal": p.proposal_id},
+        },
+    )
     buyer = aws_purchaser(t, store, clients)
     with pytest.raises(PurchaseError, match="InternalServerException"):
         execute_purchase(store, t, p.proposal_id, buyer, usage, [], END)

@@ -12,6 +12,8 @@ import polars as pl
 import pytest
 from botocore.stub import Stubber
 from pydantic import BaseModel
+from test_sp_defs import buys, lake  # noqa: F401
+from test_sp_purchase import expect_assume
 
 from blocks_pipelines.savings_plans.aws_purchaser import AwsPurchaser
 from blocks_pipelines.savings_plans.orders import Receipt
@@ -26,8 +28,6 @@ from blocks_pipelines.savings_plans.rollback import (
 )
 from blocks_pipelines.state import ProposalStatus, get_state_store
 from sp_purchase_helpers import END, hourly_usage, tenant
-from test_sp_defs import buys, lake  # noqa: F401
-from test_sp_purchase import expect_assume
 
 PLAN_ID = "1b2c3d4e-aaaa-4bbb-8ccc-0123456789ab"
 ARN = f"arn:aws:savingsplans::111111111111:savingsplan/{PLAN_ID}"
@@ -41,6 +41,7 @@ class BandedRecommendation(BaseModel):
 
 class FixedPurchaser:
     """Buys by recording a receipt whose plan starts at `start` (a queued plan when that is in the future)."""
+
     name = "ledger"
 
     def __init__(self, start: datetime):
@@ -57,8 +58,9 @@ def store(blocks_env):
 
 def bought_plan(store, t, start: datetime = END, hourly: float = 5.0):
     usage = hourly_usage()
-    proposal = publish_proposal(store, build_proposal(t, usage, BandedRecommendation(hourly_commitment=hourly), [],
-                                                      END))
+    proposal = publish_proposal(
+        store, build_proposal(t, usage, BandedRecommendation(hourly_commitment=hourly), [], END)
+    )
     decide(store, proposal.proposal_id, "approve", "alice", now=END)
     result = execute_purchase(store, t, proposal.proposal_id, FixedPurchaser(start), usage, [], END)
     assert result.outcome == "purchased"
@@ -67,11 +69,16 @@ def bought_plan(store, t, start: datetime = END, hourly: float = 5.0):
 
 def position(start: datetime, hours: int, utilization: float, commitment: float = 5.0) -> pl.DataFrame:
     stamps = [start + timedelta(hours=h) for h in range(hours)]
-    return pl.DataFrame({
-        "usage_hour": stamps, "savings_plan_arn": ["TOTAL"] * hours, "commitment": [commitment] * hours,
-        "used_commitment": [commitment * utilization] * hours, "eligible_on_demand_cost": [10.0] * hours,
-        "covered_on_demand_cost": [commitment * utilization / 0.72] * hours,
-    })
+    return pl.DataFrame(
+        {
+            "usage_hour": stamps,
+            "savings_plan_arn": ["TOTAL"] * hours,
+            "commitment": [commitment] * hours,
+            "used_commitment": [commitment * utilization] * hours,
+            "eligible_on_demand_cost": [10.0] * hours,
+            "covered_on_demand_cost": [commitment * utilization / 0.72] * hours,
+        }
+    )
 
 
 def test_return_window_is_seven_days_within_the_calendar_month():
@@ -107,8 +114,14 @@ def savingsplans_clients():
 
 
 def expect_state(stub, state: str, returnable_until: datetime | None = None) -> None:
-    plan = {"savingsPlanId": PLAN_ID, "savingsPlanArn": ARN, "state": state, "commitment": "5.0",
-            "savingsPlanType": "Compute", "paymentOption": "No Upfront"}
+    plan = {
+        "savingsPlanId": PLAN_ID,
+        "savingsPlanArn": ARN,
+        "state": state,
+        "commitment": "5.0",
+        "savingsPlanType": "Compute",
+        "paymentOption": "No Upfront",
+    }
     if returnable_until is not None:
         plan["returnableUntil"] = returnable_until.strftime("%Y-%m-%dT%H:%M:%SZ")
     stub.add_response("describe_savings_plans", {"savingsPlans": [plan]}, {"savingsPlanIds": [PLAN_ID]})
@@ -145,8 +158,9 @@ def test_racing_approvals_and_runs_of_a_return_make_one_return_call(store):
         expect_assume(sts_stub, t, pid)
         # exactly one return queued: a second ReturnSavingsPlan (or any CreateSavingsPlan) would fail the test
         expect_state(sp_stub, "active", returnable_until=datetime.now(timezone.utc) + timedelta(days=3))
-        sp_stub.add_response("return_savings_plan", {"savingsPlanId": PLAN_ID},
-                             {"savingsPlanId": PLAN_ID, "clientToken": pid})
+        sp_stub.add_response(
+            "return_savings_plan", {"savingsPlanId": PLAN_ID}, {"savingsPlanId": PLAN_ID, "clientToken": pid}
+        )
         aws = AwsPurchaser(t, store, sts_client=sts, savingsplans_client_factory=lambda creds: sp)
         barrier = threading.Barrier(5)
 
@@ -161,7 +175,7 @@ def test_racing_approvals_and_runs_of_a_return_make_one_return_call(store):
     assert outcomes.count("returned") == 1 and set(outcomes) <= {"returned", "in_progress", "already_done"}
     done = store.get_proposal(pid)
     assert done.status is ProposalStatus.returned and done.status_reason.startswith(f"returned {PLAN_ID}")
-    actions = [(e.action, e.result) for e in store.list_audit(f"acme_corp/")]
+    actions = [(e.action, e.result) for e in store.list_audit("acme_corp/")]
     assert ("savingsplans:ReturnSavingsPlan", "ok") in actions and ("rollback.return", "returned") in actions
     assert {PLAN_ID, ARN} <= undone_plans(store, "acme_corp")  # held_commitments stops counting it
     again = execute_rollback(store, t, pid, aws, now)
@@ -233,16 +247,20 @@ def test_cancel_queued_cli_raises_a_proposal_and_explains_a_refusal(store):
 
 def test_dagster_flow_from_an_oversized_purchase_to_its_return(lake, buys):  # noqa: F811
     import dagster as dg
+    from test_sp_defs import T, latest_metadata, launch, position_rows, run, tick, write_mart
 
     from blocks_pipelines.savings_plans import defs as sp_defs
-    from test_sp_defs import T, latest_metadata, launch, position_rows, run, tick, write_mart
 
     instance, defs, store = dg.DagsterInstance.ephemeral(), sp_defs.build_sp_defs(tenant()), get_state_store()
     run(defs, instance, ["sp_proposals"])
     pid = latest_metadata(instance, "sp_proposals")["proposal_id"]
     decide(store, pid, "approve", "alice")
-    run(defs, instance, ["sp_purchases", "sp_monitoring"], {"ops": {f"{T}__sp_purchases": {"config": {
-        "proposal_id": pid}}}})
+    run(
+        defs,
+        instance,
+        ["sp_purchases", "sp_monitoring"],
+        {"ops": {f"{T}__sp_purchases": {"config": {"proposal_id": pid}}}},
+    )
     [plan] = store.list_ledger_plans(T)
     start = datetime.fromisoformat(plan["start"])
     # the next CUR days: usage fell, half the commitment goes unused

@@ -101,8 +101,9 @@ def test_recommendation_status_compare_and_swap_has_one_winner(store):
 
     # eight writers that all read "done" race: exactly one write lands, and only it is audited
     statuses = ["open", "accepted", "dismissed", "snoozed"] * 2
-    results = run_threads(lambda i: store.set_recommendation_status(
-        "acme_corp", "rec1", statuses[i], f"user{i}", expected="done"))
+    results = run_threads(
+        lambda i: store.set_recommendation_status("acme_corp", "rec1", statuses[i], f"user{i}", expected="done")
+    )
     winners = [i for i, (kind, _) in enumerate(results) if kind == "ok"]
     assert len(winners) == 1
     assert all(isinstance(r, ConflictError) for kind, r in results if kind == "err")
@@ -170,9 +171,15 @@ def test_racing_decisions_store_exactly_one(store):
     p = store.create_proposal(make_proposal(), actor="analyzer")
 
     def decide(i):
-        return store.record_decision(Approval(
-            proposal_id=p.proposal_id, tenant_id="acme_corp", decision="approve" if i % 2 else "reject",
-            approver=f"person{i}", decided_at=utcnow()))
+        return store.record_decision(
+            Approval(
+                proposal_id=p.proposal_id,
+                tenant_id="acme_corp",
+                decision="approve" if i % 2 else "reject",
+                approver=f"person{i}",
+                decided_at=utcnow(),
+            )
+        )
 
     outcomes = run_threads(decide)
     assert all(o == "ok" for o, _ in outcomes)
@@ -187,13 +194,15 @@ def test_racing_claims_give_one_purchase(store):
     outcomes = run_threads(lambda i: store.claim_purchase(p.proposal_id, f"run{i}"))
     claims = [v for o, v in outcomes if o == "ok" and v is not None]
     assert len(claims) == 1 and all(o == "ok" for o, _ in outcomes)
-    done = store.complete_purchase(claims[0], "run", savings_plan_id="sp-1", savings_plan_arn=None,
-                                   hourly_commitment=5.0, purchaser="ledger")
+    done = store.complete_purchase(
+        claims[0], "run", savings_plan_id="sp-1", savings_plan_arn=None, hourly_commitment=5.0, purchaser="ledger"
+    )
     assert done.state is PurchaseState.completed
     assert store.claim_purchase(p.proposal_id, "retry") is None  # a retried run after completion buys nothing
     with pytest.raises(ConflictError, match="no longer held"):
-        store.complete_purchase(claims[0], "run", savings_plan_id="sp-2", savings_plan_arn=None,
-                                hourly_commitment=5.0, purchaser="ledger")
+        store.complete_purchase(
+            claims[0], "run", savings_plan_id="sp-2", savings_plan_arn=None, hourly_commitment=5.0, purchaser="ledger"
+        )
     assert store.get_purchase(p.proposal_id).savings_plan_id == "sp-1"
     assert [x.proposal_id for x in store.list_purchases("acme_corp")] == [p.proposal_id]
 

@@ -24,7 +24,9 @@ def _write(dirpath: Path, data: dict, stem: str | None = None) -> Path:
 def test_demo_registry_loads_three_formats():
     registry = load_registry(DEMO_TENANTS)
     assert {t.id: t.cur_source.format.value for t in registry} == {
-        "acme_corp": "cur1", "globex": "cur2", "initech": "focus",
+        "acme_corp": "cur1",
+        "globex": "cur2",
+        "initech": "focus",
     }
     globex = next(t for t in registry if t.id == "globex")
     assert len(globex.all_account_ids()) == 5
@@ -42,12 +44,21 @@ def test_demo_registry_loads_three_formats():
         (lambda d: d["guardrails"].update(max_hourly_commitment=-1), "guardrails.max_hourly_commitment", "greater"),
         (lambda d: d.update(colour="blue"), "colour", "Extra inputs"),
         (lambda d: d["cur_source"].update(uri="s3://Bad_Bucket/x"), "cur_source.uri", "bucket"),
-        (lambda d: d["connection"].update(scopes=["data_read", "purchase"], purchase_role_arn=None),
-         "connection", "purchase_role_arn"),
-        (lambda d: d["organization"]["linked_accounts"][1].update(ou_path="Root/Nowhere"), "organization",
-         "Root/Nowhere"),
-        (lambda d: d["organization"]["linked_accounts"][2].update(account_id="222222222202"), "organization",
-         "more than once"),
+        (
+            lambda d: d["connection"].update(scopes=["data_read", "purchase"], purchase_role_arn=None),
+            "connection",
+            "purchase_role_arn",
+        ),
+        (
+            lambda d: d["organization"]["linked_accounts"][1].update(ou_path="Root/Nowhere"),
+            "organization",
+            "Root/Nowhere",
+        ),
+        (
+            lambda d: d["organization"]["linked_accounts"][2].update(account_id="222222222202"),
+            "organization",
+            "more than once",
+        ),
     ],
 )
 def test_invalid_file_names_file_field_and_expectation(tmp_path, mutate, field, expected):
@@ -102,8 +113,20 @@ def test_assets_config_env_points_elsewhere(blocks_env, tmp_path, monkeypatch):
 
 def test_cli_add_then_validate_roundtrip(blocks_env):
     runner = CliRunner()
-    args = ["tenants", "add", "--id", "umbrella", "--name", "Umbrella", "--payer", "444444444444",
-            "--format", "focus", "--history-start", "2026-01-01"]
+    args = [
+        "tenants",
+        "add",
+        "--id",
+        "umbrella",
+        "--name",
+        "Umbrella",
+        "--payer",
+        "444444444444",
+        "--format",
+        "focus",
+        "--history-start",
+        "2026-01-01",
+    ]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     tenant = load_tenant_file(get_settings().tenants_dir / "umbrella.yaml")
@@ -133,10 +156,13 @@ def test_every_command_has_help():
         assert "unavailable" not in result.output, name
 
 
-@pytest.mark.parametrize("flag, value, expected", [
-    ("--payer", "0099999999999", "an AWS account id is 12 digits, got '0099999999999'"),
-    ("--id", "Umbrella", "field 'id': String should match pattern"),
-])
+@pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        ("--payer", "0099999999999", "an AWS account id is 12 digits, got '0099999999999'"),
+        ("--id", "Umbrella", "field 'id': String should match pattern"),
+    ],
+)
 def test_cli_add_names_the_one_bad_value(blocks_env, flag, value, expected):
     args = {"--id": "umbrella", "--name": "Umbrella", "--payer": "444444444444", "--history-start": "2026-01-01"}
     args[flag] = value
@@ -173,19 +199,26 @@ AZURE_MCA = "8a1b2c3d-0000-4a00-9000-000000000002:9b2c3d4e-0000-4a00-9000-000000
 
 def test_a_tenant_file_lists_billing_accounts_per_provider(tmp_path):
     data = _demo("initech")
-    data["billing_accounts"] = {"azure": [AZURE_PATH, AZURE_MCA], "gcp": ["01A2B3-C4D5E6-F7A8B9"],
-                                "oci": ["ocid1.tenancy.oc1..aaaaaaaa5kzqexample"], "other": ["datadog-org-42"]}
+    data["billing_accounts"] = {
+        "azure": [AZURE_PATH, AZURE_MCA],
+        "gcp": ["01A2B3-C4D5E6-F7A8B9"],
+        "oci": ["ocid1.tenancy.oc1..aaaaaaaa5kzqexample"],
+        "other": ["datadog-org-42"],
+    }
     tenant = load_tenant_file(_write(tmp_path, data))
     assert tenant.billing_account_ids("azure") == [AZURE_PATH, AZURE_MCA]
     assert tenant.billing_account_ids("aws") == ["333333333333"]
     assert tenant.billing_account_ids("gcp") == ["01A2B3-C4D5E6-F7A8B9"]
 
 
-@pytest.mark.parametrize("provider, value, expected", [
-    ("gcp", "01A2B3-C4D5E6", "expected XXXXXX-XXXXXX-XXXXXX"),
-    ("azure", "not-a-guid", "expected /providers/Microsoft.Billing/billingAccounts/<id>, an EA enrollment number"),
-    ("oci", "ocid1.compartment.oc1..aaaa", "expected a tenancy OCID"),
-])
+@pytest.mark.parametrize(
+    "provider, value, expected",
+    [
+        ("gcp", "01A2B3-C4D5E6", "expected XXXXXX-XXXXXX-XXXXXX"),
+        ("azure", "not-a-guid", "expected /providers/Microsoft.Billing/billingAccounts/<id>, an EA enrollment number"),
+        ("oci", "ocid1.compartment.oc1..aaaa", "expected a tenancy OCID"),
+    ],
+)
 def test_a_malformed_billing_account_names_the_provider_and_the_shape(tmp_path, provider, value, expected):
     data = _demo("initech")
     data["billing_accounts"] = {provider: [value]}
@@ -204,18 +237,46 @@ def test_one_azure_account_spelled_twice_is_refused(tmp_path):
 
 def test_cli_add_registers_other_clouds_accounts_and_add_account_extends_them(blocks_env):
     runner = CliRunner()
-    result = runner.invoke(main, ["tenants", "add", "--id", "umbrella", "--name", "Umbrella", "--payer",
-                                  "444444444444", "--format", "focus", "--history-start", "2026-01-01",
-                                  "--azure-billing-account", AZURE_PATH, "--oci-tenancy",
-                                  "ocid1.tenancy.oc1..aaaaaaaa5kzqexample"])
+    result = runner.invoke(
+        main,
+        [
+            "tenants",
+            "add",
+            "--id",
+            "umbrella",
+            "--name",
+            "Umbrella",
+            "--payer",
+            "444444444444",
+            "--format",
+            "focus",
+            "--history-start",
+            "2026-01-01",
+            "--azure-billing-account",
+            AZURE_PATH,
+            "--oci-tenancy",
+            "ocid1.tenancy.oc1..aaaaaaaa5kzqexample",
+        ],
+    )
     assert result.exit_code == 0, result.output
     path = get_settings().tenants_dir / "umbrella.yaml"
     assert yaml.safe_load(path.read_text())["billing_accounts"] == {
-        "azure": [AZURE_PATH], "oci": ["ocid1.tenancy.oc1..aaaaaaaa5kzqexample"]}  # no empty providers written
+        "azure": [AZURE_PATH],
+        "oci": ["ocid1.tenancy.oc1..aaaaaaaa5kzqexample"],
+    }  # no empty providers written
     # the same account in another spelling is not added twice; a new GCP account is
-    result = runner.invoke(main, ["tenants", "add-account", "umbrella", "--azure-billing-account",
-                                  "8A1B2C3D-0000-4A00-9000-000000000001", "--gcp-billing-account",
-                                  "01a2b3-c4d5e6-f7a8b9"])
+    result = runner.invoke(
+        main,
+        [
+            "tenants",
+            "add-account",
+            "umbrella",
+            "--azure-billing-account",
+            "8A1B2C3D-0000-4A00-9000-000000000001",
+            "--gcp-billing-account",
+            "01a2b3-c4d5e6-f7a8b9",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "added 01a2b3-c4d5e6-f7a8b9" in result.output
     tenant = load_tenant_file(path)
@@ -230,9 +291,23 @@ def test_cli_add_registers_other_clouds_accounts_and_add_account_extends_them(bl
 
 
 def test_cli_add_refuses_a_malformed_other_cloud_account(blocks_env):
-    result = CliRunner().invoke(main, ["tenants", "add", "--id", "umbrella", "--name", "Umbrella", "--payer",
-                                       "444444444444", "--history-start", "2026-01-01",
-                                       "--gcp-billing-account", "01A2B3C4D5E6F7A8B9"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "tenants",
+            "add",
+            "--id",
+            "umbrella",
+            "--name",
+            "Umbrella",
+            "--payer",
+            "444444444444",
+            "--history-start",
+            "2026-01-01",
+            "--gcp-billing-account",
+            "01A2B3C4D5E6F7A8B9",
+        ],
+    )
     assert result.exit_code != 0 and "billing_accounts.gcp" in result.output and "Traceback" not in result.output
     assert not (get_settings().tenants_dir / "umbrella.yaml").exists()
 

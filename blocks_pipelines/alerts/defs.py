@@ -61,21 +61,34 @@ def _spend_anomalies(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     through = evaluation.data_through.isoformat() if evaluation.data_through else None
     return dg.MaterializeResult(
         metadata={
-            "as_of": str(evaluation.as_of), "data_through": through,
-            "anomalies_in_history": len(evaluation.history), "open_this_week": len(spend),
-            "raised": len(evaluation.raised), "resolved": len(evaluation.resolved),
+            "as_of": str(evaluation.as_of),
+            "data_through": through,
+            "anomalies_in_history": len(evaluation.history),
+            "open_this_week": len(spend),
+            "raised": len(evaluation.raised),
+            "resolved": len(evaluation.resolved),
             "impact_usd_this_week": dg.MetadataValue.float(round(float(sum(d.impact_usd for d in spend)), 2)),
             "this_week": dg.MetadataValue.md(_table(spend)),
-            "mart": evaluation.mart_uri, **report.as_metadata(),
+            "mart": evaluation.mart_uri,
+            **report.as_metadata(),
         },
         check_results=[
             dg.AssetCheckResult(
-                check_name="no_open_spend_anomalies", passed=not spend, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"anomalies": len(spend), "impact_usd": round(sum(d.impact_usd for d in spend), 2),
-                          "top": dg.MetadataValue.md(_table(spend[:5]))}),
+                check_name="no_open_spend_anomalies",
+                passed=not spend,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "anomalies": len(spend),
+                    "impact_usd": round(sum(d.impact_usd for d in spend), 2),
+                    "top": dg.MetadataValue.md(_table(spend[:5])),
+                },
+            ),
             dg.AssetCheckResult(
-                check_name="cur_data_on_time", passed=not late, severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"data_through": through, "reason": late[0].message if late else "on time"}),
+                check_name="cur_data_on_time",
+                passed=not late,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"data_through": through, "reason": late[0].message if late else "on time"},
+            ),
         ],
     )
 
@@ -84,15 +97,20 @@ def _spend_anomalies(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 def _template() -> dg.AssetsDefinition:
     key = template_key(ASSET)
     return dg.asset(
-        key=key, deps=[template_key("spend_hourly"), template_key("sp_position_hourly")], kinds={"python"},
+        key=key,
+        deps=[template_key("spend_hourly"), template_key("sp_position_hourly")],
+        kinds={"python"},
         check_specs=[
-            dg.AssetCheckSpec("no_open_spend_anomalies", asset=key,
-                              description="no spend spike, new service or coverage/utilization dip this week"),
+            dg.AssetCheckSpec(
+                "no_open_spend_anomalies",
+                asset=key,
+                description="no spend spike, new service or coverage/utilization dip this week",
+            ),
             dg.AssetCheckSpec("cur_data_on_time", asset=key, description="CUR data at most 36 h behind"),
         ],
         description="Daily spend per service, account and region against a weekday-aware robust baseline; new "
-                    "services; Savings Plans dips; late CUR data. Alerts stored once and sent to the tenant's "
-                    "channels (docs/anomalies.md).",
+        "services; Savings Plans dips; late CUR data. Alerts stored once and sent to the tenant's "
+        "channels (docs/anomalies.md).",
     )(_spend_anomalies)
 
 

@@ -23,13 +23,23 @@ def detect_late_data(data_through: datetime | None, now: datetime, expected_sinc
         return None
     hours = lag.total_seconds() / 3600
     missing = lag >= MISSING_AFTER
-    what = (f"no CUR data after {data_through:%Y-%m-%d %H:%M} UTC" if data_through
-            else f"no CUR delivery received since the connection on {expected_since:%Y-%m-%d}")
+    what = (
+        f"no CUR data after {data_through:%Y-%m-%d %H:%M} UTC"
+        if data_through
+        else f"no CUR delivery received since the connection on {expected_since:%Y-%m-%d}"
+    )
     return Detection(
-        kind=AlertKind.late_data, severity=Severity.critical if missing else Severity.high,
-        dimensions={"source": "cur"}, first_seen=(reference + LATE_AFTER).date(), last_seen=now.date(),
-        expected=LATE_AFTER.total_seconds() / 3600, actual=round(hours, 1), unit="hours",
-        message=(f"CUR data is {hours:.0f} h behind ({what}; expected within {LATE_AFTER.total_seconds() / 3600:.0f}"
-                 f" h): figures, coverage and recommendations stop there. Check the export in the AWS billing console"
-                 f" and the bucket policy (`blocks connect test`)."),
+        kind=AlertKind.late_data,
+        severity=Severity.critical if missing else Severity.high,
+        dimensions={"source": "cur"},
+        first_seen=(reference + LATE_AFTER).date(),
+        last_seen=now.date(),
+        expected=LATE_AFTER.total_seconds() / 3600,
+        actual=round(hours, 1),
+        unit="hours",
+        message=(
+            f"CUR data is {hours:.0f} h behind ({what}; expected within {LATE_AFTER.total_seconds() / 3600:.0f}"
+            f" h): figures, coverage and recommendations stop there. Check the export in the AWS billing console"
+            f" and the bucket policy (`blocks connect test`)."
+        ),
     )

@@ -30,10 +30,22 @@ ANOMALIES_MART = "spend_anomalies"
 SPEND_MART, POSITION_MART = "spend_hourly", "sp_position_hourly"
 ALERT_WINDOW_DAYS = 7
 ANOMALY_COLUMNS = {
-    "tenant_id": pl.Utf8, "alert_id": pl.Utf8, "kind": pl.Utf8, "severity": pl.Utf8, "service": pl.Utf8,
-    "usage_account_id": pl.Utf8, "region": pl.Utf8, "first_seen": pl.Date, "last_seen": pl.Date, "days": pl.Int32,
-    "expected": pl.Float64, "actual": pl.Float64, "impact_usd": pl.Float64, "score": pl.Float64,
-    "top_usage_types": pl.Utf8, "message": pl.Utf8,
+    "tenant_id": pl.Utf8,
+    "alert_id": pl.Utf8,
+    "kind": pl.Utf8,
+    "severity": pl.Utf8,
+    "service": pl.Utf8,
+    "usage_account_id": pl.Utf8,
+    "region": pl.Utf8,
+    "first_seen": pl.Date,
+    "last_seen": pl.Date,
+    "days": pl.Int32,
+    "expected": pl.Float64,
+    "actual": pl.Float64,
+    "impact_usd": pl.Float64,
+    "score": pl.Float64,
+    "top_usage_types": pl.Utf8,
+    "message": pl.Utf8,
 }
 
 
@@ -74,8 +86,9 @@ def coverage_of(spend_hourly: pl.LazyFrame | pl.DataFrame) -> tuple[date | None,
     return as_of, through
 
 
-def detect(tenant: TenantConfig, spend_hourly: pl.LazyFrame | pl.DataFrame | None, position: pl.DataFrame | None,
-           now: datetime) -> Evaluation:
+def detect(
+    tenant: TenantConfig, spend_hourly: pl.LazyFrame | pl.DataFrame | None, position: pl.DataFrame | None, now: datetime
+) -> Evaluation:
     """Every detector over the tenant's marts; pure (no store, no lake)."""
     policy = tenant.alerts
     params = SpendParams(sensitivity=policy.sensitivity, min_impact_usd=policy.min_impact_usd)
@@ -91,26 +104,42 @@ def detect(tenant: TenantConfig, spend_hourly: pl.LazyFrame | pl.DataFrame | Non
         return out
     since = as_of - timedelta(days=ALERT_WINDOW_DAYS - 1)
     daily = usage_daily(spend_hourly)
-    out.history = (detect_spend_spikes(daily, as_of, params)
-                   + detect_new_services(daily, as_of, params, since=tenant.history_start))
-    out.current += [d for d in out.history if d.last_seen >= since and
-                    (d.kind is AlertKind.spend_spike or d.first_seen >= since)]
+    out.history = detect_spend_spikes(daily, as_of, params) + detect_new_services(
+        daily, as_of, params, since=tenant.history_start
+    )
+    out.current += [
+        d for d in out.history if d.last_seen >= since and (d.kind is AlertKind.spend_spike or d.first_seen >= since)
+    ]
     if position is not None and not position.is_empty():
         out.current += detect_coverage_dips(position, as_of, policy.coverage_dip_points, policy.min_impact_usd, since)
-        out.current += detect_utilization_dips(position, as_of, policy.utilization_floor_pct, policy.min_impact_usd,
-                                               since)
+        out.current += detect_utilization_dips(
+            position, as_of, policy.utilization_floor_pct, policy.min_impact_usd, since
+        )
     return out
 
 
 def anomalies_frame(tenant_id: str, detections: list[Detection]) -> pl.DataFrame:
-    rows = [{
-        "tenant_id": tenant_id, "alert_id": d.id_for(tenant_id), "kind": d.kind.value, "severity": d.severity.value,
-        "service": d.dimensions.get("service"), "usage_account_id": d.dimensions.get("usage_account_id"),
-        "region": d.dimensions.get("region"), "first_seen": d.first_seen, "last_seen": d.last_seen,
-        "days": (d.last_seen - d.first_seen).days + 1, "expected": d.expected, "actual": d.actual,
-        "impact_usd": d.impact_usd, "score": d.score,
-        "top_usage_types": json.dumps([c.model_dump() for c in d.top_usage_types]), "message": d.message,
-    } for d in detections]
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "alert_id": d.id_for(tenant_id),
+            "kind": d.kind.value,
+            "severity": d.severity.value,
+            "service": d.dimensions.get("service"),
+            "usage_account_id": d.dimensions.get("usage_account_id"),
+            "region": d.dimensions.get("region"),
+            "first_seen": d.first_seen,
+            "last_seen": d.last_seen,
+            "days": (d.last_seen - d.first_seen).days + 1,
+            "expected": d.expected,
+            "actual": d.actual,
+            "impact_usd": d.impact_usd,
+            "score": d.score,
+            "top_usage_types": json.dumps([c.model_dump() for c in d.top_usage_types]),
+            "message": d.message,
+        }
+        for d in detections
+    ]
     return pl.DataFrame(rows, schema=ANOMALY_COLUMNS).sort("first_seen", "impact_usd", descending=[True, True])
 
 
@@ -132,17 +161,24 @@ def record(store, tenant_id: str, evaluation: Evaluation, now: datetime) -> None
     current_late = {d.id_for(tenant_id) for d in evaluation.open_of(AlertKind.late_data)}
     for alert in store.list_alerts(tenant_id, [AlertStatus.open, AlertStatus.acknowledged]):
         if alert.kind is AlertKind.late_data and alert.alert_id not in current_late:
-            store.set_alert_status(tenant_id, alert.alert_id, AlertStatus.resolved, "detector",
-                                   note=f"data arrived: through {evaluation.data_through:%Y-%m-%d %H:%M} UTC"
-                                   if evaluation.data_through else "superseded")
+            store.set_alert_status(
+                tenant_id,
+                alert.alert_id,
+                AlertStatus.resolved,
+                "detector",
+                note=f"data arrived: through {evaluation.data_through:%Y-%m-%d %H:%M} UTC"
+                if evaluation.data_through
+                else "superseded",
+            )
             evaluation.resolved.append(alert.alert_id)
 
 
 def evaluate_tenant(tenant: TenantConfig, store, now: datetime | None = None) -> Evaluation:
     now = now or utcnow()
     position = scan_mart(POSITION_MART, tenant.id)
-    evaluation = detect(tenant, scan_mart(SPEND_MART, tenant.id), position.collect() if position is not None else None,
-                        now)
+    evaluation = detect(
+        tenant, scan_mart(SPEND_MART, tenant.id), position.collect() if position is not None else None, now
+    )
     evaluation.mart_uri = publish_anomalies(tenant.id, evaluation.history)
     record(store, tenant.id, evaluation, now)
     return evaluation

@@ -14,10 +14,11 @@ import hashlib
 import json
 import smtplib
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -53,9 +54,12 @@ def headline(alert: Alert) -> str:
 
 def slack_payload(alert: Alert) -> dict:
     """Slack incoming-webhook message: a text fallback plus blocks with the figures."""
-    facts = [f"*Expected* ${alert.expected:,.2f}/day" if alert.expected is not None else "",
-             f"*Actual* ${alert.actual:,.2f}/day" if alert.actual is not None else "",
-             f"*Impact* ${alert.impact_usd:,.2f}", f"*First seen* {alert.first_seen}"]
+    facts = [
+        f"*Expected* ${alert.expected:,.2f}/day" if alert.expected is not None else "",
+        f"*Actual* ${alert.actual:,.2f}/day" if alert.actual is not None else "",
+        f"*Impact* ${alert.impact_usd:,.2f}",
+        f"*First seen* {alert.first_seen}",
+    ]
     if alert.unit != "usd_per_day":
         facts = [f"*Expected* {alert.expected}", f"*Actual* {alert.actual}", f"*First seen* {alert.first_seen}"]
     return {
@@ -91,8 +95,9 @@ class WebhookNotifier:
         url = self.url or _secret(self.url_env, f"channel {self.name}")
         body = slack_payload(alert) if self.slack else {"event": "blocks.alert", "alert": alert.as_notification()}
         try:
-            response = httpx.post(url, json=body, timeout=self.timeout_s,
-                                  headers={"Idempotency-Key": alert.alert_id})  # receivers can drop a replay
+            response = httpx.post(
+                url, json=body, timeout=self.timeout_s, headers={"Idempotency-Key": alert.alert_id}
+            )  # receivers can drop a replay
         except httpx.HTTPError as exc:
             raise DeliveryError(f"POST {_redact(url)}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 300:
@@ -151,7 +156,8 @@ class SnsNotifier:
             self.client = boto3.client("sns", region_name=self.region or self.topic_arn.split(":")[3])
         try:
             self.client.publish(
-                TopicArn=self.topic_arn, Subject=headline(alert)[:SNS_SUBJECT_MAX],
+                TopicArn=self.topic_arn,
+                Subject=headline(alert)[:SNS_SUBJECT_MAX],
                 Message=json.dumps({"default": alert.message, "alert": alert.as_notification()}),
                 MessageAttributes={
                     "tenant_id": {"DataType": "String", "StringValue": alert.tenant_id},
@@ -161,8 +167,10 @@ class SnsNotifier:
             )
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
-            raise DeliveryError(f"SNS {self.topic_arn}: {code}",
-                                permanent=code in ("NotFound", "AuthorizationError", "InvalidParameter")) from exc
+            raise DeliveryError(
+                f"SNS {self.topic_arn}: {code}",
+                permanent=code in ("NotFound", "AuthorizationError", "InvalidParameter"),
+            ) from exc
         except BotoCoreError as exc:
             raise DeliveryError(f"SNS {self.topic_arn}: {type(exc).__name__}: {exc}") from exc
 
@@ -184,8 +192,12 @@ class FileNotifier:
 
 def channel_name(channel: Channel) -> str:
     """Stable per channel target, so reordering the YAML does not resend and two Slack hooks stay apart."""
-    target = {WebhookChannel: lambda c: c.url or c.url_env, EmailChannel: lambda c: ",".join(sorted(c.to)),
-              SnsChannel: lambda c: c.topic_arn, FileChannel: lambda c: c.path}[type(channel)](channel)
+    target = {
+        WebhookChannel: lambda c: c.url or c.url_env,
+        EmailChannel: lambda c: ",".join(sorted(c.to)),
+        SnsChannel: lambda c: c.topic_arn,
+        FileChannel: lambda c: c.path,
+    }[type(channel)](channel)
     return f"{channel.type}:{hashlib.sha256(str(target).encode()).hexdigest()[:8]}"
 
 
@@ -208,8 +220,13 @@ class SendOutcome:
     error: str | None
 
 
-def send_with_retries(notifier: Notifier, alert: Alert, attempts: int = SEND_ATTEMPTS,
-                      base_delay_s: float = BACKOFF_BASE_S, sleep: Callable[[float], None] = time.sleep) -> SendOutcome:
+def send_with_retries(
+    notifier: Notifier,
+    alert: Alert,
+    attempts: int = SEND_ATTEMPTS,
+    base_delay_s: float = BACKOFF_BASE_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendOutcome:
     error = None
     for attempt in range(1, attempts + 1):
         try:
@@ -233,14 +250,23 @@ class DeliveryReport:
     skipped: int = 0  # already sent, being sent by another tick, or given up on
 
     def as_metadata(self) -> dict:
-        return {"notifications_sent": len(self.sent), "notifications_failed": len(self.failed),
-                "notifications_skipped": self.skipped,
-                "failed_channels": sorted({c for _, c, _ in self.failed}),
-                "failures": [{"alert_id": a, "channel": c, "error": e} for a, c, e in self.failed[:20]]}
+        return {
+            "notifications_sent": len(self.sent),
+            "notifications_failed": len(self.failed),
+            "notifications_skipped": self.skipped,
+            "failed_channels": sorted({c for _, c, _ in self.failed}),
+            "failures": [{"alert_id": a, "channel": c, "error": e} for a, c, e in self.failed[:20]],
+        }
 
 
-def deliver(store, tenant_id: str, alerts: Iterable[Alert], notifiers: list[Notifier], *,
-            sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
+def deliver(
+    store,
+    tenant_id: str,
+    alerts: Iterable[Alert],
+    notifiers: list[Notifier],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryReport:
     """Send each open alert on each channel at most once (see the module doc). Never raises for a channel."""
     report = DeliveryReport()
     for alert in alerts:
@@ -253,8 +279,9 @@ def deliver(store, tenant_id: str, alerts: Iterable[Alert], notifiers: list[Noti
                 continue
             outcome = send_with_retries(notifier, alert, sleep=sleep)
             try:
-                store.finish_alert_notification(tenant_id, claim, ok=outcome.ok, attempts=outcome.attempts,
-                                                error=outcome.error)
+                store.finish_alert_notification(
+                    tenant_id, claim, ok=outcome.ok, attempts=outcome.attempts, error=outcome.error
+                )
             except ConflictError:  # our send outlived its lease and another tick took the claim over: theirs now
                 report.skipped += 1
                 continue

@@ -26,14 +26,22 @@ def daily_position(position: pl.DataFrame) -> pl.DataFrame:
     total = position.filter(pl.col("savings_plan_arn") == "TOTAL")
     if "usage_date" not in total.columns:
         total = total.with_columns(usage_date=pl.col("usage_hour").dt.date())
-    return (total.group_by("usage_date").agg(
-        commitment=pl.col("commitment").sum(), used=pl.col("used_commitment").sum(),
-        eligible=pl.col("eligible_on_demand_cost").sum(), covered=pl.col("covered_on_demand_cost").sum())
+    return (
+        total.group_by("usage_date")
+        .agg(
+            commitment=pl.col("commitment").sum(),
+            used=pl.col("used_commitment").sum(),
+            eligible=pl.col("eligible_on_demand_cost").sum(),
+            covered=pl.col("covered_on_demand_cost").sum(),
+        )
         .sort("usage_date")
         .with_columns(
-            coverage_pct=pl.when(pl.col("eligible") >= MIN_ELIGIBLE_USD)
-            .then(100 * pl.col("covered") / pl.col("eligible")),
-            utilization_pct=pl.when(pl.col("commitment") > 0).then(100 * pl.col("used") / pl.col("commitment"))))
+            coverage_pct=pl.when(pl.col("eligible") >= MIN_ELIGIBLE_USD).then(
+                100 * pl.col("covered") / pl.col("eligible")
+            ),
+            utilization_pct=pl.when(pl.col("commitment") > 0).then(100 * pl.col("used") / pl.col("commitment")),
+        )
+    )
 
 
 def _runs(days: pl.DataFrame, flag: pl.Expr) -> list[pl.DataFrame]:
@@ -45,8 +53,9 @@ def _runs(days: pl.DataFrame, flag: pl.Expr) -> list[pl.DataFrame]:
     return [part for _, part in flagged.group_by("run", maintain_order=True)]
 
 
-def detect_coverage_dips(position: pl.DataFrame, as_of: date, dip_points: float, min_impact_usd: float,
-                         since: date | None = None) -> list[Detection]:
+def detect_coverage_dips(
+    position: pl.DataFrame, as_of: date, dip_points: float, min_impact_usd: float, since: date | None = None
+) -> list[Detection]:
     days = daily_position(position).filter(pl.col("usage_date") <= as_of)
     baseline = pl.col("coverage_pct").shift(1).rolling_median(COVERAGE_BASELINE_DAYS, min_samples=MIN_BASELINE_DAYS)
     days = days.with_columns(expected=baseline)
@@ -59,20 +68,30 @@ def detect_coverage_dips(position: pl.DataFrame, as_of: date, dip_points: float,
         if (since is not None and last["usage_date"] < since) or uncovered < min_impact_usd:
             continue
         first_seen = run["usage_date"][0]
-        out.append(Detection(
-            kind=AlertKind.coverage_dip, severity=severity_for_impact(uncovered, min_impact_usd),
-            dimensions={"savings_plan_arn": "TOTAL"}, first_seen=first_seen, last_seen=last["usage_date"],
-            expected=round(last["expected"], 1), actual=round(last["coverage_pct"], 1), unit="pct",
-            impact_usd=round(uncovered, 2),
-            message=(f"Savings Plans coverage fell to {last['coverage_pct']:.1f}% on {last['usage_date']} against "
-                     f"{last['expected']:.1f}% usual (the previous {COVERAGE_BASELINE_DAYS} days' median), since "
-                     f"{first_seen}: ${uncovered:,.2f} of eligible usage billed on demand instead."),
-        ))
+        out.append(
+            Detection(
+                kind=AlertKind.coverage_dip,
+                severity=severity_for_impact(uncovered, min_impact_usd),
+                dimensions={"savings_plan_arn": "TOTAL"},
+                first_seen=first_seen,
+                last_seen=last["usage_date"],
+                expected=round(last["expected"], 1),
+                actual=round(last["coverage_pct"], 1),
+                unit="pct",
+                impact_usd=round(uncovered, 2),
+                message=(
+                    f"Savings Plans coverage fell to {last['coverage_pct']:.1f}% on {last['usage_date']} against "
+                    f"{last['expected']:.1f}% usual (the previous {COVERAGE_BASELINE_DAYS} days' median), since "
+                    f"{first_seen}: ${uncovered:,.2f} of eligible usage billed on demand instead."
+                ),
+            )
+        )
     return out
 
 
-def detect_utilization_dips(position: pl.DataFrame, as_of: date, floor_pct: float, min_impact_usd: float,
-                            since: date | None = None) -> list[Detection]:
+def detect_utilization_dips(
+    position: pl.DataFrame, as_of: date, floor_pct: float, min_impact_usd: float, since: date | None = None
+) -> list[Detection]:
     days = daily_position(position).filter(pl.col("usage_date") <= as_of)
     out = []
     for run in _runs(days, pl.col("utilization_pct") < floor_pct):
@@ -81,11 +100,21 @@ def detect_utilization_dips(position: pl.DataFrame, as_of: date, floor_pct: floa
         if (since is not None and last["usage_date"] < since) or unused < min_impact_usd:
             continue
         first_seen = run["usage_date"][0]
-        out.append(Detection(
-            kind=AlertKind.utilization_dip, severity=severity_for_impact(unused, min_impact_usd),
-            dimensions={"savings_plan_arn": "TOTAL"}, first_seen=first_seen, last_seen=last["usage_date"],
-            expected=floor_pct, actual=round(last["utilization_pct"], 1), unit="pct", impact_usd=round(unused, 2),
-            message=(f"Savings Plans utilization was {last['utilization_pct']:.1f}% on {last['usage_date']}, under "
-                     f"the {floor_pct:.0f}% floor since {first_seen}: ${unused:,.2f} of commitment paid and unused."),
-        ))
+        out.append(
+            Detection(
+                kind=AlertKind.utilization_dip,
+                severity=severity_for_impact(unused, min_impact_usd),
+                dimensions={"savings_plan_arn": "TOTAL"},
+                first_seen=first_seen,
+                last_seen=last["usage_date"],
+                expected=floor_pct,
+                actual=round(last["utilization_pct"], 1),
+                unit="pct",
+                impact_usd=round(unused, 2),
+                message=(
+                    f"Savings Plans utilization was {last['utilization_pct']:.1f}% on {last['usage_date']}, under "
+                    f"the {floor_pct:.0f}% floor since {first_seen}: ${unused:,.2f} of commitment paid and unused."
+                ),
+            )
+        )
     return out

@@ -24,8 +24,9 @@ API_PORT = 8000
 # partition when it creates the run: measured on a 200k-row month with the SQLite instance, 19.6-25.5 s per run
 # instead of 12.6-14.3 s with one planned event for the range (the ingestion itself: 0.5 s). The price: a failed
 # run leaves its partitions showing their last success instead of "failed", which is what the lake holds (bad input
-# never replaces data); the failed run itself shows on the asset. Processes that create runs read it: this one, `dagster dev`
-# started from here or from the Makefile, and in production the webserver and the daemon (set it there too).
+# never replaces data); the failed run itself shows on the asset. Processes that create runs read it: this one,
+# `dagster dev` started from here or from the Makefile, and in production the webserver and the daemon (set it there
+# too).
 DAGSTER_RUN_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 
 
@@ -54,8 +55,7 @@ def _wait_http(url: str, timeout_s: float) -> bool:
 
 def _start(cmd: list[str], log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _pending_proposals(tenants) -> str:
@@ -68,8 +68,10 @@ def _pending_proposals(tenants) -> str:
     for t in tenants:
         for p in store.list_proposals(t.id, [ProposalStatus.pending_approval]):
             lines.append(f"  {t.id}: {p.proposal_id}: approving buys {purchase_terms(p).summary()}")
-            lines.append(f"    approve: .venv/bin/blocks sp approve {p.proposal_id} --approver NAME "
-                         f"(or from {t.id}/sp_proposal_status in the Dagster UI)")
+            lines.append(
+                f"    approve: .venv/bin/blocks sp approve {p.proposal_id} --approver NAME "
+                f"(or from {t.id}/sp_proposal_status in the Dagster UI)"
+            )
     return "\n".join(lines) if len(lines) > 1 else "No Savings Plans proposal is awaiting approval."
 
 
@@ -90,8 +92,9 @@ def check_ports(dagster_port: int, api_port: int) -> None:
         raise click.UsageError(f"--dagster-port and --api-port are both {api_port}: pick two ports")
     for flag, port in (("--dagster-port", dagster_port), ("--api-port", api_port)):
         if not _port_free(port):
-            raise click.UsageError(f"port {port} on 127.0.0.1 is in use: stop what holds it or pass {flag} "
-                                   f"with a free port")
+            raise click.UsageError(
+                f"port {port} on 127.0.0.1 is in use: stop what holds it or pass {flag} with a free port"
+            )
 
 
 def _open_alerts(tenants) -> str:
@@ -108,10 +111,16 @@ def _open_alerts(tenants) -> str:
 
 @click.command()
 @click.option("--no-serve", is_flag=True, help="Build everything, then exit instead of starting the UI and the API.")
-@click.option("--dagster-port", default=DAGSTER_PORT, show_default=True, type=click.IntRange(1, 65535),
-              help="Port of the Dagster UI.")
-@click.option("--api-port", default=API_PORT, show_default=True, type=click.IntRange(1, 65535),
-              help="Port of the Blocks API.")
+@click.option(
+    "--dagster-port",
+    default=DAGSTER_PORT,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port of the Dagster UI.",
+)
+@click.option(
+    "--api-port", default=API_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port of the Blocks API."
+)
 @click.option("--months", default=3, show_default=True, help="Months of sample CUR per tenant.")
 @click.option("--seed", default=42, show_default=True, help="Generator seed (same seed, same data).")
 def demo(no_serve: bool, dagster_port: int, api_port: int, months: int, seed: int) -> None:
@@ -141,23 +150,33 @@ def demo(no_serve: bool, dagster_port: int, api_port: int, months: int, seed: in
     bin_dir = Path(sys.executable).parent
     os.environ.setdefault("BLOCKS_DAGSTER_URL", f"http://127.0.0.1:{dagster_port}")  # the API's onboarding calls it
     procs = [
-        _start([str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
-               logs / "dagster.log"),
+        _start(
+            [str(bin_dir / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(dagster_port)],
+            logs / "dagster.log",
+        ),
         _start([str(bin_dir / "blocks"), "serve", "--host", "127.0.0.1", "--port", str(api_port)], logs / "api.log"),
     ]
     ui_ok = _wait_http(f"http://127.0.0.1:{dagster_port}/server_info", 180)
     api_ok = _wait_http(f"http://127.0.0.1:{api_port}/healthz", 60)
-    token = subprocess.run([str(bin_dir / "blocks"), "dev-token", "--tenant", tenants[0].id, "--role", "admin"],
-                           capture_output=True, text=True).stdout.strip() if tenants else ""
+    token = (
+        subprocess.run(
+            [str(bin_dir / "blocks"), "dev-token", "--tenant", tenants[0].id, "--role", "admin"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if tenants
+        else ""
+    )
+    first = tenants[0].id if tenants else "ID"
     click.echo(f"""
 Where to look
-  Dagster UI   http://127.0.0.1:{dagster_port}   {'up' if ui_ok else 'NOT UP: see ' + str(logs / 'dagster.log')}
-               asset groups: {', '.join(t.id for t in tenants)}; each group's sp_proposal_status shows its
+  Dagster UI   http://127.0.0.1:{dagster_port}   {"up" if ui_ok else "NOT UP: see " + str(logs / "dagster.log")}
+               asset groups: {", ".join(t.id for t in tenants)}; each group's sp_proposal_status shows its
                proposals as they are now; a pending one with what approving buys and the config to approve it.
-  API          http://127.0.0.1:{api_port}/docs   {'up' if api_ok else 'NOT UP: see ' + str(logs / 'api.log')}
-               curl -H "Authorization: Bearer $(.venv/bin/blocks dev-token --tenant {tenants[0].id if tenants else 'ID'})" \\
+  API          http://127.0.0.1:{api_port}/docs   {"up" if api_ok else "NOT UP: see " + str(logs / "api.log")}
+               curl -H "Authorization: Bearer $(.venv/bin/blocks dev-token --tenant {first})" \\
                     "http://127.0.0.1:{api_port}/api/projection?period=month"
-  Dev token    {token[:40]}... (for {tenants[0].id if tenants else '-'})
+  Dev token    {token[:40]}... (for {tenants[0].id if tenants else "-"})
   Logs         {logs}
 Ctrl-C stops both.""")
     try:

@@ -10,9 +10,12 @@ from blocks_pipelines.tenants.config import TenantConfigError, load_registry
 
 @click.command()
 @click.option("--tenant", "tenant_ids", multiple=True, help="Tenant id (repeatable; default: every tenant).")
-@click.option("--select", default=None,
-              help='Dagster asset selection, e.g. \'key:"globex/spend_hourly"+\' (default: the whole pipeline: '
-                   'every delivery, dbt models over the history, rollups and SP proposals).')
+@click.option(
+    "--select",
+    default=None,
+    help="Dagster asset selection, e.g. 'key:\"globex/spend_hourly\"+' (default: the whole pipeline: "
+    "every delivery, dbt models over the history, rollups and SP proposals).",
+)
 def materialize(tenant_ids: tuple[str, ...], select: str | None) -> None:
     """Run the pipeline in-process, without a daemon, as a data engineer's CI would. Exit 1 if any run failed."""
     from blocks_pipelines.cli.demo import prepare_dagster_home

@@ -29,7 +29,9 @@ def _tenants_dir(config_dir: str | None) -> Path:
 
 
 config_option = click.option(
-    "--config-dir", type=click.Path(file_okay=False), default=None,
+    "--config-dir",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Assets config folder holding tenants/ (default: $BLOCKS_ASSETS_CONFIG or ./assets_config).",
 )
 
@@ -83,8 +85,15 @@ def validate(config_dir: str | None, files: tuple[str, ...]) -> None:
 
 
 def new_tenant(
-    tenant_id: str, name: str, payer: str, fmt: str, source_uri: str | None, report_name: str | None,
-    history_start: date, max_hourly_commitment: float, role_arn: str | None = None,
+    tenant_id: str,
+    name: str,
+    payer: str,
+    fmt: str,
+    source_uri: str | None,
+    report_name: str | None,
+    history_start: date,
+    max_hourly_commitment: float,
+    role_arn: str | None = None,
     billing_accounts: dict[str, list[str]] | None = None,
 ) -> TenantConfig:
     """A tenant with safe defaults: data-read scope only, connection pending, a fresh unguessable ExternalId.
@@ -129,14 +138,15 @@ def _billing_account_options(command):
     """--azure-billing-account, --gcp-billing-account, --oci-tenancy, --other-billing-account (each repeatable)."""
     helps = {
         "azure": "Azure billing account: /providers/Microsoft.Billing/billingAccounts/<id>, its GUID name or an EA "
-                 "enrollment number.",
+        "enrollment number.",
         "gcp": "Google Cloud billing account, XXXXXX-XXXXXX-XXXXXX.",
         "oci": "OCI tenancy OCID, ocid1.tenancy.oc1..<unique id>.",
         "other": "Billing account id at another FOCUS provider (as its export writes BillingAccountId).",
     }
     for provider in reversed(("azure", "gcp", "oci", "other")):
-        command = click.option(ba.CLI_FLAGS[provider], provider, multiple=True,
-                               help=helps[provider] + " Repeatable.")(command)
+        command = click.option(ba.CLI_FLAGS[provider], provider, multiple=True, help=helps[provider] + " Repeatable.")(
+            command
+        )
     return command
 
 
@@ -144,8 +154,12 @@ def _billing_account_options(command):
 @config_option
 @click.option("--id", "tenant_id", required=True, help="Tenant id: lowercase letters, digits and _.")
 @click.option("--name", required=True, help="Display name.")
-@click.option("--payer", required=True, callback=lambda ctx, param, v: _account_id(v),
-              help="12-digit payer (management) account id.")
+@click.option(
+    "--payer",
+    required=True,
+    callback=lambda ctx, param, v: _account_id(v),
+    help="12-digit payer (management) account id.",
+)
 @click.option("--format", "fmt", type=click.Choice(["cur1", "cur2", "focus"]), default="cur2", show_default=True)
 @click.option("--source-uri", default=None, help="s3://bucket/prefix or a local folder (default: sources/<id>).")
 @click.option("--report-name", default=None, help="CUR report / Data Exports export name.")
@@ -154,8 +168,23 @@ def _billing_account_options(command):
 @click.option("--role-arn", default=None, help="Data-read role ARN (default: <payer>:role/BlocksDataRead).")
 @click.option("--force", is_flag=True, help="Overwrite an existing tenant file.")
 @_billing_account_options
-def add(config_dir, tenant_id, name, payer, fmt, source_uri, report_name, history_start, max_hourly_commitment,
-        role_arn, force, azure, gcp, oci, other) -> None:
+def add(
+    config_dir,
+    tenant_id,
+    name,
+    payer,
+    fmt,
+    source_uri,
+    report_name,
+    history_start,
+    max_hourly_commitment,
+    role_arn,
+    force,
+    azure,
+    gcp,
+    oci,
+    other,
+) -> None:
     """Register a new tenant (writes assets_config/tenants/<id>.yaml after validating it).
 
     A multi-cloud tenant also lists its Azure, Google Cloud or OCI billing accounts: their FOCUS exports are then
@@ -165,9 +194,18 @@ def add(config_dir, tenant_id, name, payer, fmt, source_uri, report_name, histor
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to overwrite")
     try:
-        tenant = new_tenant(tenant_id, name, payer, fmt, source_uri, report_name, history_start.date(),
-                            max_hourly_commitment, role_arn,
-                            {"azure": list(azure), "gcp": list(gcp), "oci": list(oci), "other": list(other)})
+        tenant = new_tenant(
+            tenant_id,
+            name,
+            payer,
+            fmt,
+            source_uri,
+            report_name,
+            history_start.date(),
+            max_hourly_commitment,
+            role_arn,
+            {"azure": list(azure), "gcp": list(gcp), "oci": list(oci), "other": list(other)},
+        )
     except ValidationError as exc:
         raise click.ClickException(f"{path}: " + "; ".join(describe_validation_error(exc))) from exc
     directory.mkdir(parents=True, exist_ok=True)
@@ -202,8 +240,9 @@ def add_account(config_dir, tenant_id, azure, gcp, oci, other) -> None:
     writes it: comments in the file are not kept)."""
     new = {"azure": list(azure), "gcp": list(gcp), "oci": list(oci), "other": list(other)}
     if not any(new.values()):
-        raise click.UsageError("give at least one account, e.g. --azure-billing-account "
-                               "/providers/Microsoft.Billing/billingAccounts/<id>")
+        raise click.UsageError(
+            "give at least one account, e.g. --azure-billing-account /providers/Microsoft.Billing/billingAccounts/<id>"
+        )
     path = _tenants_dir(config_dir) / f"{tenant_id}.yaml"
     if not path.exists():
         raise click.ClickException(f"{path} does not exist: register the tenant first (blocks tenants add)")

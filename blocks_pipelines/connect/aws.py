@@ -57,9 +57,7 @@ def error_message(exc: ClientError) -> str:
     return f"{err.get('Code', '?')}: {err.get('Message') or exc}"
 
 
-def make_client(
-    source: ClientSource, service: str, region: str, creds: RoleCredentials | None = None
-) -> Any:
+def make_client(source: ClientSource, service: str, region: str, creds: RoleCredentials | None = None) -> Any:
     kwargs: dict[str, Any] = {"region_name": region}
     if service == "s3" and get_settings().s3_endpoint_url:
         kwargs["endpoint_url"] = get_settings().s3_endpoint_url

@@ -7,10 +7,11 @@ check it depends on failed). The role assumption and every result are written to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -351,13 +352,17 @@ def connection_status(results: list[CheckResult], checked_at: datetime, role_arn
         "checked_at": checked_at.isoformat(),
         "role_arn": role_arn,
         "checks": {r.name: r.status for r in results},
-        "failing": [{"name": r.name, "error_code": r.error_code, "message": r.message, "remediation": r.remediation}
-                    for r in results if not r.ok],
+        "failing": [
+            {"name": r.name, "error_code": r.error_code, "message": r.message, "remediation": r.remediation}
+            for r in results
+            if not r.ok
+        ],
     }
 
 
-def record_outcome(tenant: TenantConfig, results: list[CheckResult], actor: str = DEFAULT_ACTOR,
-                   now: datetime | None = None) -> dict[str, Any]:
+def record_outcome(
+    tenant: TenantConfig, results: list[CheckResult], actor: str = DEFAULT_ACTOR, now: datetime | None = None
+) -> dict[str, Any]:
     """Keep the latest outcome as the tenant's connection status in the state store (the YAML keeps only the
     configuration): a role that stops working shows as failed, with the fix, until a later check passes."""
     from blocks_pipelines.state import get_state_store

@@ -37,8 +37,9 @@ def connect() -> None:
 @click.option("--with-purchase-role", is_flag=True, help="Also create the separate Savings Plans purchase role.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the YAML here (default: stdout).")
 @click.option("--template-url", help="Where the template will be hosted, for the quick-create link.")
-def template_cmd(tenant_id: str, with_cur_export: bool, with_purchase_role: bool, out: Path | None,
-                 template_url: str | None) -> None:
+def template_cmd(
+    tenant_id: str, with_cur_export: bool, with_purchase_role: bool, out: Path | None, template_url: str | None
+) -> None:
     """CloudFormation template for a tenant, its quick-create link and a readable policy preview.
 
     The YAML goes to --out (or stdout); the link and preview go to stderr so the YAML can be piped."""
@@ -102,11 +103,20 @@ def error_catalog_cmd(out: Path | None, check_only: bool) -> None:
 
 
 @click.command("setup")
-@click.option("--file", "tenant_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A tenant YAML (same fields as assets_config/tenants/*.yaml) to register.")
+@click.option(
+    "--file",
+    "tenant_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A tenant YAML (same fields as assets_config/tenants/*.yaml) to register.",
+)
 @click.option("--tenant", "tenant_id", help="An already registered tenant: reload Dagster and resume its backfill.")
-@click.option("--dagster-url", envvar="BLOCKS_DAGSTER_URL", default="http://127.0.0.1:3000", show_default=True,
-              help="Dagster webserver (env BLOCKS_DAGSTER_URL).")
+@click.option(
+    "--dagster-url",
+    envvar="BLOCKS_DAGSTER_URL",
+    default="http://127.0.0.1:3000",
+    show_default=True,
+    help="Dagster webserver (env BLOCKS_DAGSTER_URL).",
+)
 @click.option("--location", default="blocks", show_default=True, help="Dagster code location to reload.")
 def tenants_setup(tenant_file: Path | None, tenant_id: str | None, dagster_url: str, location: str) -> None:
     """Register a tenant, reload Dagster and launch its history backfill (one backfill per billing month).

@@ -79,8 +79,9 @@ def client_from_url(url: str = DEFAULT_DAGSTER_URL) -> DagsterGraphQLClient:
 
 
 class DagsterGateway:
-    def __init__(self, client: DagsterGraphQLClient, location: str = DEFAULT_LOCATION,
-                 repository: str = DEFAULT_REPOSITORY):
+    def __init__(
+        self, client: DagsterGraphQLClient, location: str = DEFAULT_LOCATION, repository: str = DEFAULT_REPOSITORY
+    ):
         self.client = client
         self.location = location
         self.repository = repository
@@ -89,15 +90,19 @@ class DagsterGateway:
         try:
             return self.client._execute(query, variables)
         except DagsterGraphQLClientError as exc:
-            raise DagsterApiError(f"Dagster webserver unreachable or failing ({exc}): is it running at the "
-                                  "BLOCKS_DAGSTER_URL / --dagster-url address?") from exc
+            raise DagsterApiError(
+                f"Dagster webserver unreachable or failing ({exc}): is it running at the "
+                "BLOCKS_DAGSTER_URL / --dagster-url address?"
+            ) from exc
 
     def reload(self) -> None:
         try:
             info = self.client.reload_repository_location(self.location)
         except DagsterGraphQLClientError as exc:
-            raise DagsterApiError(f"Dagster webserver unreachable or failing ({exc}): is it running at the "
-                                  "BLOCKS_DAGSTER_URL / --dagster-url address?") from exc
+            raise DagsterApiError(
+                f"Dagster webserver unreachable or failing ({exc}): is it running at the "
+                "BLOCKS_DAGSTER_URL / --dagster-url address?"
+            ) from exc
         if info.status != ReloadRepositoryLocationStatus.SUCCESS:
             raise DagsterApiError(
                 f"Dagster could not reload code location {self.location!r} ({info.failure_type}): {info.message}. "
@@ -141,6 +146,7 @@ class DagsterGateway:
         res = self._execute(_LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
         if res["__typename"] != "LaunchBackfillSuccess":
             raise DagsterApiError(
-                f"launching the {month.billing_period} backfill of {tenant_id}: {res['__typename']}: {res.get('message')}"
+                f"launching the {month.billing_period} backfill of {tenant_id}: "
+                f"{res['__typename']}: {res.get('message')}"
             )
         return LaunchedBackfill(month.billing_period, res["backfillId"])

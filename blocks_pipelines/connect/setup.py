@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -184,7 +185,9 @@ def _reload(gateway: DagsterGateway, tenant: TenantConfig, store: Any, actor: st
     store.append_audit(actor, "dagster.reload", f"{tenant.id}/dagster", "ok", {"location": gateway.location})
 
 
-def _launch(gateway: DagsterGateway, tenant: TenantConfig, month: MonthRange, store: Any, actor: str) -> LaunchedBackfill:
+def _launch(
+    gateway: DagsterGateway, tenant: TenantConfig, month: MonthRange, store: Any, actor: str
+) -> LaunchedBackfill:
     launched = gateway.launch_month(tenant.id, month)
     store.append_audit(
         actor,

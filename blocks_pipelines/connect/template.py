@@ -172,9 +172,7 @@ def _export_resources() -> dict:
             "Properties": {
                 "BucketName": {"Ref": "CurBucket"},
                 "BucketEncryption": {
-                    "ServerSideEncryptionConfiguration": [
-                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-                    ]
+                    "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
                 },
                 "PublicAccessBlockConfiguration": {
                     "BlockPublicAcls": True,
@@ -233,7 +231,10 @@ def build_template(tenant: TenantConfig, *, with_cur_export: bool = False, with_
     loc = cur_location(tenant)
     resources = {"BlocksDataReadRole": _data_role(tenant)}
     outputs = {
-        "DataRoleArn": {"Description": "Register this in Blocks", "Value": {"Fn::GetAtt": ["BlocksDataReadRole", "Arn"]}},
+        "DataRoleArn": {
+            "Description": "Register this in Blocks",
+            "Value": {"Fn::GetAtt": ["BlocksDataReadRole", "Arn"]},
+        },
         "ExternalId": {"Value": {"Ref": "ExternalId"}},
         "CurLocation": {"Value": {"Fn::Sub": "s3://${CurBucket}/${CurPrefix}"}},
     }
@@ -250,7 +251,9 @@ def build_template(tenant: TenantConfig, *, with_cur_export: bool = False, with_
                 "Assertions": [
                     {
                         "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, DATA_EXPORTS_REGION]},
-                        "AssertDescription": "AWS Data Exports can only be created in us-east-1: launch the stack there",
+                        "AssertDescription": (
+                            "AWS Data Exports can only be created in us-east-1: launch the stack there"
+                        ),
                     }
                 ]
             }

@@ -50,8 +50,9 @@ def _known(tenant: TenantConfig, provider: str, account_id: str) -> bool:
         return any(ba.matches(p, tenant.billing_account_ids(p), account_id) for p in (*ba.PROVIDERS, "other"))
     # an Azure or OCI id registered as "other" (a form this platform does not know yet) counts; an AWS payer is the
     # organization's one
-    return (ba.matches(provider, tenant.billing_account_ids(provider), account_id)
-            or (provider not in CERTAIN_SHAPES and account_id in tenant.billing_account_ids("other")))
+    return ba.matches(provider, tenant.billing_account_ids(provider), account_id) or (
+        provider not in CERTAIN_SHAPES and account_id in tenant.billing_account_ids("other")
+    )
 
 
 def first_problem(tenant: TenantConfig, rows: list[dict]) -> AccountProblem | None:
@@ -61,10 +62,20 @@ def first_problem(tenant: TenantConfig, rows: list[dict]) -> AccountProblem | No
     checked = [(billing_provider(r), r) for r in rows if r.get("payer_account_id")]
     for provider, r in checked:
         if provider in CERTAIN_SHAPES and not ba.is_well_formed(provider, r["payer_account_id"]):
-            return AccountProblem("malformed", provider, r["payer_account_id"], r.get("provider") or "",
-                                  tuple(_registered(tenant, provider)))
+            return AccountProblem(
+                "malformed",
+                provider,
+                r["payer_account_id"],
+                r.get("provider") or "",
+                tuple(_registered(tenant, provider)),
+            )
     for provider, r in checked:
         if not _known(tenant, provider, r["payer_account_id"]):
-            return AccountProblem("foreign", provider, r["payer_account_id"], r.get("provider") or "",
-                                  tuple(_registered(tenant, provider)))
+            return AccountProblem(
+                "foreign",
+                provider,
+                r["payer_account_id"],
+                r.get("provider") or "",
+                tuple(_registered(tenant, provider)),
+            )
     return None

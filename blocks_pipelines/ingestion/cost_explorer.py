@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from blocks_pipelines.connect.aws import COST_EXPLORER_REGION, ClientSource, assume_role, error_code, error_message
-from blocks_pipelines.ingestion.ingest import IngestSummary, PeriodTotals
 from blocks_pipelines.ingestion.errors import MixedCurrencyError
+from blocks_pipelines.ingestion.ingest import IngestSummary, PeriodTotals
 from blocks_pipelines.ingestion.lake_writer import (
-    Slice, lake_totals, replace_slice, totals_by_day, totals_by_period,
+    Slice,
+    lake_totals,
+    replace_slice,
+    totals_by_day,
+    totals_by_period,
 )
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, LINE_ITEM_TYPES
 from blocks_pipelines.ingestion.workdirs import run_workdir
@@ -77,10 +82,13 @@ class CostExplorerBackfill:
         """`blocks ingest`'s JSON summary plus what is particular to a Cost Explorer pull."""
         out = self.summary.to_dict()
         out["cost_explorer"] = {
-            "first_day": self.first_day.isoformat(), "end_day": self.end_day.isoformat(),
-            "requests": self.requests.requests, "throttled": self.requests.throttled,
+            "first_day": self.first_day.isoformat(),
+            "end_day": self.end_day.isoformat(),
+            "requests": self.requests.requests,
+            "throttled": self.requests.throttled,
             "hourly_refused": self.requests.hourly_refused,
-            "days_with_cur": [d.isoformat() for d in self.days_with_cur], "cost_by_day": self.cost_by_day,
+            "days_with_cur": [d.isoformat() for d in self.days_with_cur],
+            "cost_by_day": self.cost_by_day,
         }
         return out
 
@@ -88,8 +96,10 @@ class CostExplorerBackfill:
 def skip_reason(tenant: TenantConfig) -> str | None:
     """Why this tenant cannot be backfilled from Cost Explorer, or None when it can."""
     if not tenant.cur_source.is_s3:
-        return (f"{tenant.id}'s CUR is local sample data ({tenant.cur_source.uri}): there is no AWS account behind it "
-                "to ask Cost Explorer")
+        return (
+            f"{tenant.id}'s CUR is local sample data ({tenant.cur_source.uri}): there is no AWS account behind it "
+            "to ask Cost Explorer"
+        )
     if "data_read" not in tenant.connection.scopes:
         return f"{tenant.id}'s connection has no data_read scope: its role may not read Cost Explorer"
     return None
@@ -147,31 +157,39 @@ def _get_page(client, kwargs: dict, log: RequestLog, sleep: Sleep) -> dict:
             if attempt + 1 == MAX_ATTEMPTS:
                 raise CostExplorerThrottled(
                     f"Cost Explorer still throttles after {MAX_ATTEMPTS} attempts ({error_message(exc)}); its limit "
-                    "is per payer account and shared with every other tool reading it: retry later") from exc
+                    "is per payer account and shared with every other tool reading it: retry later"
+                ) from exc
             sleep(backoff_delay(attempt))
             attempt += 1
 
 
-def fetch_cost_and_usage(client, granularity: str, start: str, end: str, log: RequestLog,
-                         sleep: Sleep = time.sleep) -> list[dict]:
+def fetch_cost_and_usage(
+    client, granularity: str, start: str, end: str, log: RequestLog, sleep: Sleep = time.sleep
+) -> list[dict]:
     """Flattened GetCostAndUsage groups: one dict per (period, account, service), following NextPageToken."""
     rows, token = [], None
     while True:
-        kwargs = dict(TimePeriod={"Start": start, "End": end}, Granularity=granularity, Metrics=METRICS,
-                      GroupBy=GROUP_BY)
+        kwargs = dict(
+            TimePeriod={"Start": start, "End": end}, Granularity=granularity, Metrics=METRICS, GroupBy=GROUP_BY
+        )
         if token:
             kwargs["NextPageToken"] = token
         resp = _get_page(client, kwargs, log, sleep)
         for period in resp["ResultsByTime"]:
             for g in period.get("Groups", []):
                 m = g["Metrics"]
-                rows.append({
-                    "start": period["TimePeriod"]["Start"], "end": period["TimePeriod"]["End"],
-                    "account": g["Keys"][0], "service": g["Keys"][1],
-                    "unblended": float(m["UnblendedCost"]["Amount"]), "amortized": float(m["AmortizedCost"]["Amount"]),
-                    "usage": float(m.get("UsageQuantity", {}).get("Amount", 0.0)),
-                    "currency": m["UnblendedCost"].get("Unit", "USD"),
-                })
+                rows.append(
+                    {
+                        "start": period["TimePeriod"]["Start"],
+                        "end": period["TimePeriod"]["End"],
+                        "account": g["Keys"][0],
+                        "service": g["Keys"][1],
+                        "unblended": float(m["UnblendedCost"]["Amount"]),
+                        "amortized": float(m["AmortizedCost"]["Amount"]),
+                        "usage": float(m.get("UsageQuantity", {}).get("Amount", 0.0)),
+                        "currency": m["UnblendedCost"].get("Unit", "USD"),
+                    }
+                )
         token = resp.get("NextPageToken")
         if not token:
             return rows
@@ -200,20 +218,36 @@ def _ce_time(e: pl.Expr) -> pl.Expr:
 
 # Cost Explorer groups by service NAME; CUR (and so the marts and the API's group_by=service) use product codes.
 SERVICE_CODES = {
-    "Amazon Elastic Compute Cloud - Compute": "AmazonEC2", "EC2 - Other": "AmazonEC2",
-    "Amazon Relational Database Service": "AmazonRDS", "Amazon Simple Storage Service": "AmazonS3",
-    "AWS Lambda": "AWSLambda", "Amazon Elastic Container Service": "AmazonECS",
-    "Amazon Elastic Container Service for Kubernetes": "AmazonEKS", "Amazon ElastiCache": "AmazonElastiCache",
-    "Amazon DynamoDB": "AmazonDynamoDB", "Amazon CloudFront": "AmazonCloudFront",
-    "Amazon Virtual Private Cloud": "AmazonVPC", "Amazon Elastic Load Balancing": "AWSELB",
-    "AmazonCloudWatch": "AmazonCloudWatch", "Amazon CloudWatch": "AmazonCloudWatch",
-    "AWS Key Management Service": "awskms", "Amazon Route 53": "AmazonRoute53",
-    "Amazon OpenSearch Service": "AmazonES", "Amazon Redshift": "AmazonRedshift",
-    "Amazon SageMaker": "AmazonSageMaker", "Amazon Elastic File System": "AmazonEFS",
-    "Amazon Simple Queue Service": "AWSQueueService", "Amazon Simple Notification Service": "AmazonSNS",
-    "AWS Glue": "AWSGlue", "Amazon Athena": "AmazonAthena", "AWS Backup": "AWSBackup",
-    "Amazon Kinesis": "AmazonKinesis", "AWS Secrets Manager": "AWSSecretsManager",
-    "Amazon EC2 Container Registry (ECR)": "AmazonECR", "AWS Config": "AWSConfig", "AWS CloudTrail": "AWSCloudTrail",
+    "Amazon Elastic Compute Cloud - Compute": "AmazonEC2",
+    "EC2 - Other": "AmazonEC2",
+    "Amazon Relational Database Service": "AmazonRDS",
+    "Amazon Simple Storage Service": "AmazonS3",
+    "AWS Lambda": "AWSLambda",
+    "Amazon Elastic Container Service": "AmazonECS",
+    "Amazon Elastic Container Service for Kubernetes": "AmazonEKS",
+    "Amazon ElastiCache": "AmazonElastiCache",
+    "Amazon DynamoDB": "AmazonDynamoDB",
+    "Amazon CloudFront": "AmazonCloudFront",
+    "Amazon Virtual Private Cloud": "AmazonVPC",
+    "Amazon Elastic Load Balancing": "AWSELB",
+    "AmazonCloudWatch": "AmazonCloudWatch",
+    "Amazon CloudWatch": "AmazonCloudWatch",
+    "AWS Key Management Service": "awskms",
+    "Amazon Route 53": "AmazonRoute53",
+    "Amazon OpenSearch Service": "AmazonES",
+    "Amazon Redshift": "AmazonRedshift",
+    "Amazon SageMaker": "AmazonSageMaker",
+    "Amazon Elastic File System": "AmazonEFS",
+    "Amazon Simple Queue Service": "AWSQueueService",
+    "Amazon Simple Notification Service": "AmazonSNS",
+    "AWS Glue": "AWSGlue",
+    "Amazon Athena": "AmazonAthena",
+    "AWS Backup": "AWSBackup",
+    "Amazon Kinesis": "AmazonKinesis",
+    "AWS Secrets Manager": "AWSSecretsManager",
+    "Amazon EC2 Container Registry (ECR)": "AmazonECR",
+    "AWS Config": "AWSConfig",
+    "AWS CloudTrail": "AWSCloudTrail",
 }
 # CE reports tax and the Savings Plans fee as "services"; their CUR line item types keep the marts' charge classes.
 SERVICE_LINE_ITEM_TYPES = {"Tax": "Tax", "Savings Plans for AWS Compute usage": "SavingsPlanRecurringFee"}
@@ -227,15 +261,27 @@ def ce_rows_to_canonical(rows: list[dict], tenant_id: str, payer: str, pull_id: 
     start, end = _ce_time(pl.col("start")), _ce_time(pl.col("end"))
     lit = pl.col("service").replace_strict(SERVICE_LINE_ITEM_TYPES, default="Usage")
     values = {
-        "tenant_id": pl.lit(tenant_id), "provider": pl.lit("AWS"), "billing_period": start.dt.strftime("%Y-%m"),
-        "usage_start": start, "usage_end": end, "usage_date": start.dt.date(),
-        "payer_account_id": pl.lit(payer), "usage_account_id": pl.col("account"),
-        "line_item_type": lit, "charge_class": lit.replace_strict(LINE_ITEM_TYPES),
-        "service": pl.col("service").replace(SERVICE_CODES), "service_name": pl.col("service"),
-        "usage_amount": pl.col("usage"), "currency": pl.col("currency"), "unblended_cost": pl.col("unblended"),
-        "amortized_cost": pl.col("amortized"), "public_on_demand_cost": pl.col("unblended"),
-        "tags": pl.lit("{}"), "cost_categories": pl.lit("{}"),
-        "source_format": pl.lit(SOURCE_FORMAT), "delivery_id": pl.lit(pull_id),
+        "tenant_id": pl.lit(tenant_id),
+        "provider": pl.lit("AWS"),
+        "billing_period": start.dt.strftime("%Y-%m"),
+        "usage_start": start,
+        "usage_end": end,
+        "usage_date": start.dt.date(),
+        "payer_account_id": pl.lit(payer),
+        "usage_account_id": pl.col("account"),
+        "line_item_type": lit,
+        "charge_class": lit.replace_strict(LINE_ITEM_TYPES),
+        "service": pl.col("service").replace(SERVICE_CODES),
+        "service_name": pl.col("service"),
+        "usage_amount": pl.col("usage"),
+        "currency": pl.col("currency"),
+        "unblended_cost": pl.col("unblended"),
+        "amortized_cost": pl.col("amortized"),
+        "public_on_demand_cost": pl.col("unblended"),
+        "tags": pl.lit("{}"),
+        "cost_categories": pl.lit("{}"),
+        "source_format": pl.lit(SOURCE_FORMAT),
+        "delivery_id": pl.lit(pull_id),
     }
     return df.select([values.get(n, pl.lit(None)).cast(t).alias(n) for n, t in CANONICAL_SCHEMA.items()])
 
@@ -247,17 +293,25 @@ def cost_explorer_client(source: ClientSource, tenant: TenantConfig) -> Any:
 
     conn = tenant.connection
     creds = assume_role(source, conn.role_arn, conn.external_id, tenant.id)
-    return source.client("ce", region_name=COST_EXPLORER_REGION, config=Config(retries={"max_attempts": 1}),
-                         **creds.client_kwargs())
+    return source.client(
+        "ce", region_name=COST_EXPLORER_REGION, config=Config(retries={"max_attempts": 1}), **creds.client_kwargs()
+    )
 
 
 def _utc(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
 
 
-def backfill_from_cost_explorer(tenant: TenantConfig | str, start: date, end: date, *, client=None,
-                                lake_uri: str | None = None, now: datetime | None = None,
-                                sleep: Sleep = time.sleep) -> CostExplorerBackfill:
+def backfill_from_cost_explorer(
+    tenant: TenantConfig | str,
+    start: date,
+    end: date,
+    *,
+    client=None,
+    lake_uri: str | None = None,
+    now: datetime | None = None,
+    sleep: Sleep = time.sleep,
+) -> CostExplorerBackfill:
     """Write Cost Explorer rows for the days [start, end) into the lake (up to the last complete hour), replacing
     earlier Cost Explorer rows there and skipping every day that already holds CUR rows."""
     tenant = resolve_tenant(tenant)
@@ -269,15 +323,19 @@ def backfill_from_cost_explorer(tenant: TenantConfig | str, start: date, end: da
         client = cost_explorer_client(boto3.Session(), tenant)
     pull_id = f"ce-{now:%Y%m%dT%H%M%SZ}"
     log = RequestLog()
-    df = ce_rows_to_canonical(pull(client, start, end, now, log, sleep), tenant.id,
-                              tenant.organization.payer_account_id, pull_id)
+    df = ce_rows_to_canonical(
+        pull(client, start, end, now, log, sleep), tenant.id, tenant.organization.payer_account_id, pull_id
+    )
     # the lake writer requires new rows inside the replaced slice: drop any period Cost Explorer added around it
     df = df.filter((pl.col("usage_start") >= _utc(start)) & (pl.col("usage_start") < _utc(end)))
     currencies = df.group_by("billing_period").agg(pl.col("currency").n_unique().alias("n")).filter(pl.col("n") > 1)
     if currencies.height:
-        raise MixedCurrencyError(f"Cost Explorer returned several currencies for {currencies['billing_period'][0]}",
-                                 file="GetCostAndUsage", column="Unit",
-                                 fix="one tenant bills in one currency; split the payer accounts into tenants")
+        raise MixedCurrencyError(
+            f"Cost Explorer returned several currencies for {currencies['billing_period'][0]}",
+            file="GetCostAndUsage",
+            column="Unit",
+            fix="one tenant bills in one currency; split the payer accounts into tenants",
+        )
     sl = Slice(_utc(start), _utc(end), only_source_format=SOURCE_FORMAT)
     with run_workdir("ce") as work:
         cur_days = _days_with_cur(lake_uri, tenant.id, start, end)
@@ -290,26 +348,40 @@ def backfill_from_cost_explorer(tenant: TenantConfig | str, start: date, end: da
             by_day[day] = [path]
         days = replace_slice(lake_uri, tenant.id, by_day, sl, work / "w")
         lake = lake_totals(lake_uri, tenant.id, sl, work / "r")
-    return CostExplorerBackfill(_summary(tenant.id, df, lake, len(days), pull_id), log, start, end,
-                                sorted(cur_days), totals_by_day(df))
+    return CostExplorerBackfill(
+        _summary(tenant.id, df, lake, len(days), pull_id), log, start, end, sorted(cur_days), totals_by_day(df)
+    )
 
 
 def _summary(tenant_id: str, df: pl.DataFrame, lake: pl.DataFrame, days_written: int, pull_id: str) -> IngestSummary:
     summary = IngestSummary(tenant_id)
     summary.rows, summary.days_written = df.height, days_written
     summary.hours = df["usage_start"].n_unique()
-    for lit, cost, amortized in df.group_by("line_item_type").agg(
-            pl.col("unblended_cost").sum(), pl.col("amortized_cost").sum()).sort("line_item_type").iter_rows():
+    for lit, cost, amortized in (
+        df.group_by("line_item_type")
+        .agg(pl.col("unblended_cost").sum(), pl.col("amortized_cost").sum())
+        .sort("line_item_type")
+        .iter_rows()
+    ):
         summary.cost_by_line_item_type[lit] = float(cost)
         summary.amortized_by_line_item_type[lit] = float(amortized)
     got = totals_by_period(lake)
     summary.unblended_by_day = totals_by_day(lake)
-    for bp, n, cost in df.group_by("billing_period").agg(pl.len(), pl.col("unblended_cost").sum()).sort(
-            "billing_period").iter_rows():
+    for bp, n, cost in (
+        df.group_by("billing_period").agg(pl.len(), pl.col("unblended_cost").sum()).sort("billing_period").iter_rows()
+    ):
         g = got.get(bp, {"rows": 0, "unblended_cost": 0.0})
         summary.periods.append(PeriodTotals(bp, n, int(g["rows"]), float(cost), float(g["unblended_cost"]), False))
-    summary.deliveries.append({"delivery_id": pull_id, "billing_period": None, "format": SOURCE_FORMAT,
-                               "manifest": None, "files": 0, "is_final": False})
+    summary.deliveries.append(
+        {
+            "delivery_id": pull_id,
+            "billing_period": None,
+            "format": SOURCE_FORMAT,
+            "manifest": None,
+            "files": 0,
+            "is_final": False,
+        }
+    )
     return summary
 
 
@@ -319,8 +391,11 @@ def _days_with_cur(lake_uri: str, tenant_id: str, start: date, end: date) -> set
     out = set()
     for m in months.current_months(lake_uri, tenant_id):
         for f in m.files:
-            if start <= f.usage_date < end and f.usage_date not in out and not _only_cost_explorer(
-                    layout.line_items_file_uri(lake_uri, tenant_id, m.billing_period, f.name)):
+            if (
+                start <= f.usage_date < end
+                and f.usage_date not in out
+                and not _only_cost_explorer(layout.line_items_file_uri(lake_uri, tenant_id, m.billing_period, f.name))
+            ):
                 out.add(f.usage_date)
     return out
 

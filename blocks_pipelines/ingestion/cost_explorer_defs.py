@@ -13,9 +13,10 @@ The asset is decorated once as a template and copied per tenant, like cur_line_i
 # no `from __future__ import annotations`: Dagster reads the asset function's real annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext, SensorEvaluationContext
@@ -74,8 +75,9 @@ def _skipped(reason: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"skipped": dg.MetadataValue.text(reason), "rows": dg.MetadataValue.int(0)})
 
 
-def _cost_explorer_line_items(context: AssetExecutionContext,
-                              cost_explorer: CostExplorerClients) -> dg.MaterializeResult:
+def _cost_explorer_line_items(
+    context: AssetExecutionContext, cost_explorer: CostExplorerClients
+) -> dg.MaterializeResult:
     from blocks_pipelines.ingestion.cost_explorer import backfill_bounds, backfill_from_cost_explorer, skip_reason
 
     tenant = tenant_of(context)
@@ -89,8 +91,10 @@ def _cost_explorer_line_items(context: AssetExecutionContext,
     if start >= end:
         return _skipped(f"{window.start.date()} .. {window.end.date()} is older than what Cost Explorer keeps")
     result = backfill_from_cost_explorer(tenant, start, end, client=cost_explorer.client_for(tenant), now=now)
-    context.log.info(f"{tenant.id}: {result.summary.rows} Cost Explorer rows over {result.summary.days_written} "
-                     f"days, {result.requests.requests} requests")
+    context.log.info(
+        f"{tenant.id}: {result.summary.rows} Cost Explorer rows over {result.summary.days_written} "
+        f"days, {result.requests.requests} requests"
+    )
     return dg.MaterializeResult(metadata=_metadata(result))
 
 
@@ -98,8 +102,12 @@ def _cost_explorer_line_items(context: AssetExecutionContext,
 def _template() -> dg.AssetsDefinition:
     # any daily partitions: every copy replaces them with its tenant's (history_start differs)
     partitions = dg.DailyPartitionsDefinition(start_date="2020-01-01", timezone="UTC")
-    return dg.asset(key=template_key(COST_EXPLORER_TABLE), partitions_def=partitions,
-                    backfill_policy=dg.BackfillPolicy.single_run(), kinds={"aws", "parquet"})(_cost_explorer_line_items)
+    return dg.asset(
+        key=template_key(COST_EXPLORER_TABLE),
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"aws", "parquet"},
+    )(_cost_explorer_line_items)
 
 
 def _days(first: date, end: date) -> list[date]:
@@ -121,8 +129,9 @@ def plan_refresh(tenant: TenantConfig, pulled_days: set[str], now: datetime) -> 
     return start.isoformat(), (end - timedelta(days=1)).isoformat()
 
 
-def tenant_tick(instance: dg.DagsterInstance, tenant: TenantConfig, key: dg.AssetKey, cursor: dict,
-                now: datetime) -> tuple[dg.RunRequest | None, str]:
+def tenant_tick(
+    instance: dg.DagsterInstance, tenant: TenantConfig, key: dg.AssetKey, cursor: dict, now: datetime
+) -> tuple[dg.RunRequest | None, str]:
     """One tenant's turn: the Cost Explorer pull it needs now (asset `key`, days range), or why none. `cursor` is the
     tenant's own ({last_request, cur_delivered}) and is updated in place. Only a due pull reads S3 and the instance."""
     from blocks_pipelines.ingestion.cost_explorer import skip_reason
@@ -144,17 +153,24 @@ def tenant_tick(instance: dg.DagsterInstance, tenant: TenantConfig, key: dg.Asse
     if keys is None:
         return None, "nothing Cost Explorer keeps is left to pull"
     cursor["last_request"] = now.isoformat()
-    return dg.RunRequest(run_key=f"{tenant.id}:cost-explorer-{keys[0]}-{keys[1]}-{now:%Y%m%dT%H%M}",
-                         asset_selection=[key],
-                         tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[1], SOURCE_TAG: "cost_explorer",
-                               "blocks/tenant": tenant.id}), ""
+    return dg.RunRequest(
+        run_key=f"{tenant.id}:cost-explorer-{keys[0]}-{keys[1]}-{now:%Y%m%dT%H%M}",
+        asset_selection=[key],
+        tags={
+            RANGE_START_TAG: keys[0],
+            RANGE_END_TAG: keys[1],
+            SOURCE_TAG: "cost_explorer",
+            "blocks/tenant": tenant.id,
+        },
+    ), ""
 
 
 LOCATION_BUDGET_SECONDS = 40.0  # of the 60 s interval, for the tenants whose pull is due (they read S3)
 
 
-def cost_explorer_location_sensor(tenants: Sequence[TenantConfig],
-                                  budget_seconds: float = LOCATION_BUDGET_SECONDS) -> dg.SensorDefinition:
+def cost_explorer_location_sensor(
+    tenants: Sequence[TenantConfig], budget_seconds: float = LOCATION_BUDGET_SECONDS
+) -> dg.SensorDefinition:
     """Every tenant of the code location in one sensor (issue #16): a tenant whose pull is not due costs a few
     comparisons; due ones (S3 listing, partitions read) are served in turn within the time budget."""
     from blocks_pipelines.tenants.rotation import rotation
@@ -163,10 +179,12 @@ def cost_explorer_location_sensor(tenants: Sequence[TenantConfig],
     keys = {t: dg.AssetKey([t, COST_EXPLORER_TABLE]) for t in by_id}
 
     @dg.sensor(
-        name="cost_explorer_sensor", asset_selection=sorted(keys.values()), minimum_interval_seconds=60,
+        name="cost_explorer_sensor",
+        asset_selection=sorted(keys.values()),
+        minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Until each tenant's first CUR delivery: backfills its history from Cost Explorer, then "
-                    f"re-pulls the last {HOURLY_DAYS} days (hourly) at most every {REFRESH_EVERY}.",
+        f"re-pulls the last {HOURLY_DAYS} days (hourly) at most every {REFRESH_EVERY}.",
     )
     def cost_explorer_location_tick(context: SensorEvaluationContext) -> dg.SensorResult:
         import time
@@ -182,8 +200,9 @@ def cost_explorer_location_sensor(tenants: Sequence[TenantConfig],
                 del states[t]  # nothing to remember (local sample data, no scope): the cursor stays small
             stopped_at = t
             if request is not None:
-                context.log.info(f"{t}: Cost Explorer pull {request.tags[RANGE_START_TAG]} .. "
-                                 f"{request.tags[RANGE_END_TAG]}")
+                context.log.info(
+                    f"{t}: Cost Explorer pull {request.tags[RANGE_START_TAG]} .. {request.tags[RANGE_END_TAG]}"
+                )
                 requests.append(request)
             if time.monotonic() - started > budget_seconds:
                 context.log.info(f"time budget ({budget_seconds:.0f} s) used: resuming after {t}")
@@ -194,8 +213,9 @@ def cost_explorer_location_sensor(tenants: Sequence[TenantConfig],
         for gone in set(states) - set(by_id):
             del states[gone]
         skip = None if requests else "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if reasons[3:] else "")
-        return dg.SensorResult(run_requests=requests, skip_reason=skip or None,
-                               cursor=json.dumps(cursor, separators=(",", ":")))
+        return dg.SensorResult(
+            run_requests=requests, skip_reason=skip or None, cursor=json.dumps(cursor, separators=(",", ":"))
+        )
 
     return cost_explorer_location_tick
 
@@ -209,9 +229,11 @@ def can_use_cost_explorer(tenant: TenantConfig) -> bool:
 
 def cost_explorer_asset(tenant: TenantConfig) -> dg.AssetsDefinition:
     return copy_for_tenant(
-        _template(), tenant, partitions_def=tenant_daily_partitions(tenant),
+        _template(),
+        tenant,
+        partitions_def=tenant_daily_partitions(tenant),
         description=f"{tenant.name}: Cost Explorer spend (per day, hourly for the last {HOURLY_DAYS} days) in the "
-                    "lake's line items, for days without CUR; CUR replaces it month by month.",
+        "lake's line items, for days without CUR; CUR replaces it month by month.",
     )
 
 

@@ -25,8 +25,8 @@ from blocks_pipelines.tenants.partitions import PARTITION_FMT, RANGE_END_TAG, RA
 from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
 
 if TYPE_CHECKING:
-    from blocks_pipelines.ingestion.ingest import IngestSummary
     from blocks_pipelines.ingestion.deliveries import Delivery
+    from blocks_pipelines.ingestion.ingest import IngestSummary
 
 LAKE_TABLE = "cur_line_items"  # blocks_pipelines.ingestion.schema.LAKE_TABLE, without importing polars
 MANIFEST_TAG = "blocks/cur_manifest"
@@ -79,9 +79,17 @@ def _run_detail(summary: "IngestSummary") -> dict:
     amortized cost per line item type, the deliveries read and seconds per stage."""
     return {
         "source_vs_lake": dg.MetadataValue.json(
-            {p.billing_period: {"source_unblended": p.source_unblended, "lake_unblended": p.lake_unblended,
-                                "source_rows": p.source_rows, "lake_rows": p.lake_rows, "is_final": p.is_final}
-             for p in summary.periods}),
+            {
+                p.billing_period: {
+                    "source_unblended": p.source_unblended,
+                    "lake_unblended": p.lake_unblended,
+                    "source_rows": p.source_rows,
+                    "lake_rows": p.lake_rows,
+                    "is_final": p.is_final,
+                }
+                for p in summary.periods
+            }
+        ),
         "unblended_by_day": dg.MetadataValue.json(summary.unblended_by_day),
         "amortized_by_line_item_type": dg.MetadataValue.json(summary.amortized_by_line_item_type),
         "deliveries": dg.MetadataValue.json(summary.deliveries),
@@ -116,16 +124,29 @@ def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
     mismatched = [p.billing_period for p in summary.periods if not p.matches]
     checks = [
         dg.AssetCheckResult(
-            check_name=CHECK_TOTALS, passed=not mismatched, asset_key=key,
+            check_name=CHECK_TOTALS,
+            passed=not mismatched,
+            asset_key=key,
             description="totals match" if not mismatched else f"totals differ for {mismatched}",
-            metadata={**{p.billing_period: abs(p.source_unblended - p.lake_unblended) for p in summary.periods},
-                      **_run_detail(summary)},
+            metadata={
+                **{p.billing_period: abs(p.source_unblended - p.lake_unblended) for p in summary.periods},
+                **_run_detail(summary),
+            },
         ),
-        dg.AssetCheckResult(check_name=CHECK_DUPLICATES, passed=dup.passed, asset_key=key,
-                            description=dup.description,
-                            metadata={"lake_rows": dg.MetadataValue.json(dup.metadata)}),
-        dg.AssetCheckResult(check_name=CHECK_SCHEMA, passed=schema.passed, asset_key=key,
-                            description=schema.description, metadata=schema.metadata),
+        dg.AssetCheckResult(
+            check_name=CHECK_DUPLICATES,
+            passed=dup.passed,
+            asset_key=key,
+            description=dup.description,
+            metadata={"lake_rows": dg.MetadataValue.json(dup.metadata)},
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_SCHEMA,
+            passed=schema.passed,
+            asset_key=key,
+            description=schema.description,
+            metadata=schema.metadata,
+        ),
         _invoice_check(summary, key),
     ]
     return dg.MaterializeResult(metadata=_metadata(summary, start, end), check_results=checks)
@@ -141,11 +162,22 @@ def _invoice_check(summary: "IngestSummary", key: dg.AssetKey) -> dg.AssetCheckR
         description = "billed cost differs for " + ", ".join(f"{i.billing_period} {i.invoice_id}" for i in differ[:5])
     else:
         description = f"{len(summary.invoices)} invoice(s): billed cost equals the source's"
-    detail = {f"{i.billing_period} {i.invoice_id}": {"source_billed": i.source_billed, "lake_billed": i.lake_billed,
-                                                     "source_rows": i.source_rows, "lake_rows": i.lake_rows}
-              for i in (differ or summary.invoices)[:50]}  # bounded: an Azure month can hold many invoices
-    return dg.AssetCheckResult(check_name=CHECK_INVOICES, passed=not differ, asset_key=key, description=description,
-                               metadata={"invoices": dg.MetadataValue.json(detail)})
+    detail = {
+        f"{i.billing_period} {i.invoice_id}": {
+            "source_billed": i.source_billed,
+            "lake_billed": i.lake_billed,
+            "source_rows": i.source_rows,
+            "lake_rows": i.lake_rows,
+        }
+        for i in (differ or summary.invoices)[:50]
+    }  # bounded: an Azure month can hold many invoices
+    return dg.AssetCheckResult(
+        check_name=CHECK_INVOICES,
+        passed=not differ,
+        asset_key=key,
+        description=description,
+        metadata={"invoices": dg.MetadataValue.json(detail)},
+    )
 
 
 @lru_cache(maxsize=1)
@@ -153,24 +185,48 @@ def _template() -> dg.AssetsDefinition:
     """cur_line_items decorated once; each tenant's copy gets its keys, group, partitions and description."""
     key = template_key(LAKE_TABLE)
     specs = [
-        dg.AssetCheckSpec(CHECK_TOTALS, asset=key, blocking=True,
-                          description="Per billing month, the lake's unblended cost equals the source's to 1e-6."),
-        dg.AssetCheckSpec(CHECK_DUPLICATES, asset=key, blocking=True,
-                          description="One delivery per billing month in the lake, with the source's row count."),
-        dg.AssetCheckSpec(CHECK_SCHEMA, asset=key, blocking=True,
-                          description="Lake files have the documented canonical schema, no blank required value."),
-        dg.AssetCheckSpec(CHECK_INVOICES, asset=key, blocking=True,
-                          description="Per invoice id of a final month, the lake's billed cost equals the source's."),
+        dg.AssetCheckSpec(
+            CHECK_TOTALS,
+            asset=key,
+            blocking=True,
+            description="Per billing month, the lake's unblended cost equals the source's to 1e-6.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_DUPLICATES,
+            asset=key,
+            blocking=True,
+            description="One delivery per billing month in the lake, with the source's row count.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_SCHEMA,
+            asset=key,
+            blocking=True,
+            description="Lake files have the documented canonical schema, no blank required value.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_INVOICES,
+            asset=key,
+            blocking=True,
+            description="Per invoice id of a final month, the lake's billed cost equals the source's.",
+        ),
     ]
     # any hourly partitions: every copy replaces them with its tenant's (history_start differs)
     partitions = dg.HourlyPartitionsDefinition(start_date="2020-01-01-00:00", timezone="UTC", fmt=PARTITION_FMT)
-    return dg.asset(key=key, partitions_def=partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-                    check_specs=specs, kinds={"polars", "parquet"}, freshness_policy=CUR_FRESHNESS)(_cur_line_items)
+    return dg.asset(
+        key=key,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=specs,
+        kinds={"polars", "parquet"},
+        freshness_policy=CUR_FRESHNESS,
+    )(_cur_line_items)
 
 
 def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
     asset = copy_for_tenant(
-        _template(), tenant, partitions_def=tenant_hourly_partitions(tenant),
+        _template(),
+        tenant,
+        partitions_def=tenant_hourly_partitions(tenant),
         description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
     )
     if not can_use_cost_explorer(tenant):
@@ -195,9 +251,16 @@ def delivery_run_request(tenant: TenantConfig, d: "Delivery", now: datetime) -> 
     if hours is None:
         return None
     return dg.RunRequest(
-        run_key=d.delivery_id, asset_selection=[dg.AssetKey([tenant.id, LAKE_TABLE])],
-        tags={RANGE_START_TAG: hours[0], RANGE_END_TAG: hours[1], MANIFEST_TAG: d.manifest_uri or "",
-              DELIVERY_TAG: d.delivery_id, PERIOD_TAG: d.billing_period, FINAL_TAG: str(d.is_final).lower()},
+        run_key=d.delivery_id,
+        asset_selection=[dg.AssetKey([tenant.id, LAKE_TABLE])],
+        tags={
+            RANGE_START_TAG: hours[0],
+            RANGE_END_TAG: hours[1],
+            MANIFEST_TAG: d.manifest_uri or "",
+            DELIVERY_TAG: d.delivery_id,
+            PERIOD_TAG: d.billing_period,
+            FINAL_TAG: str(d.is_final).lower(),
+        },
     )
 
 

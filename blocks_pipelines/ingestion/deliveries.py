@@ -22,7 +22,10 @@ from pathlib import Path
 import polars as pl
 
 from blocks_pipelines.ingestion.errors import (
-    AmbiguousSourceError, CorruptFileError, MissingFileError, UnsafeManifestKeyError,
+    AmbiguousSourceError,
+    CorruptFileError,
+    MissingFileError,
+    UnsafeManifestKeyError,
 )
 from blocks_pipelines.ingestion.readers import NULL_MARKERS, is_data_file
 from blocks_pipelines.ingestion.timeparse import parse_manifest_time
@@ -79,8 +82,10 @@ def _resolve_key(key: str, report: str, root: str) -> str:
     if not m:
         idx = key.find(f"{report}/")
         if idx < 0:
-            raise MissingFileError(f"data file key {key!r} does not contain '{report}/'",
-                                   fix="the manifest belongs to another report; point at the right source")
+            raise MissingFileError(
+                f"data file key {key!r} does not contain '{report}/'",
+                fix="the manifest belongs to another report; point at the right source",
+            )
         return fs.join(root, key[idx:])
     return fs.join(root, m.group(1))
 
@@ -110,17 +115,23 @@ def _manifest_period(doc: dict, manifest_uri: str) -> str | None:
             raise ValueError("no start time")
         return parse_manifest_time(start).strftime("%Y-%m")
     except ValueError as exc:
-        raise CorruptFileError(f"billingPeriod {json.dumps(bp)[:200]} is not a billing period ({exc})",
-                               file=manifest_uri, column="billingPeriod",
-                               fix="AWS writes {\"start\": \"20261001T000000.000Z\", \"end\": ...}; " + _MANIFEST_FIX
-                               ) from exc
+        raise CorruptFileError(
+            f"billingPeriod {json.dumps(bp)[:200]} is not a billing period ({exc})",
+            file=manifest_uri,
+            column="billingPeriod",
+            fix='AWS writes {"start": "20261001T000000.000Z", "end": ...}; ' + _MANIFEST_FIX,
+        ) from exc
 
 
 def _manifest_keys(doc: dict, field: str, manifest_uri: str) -> list[str]:
     keys = doc.get(field, [])
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        raise CorruptFileError(f"{field} must be a list of object keys, found {json.dumps(keys)[:200]}",
-                               file=manifest_uri, column=field, fix=_MANIFEST_FIX)
+        raise CorruptFileError(
+            f"{field} must be a list of object keys, found {json.dumps(keys)[:200]}",
+            file=manifest_uri,
+            column=field,
+            fix=_MANIFEST_FIX,
+        )
     return keys
 
 
@@ -128,16 +139,21 @@ def read_manifest(manifest_uri: str, root: str | None = None) -> Delivery:
     try:
         doc = json.loads(fs.read_bytes(manifest_uri))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptFileError(f"manifest is not JSON ({exc})", file=manifest_uri,
-                               fix="wait for AWS to finish writing the delivery, or re-deliver it") from exc
+        raise CorruptFileError(
+            f"manifest is not JSON ({exc})",
+            file=manifest_uri,
+            fix="wait for AWS to finish writing the delivery, or re-deliver it",
+        ) from exc
     if not isinstance(doc, dict):
-        raise CorruptFileError(f"manifest is a JSON {type(doc).__name__}, not an object", file=manifest_uri,
-                               fix=_MANIFEST_FIX)
+        raise CorruptFileError(
+            f"manifest is a JSON {type(doc).__name__}, not an object", file=manifest_uri, fix=_MANIFEST_FIX
+        )
     root = root if root is not None else _root_of(manifest_uri)
     report = doc.get("reportName") or manifest_uri.rsplit("/", 1)[-1].removesuffix("-Manifest.json")
     if not isinstance(report, str) or not _SAFE_NAME.fullmatch(report):
-        raise UnsafeManifestKeyError(f"reportName {report!r} is not a report name", file=manifest_uri,
-                                     column="reportName", fix=_MANIFEST_FIX)
+        raise UnsafeManifestKeyError(
+            f"reportName {report!r} is not a report name", file=manifest_uri, column="reportName", fix=_MANIFEST_FIX
+        )
     period = _manifest_period(doc, manifest_uri)
     listed = doc.get("columns") or []
     columns = [c.get("name") if isinstance(c, dict) else str(c) for c in listed] if isinstance(listed, list) else []
@@ -150,13 +166,17 @@ def read_manifest(manifest_uri: str, root: str | None = None) -> Delivery:
         # the manifest names the format only through its column list; without one the data file's columns decide
         fmt = "focus" if "BilledCost" in columns else "cur2" if "line_item_line_item_type" in columns else None
     else:
-        raise CorruptFileError("manifest has neither assemblyId/reportKeys nor executionId/dataFiles",
-                               file=manifest_uri, fix="point at a CUR or Data Exports manifest")
+        raise CorruptFileError(
+            "manifest has neither assemblyId/reportKeys nor executionId/dataFiles",
+            file=manifest_uri,
+            fix="point at a CUR or Data Exports manifest",
+        )
     for key in keys:
         _confine(key, report, manifest_uri, "reportKeys" if fmt == "cur1" else "dataFiles")
     files = tuple(_locate(k, report, root, manifest_uri) for k in keys)
-    return Delivery(billing_period=period, delivery_id=str(delivery_id), manifest_uri=manifest_uri,
-                    data_files=files, fmt=fmt)
+    return Delivery(
+        billing_period=period, delivery_id=str(delivery_id), manifest_uri=manifest_uri, data_files=files, fmt=fmt
+    )
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9!\-_.*'()]{1,256}")  # S3-safe characters, the only ones AWS allows in names
@@ -178,9 +198,13 @@ def _confine(key: str, report: str, manifest_uri: str, field: str) -> None:
     elif report not in parts[:-1]:
         problem = f"lies outside the report's prefix (no `{report}/` folder in it)"
     if problem:
-        raise UnsafeManifestKeyError(f"data file key {key!r} {problem}", file=manifest_uri, column=field,
-                                     fix="a manifest lists only its own report's files; re-deliver the report or "
-                                         "point at the manifest AWS wrote")
+        raise UnsafeManifestKeyError(
+            f"data file key {key!r} {problem}",
+            file=manifest_uri,
+            column=field,
+            fix="a manifest lists only its own report's files; re-deliver the report or "
+            "point at the manifest AWS wrote",
+        )
 
 
 def _locate(key: str, report: str, root: str, manifest_uri: str) -> str:
@@ -195,8 +219,11 @@ def _locate(key: str, report: str, root: str, manifest_uri: str) -> str:
     tail = m.group(2) if m else key.rsplit("/", 1)[-1]
     up = manifest_dir.split("/")
     # above the period folder (legacy, period-level manifest), above the assembly or metadata folder, beside it
-    for alt in (fs.join("/".join(up[:-1]), tail), fs.join("/".join(up[:-2]), tail),
-                fs.join(manifest_dir, tail.rsplit("/", 1)[-1])):
+    for alt in (
+        fs.join("/".join(up[:-1]), tail),
+        fs.join("/".join(up[:-2]), tail),
+        fs.join(manifest_dir, tail.rsplit("/", 1)[-1]),
+    ):
         if fs.exists(alt):
             return alt
     return uri
@@ -244,8 +271,11 @@ def deliveries_in_source(source_uri: str) -> list[Delivery]:
         return [read_manifest(source_uri)]
     objects = list(fs.list_objects(source_uri))
     if not objects:
-        raise MissingFileError("nothing found at this source", file=source_uri,
-                               fix="check the path or S3 prefix (and credentials / endpoint for S3)")
+        raise MissingFileError(
+            "nothing found at this source",
+            file=source_uri,
+            fix="check the path or S3 prefix (and credentials / endpoint for S3)",
+        )
     manifests = [o.uri for o in objects if o.uri.endswith("-Manifest.json")]
     if manifests:
         newest: dict[str, str] = {}
@@ -256,8 +286,11 @@ def deliveries_in_source(source_uri: str) -> list[Delivery]:
         return [read_manifest(u) for _, u in sorted(newest.items())]
     files = [o for o in objects if is_data_file(o.uri)]
     if not files:
-        raise MissingFileError("no CUR data files (.csv, .csv.gz, .zip, .parquet) and no manifest here",
-                               file=source_uri, fix="point at a CUR report folder, a manifest or a data file")
+        raise MissingFileError(
+            "no CUR data files (.csv, .csv.gz, .zip, .parquet) and no manifest here",
+            file=source_uri,
+            fix="point at a CUR report folder, a manifest or a data file",
+        )
     _refuse_several_deliveries_of_a_month([o.uri for o in files], source_uri)
     return [Delivery(None, _files_id([f"{o.uri}:{o.size}" for o in files]), None, tuple(o.uri for o in files))]
 
@@ -278,9 +311,11 @@ def _refuse_several_deliveries_of_a_month(uris: list[str], source_uri: str) -> N
         if len(deliveries) > 1:
             raise AmbiguousSourceError(
                 f"{len(deliveries)} deliveries of {period} and no manifest ({', '.join(sorted(deliveries)[:3])}): "
-                "each holds the whole month, so ingesting all would double it", file=source_uri,
+                "each holds the whole month, so ingesting all would double it",
+                file=source_uri,
                 fix="copy the report's manifests too (the newest one names its delivery), or point at one delivery "
-                    "folder or one manifest")
+                "folder or one manifest",
+            )
 
 
 def _head_bytes(uri: str, n: int) -> bytes:

@@ -67,8 +67,11 @@ def parse_message(body: str) -> list[ObjectCreated]:
                 continue
             try:
                 # S3 URL-encodes keys in notifications (a space arrives as '+')
-                out.append(ObjectCreated(r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"]),
-                                         r.get("eventTime", "")))
+                out.append(
+                    ObjectCreated(
+                        r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"]), r.get("eventTime", "")
+                    )
+                )
             except (KeyError, TypeError) as exc:
                 raise UnusableMessage(f"an S3 record has no s3.bucket.name / s3.object.key ({exc})") from exc
         return out
@@ -112,6 +115,7 @@ class TenantRouter:
 
 # ---- SQS ------------------------------------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=8)
 def _sqs_client(endpoint_url: str | None, region: str):
     import boto3
@@ -128,10 +132,17 @@ def receive(queue_url: str, *, max_messages: int, visibility_timeout: int) -> li
     """Up to max_messages messages, 10 per call (SQS's maximum), without waiting for an empty queue to fill."""
     out: list[dict[str, Any]] = []
     while len(out) < max_messages:
-        batch = sqs_client().receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=min(10, max_messages - len(out)), WaitTimeSeconds=0,
-            VisibilityTimeout=visibility_timeout, MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        ).get("Messages", [])
+        batch = (
+            sqs_client()
+            .receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(10, max_messages - len(out)),
+                WaitTimeSeconds=0,
+                VisibilityTimeout=visibility_timeout,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+            .get("Messages", [])
+        )
         if not batch:
             break
         out += batch
@@ -140,13 +151,14 @@ def receive(queue_url: str, *, max_messages: int, visibility_timeout: int) -> li
 
 def _batches(items: list, n: int = 10):
     for i in range(0, len(items), n):
-        yield items[i:i + n]
+        yield items[i : i + n]
 
 
 def delete(queue_url: str, receipt_handles: list[str]) -> None:
     for batch in _batches(receipt_handles):
         sqs_client().delete_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(batch)])
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(batch)]
+        )
 
 
 def release(queue_url: str, receipt_handles: list[str]) -> None:
@@ -154,10 +166,14 @@ def release(queue_url: str, receipt_handles: list[str]) -> None:
     for batch in _batches(receipt_handles):
         sqs_client().change_message_visibility_batch(
             QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(batch)])
+            Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(batch)],
+        )
 
 
 def dead_letter(dlq_url: str, body: str, reason: str) -> None:
     """The original body, with the reason as a message attribute (what an operator reads in the console)."""
-    sqs_client().send_message(QueueUrl=dlq_url, MessageBody=body, MessageAttributes={
-        REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]}})
+    sqs_client().send_message(
+        QueueUrl=dlq_url,
+        MessageBody=body,
+        MessageAttributes={REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]}},
+    )

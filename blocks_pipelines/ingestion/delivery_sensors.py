@@ -47,8 +47,10 @@ def queue_enabled(tenant: TenantConfig) -> bool:
 
 # ---- polling ------------------------------------------------------------------------------------------------------
 
-def poll_tenant(instance: dg.DagsterInstance, tenant: TenantConfig, state: dict, now: datetime,
-                log) -> list[dg.RunRequest]:
+
+def poll_tenant(
+    instance: dg.DagsterInstance, tenant: TenantConfig, state: dict, now: datetime, log
+) -> list[dg.RunRequest]:
     """New deliveries of one tenant since its state ({"deliveries": {period: id}, "final": {period: bool}})."""
     from blocks_pipelines.ingestion.deliveries import discover_deliveries
 
@@ -75,11 +77,12 @@ def delivery_poll_sensor(tenants: Sequence[TenantConfig], budget_seconds: float 
     by_id = {t.id: t for t in tenants}
 
     @dg.sensor(
-        name="cur_delivery_sensor", asset_selection=_line_items(list(by_id)),
+        name="cur_delivery_sensor",
+        asset_selection=_line_items(list(by_id)),
         minimum_interval_seconds=POLL_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,  # a new CUR delivery must be ingested without anyone acting
         description="Polls the tenants without S3 event notifications for new CUR deliveries (manifests) and "
-                    "launches each one's month range once.",
+        "launches each one's month range once.",
     )
     def cur_delivery_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -104,6 +107,7 @@ def delivery_poll_sensor(tenants: Sequence[TenantConfig], budget_seconds: float 
 
 # ---- queue --------------------------------------------------------------------------------------------------------
 
+
 def _launched(instance: dg.DagsterInstance, delivery_id: str) -> bool:
     """A run for this delivery exists, whatever its status: its message has done its job."""
     return bool(instance.get_run_records(filters=dg.RunsFilter(tags={DELIVERY_TAG: delivery_id}), limit=1))
@@ -113,19 +117,26 @@ def delivery_queue_sensor(tenants: Sequence[TenantConfig], batch: int = QUEUE_BA
     by_id = {t.id: t for t in tenants}
 
     @dg.sensor(
-        name="cur_delivery_queue_sensor", asset_selection=_line_items(list(by_id)),
+        name="cur_delivery_queue_sensor",
+        asset_selection=_line_items(list(by_id)),
         minimum_interval_seconds=QUEUE_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Drains the delivery queue (S3 event notifications of CUR manifests) for every tenant with "
-                    "event_notifications; launches each new delivery's month range once (run_key = delivery id).",
+        "event_notifications; launches each new delivery's month range once (run_key = delivery id).",
     )
     def cur_delivery_queue_sensor(context: dg.SensorEvaluationContext):
         settings = get_settings()
         if not settings.delivery_queue_url:
             return dg.SkipReason("no delivery queue configured (BLOCKS_DELIVERY_QUEUE_URL): every tenant is polled")
         notified = [t for t in by_id.values() if t.cur_source.event_notifications]
-        outcome = drain(context.instance, notified, settings.delivery_queue_url, settings.delivery_dead_letter_url,
-                        batch, context.log)
+        outcome = drain(
+            context.instance,
+            notified,
+            settings.delivery_queue_url,
+            settings.delivery_dead_letter_url,
+            batch,
+            context.log,
+        )
         if not outcome.requests:
             return dg.SkipReason(outcome.summary())
         context.log.info(outcome.summary())
@@ -144,8 +155,9 @@ class DrainOutcome:
         return f"{len(self.requests)} deliveries launched" + (f"; messages: {parts}" if parts else "; queue empty")
 
 
-def drain(instance: dg.DagsterInstance, tenants: Sequence[TenantConfig], queue_url: str, dlq_url: str | None,
-          batch: int, log) -> DrainOutcome:
+def drain(
+    instance: dg.DagsterInstance, tenants: Sequence[TenantConfig], queue_url: str, dlq_url: str | None, batch: int, log
+) -> DrainOutcome:
     """One pass over up to `batch` messages: each is deleted once what it announces has a run (or needs none),
     dead-lettered with a reason when no tenant of the deployment can use it, released when another code location's
     tenant owns it, and otherwise left to come back (the run it asked for is being launched)."""
@@ -171,15 +183,17 @@ def drain(instance: dg.DagsterInstance, tenants: Sequence[TenantConfig], queue_u
             done += [handle] if _dead_letter(dlq_url, m, str(exc), log) else []
             continue
         known = {target for target in targets if target is not None}
-        unknown = [o for o, target in zip(objects, targets) if target is None]
+        unknown = [o for o, target in zip(objects, targets, strict=False) if target is None]
         if unknown and not known:
             if _owned_elsewhere(unknown[0]):
                 out.counts["released to another code location"] += 1
                 elsewhere.append(handle)
             else:
                 out.counts["dead-lettered"] += 1
-                reason = (f"no tenant's cur_source holds {unknown[0].uri}: add the tenant file (cur_source.uri, "
-                          "report_name, event_notifications: true) or remove this bucket's notification")
+                reason = (
+                    f"no tenant's cur_source holds {unknown[0].uri}: add the tenant file (cur_source.uri, "
+                    "report_name, event_notifications: true) or remove this bucket's notification"
+                )
                 done += [handle] if _dead_letter(dlq_url, m, reason, log) else []
             continue
         if unknown:
@@ -228,8 +242,9 @@ def _month(router, obj) -> tuple[str, str] | None:
         return None
     period = q.billing_period_of(obj.key)
     if period is None:
-        raise q.UnusableMessage(f"{obj.uri} is a manifest outside a billing period folder "
-                                "(YYYYMMDD-YYYYMMDD/ or BILLING_PERIOD=YYYY-MM/)")
+        raise q.UnusableMessage(
+            f"{obj.uri} is a manifest outside a billing period folder (YYYYMMDD-YYYYMMDD/ or BILLING_PERIOD=YYYY-MM/)"
+        )
     return tenant.id, period
 
 

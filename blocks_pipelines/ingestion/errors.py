@@ -8,8 +8,9 @@ class IngestError(ValueError):
     """Bad CUR input: `file`, `row` (1-based data row, header excluded) and `column` locate it, `fix` says what
     to do."""
 
-    def __init__(self, problem: str, *, file: str | None = None, row: int | None = None,
-                 column: str | None = None, fix: str = ""):
+    def __init__(
+        self, problem: str, *, file: str | None = None, row: int | None = None, column: str | None = None, fix: str = ""
+    ):
         self.problem = problem
         self.file = file
         self.row = row

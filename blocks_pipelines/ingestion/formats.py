@@ -71,7 +71,8 @@ def detect_format(columns: list[str], file: str | None = None) -> str:
         raise FormatDetectionError(
             "the columns match no format the platform reads (legacy CUR, CUR 2.0, FOCUS 1.0-1.3): no "
             f"lineItem/LineItemType and no BilledCost + ChargePeriodStart; columns seen: {_columns_seen(columns)}",
-            file=file, fix=DETECTION_FIX,
+            file=file,
+            fix=DETECTION_FIX,
         )
     if any("/" in c for c in columns):
         return "cur1"
@@ -115,8 +116,9 @@ def _distinct_then_map_back(lookups: list[Lookup]):
 class _Columns:
     """Finds source columns by squashed name and turns them into typed expressions, recording read checks."""
 
-    def __init__(self, schema: dict[str, pl.DataType], sample: pl.DataFrame | None, fast: bool,
-                 use_lookups: bool = True):
+    def __init__(
+        self, schema: dict[str, pl.DataType], sample: pl.DataFrame | None, fast: bool, use_lookups: bool = True
+    ):
         self.schema = schema
         self.use_lookups = use_lookups
         self.sample = sample  # first rows of the file, to pick one timestamp format per column
@@ -279,7 +281,7 @@ def _json_text(cols: _Columns, map_key: str, flat_prefixes: tuple[str, ...], ren
     for c in cols.schema:
         for prefix in flat_prefixes:
             if c.startswith(prefix) and len(c) > len(prefix):
-                key = c[len(prefix):]
+                key = c[len(prefix) :]
                 if prefix.endswith("_") and rename:
                     key = re.sub(r"^(user|aws)_", r"\1:", key)
                 pairs.append((key, c))
@@ -338,8 +340,11 @@ def check_required(fmt: str, columns: list[str], file: str, given_by: str | None
             looks_like = None
         other = looks_like if looks_like and looks_like != fmt else None
         problem += f" (format {fmt} from {given_by}" + (f"; the columns are {other}'s)" if other else ")")
-        fix = (f"pass --format {other} (or --format auto)" if other
-               else "export the report with these columns, or pass the format the file is in (--format auto)")
+        fix = (
+            f"pass --format {other} (or --format auto)"
+            if other
+            else "export the report with these columns, or pass the format the file is in (--format auto)"
+        )
     else:
         fix = f"the columns were detected as {fmt}: export the report with these columns, or pass --format"
     raise MissingColumnError(problem, file=file, column=missing[0], fix=fix)
@@ -348,11 +353,18 @@ def check_required(fmt: str, columns: list[str], file: str, given_by: str | None
 # The source column a required canonical value comes from, to name it when a row has none.
 _REQUIRED_SOURCES = {
     "focus": {
-        "provider": ("ProviderName", "ServiceProviderName"), "billing_period": ("BillingPeriodStart",),
-        "usage_start": ("ChargePeriodStart",), "usage_end": ("ChargePeriodEnd",), "usage_date": ("ChargePeriodStart",),
-        "payer_account_id": ("BillingAccountId",), "usage_account_id": ("SubAccountId", "BillingAccountId"),
-        "line_item_type": ("ChargeCategory",), "currency": ("BillingCurrency",), "unblended_cost": ("BilledCost",),
-        "amortized_cost": ("EffectiveCost", "BilledCost"), "public_on_demand_cost": ("ListCost", "BilledCost"),
+        "provider": ("ProviderName", "ServiceProviderName"),
+        "billing_period": ("BillingPeriodStart",),
+        "usage_start": ("ChargePeriodStart",),
+        "usage_end": ("ChargePeriodEnd",),
+        "usage_date": ("ChargePeriodStart",),
+        "payer_account_id": ("BillingAccountId",),
+        "usage_account_id": ("SubAccountId", "BillingAccountId"),
+        "line_item_type": ("ChargeCategory",),
+        "currency": ("BillingCurrency",),
+        "unblended_cost": ("BilledCost",),
+        "amortized_cost": ("EffectiveCost", "BilledCost"),
+        "public_on_demand_cost": ("ListCost", "BilledCost"),
         "usage_amount": ("ConsumedQuantity", "PricingQuantity"),
     },
     "cur": {
@@ -360,9 +372,12 @@ _REQUIRED_SOURCES = {
         "usage_start": ("lineItem/UsageStartDate", "identity/TimeInterval"),
         "usage_date": ("lineItem/UsageStartDate", "identity/TimeInterval"),
         "usage_end": ("lineItem/UsageEndDate", "identity/TimeInterval"),
-        "payer_account_id": ("bill/PayerAccountId",), "usage_account_id": ("lineItem/UsageAccountId",),
-        "line_item_type": ("lineItem/LineItemType",), "currency": ("lineItem/CurrencyCode",),
-        "unblended_cost": ("lineItem/UnblendedCost",), "amortized_cost": ("lineItem/UnblendedCost",),
+        "payer_account_id": ("bill/PayerAccountId",),
+        "usage_account_id": ("lineItem/UsageAccountId",),
+        "line_item_type": ("lineItem/LineItemType",),
+        "currency": ("lineItem/CurrencyCode",),
+        "unblended_cost": ("lineItem/UnblendedCost",),
+        "amortized_cost": ("lineItem/UnblendedCost",),
         "usage_amount": ("lineItem/UsageAmount",),
     },
 }
@@ -379,15 +394,21 @@ def _amortized(lit: pl.Expr, unblended: pl.Expr, c: _Columns) -> pl.Expr:
     """The Cloud Intelligence Dashboards amortized cost rule (REFERENCE.md section 1)."""
     z = lambda e: e.fill_null(0.0)  # noqa: E731 -- absent commitment columns count as zero
     return (
-        pl.when(lit == "SavingsPlanCoveredUsage").then(z(c.number("savingsPlan/SavingsPlanEffectiveCost")))
+        pl.when(lit == "SavingsPlanCoveredUsage")
+        .then(z(c.number("savingsPlan/SavingsPlanEffectiveCost")))
         .when(lit == "SavingsPlanRecurringFee")
         .then(z(c.number("savingsPlan/TotalCommitmentToDate")) - z(c.number("savingsPlan/UsedCommitment")))
-        .when(lit.is_in(["SavingsPlanNegation", "SavingsPlanUpfrontFee"])).then(0.0)
-        .when(lit == "DiscountedUsage").then(z(c.number("reservation/EffectiveCost")))
+        .when(lit.is_in(["SavingsPlanNegation", "SavingsPlanUpfrontFee"]))
+        .then(0.0)
+        .when(lit == "DiscountedUsage")
+        .then(z(c.number("reservation/EffectiveCost")))
         .when(lit == "RIFee")
-        .then(z(c.number("reservation/UnusedAmortizedUpfrontFeeForBillingPeriod"))
-              + z(c.number("reservation/UnusedRecurringFee")))
-        .when((lit == "Fee") & (c.text("reservation/ReservationARN").is_not_null())).then(0.0)
+        .then(
+            z(c.number("reservation/UnusedAmortizedUpfrontFeeForBillingPeriod"))
+            + z(c.number("reservation/UnusedRecurringFee"))
+        )
+        .when((lit == "Fee") & (c.text("reservation/ReservationARN").is_not_null()))
+        .then(0.0)
         .otherwise(unblended)
     )
 
@@ -455,23 +476,36 @@ def _focus_line_item_type(c: _Columns) -> pl.Expr:
     is_sp = ctype.str.contains("savings").fill_null(False)
     is_ri = ctype.str.contains("reserv").fill_null(False)
     return (
-        pl.when((cat == "Usage") & (status == "used") & is_sp).then(pl.lit("SavingsPlanCoveredUsage"))
-        .when((cat == "Usage") & (status == "used") & is_ri).then(pl.lit("DiscountedUsage"))
-        .when((cat == "Usage") & (status == "unused") & is_sp).then(pl.lit("SavingsPlanRecurringFee"))
-        .when((cat == "Usage") & (status == "unused") & is_ri).then(pl.lit("RIFee"))
-        .when(cat == "Usage").then(pl.lit("Usage"))
-        .when((cat == "Purchase") & is_sp).then(pl.lit("SavingsPlanRecurringFee"))
-        .when((cat == "Purchase") & is_ri).then(pl.lit("RIFee"))
-        .when(cat == "Purchase").then(pl.lit("Fee"))
-        .when(cat == "Tax").then(pl.lit("Tax"))
-        .when(cat == "Credit").then(pl.lit("Credit"))
-        .when(cat == "Adjustment").then(pl.lit("Refund"))
-        .when(raw.is_not_null()).then(pl.lit("Unknown:") + raw)
+        pl.when((cat == "Usage") & (status == "used") & is_sp)
+        .then(pl.lit("SavingsPlanCoveredUsage"))
+        .when((cat == "Usage") & (status == "used") & is_ri)
+        .then(pl.lit("DiscountedUsage"))
+        .when((cat == "Usage") & (status == "unused") & is_sp)
+        .then(pl.lit("SavingsPlanRecurringFee"))
+        .when((cat == "Usage") & (status == "unused") & is_ri)
+        .then(pl.lit("RIFee"))
+        .when(cat == "Usage")
+        .then(pl.lit("Usage"))
+        .when((cat == "Purchase") & is_sp)
+        .then(pl.lit("SavingsPlanRecurringFee"))
+        .when((cat == "Purchase") & is_ri)
+        .then(pl.lit("RIFee"))
+        .when(cat == "Purchase")
+        .then(pl.lit("Fee"))
+        .when(cat == "Tax")
+        .then(pl.lit("Tax"))
+        .when(cat == "Credit")
+        .then(pl.lit("Credit"))
+        .when(cat == "Adjustment")
+        .then(pl.lit("Refund"))
+        .when(raw.is_not_null())
+        .then(pl.lit("Unknown:") + raw)
         .otherwise(pl.lit(None, pl.String))  # blank or a null marker: reported as a blank required ChargeCategory
     )
 
 
-# The instance type at the end of an EC2/RDS/ElastiCache usage type: `EUW1-BoxUsage:m5.large`, `InstanceUsage:db.r5.large`.
+# The instance type at the end of an EC2/RDS/ElastiCache usage type: `EUW1-BoxUsage:m5.large`,
+# `InstanceUsage:db.r5.large`.
 _USAGE_TYPE_INSTANCE = r":((?:db\.|cache\.|ml\.)?[a-z][a-z0-9-]*\.[0-9]*[a-z0-9]+)$"
 
 
@@ -593,8 +627,14 @@ class Plan:
         ).with_columns(pl.col("__lookups").struct.field(lk.name) for lk in self.lookups)
 
 
-def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext, sample: pl.DataFrame | None = None,
-         fast: bool = True, lookups: bool = USE_LOOKUPS) -> Plan:
+def plan(
+    schema: dict[str, pl.DataType],
+    fmt: str,
+    ctx: SourceContext,
+    sample: pl.DataFrame | None = None,
+    fast: bool = True,
+    lookups: bool = USE_LOOKUPS,
+) -> Plan:
     """The canonical columns for a source schema. Text is parsed strictly: a bad value raises, and the plan's checks
     then locate it. fast=True parses each timestamp column with the one format its sample shows; fast=False uses
     the general parser (for files that mix timestamp forms)."""
@@ -615,8 +655,10 @@ def plan(schema: dict[str, pl.DataType], fmt: str, ctx: SourceContext, sample: p
         "delivery_id": pl.lit(ctx.delivery_id),
     }
     # columns a format has no source for (FOCUS-only ones in CUR) are null
-    out = [(exprs.get(name) if exprs.get(name) is not None else pl.lit(None)).cast(dtype).alias(name)
-           for name, dtype in CANONICAL_SCHEMA.items()]
+    out = [
+        (exprs.get(name) if exprs.get(name) is not None else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in CANONICAL_SCHEMA.items()
+    ]
     return Plan(out, cols.checks, cols.lookups, maps)
 
 

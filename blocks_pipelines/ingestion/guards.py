@@ -17,8 +17,8 @@ The bounds (this docstring is their documentation):
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import polars as pl
 
@@ -29,8 +29,15 @@ MAX_LINE_BYTES = 1 << 20
 MAX_TAGS_BYTES = 256 << 10
 _CHUNK = 1 << 20
 
-FINITE_COLUMNS = ("unblended_cost", "amortized_cost", "public_on_demand_cost", "usage_amount",
-                  "savings_plan_effective_cost", "savings_plan_total_commitment", "savings_plan_used_commitment")
+FINITE_COLUMNS = (
+    "unblended_cost",
+    "amortized_cost",
+    "public_on_demand_cost",
+    "usage_amount",
+    "savings_plan_effective_cost",
+    "savings_plan_total_commitment",
+    "savings_plan_used_commitment",
+)
 BOUNDED_TEXT = {"tags": MAX_TAGS_BYTES, "cost_categories": MAX_TAGS_BYTES}
 
 # The source column each checked canonical column comes from, per format (the first one the file has is named).
@@ -38,8 +45,13 @@ SOURCE_COLUMNS = {
     "usage_start": ("lineItem/UsageStartDate", "line_item_usage_start_date", "ChargePeriodStart"),
     "usage_end": ("lineItem/UsageEndDate", "line_item_usage_end_date", "ChargePeriodEnd"),
     "unblended_cost": ("lineItem/UnblendedCost", "line_item_unblended_cost", "BilledCost"),
-    "amortized_cost": ("savingsPlan/SavingsPlanEffectiveCost", "reservation/EffectiveCost", "EffectiveCost",
-                       "lineItem/UnblendedCost", "line_item_unblended_cost"),
+    "amortized_cost": (
+        "savingsPlan/SavingsPlanEffectiveCost",
+        "reservation/EffectiveCost",
+        "EffectiveCost",
+        "lineItem/UnblendedCost",
+        "line_item_unblended_cost",
+    ),
     "public_on_demand_cost": ("pricing/publicOnDemandCost", "pricing_public_on_demand_cost", "ListCost"),
     "usage_amount": ("lineItem/UsageAmount", "line_item_usage_amount", "ConsumedQuantity"),
     "savings_plan_effective_cost": ("savingsPlan/SavingsPlanEffectiveCost",),
@@ -73,8 +85,11 @@ def check_line_lengths(path: Path, name: str, gzipped: bool) -> None:
         return
     raise E.OversizedInputError(
         f"line {line}{' (the header)' if line == 1 else ''} is over {MAX_LINE_BYTES >> 20} MiB without a line "
-        "break: not a CUR line", file=name, row=line - 1 if line > 1 else None,
-        fix="the file is damaged or not a CUR export (CUR lines are a few KB); re-download or re-deliver it")
+        "break: not a CUR line",
+        file=name,
+        row=line - 1 if line > 1 else None,
+        fix="the file is damaged or not a CUR export (CUR lines are a few KB); re-download or re-deliver it",
+    )
 
 
 def blame_long_lines(raws: list, failure: E.IngestError) -> None:
@@ -109,9 +124,12 @@ def check_unique_header(columns: list[str], name: str) -> None:
         if sep and n.isdigit() and base in seen:
             raise E.DuplicateColumnError(
                 f"column {base!r} appears more than once in the header (again as column {i + 1}): one of them "
-                "would be silently lost", file=name, column=base,
+                "would be silently lost",
+                file=name,
+                column=base,
                 fix="AWS writes each column once; re-export the report, or remove the duplicate column by hand "
-                    "after checking which one holds the data")
+                "after checking which one holds the data",
+            )
 
 
 def row_checks() -> dict[str, tuple[pl.Expr, str]]:
@@ -137,11 +155,21 @@ def check_rows(lf: pl.LazyFrame, locate: Callable[[pl.Expr], tuple], source_row:
         raw = source_row(f, row) if row else {}
         source = source_column(col, list(f.raw.schema()), raw)
         value = raw.get(source) if source else None
-        shown = f": {value[:80]!r}... ({len(value)} characters)" if isinstance(value, str) and len(value) > 80 \
-            else f": {value!r}" if value is not None else ""
+        shown = (
+            f": {value[:80]!r}... ({len(value)} characters)"
+            if isinstance(value, str) and len(value) > 80
+            else f": {value!r}"
+            if value is not None
+            else ""
+        )
         error = E.OversizedInputError if col in BOUNDED_TEXT else E.ParseError
-        raise error(f"{col} {problem}{shown}", file=f.raw.name, row=row,
-                           column=source or col, fix=_FIXES.get(col, _FIXES["number"]))
+        raise error(
+            f"{col} {problem}{shown}",
+            file=f.raw.name,
+            row=row,
+            column=source or col,
+            fix=_FIXES.get(col, _FIXES["number"]),
+        )
 
 
 _FIXES = {

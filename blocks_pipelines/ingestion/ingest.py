@@ -8,10 +8,16 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from blocks_pipelines.ingestion.deliveries import Delivery, deliveries_in_source, delivered_at, month_bounds
+from blocks_pipelines.ingestion.deliveries import Delivery, delivered_at, deliveries_in_source, month_bounds
 from blocks_pipelines.ingestion.errors import PartialMonthError
 from blocks_pipelines.ingestion.lake_writer import (
-    DeliveryStamp, Slice, lake_invoice_totals, lake_totals, replace_slice, staged_days, totals_by_day,
+    DeliveryStamp,
+    Slice,
+    lake_invoice_totals,
+    lake_totals,
+    replace_slice,
+    staged_days,
+    totals_by_day,
     totals_by_period,
 )
 from blocks_pipelines.ingestion.normalize import Staged, stage_delivery
@@ -87,9 +93,9 @@ class IngestSummary:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        for p, obj in zip(out["periods"], self.periods):
+        for p, obj in zip(out["periods"], self.periods, strict=False):
             p["matches"] = obj.matches
-        for i, obj in zip(out["invoices"], self.invoices):
+        for i, obj in zip(out["invoices"], self.invoices, strict=False):
             i["matches"] = obj.matches
         out["matches"] = self.matches
         return out
@@ -111,39 +117,54 @@ def _summarize(summary: IngestSummary, staged: Staged, lake: pl.DataFrame, days:
     summary.rows += int(st["rows"].sum())
     summary.hours += staged.hours
     summary.days_written += days
-    for lit, cost, amort in st.group_by("line_item_type").agg(
-        pl.col("unblended_cost").sum().cast(pl.Float64), pl.col("amortized_cost").sum().cast(pl.Float64)
-    ).sort("line_item_type").iter_rows():
+    for lit, cost, amort in (
+        st.group_by("line_item_type")
+        .agg(pl.col("unblended_cost").sum().cast(pl.Float64), pl.col("amortized_cost").sum().cast(pl.Float64))
+        .sort("line_item_type")
+        .iter_rows()
+    ):
         summary.cost_by_line_item_type[lit] = summary.cost_by_line_item_type.get(lit, 0.0) + cost
         summary.amortized_by_line_item_type[lit] = summary.amortized_by_line_item_type.get(lit, 0.0) + amort
-    per_bp = st.group_by("billing_period").agg(
-        pl.col("rows").sum(), pl.col("unblended_cost").sum().cast(pl.Float64), pl.col("invoiced_rows").sum()
-    ).sort("billing_period")
+    per_bp = (
+        st.group_by("billing_period")
+        .agg(pl.col("rows").sum(), pl.col("unblended_cost").sum().cast(pl.Float64), pl.col("invoiced_rows").sum())
+        .sort("billing_period")
+    )
     lake_by_bp = totals_by_period(lake)
     for day, cost in totals_by_day(lake).items():
         summary.unblended_by_day[day] = round(summary.unblended_by_day.get(day, 0.0) + cost, 6)
     for bp, rows, cost, invoiced in per_bp.iter_rows():
         got = lake_by_bp.get(bp, {"rows": 0, "unblended_cost": 0.0})
-        summary.periods.append(PeriodTotals(bp, int(rows), int(got["rows"]), float(cost),
-                                            float(got["unblended_cost"] or 0.0), bool(invoiced)))
+        summary.periods.append(
+            PeriodTotals(
+                bp, int(rows), int(got["rows"]), float(cost), float(got["unblended_cost"] or 0.0), bool(invoiced)
+            )
+        )
     d = staged.delivery
-    summary.deliveries.append({
-        "delivery_id": d.delivery_id, "billing_period": d.billing_period or ",".join(sorted(staged.billing_periods)),
-        "format": staged.fmt, "manifest": d.manifest_uri, "files": len(d.data_files),
-        "is_final": bool(per_bp["invoiced_rows"].sum()),
-    })
+    summary.deliveries.append(
+        {
+            "delivery_id": d.delivery_id,
+            "billing_period": d.billing_period or ",".join(sorted(staged.billing_periods)),
+            "format": staged.fmt,
+            "manifest": d.manifest_uri,
+            "files": len(d.data_files),
+            "is_final": bool(per_bp["invoiced_rows"].sum()),
+        }
+    )
 
 
 def _compare_invoices(summary: IngestSummary, source: pl.DataFrame, lake: pl.DataFrame) -> None:
     got = {(r["billing_period"], r["invoice_id"]): r for r in lake.iter_rows(named=True)}
     for bp, invoice, rows, billed in source.select("billing_period", "invoice_id", "rows", "billed_cost").iter_rows():
         lake_row = got.get((bp, invoice), {"rows": 0, "billed_cost": 0})
-        summary.invoices.append(InvoiceTotals(bp, invoice, int(rows), int(lake_row["rows"]), float(billed or 0),
-                                              float(lake_row["billed_cost"] or 0)))
+        summary.invoices.append(
+            InvoiceTotals(
+                bp, invoice, int(rows), int(lake_row["rows"]), float(billed or 0), float(lake_row["billed_cost"] or 0)
+            )
+        )
 
 
-def _hours_of(delivery: Delivery,
-              hour_range: tuple[datetime, datetime] | None) -> tuple[datetime, datetime] | None:
+def _hours_of(delivery: Delivery, hour_range: tuple[datetime, datetime] | None) -> tuple[datetime, datetime] | None:
     """The hours to take from a delivery: hour_range, or all of it (None) when its whole billing month lies inside
     hour_range. A month's delivery is that month's bill: a line item it dates outside the month (a late credit,
     another provider's charge period) is kept and replaces with the month, never silently dropped by the run's
@@ -163,33 +184,43 @@ def partial_months(staged: Staged) -> list[dict]:
     for bp, first, last in per_bp.sort("billing_period").iter_rows():
         start, end = month_bounds(bp)
         if first.date() > start.date() or last.date() < (end - timedelta(hours=1)).date():
-            out.append({"billing_period": bp, "first_day": first.date().isoformat(),
-                        "last_day": last.date().isoformat(), "manifest": staged.delivery.manifest_uri})
+            out.append(
+                {
+                    "billing_period": bp,
+                    "first_day": first.date().isoformat(),
+                    "last_day": last.date().isoformat(),
+                    "manifest": staged.delivery.manifest_uri,
+                }
+            )
     return out
 
 
-def _refuse_partial_months(lake_uri: str, tenant_id: str, staged: list[Staged], hours: list,
-                           allow: bool) -> list[dict]:
+def _refuse_partial_months(lake_uri: str, tenant_id: str, staged: list[Staged], hours: list, allow: bool) -> list[dict]:
     """Partial months found. A delivery without a manifest whose rows cover part of a month, and which would
     replace the whole month, is refused while the lake holds days of that month outside the rows (they would be
     deleted), unless the caller says it means to (--partial-month). A manifest vouches for its month so far."""
     found = []
-    for s, h in zip(staged, hours):
+    for s, h in zip(staged, hours, strict=False):
         partial = partial_months(s)
         found += partial
         for p in partial:
             if p["manifest"] is not None or h is not None or allow:
                 continue
             held, _ = months.read_month(lake_uri, tenant_id, p["billing_period"])
-            lost = sorted(f.usage_date.isoformat() for f in (held.files if held else ())
-                          if not p["first_day"] <= f.usage_date.isoformat() <= p["last_day"])
+            lost = sorted(
+                f.usage_date.isoformat()
+                for f in (held.files if held else ())
+                if not p["first_day"] <= f.usage_date.isoformat() <= p["last_day"]
+            )
             if lost:
                 raise PartialMonthError(
                     f"the rows cover {p['first_day']} to {p['last_day']} of billing month {p['billing_period']} "
                     f"only; ingesting them replaces the whole month and deletes the lake's {len(lost)} other days "
-                    f"({lost[0]} .. {lost[-1]})", file=s.delivery.data_files[0],
+                    f"({lost[0]} .. {lost[-1]})",
+                    file=s.delivery.data_files[0],
                     fix="ingest the report's manifest (AWS's month so far), or pass --partial-month if this file "
-                        "is meant to be the whole month")
+                    "is meant to be the whole month",
+                )
     return found
 
 
@@ -198,9 +229,16 @@ def _add_seconds(summary: IngestSummary, seconds: dict[str, float]) -> None:
         summary.seconds[stage] = round(summary.seconds.get(stage, 0.0) + s, 3)
 
 
-def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *, lake_uri: str | None = None,
-                      fmt: str = "auto", hour_range: tuple[datetime, datetime] | None = None,
-                      progress=None, partial_month: bool = False) -> IngestSummary:
+def ingest_deliveries(
+    tenant: TenantConfig | str,
+    deliveries: list[Delivery],
+    *,
+    lake_uri: str | None = None,
+    fmt: str = "auto",
+    hour_range: tuple[datetime, datetime] | None = None,
+    progress=None,
+    partial_month: bool = False,
+) -> IngestSummary:
     """Stage and validate every delivery first (bad input leaves the lake as it was), then replace their slices.
 
     partial_month: let files without a manifest that cover part of a month replace that whole month."""
@@ -209,20 +247,26 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
     summary = IngestSummary(tenant.id)
     with run_workdir("ingest") as work:
         hours = [_hours_of(d, hour_range) for d in deliveries]
-        staged = [stage_delivery(d, tenant, fmt, work / f"d{i}", h) for i, (d, h) in enumerate(zip(deliveries, hours))]
+        staged = [
+            stage_delivery(d, tenant, fmt, work / f"d{i}", h)
+            for i, (d, h) in enumerate(zip(deliveries, hours, strict=False))
+        ]
         summary.partial_months = _refuse_partial_months(lake_uri, tenant.id, staged, hours, partial_month)
-        slices = [_slice_for(s, h) for s, h in zip(staged, hours)]
+        slices = [_slice_for(s, h) for s, h in zip(staged, hours, strict=False)]
         if slices:
-            summary.replaced_hours = [min(sl.start for sl in slices).isoformat(),
-                                      max(sl.end for sl in slices).isoformat()]
+            summary.replaced_hours = [
+                min(sl.start for sl in slices).isoformat(),
+                max(sl.end for sl in slices).isoformat(),
+            ]
             if all(sl.billing_accounts is not None for sl in slices):
                 summary.replaced_accounts = sorted(set().union(*(sl.billing_accounts for sl in slices)))
-        for i, (s, sl) in enumerate(zip(staged, slices)):
+        for i, (s, sl) in enumerate(zip(staged, slices, strict=False)):
             t0 = time.perf_counter()
             d = s.delivery
             stamp = DeliveryStamp(d.delivery_id, delivered_at(d), d.manifest_uri or d.data_files[0])
-            changed = replace_slice(lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress,
-                                    delivery=stamp)
+            changed = replace_slice(
+                lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress, delivery=stamp
+            )
             t1 = time.perf_counter()
             lake = lake_totals(lake_uri, tenant.id, sl, work / f"r{i}")
             if s.invoices is not None and s.invoices.height:
@@ -234,11 +278,25 @@ def ingest_deliveries(tenant: TenantConfig | str, deliveries: list[Delivery], *,
     return summary
 
 
-def ingest_delivery(tenant: TenantConfig | str, source_uri: str, *, lake_uri: str | None = None, fmt: str = "auto",
-                    hour_range: tuple[datetime, datetime] | None = None, progress=None,
-                    partial_month: bool = False) -> IngestSummary:
+def ingest_delivery(
+    tenant: TenantConfig | str,
+    source_uri: str,
+    *,
+    lake_uri: str | None = None,
+    fmt: str = "auto",
+    hour_range: tuple[datetime, datetime] | None = None,
+    progress=None,
+    partial_month: bool = False,
+) -> IngestSummary:
     """Ingest a manifest, data file, folder or S3 prefix for one tenant into the lake.
 
     Each billing month found replaces that month in the lake (or only hour_range [start, end) when given)."""
-    return ingest_deliveries(tenant, deliveries_in_source(source_uri), lake_uri=lake_uri, fmt=fmt,
-                             hour_range=hour_range, progress=progress, partial_month=partial_month)
+    return ingest_deliveries(
+        tenant,
+        deliveries_in_source(source_uri),
+        lake_uri=lake_uri,
+        fmt=fmt,
+        hour_range=hour_range,
+        progress=progress,
+        partial_month=partial_month,
+    )

@@ -36,12 +36,16 @@ def check_schema(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> Che
         bad = {k: v for k, v in nulls.items() if v}
         if bad:
             problems.append(f"{path.parent.name}: blank required values {bad}")
-    return CheckOutcome(not problems, "lake files match docs/canonical_schema.md" if not problems
-                        else "; ".join(problems[:5]), {"problems": len(problems)})
+    return CheckOutcome(
+        not problems,
+        "lake files match docs/canonical_schema.md" if not problems else "; ".join(problems[:5]),
+        {"problems": len(problems)},
+    )
 
 
-def check_no_duplicates(lake_uri: str, tenant_id: str, sl: Slice, expected_rows: dict[str, int],
-                        workdir: Path) -> CheckOutcome:
+def check_no_duplicates(
+    lake_uri: str, tenant_id: str, sl: Slice, expected_rows: dict[str, int], workdir: Path
+) -> CheckOutcome:
     """Each billing period of the slice holds rows of exactly one CUR delivery, as many as the source had.
 
     Line item ids are not stable across deliveries, so duplication shows as a second delivery id or extra rows."""
@@ -50,11 +54,13 @@ def check_no_duplicates(lake_uri: str, tenant_id: str, sl: Slice, expected_rows:
         found = {}
     else:
         found = {
-            r["billing_period"]: r for r in pl.scan_parquet(files, hive_partitioning=False)
+            r["billing_period"]: r
+            for r in pl.scan_parquet(files, hive_partitioning=False)
             .filter(sl.matches() & (pl.col("source_format") != "cost_explorer"))
             .group_by("billing_period")
             .agg(pl.len().alias("rows"), pl.col("delivery_id").n_unique().alias("deliveries"))
-            .collect().iter_rows(named=True)
+            .collect()
+            .iter_rows(named=True)
         }
     problems = []
     for bp, rows in sorted(expected_rows.items()):
@@ -63,5 +69,8 @@ def check_no_duplicates(lake_uri: str, tenant_id: str, sl: Slice, expected_rows:
             problems.append(f"{bp}: rows of {got['deliveries']} deliveries")
         if got["rows"] != rows:
             problems.append(f"{bp}: {got['rows']} rows in the lake, {rows} in the source")
-    return CheckOutcome(not problems, "one delivery per billing period, row counts equal" if not problems
-                        else "; ".join(problems), {bp: v["rows"] for bp, v in found.items()})
+    return CheckOutcome(
+        not problems,
+        "one delivery per billing period, row counts equal" if not problems else "; ".join(problems),
+        {bp: v["rows"] for bp, v in found.items()},
+    )

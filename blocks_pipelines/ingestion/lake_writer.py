@@ -107,22 +107,37 @@ def _periods_of(new_by_day: dict[date, list[Path]]) -> set[str]:
     files = [p for ps in new_by_day.values() for p in ps]
     if not files:
         return set()
-    return set(pl.scan_parquet(files, hive_partitioning=False).select(pl.col("billing_period").unique())
-               .collect()["billing_period"].to_list())
+    return set(
+        pl.scan_parquet(files, hive_partitioning=False)
+        .select(pl.col("billing_period").unique())
+        .collect()["billing_period"]
+        .to_list()
+    )
 
 
 def _months_touched(lake_uri: str, tenant_id: str, new_by_day: dict[date, list[Path]], sl: Slice) -> list[str]:
     if sl.periods is not None:
         return sorted(sl.periods)
     days = set(sl.days())
-    held = {m.billing_period for m in months.current_months(lake_uri, tenant_id)
-            if any(f.usage_date in days for f in m.files)}
+    held = {
+        m.billing_period
+        for m in months.current_months(lake_uri, tenant_id)
+        if any(f.usage_date in days for f in m.files)
+    }
     return sorted(held | _periods_of(new_by_day))
 
 
-def replace_slice(lake_uri: str, tenant_id: str, new_by_day: dict[date, list[Path]], sl: Slice,
-                  workdir: Path, progress=None, *, delivery: DeliveryStamp | None = None,
-                  lease_wait: float | None = None) -> list[date]:
+def replace_slice(
+    lake_uri: str,
+    tenant_id: str,
+    new_by_day: dict[date, list[Path]],
+    sl: Slice,
+    workdir: Path,
+    progress=None,
+    *,
+    delivery: DeliveryStamp | None = None,
+    lease_wait: float | None = None,
+) -> list[date]:
     """Replace the slice, one billing month at a time, each month swapped whole; returns the days whose rows
     changed. Rows of new_by_day must lie inside the slice (the caller filtered them)."""
     changed: list[date] = []
@@ -133,16 +148,22 @@ def replace_slice(lake_uri: str, tenant_id: str, new_by_day: dict[date, list[Pat
     for bp in touched:
         try:
             with month_lease(lake_uri, tenant_id, bp, owner=owner, wait_seconds=wait):
-                changed += _replace_month(lake_uri, tenant_id, bp, new_by_day, sl, workdir / bp, progress,
-                                          delivery, whole=bp == only_period)
+                changed += _replace_month(
+                    lake_uri, tenant_id, bp, new_by_day, sl, workdir / bp, progress, delivery, whole=bp == only_period
+                )
         except LeaseHeldError as exc:
-            raise ConcurrentWriteError(str(exc), file=delivery.where if delivery else None,
-                                       fix="the other run will finish or its lease expires "
-                                           f"(after {LEASE_TTL}); rerun afterwards") from exc
+            raise ConcurrentWriteError(
+                str(exc),
+                file=delivery.where if delivery else None,
+                fix=f"the other run will finish or its lease expires (after {LEASE_TTL}); rerun afterwards",
+            ) from exc
         except months.CorruptPointerError as exc:
-            raise CorruptFileError(str(exc), file=layout.line_items_pointer_uri(lake_uri, tenant_id, bp),
-                                   fix="delete the month's _current.json and re-ingest its newest delivery (the "
-                                       "lake's files of the month are unknown until then)") from exc
+            raise CorruptFileError(
+                str(exc),
+                file=layout.line_items_pointer_uri(lake_uri, tenant_id, bp),
+                fix="delete the month's _current.json and re-ingest its newest delivery (the "
+                "lake's files of the month are unknown until then)",
+            ) from exc
     return sorted(set(changed))
 
 
@@ -155,12 +176,22 @@ def _check_order(current: MonthVersion | None, delivery: DeliveryStamp | None, b
             f"before delivery {current.delivery_id} ({current.delivered_at}) the lake already holds",
             file=delivery.where,
             fix="nothing to do: the newer delivery stays; to go back to this one on purpose, delete the month's "
-                "pointer (_current.json) and re-ingest",
+            "pointer (_current.json) and re-ingest",
         )
 
 
-def _replace_month(lake_uri: str, tenant_id: str, bp: str, new_by_day: dict[date, list[Path]], sl: Slice,
-                   workdir: Path, progress, delivery: DeliveryStamp | None, *, whole: bool) -> list[date]:
+def _replace_month(
+    lake_uri: str,
+    tenant_id: str,
+    bp: str,
+    new_by_day: dict[date, list[Path]],
+    sl: Slice,
+    workdir: Path,
+    progress,
+    delivery: DeliveryStamp | None,
+    *,
+    whole: bool,
+) -> list[date]:
     """Under the month's lease: build the month's next version aside and swap it in."""
     current, tag = months.read_month(lake_uri, tenant_id, bp)
     _check_order(current, delivery, bp)
@@ -177,8 +208,18 @@ def _replace_month(lake_uri: str, tenant_id: str, bp: str, new_by_day: dict[date
         new = [pl.scan_parquet(p, hive_partitioning=False) for p in new_by_day.get(day, [])]
         if not whole:
             new = [lf.filter(pl.col("billing_period") == bp) for lf in new]
-        result = _next_day(lake_uri, tenant_id, bp, version, day, old_files.get(day), new,
-                           new_by_day.get(day, []) if whole else [], pred, workdir)
+        result = _next_day(
+            lake_uri,
+            tenant_id,
+            bp,
+            version,
+            day,
+            old_files.get(day),
+            new,
+            new_by_day.get(day, []) if whole else [],
+            pred,
+            workdir,
+        )
         if progress is not None:
             progress.update(1)
         if result is _UNCHANGED:
@@ -192,10 +233,17 @@ def _replace_month(lake_uri: str, tenant_id: str, bp: str, new_by_day: dict[date
         return []
     # a write without a delivery (Cost Explorer rows) keeps the month's CUR delivery for the order check
     source = delivery or current
-    nxt = months.carry_forward(lake_uri, MonthVersion(
-        tenant_id, bp, version, tuple(files[d] for d in sorted(files)),
-        source.delivery_id if source else None, source.delivered_at if source else None,
-    ))
+    nxt = months.carry_forward(
+        lake_uri,
+        MonthVersion(
+            tenant_id,
+            bp,
+            version,
+            tuple(files[d] for d in sorted(files)),
+            source.delivery_id if source else None,
+            source.delivered_at if source else None,
+        ),
+    )
     months.commit_month(lake_uri, nxt, tag)
     months.sweep_month(lake_uri, tenant_id, bp, nxt)
     return changed
@@ -204,8 +252,18 @@ def _replace_month(lake_uri: str, tenant_id: str, bp: str, new_by_day: dict[date
 _UNCHANGED = object()
 
 
-def _next_day(lake_uri: str, tenant_id: str, bp: str, version: str, day: date, old: MonthFile | None,
-              new: list[pl.LazyFrame], as_is: list[Path], pred: pl.Expr, workdir: Path):
+def _next_day(
+    lake_uri: str,
+    tenant_id: str,
+    bp: str,
+    version: str,
+    day: date,
+    old: MonthFile | None,
+    new: list[pl.LazyFrame],
+    as_is: list[Path],
+    pred: pl.Expr,
+    workdir: Path,
+):
     """The day's file in the next version: a new MonthFile, None when the day ends empty, or _UNCHANGED."""
     kept, kept_rows, old_rows = None, 0, 0
     if old is not None:
@@ -215,7 +273,7 @@ def _next_day(lake_uri: str, tenant_id: str, bp: str, version: str, day: date, o
         counts = scan.select(pl.len().alias("all"), (~pred).sum().alias("kept")).collect()
         old_rows, kept_rows = counts["all"][0], counts["kept"][0]
         kept = scan.filter(~pred)
-    new_rows = (pl.concat([lf.select(pl.len()) for lf in new]).sum().collect().item() if new else 0)
+    new_rows = pl.concat([lf.select(pl.len()) for lf in new]).sum().collect().item() if new else 0
     if not new_rows and kept_rows == old_rows:
         return _UNCHANGED if old is not None else None
     if not new_rows and kept_rows == 0:
@@ -241,16 +299,20 @@ def lake_files(lake_uri: str, tenant_id: str, sl: Slice) -> list[str]:
     days = set(sl.days())
     out = []
     for m in months.current_months(lake_uri, tenant_id, sorted(sl.periods) if sl.periods is not None else None):
-        out += [layout.line_items_file_uri(lake_uri, tenant_id, m.billing_period, f.name) for f in m.files
-                if f.usage_date in days]
+        out += [
+            layout.line_items_file_uri(lake_uri, tenant_id, m.billing_period, f.name)
+            for f in m.files
+            if f.usage_date in days
+        ]
     return sorted(out)
 
 
 def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.DataFrame:
     """Rows and unblended cost per billing period and usage day of the slice, read back from the lake."""
     files = [fs.fetch_to_local(u, workdir / "readback") for u in lake_files(lake_uri, tenant_id, sl)]
-    empty = pl.DataFrame(schema={"billing_period": pl.String, "usage_date": pl.Date, "rows": pl.UInt32,
-                                 "unblended_cost": EXACT})
+    empty = pl.DataFrame(
+        schema={"billing_period": pl.String, "usage_date": pl.Date, "rows": pl.UInt32, "unblended_cost": EXACT}
+    )
     if not files:
         return empty
     return (
@@ -263,14 +325,16 @@ def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.D
     )
 
 
-def lake_invoice_totals(lake_uri: str, tenant_id: str, sl: Slice, invoice_ids: list[str],
-                        workdir: Path) -> pl.DataFrame:
+def lake_invoice_totals(
+    lake_uri: str, tenant_id: str, sl: Slice, invoice_ids: list[str], workdir: Path
+) -> pl.DataFrame:
     """Rows and unblended (FOCUS BilledCost) cost per billing period and invoice id of the slice, read back from the
     lake, for the invoice ids given (the source's)."""
     files = [fs.fetch_to_local(u, workdir / "readback-invoices") for u in lake_files(lake_uri, tenant_id, sl)]
     if not files:
-        return pl.DataFrame(schema={"billing_period": pl.String, "invoice_id": pl.String, "rows": pl.UInt32,
-                                    "billed_cost": EXACT})
+        return pl.DataFrame(
+            schema={"billing_period": pl.String, "invoice_id": pl.String, "rows": pl.UInt32, "billed_cost": EXACT}
+        )
     return (
         pl.scan_parquet(files, hive_partitioning=False)
         .filter(sl.matches() & pl.col("invoice_id").is_in(invoice_ids))

@@ -20,13 +20,19 @@ from blocks_pipelines.ingestion import guards
 from blocks_pipelines.ingestion.accounts import PROVIDER_COLUMNS, AccountProblem, first_problem
 from blocks_pipelines.ingestion.deliveries import Delivery
 from blocks_pipelines.ingestion.formats import (
-    SAMPLE_ROWS, SourceContext, check_required, detect_format, plan, source_column,
+    SAMPLE_ROWS,
+    SourceContext,
+    check_required,
+    detect_format,
+    plan,
+    source_column,
 )
 from blocks_pipelines.ingestion.lake_writer import EXACT
 from blocks_pipelines.ingestion.readers import RawFile, open_raw
 from blocks_pipelines.ingestion.schema import LINE_ITEM_TYPES, REQUIRED_COLUMNS
 from blocks_pipelines.lake import fs
 from blocks_pipelines.tenants.billing_accounts import CLI_FLAGS, EXPECTED, is_well_formed
+
 # charge_class is derived: a null there is an unknown line item type, reported as such rather than as a blank.
 REQUIRED_VALUES = tuple(n for n in REQUIRED_COLUMNS if n != "charge_class")
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -74,8 +80,11 @@ def _open_files(delivery: Delivery, tenant_id: str, fmt: str, workdir: Path) -> 
             fix="wait until AWS finishes the delivery (the manifest is written last) or re-deliver the report",
         )
     if not delivery.data_files:
-        raise E.EmptyFileError("the delivery lists no data files", file=where,
-                               fix="AWS writes an empty manifest for a month with no usage; nothing to ingest")
+        raise E.EmptyFileError(
+            "the delivery lists no data files",
+            file=where,
+            fix="AWS writes an empty manifest for a month with no usage; nothing to ingest",
+        )
     out = []
     for i, uri in enumerate(delivery.data_files):
         local = fs.fetch_to_local(uri, workdir / "source")
@@ -100,8 +109,10 @@ def _refuse_mixed_formats(files: list[StagedFile], manifest_uri: str | None) -> 
         found = ", ".join(f"{fmt} ({name})" for fmt, name in sorted(by_fmt.items()))
         raise E.AmbiguousSourceError(
             f"files of {len(by_fmt)} formats in one delivery: {found}; each is a whole delivery, so ingesting "
-            "both would double the month", file=manifest_uri or files[0].raw.name,
-            fix="point at one export's folder or manifest (move the other format's files elsewhere)")
+            "both would double the month",
+            file=manifest_uri or files[0].raw.name,
+            fix="point at one export's folder or manifest (move the other format's files elsewhere)",
+        )
 
 
 def _frame(f: StagedFile, with_row: bool = False, fast: bool = True, extra: tuple[pl.Expr, ...] = ()):
@@ -159,8 +170,13 @@ def _locate_bad_value(files: list[StagedFile]) -> E.IngestError | None:
         row = hit.row(0, named=True)
         c = next(c for i, c in enumerate(checks) if row[f"_c{i}"])
         value = raw.filter(pl.col("_row") == row["_row"]).select(pl.col(c.column)).collect().item()
-        return E.ParseError(f"{c.problem}: {value!r}", file=f.raw.name, row=row["_row"], column=c.column,
-                            fix="correct the value in the export (or re-deliver it); blanks are allowed")
+        return E.ParseError(
+            f"{c.problem}: {value!r}",
+            file=f.raw.name,
+            row=row["_row"],
+            column=c.column,
+            fix="correct the value in the export (or re-deliver it); blanks are allowed",
+        )
     return None
 
 
@@ -172,8 +188,13 @@ def _locate_blank_required(files: list[StagedFile], hour_range) -> E.IngestError
             column = source_column(f.fmt, list(f.raw.schema()), n)
             value = _raw_value(f, hit["_row"], column)
             what = f"null marker {value!r}" if value not in (None, "") else "blank value"
-            return E.ParseError(f"{what} where a {n} is required", file=f.raw.name, row=hit["_row"],
-                                column=column, fix=f"every line item needs a {n}; re-deliver the report")
+            return E.ParseError(
+                f"{what} where a {n} is required",
+                file=f.raw.name,
+                row=hit["_row"],
+                column=column,
+                fix=f"every line item needs a {n}; re-deliver the report",
+            )
     return E.ParseError("a required value is blank", file=files[0].raw.name, fix="re-deliver the report")
 
 
@@ -190,10 +211,14 @@ def _diagnose_read_failure(files: list[StagedFile], exc: Exception) -> E.IngestE
             f.raw.scan().select(pl.len()).collect()
         except (pl.exceptions.PolarsError, OSError) as inner:
             gz = " (gzip data truncated or damaged)" if f.raw.name.lower().endswith(".gz") else ""
-            return E.CorruptFileError(f"cannot be read{gz}: {inner}", file=f.raw.name,
-                                      fix="the file is damaged; re-download it or wait for the next delivery")
-    return E.CorruptFileError(f"the delivery cannot be read: {exc}", file=files[0].raw.name,
-                              fix="re-deliver the report")
+            return E.CorruptFileError(
+                f"cannot be read{gz}: {inner}",
+                file=f.raw.name,
+                fix="the file is damaged; re-download it or wait for the next delivery",
+            )
+    return E.CorruptFileError(
+        f"the delivery cannot be read: {exc}", file=files[0].raw.name, fix="re-deliver the report"
+    )
 
 
 READ_ERRORS = (pl.exceptions.PolarsError, OSError)
@@ -211,12 +236,16 @@ def _sink(files: list[StagedFile], hour_range, staging: Path, fast: bool) -> Non
     with pl.Config(streaming_chunk_size=STREAMING_CHUNK_ROWS):
         lf.sink_parquet(
             pl.PartitionBy(staging, key="usage_date", include_key=True, approximate_bytes_per_file=None),
-            compression="snappy", mkdir=True, maintain_order=False, row_group_size=STAGING_ROW_GROUP_ROWS,
+            compression="snappy",
+            mkdir=True,
+            maintain_order=False,
+            row_group_size=STAGING_ROW_GROUP_ROWS,
         )
 
 
-def stage_delivery(delivery: Delivery, tenant, fmt: str, workdir: Path,
-                   hour_range: tuple[datetime, datetime] | None = None) -> Staged:
+def stage_delivery(
+    delivery: Delivery, tenant, fmt: str, workdir: Path, hour_range: tuple[datetime, datetime] | None = None
+) -> Staged:
     """Normalize one delivery into workdir/staged/usage_date=*/, validated; raises IngestError on bad input."""
     t0 = time.perf_counter()
     files = _open_files(delivery, tenant.id, fmt, workdir)
@@ -247,15 +276,32 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
     where = delivery.manifest_uri or files[0].raw.name
     if not staged_files and hour_range and delivery.billing_period:
         # a month's delivery with no usage in these hours: replacing them clears what the lake held there
-        empty = pl.DataFrame(schema={"billing_period": pl.String, "rows": pl.UInt32, "unblended_cost": EXACT,
-                                     "amortized_cost": EXACT, "line_item_type": pl.String, "invoiced_rows": pl.UInt32})
+        empty = pl.DataFrame(
+            schema={
+                "billing_period": pl.String,
+                "rows": pl.UInt32,
+                "unblended_cost": EXACT,
+                "amortized_cost": EXACT,
+                "line_item_type": pl.String,
+                "invoiced_rows": pl.UInt32,
+            }
+        )
         # an AWS CUR is its payer's bill; an empty FOCUS delivery names no account, so it clears all of its hours
         accounts = None if files[0].fmt == "focus" else frozenset({tenant.organization.payer_account_id})
-        return Staged(delivery, files, staging, empty, 0, files[0].fmt, periods=frozenset({delivery.billing_period}),
-                      accounts=accounts)
+        return Staged(
+            delivery,
+            files,
+            staging,
+            empty,
+            0,
+            files[0].fmt,
+            periods=frozenset({delivery.billing_period}),
+            accounts=accounts,
+        )
     if not staged_files:
         raise E.EmptyFileError(
-            "no line items" + (" in the requested hours" if hour_range else ""), file=where,
+            "no line items" + (" in the requested hours" if hour_range else ""),
+            file=where,
             fix="check the delivery holds data" + (" for these hours" if hour_range else ""),
         )
     lf = pl.scan_parquet(staged_files, hive_partitioning=False)
@@ -276,17 +322,24 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
     malformed = [bp for bp in stats["billing_period"].unique().to_list() if not _MONTH.fullmatch(bp)]
     if malformed:
         f, row = _first_hit(files, hour_range, pl.col("billing_period") == malformed[0])
-        raise E.ParseError(f"billing period {malformed[0]!r} is not a month (YYYY-MM...)", file=f.raw.name, row=row,
-                           column=_source_column(f, "bill/BillingPeriodStartDate", "BillingPeriodStart"),
-                           fix="correct the billing period start date in the export")
+        raise E.ParseError(
+            f"billing period {malformed[0]!r} is not a month (YYYY-MM...)",
+            file=f.raw.name,
+            row=row,
+            column=_source_column(f, "bill/BillingPeriodStartDate", "BillingPeriodStart"),
+            fix="correct the billing period start date in the export",
+        )
     unknown = stats.filter(pl.col("charge_class").is_null())
     if unknown.height:
         lit = unknown["line_item_type"][0]
         f, row = _first_hit(files, hour_range, pl.col("line_item_type") == lit)
         raise E.UnknownLineItemTypeError(
-            f"unknown line item type {lit!r}", file=f.raw.name, row=row,
+            f"unknown line item type {lit!r}",
+            file=f.raw.name,
+            row=row,
             column=_source_column(f, "lineItem/LineItemType", "ChargeCategory"),
-            fix="the platform knows " + ", ".join(sorted(LINE_ITEM_TYPES))
+            fix="the platform knows "
+            + ", ".join(sorted(LINE_ITEM_TYPES))
             + "; add the new type to schema.LINE_ITEM_TYPES with its charge class",
         )
     per_currency = stats.group_by("billing_period", "currency").agg(pl.col("rows").sum())
@@ -297,7 +350,9 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
         found = sorted(mixed.filter(pl.col("billing_period") == bp)["currency"].to_list())
         f, row = _first_hit(files, hour_range, pl.col("currency") == stray)
         raise E.MixedCurrencyError(
-            f"billing period {bp} mixes currencies {found} (first {stray} row shown)", file=f.raw.name, row=row,
+            f"billing period {bp} mixes currencies {found} (first {stray} row shown)",
+            file=f.raw.name,
+            row=row,
             column=_source_column(f, "lineItem/CurrencyCode", "BillingCurrency"),
             fix="one tenant bills in one currency per month; split the payer accounts into separate tenants",
         )
@@ -305,9 +360,16 @@ def _validate(delivery, files, staging: Path, tenant, hour_range) -> Staged:
     if problem is not None:
         raise _account_error(problem, files, hour_range, tenant)
     invoiced = int(stats["invoiced_rows"].sum())  # the second read of the source only runs for invoiced months
-    return Staged(delivery, files, staging, stats, int(hours.item()), files[0].fmt,
-                  invoices=_source_invoice_totals(files, hour_range) if invoiced else None,
-                  accounts=frozenset(payers["payer_account_id"].drop_nulls().to_list()))
+    return Staged(
+        delivery,
+        files,
+        staging,
+        stats,
+        int(hours.item()),
+        files[0].fmt,
+        invoices=_source_invoice_totals(files, hour_range) if invoiced else None,
+        accounts=frozenset(payers["payer_account_id"].drop_nulls().to_list()),
+    )
 
 
 def _account_error(p: AccountProblem, files: list[StagedFile], hour_range, tenant) -> E.IngestError:
@@ -317,27 +379,34 @@ def _account_error(p: AccountProblem, files: list[StagedFile], hour_range, tenan
         return E.MalformedAccountIdError(
             f"the file's {p.label} id {p.account_id!r} is malformed: {p.label} ids are {EXPECTED[p.provider]}, "
             f"this one has {len(p.account_id)} {'digits' if p.account_id.isdigit() else 'characters'}",
-            file=f.raw.name, row=row, column=column,
+            file=f.raw.name,
+            row=row,
+            column=column,
             fix=f"no tenant setting can accept this id: the export was damaged or edited (a spreadsheet drops "
-                f"leading zeros or rounds long numbers); re-export it from {p.provider_name or p.provider} and ingest "
-                "the export as written",
+            f"leading zeros or rounds long numbers); re-export it from {p.provider_name or p.provider} and ingest "
+            "the export as written",
         )
     # an id of a shape the provider's option refuses is registered as "other", as the export writes it
     flag = CLI_FLAGS[p.provider] if is_well_formed(p.provider, p.account_id) else CLI_FLAGS["other"]
     if p.provider == "aws":
         return E.WrongPayerError(
             f"payer account {p.account_id} is not tenant {tenant.id}'s payer {tenant.organization.payer_account_id}",
-            file=f.raw.name, row=row, column=column,
+            file=f.raw.name,
+            row=row,
+            column=column,
             fix=f"this looks like another tenant's CUR: check tenant {tenant.id}'s cur_source, "
-                "or its organization.payer_account_id; if it is a new customer, register it first "
-                f"(blocks tenants add --id ID --name NAME --payer {p.account_id} --history-start YYYY-MM-DD)",
+            "or its organization.payer_account_id; if it is a new customer, register it first "
+            f"(blocks tenants add --id ID --name NAME --payer {p.account_id} --history-start YYYY-MM-DD)",
         )
     registered = ", ".join(p.registered) if p.registered else "none"
     return E.WrongPayerError(
         f"{p.label} {p.account_id} ({p.provider_name or 'provider not named'}) is not registered to tenant "
-        f"{tenant.id} (registered: {registered})", file=f.raw.name, row=row, column=column,
+        f"{tenant.id} (registered: {registered})",
+        file=f.raw.name,
+        row=row,
+        column=column,
         fix=f"if the account is {tenant.id}'s, register it (blocks tenants add-account {tenant.id} {flag} "
-            f"{p.account_id}); otherwise this is another customer's export",
+        f"{p.account_id}); otherwise this is another customer's export",
     )
 
 
@@ -357,8 +426,15 @@ def _source_invoice_totals(files: list[StagedFile], hour_range) -> pl.DataFrame:
         schema = f.raw.schema()
         cost = source_column(f.fmt, list(schema), "unblended_cost")
         lf, _ = _frame(f, extra=(_exact(pl.col(cost), schema[cost]).alias("_billed"),))
-        parts.append(_hour_filter(lf, hour_range).filter(pl.col("invoice_id").is_not_null())
-                     .select("billing_period", "invoice_id", "_billed"))
-    return (pl.concat(parts).group_by("billing_period", "invoice_id")
-            .agg(pl.len().alias("rows"), pl.col("_billed").sum().alias("billed_cost"))
-            .sort("billing_period", "invoice_id").collect())
+        parts.append(
+            _hour_filter(lf, hour_range)
+            .filter(pl.col("invoice_id").is_not_null())
+            .select("billing_period", "invoice_id", "_billed")
+        )
+    return (
+        pl.concat(parts)
+        .group_by("billing_period", "invoice_id")
+        .agg(pl.len().alias("rows"), pl.col("_billed").sum().alias("billed_cost"))
+        .sort("billing_period", "invoice_id")
+        .collect()
+    )

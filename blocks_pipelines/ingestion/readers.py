@@ -14,7 +14,10 @@ from pathlib import Path
 import polars as pl
 
 from blocks_pipelines.ingestion.errors import (
-    CorruptFileError, DuplicateColumnError, EmptyFileError, FormatDetectionError,
+    CorruptFileError,
+    DuplicateColumnError,
+    EmptyFileError,
+    FormatDetectionError,
 )
 from blocks_pipelines.ingestion.guards import check_line_lengths, check_unique_header
 
@@ -40,8 +43,12 @@ class RawFile:
         """The file's columns; literal: null markers as the text they are (to quote a cell in a message)."""
         if self.kind == "parquet":
             return pl.scan_parquet(self.path, hive_partitioning=False)
-        return pl.scan_csv(self.path, infer_schema=False, truncate_ragged_lines=False,
-                           null_values=None if literal else list(NULL_MARKERS))
+        return pl.scan_csv(
+            self.path,
+            infer_schema=False,
+            truncate_ragged_lines=False,
+            null_values=None if literal else list(NULL_MARKERS),
+        )
 
     def schema(self) -> dict[str, pl.DataType]:
         return self._read(lambda: dict(self.scan().collect_schema()))
@@ -53,15 +60,24 @@ class RawFile:
         try:
             return fn()
         except pl.exceptions.DuplicateError as exc:
-            raise DuplicateColumnError(f"a column name appears more than once ({exc})", file=self.name,
-                                       fix="AWS writes each column once; re-export the report") from exc
+            raise DuplicateColumnError(
+                f"a column name appears more than once ({exc})",
+                file=self.name,
+                fix="AWS writes each column once; re-export the report",
+            ) from exc
         except pl.exceptions.NoDataError as exc:
-            raise EmptyFileError("the file has no header and no rows", file=self.name,
-                                 fix="re-deliver the report; AWS never writes an empty CUR file") from exc
+            raise EmptyFileError(
+                "the file has no header and no rows",
+                file=self.name,
+                fix="re-deliver the report; AWS never writes an empty CUR file",
+            ) from exc
         except (pl.exceptions.ComputeError, OSError) as exc:
             gz = " (gzip data truncated or damaged)" if self.name.lower().endswith(".gz") else ""
-            raise CorruptFileError(f"cannot be read as {self.kind}{gz}: {exc}", file=self.name,
-                                   fix="the file is damaged; re-download it or wait for the next delivery") from exc
+            raise CorruptFileError(
+                f"cannot be read as {self.kind}{gz}: {exc}",
+                file=self.name,
+                fix="the file is damaged; re-download it or wait for the next delivery",
+            ) from exc
 
 
 # Legacy CUR with Athena integration writes its readiness flag as a one-column Parquet table beside the data:
@@ -74,8 +90,12 @@ def is_data_file(name: str) -> bool:
     macOS, `_SUCCESS`, `.x.parquet.crc`) and the Athena integration's status table are not."""
     base = name.rsplit("/", 1)[-1]
     low = base.lower()
-    return (low.endswith(DATA_SUFFIXES) and not low.endswith("manifest.json") and not base.startswith((".", "_"))
-            and ATHENA_STATUS_TABLE not in name)
+    return (
+        low.endswith(DATA_SUFFIXES)
+        and not low.endswith("manifest.json")
+        and not base.startswith((".", "_"))
+        and ATHENA_STATUS_TABLE not in name
+    )
 
 
 def _extract_zip(src: Path, workdir: Path, name: str) -> Path:
@@ -83,8 +103,11 @@ def _extract_zip(src: Path, workdir: Path, name: str) -> Path:
         with zipfile.ZipFile(src) as zf:
             members = [m for m in zf.namelist() if m.lower().endswith(".csv")]
             if len(members) != 1:
-                raise CorruptFileError(f"expected one .csv inside the zip, found {members or 'none'}", file=name,
-                                       fix="legacy CUR zips hold exactly one CSV; re-deliver the report")
+                raise CorruptFileError(
+                    f"expected one .csv inside the zip, found {members or 'none'}",
+                    file=name,
+                    fix="legacy CUR zips hold exactly one CSV; re-deliver the report",
+                )
             return Path(zf.extract(members[0], workdir))
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise CorruptFileError(f"not a readable zip ({exc})", file=name, fix="re-copy the file") from exc
@@ -93,8 +116,9 @@ def _extract_zip(src: Path, workdir: Path, name: str) -> Path:
 def open_raw(name: str, local: Path, workdir: Path) -> RawFile:
     """A readable RawFile for one data file; raises EmptyFileError / CorruptFileError naming `name`."""
     if local.stat().st_size == 0:
-        raise EmptyFileError("the file is empty (0 bytes)", file=name,
-                             fix="remove it from the delivery or re-deliver the report")
+        raise EmptyFileError(
+            "the file is empty (0 bytes)", file=name, fix="remove it from the delivery or re-deliver the report"
+        )
     low = name.lower()
     workdir.mkdir(parents=True, exist_ok=True)
     if low.endswith(".parquet"):
@@ -106,8 +130,9 @@ def open_raw(name: str, local: Path, workdir: Path) -> RawFile:
     elif low.endswith(".csv"):
         raw = RawFile(name, local, "csv")
     else:
-        raise FormatDetectionError(f"unknown data file type {local.suffix!r}", file=name,
-                                   fix=f"CUR data files end with one of {DATA_SUFFIXES}")
+        raise FormatDetectionError(
+            f"unknown data file type {local.suffix!r}", file=name, fix=f"CUR data files end with one of {DATA_SUFFIXES}"
+        )
     if raw.kind == "csv" and not raw.gzipped:  # gzip: only once a read failed (guards.blame_long_lines)
         check_line_lengths(raw.path, name, gzipped=False)
     check_unique_header(list(raw.schema()), name)  # fail here, naming the file, rather than mid-way through

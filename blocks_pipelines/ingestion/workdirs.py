@@ -11,9 +11,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 _NAME = re.compile(r"^blocks-[a-z]+-(\d+)-[a-z0-9_]+$")
 

@@ -12,11 +12,11 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from blocks_pipelines.settings import get_settings
 
@@ -93,7 +93,7 @@ def list_children(prefix_uri: str) -> list[str]:
         prefix = key.rstrip("/") + "/" if key else ""
         out = []
         for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-            out += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+            out += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
         return sorted(out)
     root = Path(prefix_uri)
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -169,8 +169,14 @@ def delete_if(uri: str, if_match: str) -> None:
             s3_client().delete_object(Bucket=bucket, Key=key, IfMatch=f'"{if_match}"')
         except s3_client().exceptions.ClientError as exc:
             # 412: someone else's lease now; 409: a concurrent write won; 404: already gone. None is ours to delete.
-            if exc.response["Error"]["Code"] in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409",
-                                                 "NoSuchKey", "404"):
+            if exc.response["Error"]["Code"] in (
+                "PreconditionFailed",
+                "412",
+                "ConditionalRequestConflict",
+                "409",
+                "NoSuchKey",
+                "404",
+            ):
                 return
             raise
         return
@@ -290,8 +296,11 @@ class _S3RangeReader(io.RawIOBase):
         end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
         if self._pos >= end:
             return b""
-        body = s3_client().get_object(Bucket=self._bucket, Key=self._key,
-                                      Range=f"bytes={self._pos}-{end - 1}")["Body"].read()
+        body = (
+            s3_client()
+            .get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end - 1}")["Body"]
+            .read()
+        )
         self._pos += len(body)
         return body
 

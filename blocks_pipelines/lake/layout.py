@@ -62,8 +62,9 @@ def athena_manifests_root(lake_uri: str) -> str:
 
 
 def athena_symlink_uri(lake_uri: str, tenant_id: str, billing_period: str) -> str:
-    return join(athena_manifests_root(lake_uri), f"tenant_id={tenant_id}", f"billing_period={billing_period}",
-                ATHENA_SYMLINK)
+    return join(
+        athena_manifests_root(lake_uri), f"tenant_id={tenant_id}", f"billing_period={billing_period}", ATHENA_SYMLINK
+    )
 
 
 def mart_uri(lake_uri: str, mart: str, tenant_id: str) -> str:

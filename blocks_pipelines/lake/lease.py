@@ -13,10 +13,10 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 from blocks_pipelines.lake import fs, layout
 
@@ -30,18 +30,26 @@ class LeaseHeldError(RuntimeError):
     def __init__(self, tenant_id: str, billing_period: str, holder: dict, waited: float):
         self.tenant_id, self.billing_period, self.holder = tenant_id, billing_period, holder
         who = ", ".join(f"{k} {holder[k]}" for k in ("owner", "host", "pid", "acquired_at") if holder.get(k))
-        super().__init__(f"another ingest of tenant {tenant_id} billing month {billing_period} is writing it "
-                         f"({who or 'holder unknown'}); waited {waited:.0f}s")
+        super().__init__(
+            f"another ingest of tenant {tenant_id} billing month {billing_period} is writing it "
+            f"({who or 'holder unknown'}); waited {waited:.0f}s"
+        )
 
 
 def _holder(owner: str, now: datetime) -> dict:
-    return {"owner": owner, "host": socket.gethostname(), "pid": os.getpid(), "acquired_at": now.isoformat(),
-            "expires_at": (now + LEASE_TTL).isoformat()}
+    return {
+        "owner": owner,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "acquired_at": now.isoformat(),
+        "expires_at": (now + LEASE_TTL).isoformat(),
+    }
 
 
 @contextmanager
-def month_lease(lake_uri: str, tenant_id: str, billing_period: str, *, owner: str,
-                wait_seconds: float = 0.0) -> Iterator[dict]:
+def month_lease(
+    lake_uri: str, tenant_id: str, billing_period: str, *, owner: str, wait_seconds: float = 0.0
+) -> Iterator[dict]:
     """Hold the (tenant, month) lease for the block; waits up to wait_seconds for another holder, then raises
     LeaseHeldError naming it."""
     uri = layout.line_items_lease_uri(lake_uri, tenant_id, billing_period)

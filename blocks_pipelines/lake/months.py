@@ -55,13 +55,21 @@ class MonthVersion:
         return json.dumps(doc, indent=1).encode()
 
     @classmethod
-    def from_json(cls, data: bytes, where: str) -> "MonthVersion":
+    def from_json(cls, data: bytes, where: str) -> MonthVersion:
         try:
             doc = json.loads(data)
-            files = tuple(MonthFile(f["name"], date.fromisoformat(f["usage_date"]), int(f["rows"]))
-                          for f in doc["files"])
-            out = cls(doc["tenant_id"], doc["billing_period"], doc["version"], files, doc.get("delivery_id"),
-                      doc.get("delivered_at"), doc.get("committed_at", ""))
+            files = tuple(
+                MonthFile(f["name"], date.fromisoformat(f["usage_date"]), int(f["rows"])) for f in doc["files"]
+            )
+            out = cls(
+                doc["tenant_id"],
+                doc["billing_period"],
+                doc["version"],
+                files,
+                doc.get("delivery_id"),
+                doc.get("delivered_at"),
+                doc.get("committed_at", ""),
+            )
             # every file lies in the pointer's own version folder: a name elsewhere (`..`, another month) would
             # have readers read outside the month
             stray = [f.name for f in files if f.name != layout.line_items_file_name(out.version, f.usage_date)]
@@ -69,8 +77,9 @@ class MonthVersion:
                 raise ValueError(f"names outside its version folder: {(stray or [out.version])[0]!r}")
             return out
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorruptPointerError(f"{where}: month pointer unreadable ({exc}); re-ingest the month's delivery "
-                                      "to rewrite it") from exc
+            raise CorruptPointerError(
+                f"{where}: month pointer unreadable ({exc}); re-ingest the month's delivery to rewrite it"
+            ) from exc
 
     def uris(self, lake_uri: str) -> list[str]:
         return [layout.line_items_file_uri(lake_uri, self.tenant_id, self.billing_period, f.name) for f in self.files]
@@ -95,15 +104,17 @@ def read_month(lake_uri: str, tenant_id: str, billing_period: str) -> tuple[Mont
         return None, None
     month = MonthVersion.from_json(got[0], uri)
     if (month.tenant_id, month.billing_period) != (tenant_id, billing_period):
-        raise CorruptPointerError(f"{uri}: the pointer is tenant {month.tenant_id}'s {month.billing_period}, not "
-                                  f"{tenant_id}'s {billing_period} (copied from elsewhere?); re-ingest the month")
+        raise CorruptPointerError(
+            f"{uri}: the pointer is tenant {month.tenant_id}'s {month.billing_period}, not "
+            f"{tenant_id}'s {billing_period} (copied from elsewhere?); re-ingest the month"
+        )
     return month, got[1]
 
 
 def tenant_months(lake_uri: str, tenant_id: str) -> list[str]:
     """Billing months that have a folder (one delimited LIST; a folder without a pointer reads as empty)."""
     names = fs.list_children(layout.line_items_tenant_prefix(lake_uri, tenant_id))
-    return [n[len(_PERIOD_DIR):] for n in names if n.startswith(_PERIOD_DIR)]
+    return [n[len(_PERIOD_DIR) :] for n in names if n.startswith(_PERIOD_DIR)]
 
 
 def current_months(lake_uri: str, tenant_id: str, months: list[str] | None = None) -> list[MonthVersion]:
@@ -125,8 +136,11 @@ def current_files(lake_uri: str, tenant_id: str, *, days: set[date] | None = Non
     """Every day file readers should see for a tenant (optionally only those of some usage days), sorted."""
     out = []
     for m in current_months(lake_uri, tenant_id):
-        out += [layout.line_items_file_uri(lake_uri, tenant_id, m.billing_period, f.name) for f in m.files
-                if days is None or f.usage_date in days]
+        out += [
+            layout.line_items_file_uri(lake_uri, tenant_id, m.billing_period, f.name)
+            for f in m.files
+            if days is None or f.usage_date in days
+        ]
     return sorted(out)
 
 
@@ -138,8 +152,10 @@ def carry_forward(lake_uri: str, month: MonthVersion) -> MonthVersion:
     for f in month.files:
         name = layout.line_items_file_name(month.version, f.usage_date)
         if f.name != name:
-            fs.copy(layout.line_items_file_uri(lake_uri, month.tenant_id, month.billing_period, f.name),
-                    layout.line_items_file_uri(lake_uri, month.tenant_id, month.billing_period, name))
+            fs.copy(
+                layout.line_items_file_uri(lake_uri, month.tenant_id, month.billing_period, f.name),
+                layout.line_items_file_uri(lake_uri, month.tenant_id, month.billing_period, name),
+            )
         files.append(MonthFile(name, f.usage_date, f.rows))
     return replace(month, files=tuple(files))
 
@@ -147,9 +163,15 @@ def carry_forward(lake_uri: str, month: MonthVersion) -> MonthVersion:
 def current_globs(lake_uri: str, tenant_id: str) -> list[str]:
     """One glob per current month (its version folder holds the whole month): what DuckDB reads. A few dozen
     short paths whatever the history's length, so they fit dbt's --vars on any command line."""
-    return sorted(fs.join(layout.line_items_version_prefix(lake_uri, tenant_id, m.billing_period, m.version),
-                          "usage_date=*", "*.parquet")
-                  for m in current_months(lake_uri, tenant_id) if m.files)
+    return sorted(
+        fs.join(
+            layout.line_items_version_prefix(lake_uri, tenant_id, m.billing_period, m.version),
+            "usage_date=*",
+            "*.parquet",
+        )
+        for m in current_months(lake_uri, tenant_id)
+        if m.files
+    )
 
 
 def commit_month(lake_uri: str, new: MonthVersion, expected_tag: str | None) -> str:

@@ -12,8 +12,11 @@ LIVE = (ProposalStatus.pending_approval, ProposalStatus.approved, ProposalStatus
 def achievable_daily_savings(store: StateStore, tenant_id: str) -> float | None:
     """$/day from the newest live proposal's expected_monthly_savings; None when there is none."""
     # a renewal replaces savings already counted and a rollback removes a plan: only new commitments add savings
-    proposals = [p for p in store.list_proposals(tenant_id, statuses=LIVE)
-                 if "expected_monthly_savings" in p.expected and not p.expected.get("action")]
+    proposals = [
+        p
+        for p in store.list_proposals(tenant_id, statuses=LIVE)
+        if "expected_monthly_savings" in p.expected and not p.expected.get("action")
+    ]
     if not proposals:
         return None
     latest = max(proposals, key=lambda p: p.created_at)

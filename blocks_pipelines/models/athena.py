@@ -31,8 +31,9 @@ def lake_table_ddl(database: str, lake_uri: str, table: str = "cur_line_items") 
     if not lake_uri.startswith("s3://"):
         raise ValueError(f"Athena reads S3 only: BLOCKS_LAKE_URI={lake_uri!r} must be an s3://bucket/prefix")
     location = athena_manifests_root(lake_uri) + "/"
-    columns = ",\n".join(f"  `{c.name}` {hive_type(c.dtype)}" for c in CANONICAL_COLUMNS
-                         if c.name not in PARTITION_COLUMNS)
+    columns = ",\n".join(
+        f"  `{c.name}` {hive_type(c.dtype)}" for c in CANONICAL_COLUMNS if c.name not in PARTITION_COLUMNS
+    )
     partitions = ", ".join(f"`{name}` {typ}" for name, typ in PARTITION_COLUMNS.items())
     return f"""CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{table}` (
 {columns}

@@ -13,11 +13,12 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from blocks_pipelines.lake.layout import line_items_tenant_prefix
 from blocks_pipelines.lake.months import current_months
@@ -89,8 +90,9 @@ def build_args(
 def require_line_items(tenant_id: str) -> None:
     prefix = line_items_tenant_prefix(get_settings().lake_uri, tenant_id)
     if not any(m.files for m in current_months(get_settings().lake_uri, tenant_id)):
-        raise FileNotFoundError(f"{prefix}: no line items for tenant {tenant_id!r}; ingest its CUR first "
-                                "(blocks ingest)")
+        raise FileNotFoundError(
+            f"{prefix}: no line items for tenant {tenant_id!r}; ingest its CUR first (blocks ingest)"
+        )
 
 
 @contextmanager
@@ -136,8 +138,7 @@ def run_dbt_build(
         shutil.rmtree(target_path, ignore_errors=True)
     else:
         failures.append(f"compiled SQL and dbt.log kept in {target_path}")
-    return DbtBuildResult(tenant.id, success, statuses, failures, exported, time.perf_counter() - started,
-                          failing_rows)
+    return DbtBuildResult(tenant.id, success, statuses, failures, exported, time.perf_counter() - started, failing_rows)
 
 
 def _outcome(target_path: Path, exited_ok: bool) -> tuple[bool, dict[str, str], list[str], dict[str, int]]:

@@ -1,7 +1,8 @@
 """Per-tenant Dagster assets for the dbt project: asset keys [tenant, model], group = tenant.
 
-Two dbt asset definitions per tenant: the daily-partitioned incremental marts (see tenant_daily_partitions) (vars start/end from the partition
-window, one run per range: BackfillPolicy.single_run) and the unpartitioned tenant-wide rollups. dbt tests surface
+Two dbt asset definitions per tenant: the daily-partitioned incremental marts (see tenant_daily_partitions; vars
+start/end from the partition window, one run per range: BackfillPolicy.single_run) and the unpartitioned tenant-wide
+rollups. dbt tests surface
 as asset checks; marts are exported to the lake after each build.
 
 Building @dbt_assets costs ~40 ms (dbt selection + an op with ~40 outputs), too slow for 200 tenants. So each
@@ -9,8 +10,9 @@ shape is built once from the shared manifest as a template and copied per tenant
 partitions and translator replaced (~3 ms); the compute function reads the tenant from its asset keys.
 """
 
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -54,16 +56,18 @@ class _TemplateTranslator(TenantDbtTranslator):
 
 def _renamed_outputs(context: AssetExecutionContext, events):
     """dagster-dbt names outputs after asset keys; the shared op kept the template's output names."""
-    by_key_name = {k.to_python_identifier(): context.assets_def.get_output_name_for_asset_key(k)
-                   for k in context.assets_def.keys}
+    by_key_name = {
+        k.to_python_identifier(): context.assets_def.get_output_name_for_asset_key(k) for k in context.assets_def.keys
+    }
     for event in events:
         if isinstance(event, dg.Output) and event.output_name in by_key_name:
             event = dg.Output(None, output_name=by_key_name[event.output_name], metadata=event.metadata)
         yield event
 
 
-def _build_and_export(context: AssetExecutionContext, dbt: DbtCliResource, marts: tuple[str, ...],
-                      window: dg.TimeWindow | None = None):
+def _build_and_export(
+    context: AssetExecutionContext, dbt: DbtCliResource, marts: tuple[str, ...], window: dg.TimeWindow | None = None
+):
     tenant = tenant_of(context)
     start, end = (window.start, window.end) if window else (None, None)
     # The lake source's not-null tests are left out: ingestion refuses nulls in those columns before writing
@@ -102,7 +106,9 @@ def _templates() -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
 def _for_tenant(template: dg.AssetsDefinition, tenant: TenantConfig) -> dg.AssetsDefinition:
     # One pass (keys, deps, check deps, group, partitions, translator); the op stays shared (no run config on it).
     return copy_for_tenant(
-        template, tenant, rename_op=False,
+        template,
+        tenant,
+        rename_op=False,
         partitions_def=tenant_daily_partitions(tenant) if template.partitions_def else None,
         metadata={TRANSLATOR_METADATA_KEY: TenantDbtTranslator(tenant.id)},
     )
@@ -117,7 +123,8 @@ def _shared_resource() -> DbtCliResource:
 def build_model_defs(tenant: TenantConfig) -> dg.Definitions:
     hourly, rollups = _templates()
     return dg.Definitions(
-        assets=[_for_tenant(hourly, tenant), _for_tenant(rollups, tenant)], resources={"dbt": _shared_resource()},
+        assets=[_for_tenant(hourly, tenant), _for_tenant(rollups, tenant)],
+        resources={"dbt": _shared_resource()},
     )
 
 

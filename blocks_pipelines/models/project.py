@@ -8,8 +8,8 @@ every tenant: per-tenant values are vars, which only matter when dbt runs.
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -77,11 +77,16 @@ def ensure_manifest(root: Path | None = None) -> Path:
     result = dbtRunner().invoke(
         [
             "parse",
-            "--project-dir", str(root),
-            "--profiles-dir", str(root),
-            "--target-path", str(target),
-            "--target", settings.dbt_target,
-            "--vars", json.dumps(parse_vars()),
+            "--project-dir",
+            str(root),
+            "--profiles-dir",
+            str(root),
+            "--target-path",
+            str(target),
+            "--target",
+            settings.dbt_target,
+            "--vars",
+            json.dumps(parse_vars()),
             "--no-partial-parse",
             "--quiet",
         ]

@@ -6,8 +6,8 @@ tenant-wide rollups and Savings Plans monitoring, so dashboards and coverage fol
 """
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Sequence
 
 import dagster as dg
 
@@ -41,8 +41,9 @@ def _replaced_day_keys(metadata: dict) -> list[str]:
     return [start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()]
 
 
-def changed_keys_by_tenant(events: list[AssetEvent],
-                           built_before: dict[str, int] | None = None) -> dict[str, tuple[list[str], int]]:
+def changed_keys_by_tenant(
+    events: list[AssetEvent], built_before: dict[str, int] | None = None
+) -> dict[str, tuple[list[str], int]]:
     """Per tenant, the partition keys (and replaced days) of its changed line items that no mart build followed,
     and the storage id of the last one. Line items already followed by a mart build (e.g. `blocks materialize`)
     need no refresh: only those after the tenant's last MARTS_PROBE event count (in `events`, else in
@@ -62,7 +63,8 @@ def changed_keys_by_tenant(events: list[AssetEvent],
 def _target(tenant_ids: Sequence[str]) -> dg.AssetSelection:
     line_items = [dg.AssetKey([t, "cur_line_items"]) for t in tenant_ids]
     return dg.AssetSelection.keys(*line_items).downstream(include_self=False) - dg.AssetSelection.keys(
-        *(dg.AssetKey([t, name]) for t in tenant_ids for name in NOT_REFRESHED))
+        *(dg.AssetKey([t, name]) for t in tenant_ids for name in NOT_REFRESHED)
+    )
 
 
 def _refresh_request(tenant: TenantConfig, keys: list[str], last: int, asset_graph) -> dg.RunRequest | None:
@@ -73,9 +75,11 @@ def _refresh_request(tenant: TenantConfig, keys: list[str], last: int, asset_gra
     first_day, last_day = daily.get_first_partition_key(), daily.get_last_partition_key()
     end = min(span[1], last_day) if last_day else span[1]
     start = min(max(span[0], first_day) if first_day else span[0], end)
-    return dg.RunRequest(run_key=f"{tenant.id}:refresh-{last}",
-                         asset_selection=sorted(_target([tenant.id]).resolve(asset_graph)),
-                         tags={RANGE_START_TAG: start, RANGE_END_TAG: end, "blocks/tenant": tenant.id})
+    return dg.RunRequest(
+        run_key=f"{tenant.id}:refresh-{last}",
+        asset_selection=sorted(_target([tenant.id]).resolve(asset_graph)),
+        tags={RANGE_START_TAG: start, RANGE_END_TAG: end, "blocks/tenant": tenant.id},
+    )
 
 
 def _last_mart_builds(instance: dg.DagsterInstance, tenant_ids) -> dict[str, int]:
@@ -96,10 +100,12 @@ def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDef
     target = _target(list(by_id))
 
     @dg.sensor(
-        name="models_refresh_sensor", asset_selection=target, minimum_interval_seconds=REFRESH_INTERVAL_SECONDS,
+        name="models_refresh_sensor",
+        asset_selection=target,
+        minimum_interval_seconds=REFRESH_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Rebuilds each tenant's marts over the days whose line items changed, then rollups and "
-                    "monitoring (one run per tenant and tick).",
+        "monitoring (one run per tenant and tick).",
     )
     def models_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         built_before: dict[str, int] = {}
@@ -110,14 +116,17 @@ def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDef
             # tenants' last mart builds instead of reading the whole event log's history
             built_before = _last_mart_builds(context.instance, by_id)
             after = min(built_before.values()) if len(built_before) == len(by_id) else None
-        events, last = asset_events_after(context.instance, dg.DagsterEventType.ASSET_MATERIALIZATION, after,
-                                          (*SOURCES, MARTS_PROBE), by_id)
+        events, last = asset_events_after(
+            context.instance, dg.DagsterEventType.ASSET_MATERIALIZATION, after, (*SOURCES, MARTS_PROBE), by_id
+        )
         requests = []
         for t, (keys, last_t) in changed_keys_by_tenant(events, built_before).items():
             request = _refresh_request(by_id[t], keys, last_t, context.repository_def.asset_graph)
             if request is not None:
-                context.log.info(f"{t}: line items changed; rebuilding marts {request.tags[RANGE_START_TAG]}.."
-                                 f"{request.tags[RANGE_END_TAG]}")
+                context.log.info(
+                    f"{t}: line items changed; rebuilding marts {request.tags[RANGE_START_TAG]}.."
+                    f"{request.tags[RANGE_END_TAG]}"
+                )
                 requests.append(request)
         # stored even when nothing was read yet ({"after": null}): the first-tick lookups are done once
         return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": last}))

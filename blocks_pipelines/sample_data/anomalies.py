@@ -25,10 +25,13 @@ SCALED = 1  # inventory.SCALED (inventory imports the tenant config; this module
 def spike_candidates(resources: pl.DataFrame) -> list[int]:
     """resource_idx of the largest scaled-usage resources, one per (service, account), largest first."""
     scaled = resources.filter(pl.col("amount_mode") == SCALED).with_columns(
-        daily=pl.col("base_amount") * pl.col("rate") * 24)
-    picked = (scaled.sort("daily", "resource_idx", descending=[True, False])
-              .unique(subset=["product_code", "usage_account_id"], keep="first", maintain_order=True)
-              .head(CANDIDATES))
+        daily=pl.col("base_amount") * pl.col("rate") * 24
+    )
+    picked = (
+        scaled.sort("daily", "resource_idx", descending=[True, False])
+        .unique(subset=["product_code", "usage_account_id"], keep="first", maintain_order=True)
+        .head(CANDIDATES)
+    )
     return picked["resource_idx"].to_list()
 
 
@@ -43,8 +46,15 @@ def episodes(resources: pl.DataFrame, anchor: datetime, until: datetime) -> pl.D
             break
         rows.append((candidates[k % len(candidates)], start, start + timedelta(days=EPISODE_DAYS)))
         k += 1
-    return pl.DataFrame(rows, orient="row", schema={"resource_idx": pl.UInt32, "spike_start": pl.Datetime("us", "UTC"),
-                                                    "spike_end": pl.Datetime("us", "UTC")})
+    return pl.DataFrame(
+        rows,
+        orient="row",
+        schema={
+            "resource_idx": pl.UInt32,
+            "spike_start": pl.Datetime("us", "UTC"),
+            "spike_end": pl.Datetime("us", "UTC"),
+        },
+    )
 
 
 def apply_spikes(rows: pl.DataFrame, resources: pl.DataFrame, anchor: datetime) -> pl.DataFrame:
@@ -54,8 +64,11 @@ def apply_spikes(rows: pl.DataFrame, resources: pl.DataFrame, anchor: datetime) 
     spikes = episodes(resources, anchor, rows["usage_start"].max() + timedelta(hours=1))
     if spikes.is_empty():
         return rows
-    hit = (rows.select("usage_start", pl.col("resource_idx").cast(pl.UInt32)).with_row_index("_row")
-           .join(spikes, on="resource_idx")
-           .filter((pl.col("usage_start") >= pl.col("spike_start")) & (pl.col("usage_start") < pl.col("spike_end"))))
+    hit = (
+        rows.select("usage_start", pl.col("resource_idx").cast(pl.UInt32))
+        .with_row_index("_row")
+        .join(spikes, on="resource_idx")
+        .filter((pl.col("usage_start") >= pl.col("spike_start")) & (pl.col("usage_start") < pl.col("spike_end")))
+    )
     factor = pl.when(pl.int_range(pl.len()).is_in(hit["_row"])).then(SPIKE_FACTOR).otherwise(1.0)
     return rows.with_columns(pl.col("usage_amount") * factor)

@@ -34,25 +34,71 @@ def _parse_end(value: str | None) -> datetime | None:
 @cur.command("generate")
 @click.option("--tenant", "tenant_id", required=True, help="Tenant id from the registry (assets_config/tenants).")
 @click.option("--months", default=3, show_default=True, type=click.IntRange(min=1), help="Billing periods to write.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format. Default: from the tenant's cur_source.format (cur1 -> cur1-csv).")
-@click.option("--out", "out_uri", default=None,
-              help="Local folder or s3://bucket/prefix. Default: the tenant's cur_source uri (relative to BLOCKS_HOME).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format. Default: from the tenant's cur_source.format (cur1 -> cur1-csv).",
+)
+@click.option(
+    "--out",
+    "out_uri",
+    default=None,
+    help="Local folder or s3://bucket/prefix. Default: the tenant's cur_source uri (relative to BLOCKS_HOME).",
+)
 @click.option("--seed", default=42, show_default=True, type=int, help="Same seed and arguments -> identical files.")
-@click.option("--start", default=None, metavar="YYYY-MM",
-              help="First billing period. Default: the N months ending with the current one.")
-@click.option("--end", "end", default=None, metavar="ISO-TIME",
-              help="Usage stops at this UTC time (default: now); the period holding it has no invoice id yet.")
-@click.option("--restatement", is_flag=True,
-              help="Write a new delivery of the last period only, with a late credit/refund and changed usage.")
-@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Multiply the number of resources (1.0 = about 150k-200k rows per tenant-month).")
-@click.option("--rows-per-file", default=500_000, show_default=True, type=click.IntRange(min=1),
-              help="Split a delivery into files of at most this many rows.")
-@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder holding tenants/*.yaml. Default: BLOCKS_ASSETS_CONFIG.")
-def generate(tenant_id: str, months: int, fmt: str | None, out_uri: str | None, seed: int, start: str | None,
-             end: str | None, restatement: bool, scale: float, rows_per_file: int, config_dir: Path | None) -> None:
+@click.option(
+    "--start",
+    default=None,
+    metavar="YYYY-MM",
+    help="First billing period. Default: the N months ending with the current one.",
+)
+@click.option(
+    "--end",
+    "end",
+    default=None,
+    metavar="ISO-TIME",
+    help="Usage stops at this UTC time (default: now); the period holding it has no invoice id yet.",
+)
+@click.option(
+    "--restatement",
+    is_flag=True,
+    help="Write a new delivery of the last period only, with a late credit/refund and changed usage.",
+)
+@click.option(
+    "--scale",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Multiply the number of resources (1.0 = about 150k-200k rows per tenant-month).",
+)
+@click.option(
+    "--rows-per-file",
+    default=500_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Split a delivery into files of at most this many rows.",
+)
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder holding tenants/*.yaml. Default: BLOCKS_ASSETS_CONFIG.",
+)
+def generate(
+    tenant_id: str,
+    months: int,
+    fmt: str | None,
+    out_uri: str | None,
+    seed: int,
+    start: str | None,
+    end: str | None,
+    restatement: bool,
+    scale: float,
+    rows_per_file: int,
+    config_dir: Path | None,
+) -> None:
     """Generate hourly CUR for one tenant and print a JSON summary (files, rows, unblended cost per month)."""
     settings = get_settings()
     tenants_dir = (config_dir / "tenants") if config_dir else settings.tenants_dir
@@ -67,9 +113,19 @@ def generate(tenant_id: str, months: int, fmt: str | None, out_uri: str | None, 
     fmt = fmt or DEFAULT_FORMAT[tenant.cur_source.format.value]
     out_uri = out_uri or resolve_source_uri(tenant.cur_source, settings.home)
     try:
-        summary = generate_tenant_cur(tenant, fmt=fmt, out_uri=out_uri, months=months, seed=seed, start=start,
-                                      end=_parse_end(end), restatement=restatement, scale=scale,
-                                      rows_per_file=rows_per_file, progress=True)
+        summary = generate_tenant_cur(
+            tenant,
+            fmt=fmt,
+            out_uri=out_uri,
+            months=months,
+            seed=seed,
+            start=start,
+            end=_parse_end(end),
+            restatement=restatement,
+            scale=scale,
+            rows_per_file=rows_per_file,
+            progress=True,
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary.to_dict(), indent=2))

@@ -48,8 +48,9 @@ def plan_uuid(*key: object) -> str:
     return str(uuid.UUID(int=stream_seed(*key, "a") << 64 | stream_seed(*key, "b"), version=4))
 
 
-def existing_plan(payer_account_id: str, anchor: datetime, eligible_on_demand_per_hour: float,
-                  *, seed: int, tenant_id: str) -> SavingsPlanSpec | None:
+def existing_plan(
+    payer_account_id: str, anchor: datetime, eligible_on_demand_per_hour: float, *, seed: int, tenant_id: str
+) -> SavingsPlanSpec | None:
     commitment = round(EXISTING_PLAN_COVERAGE * eligible_on_demand_per_hour * EXISTING_PLAN_RATE_RATIO, 3)
     if commitment <= 0:
         return None

@@ -38,22 +38,34 @@ def _deliver_sample_cur(context: dg.OpExecutionContext, config: DeliveryConfig) 
     plans = get_state_store().list_ledger_plans(tenant.id)
     summary, pruned = clock_delivery(tenant, plans, now)
     [month] = summary.months
-    context.log.info(f"{tenant.id} {month.billing_period}: delivery {month.delivery_id} through the hour of "
-                     f"{last_complete_hour(now):%Y-%m-%d %H}:00 UTC with {len(plans)} ledger plan(s); "
-                     f"{len(pruned)} older one(s) removed")
-    return dg.Output(None, metadata={
-        "billing_period": month.billing_period, "delivery_id": month.delivery_id, "rows": month.rows,
-        "files": dg.MetadataValue.json(month.files), "ledger_plans": len(plans),
-        "removed_deliveries": dg.MetadataValue.json(pruned),
-    })
+    context.log.info(
+        f"{tenant.id} {month.billing_period}: delivery {month.delivery_id} through the hour of "
+        f"{last_complete_hour(now):%Y-%m-%d %H}:00 UTC with {len(plans)} ledger plan(s); "
+        f"{len(pruned)} older one(s) removed"
+    )
+    return dg.Output(
+        None,
+        metadata={
+            "billing_period": month.billing_period,
+            "delivery_id": month.delivery_id,
+            "rows": month.rows,
+            "files": dg.MetadataValue.json(month.files),
+            "ledger_plans": len(plans),
+            "removed_deliveries": dg.MetadataValue.json(pruned),
+        },
+    )
 
 
 @lru_cache(maxsize=1)
 def _graph() -> dg.GraphDefinition:
     """The op decorated once and shared by every tenant's job (issue #2); each job binds its tenant as a resource."""
-    op = dg.op(name=OP, out=dg.Out(dg.Nothing), required_resource_keys={TENANT_RESOURCE},
-               description="Re-deliver the tenant's open month of sample CUR through the last complete hour, "
-                           "with the local ledger's Savings Plans in it.")(_deliver_sample_cur)
+    op = dg.op(
+        name=OP,
+        out=dg.Out(dg.Nothing),
+        required_resource_keys={TENANT_RESOURCE},
+        description="Re-deliver the tenant's open month of sample CUR through the last complete hour, "
+        "with the local ledger's Savings Plans in it.",
+    )(_deliver_sample_cur)
     return dg.GraphDefinition(name="sample_cur_delivery", node_defs=[op])
 
 
@@ -84,14 +96,17 @@ def build_sample_data_defs(tenant: TenantConfig) -> dg.Definitions:
     if tenant.cur_source.is_s3:
         return dg.Definitions()
     job = _graph().to_job(
-        name=f"{tenant.id}__sample_cur_delivery", tags={"blocks/tenant": tenant.id},
+        name=f"{tenant.id}__sample_cur_delivery",
+        tags={"blocks/tenant": tenant.id},
         resource_defs={TENANT_RESOURCE: dg.ResourceDefinition.hardcoded_resource(tenant)},
         description=f"{tenant.name}: a new delivery of the open month of sample CUR (what AWS does for real sources).",
     )
     schedule = dg.ScheduleDefinition(
-        name=f"{tenant.id}__sample_cur_delivery_schedule", cron_schedule=CRON, execution_timezone="UTC", job=job,
-        execution_fn=lambda context: clock_tick(tenant, context.scheduled_execution_time
-                                                   or datetime.now(timezone.utc)),
+        name=f"{tenant.id}__sample_cur_delivery_schedule",
+        cron_schedule=CRON,
+        execution_timezone="UTC",
+        job=job,
+        execution_fn=lambda context: clock_tick(tenant, context.scheduled_execution_time or datetime.now(timezone.utc)),
         default_status=dg.DefaultScheduleStatus.RUNNING,  # so the demo shows coverage rising without anyone acting
         description=f"Hourly: re-deliver {tenant.id}'s sample CUR once a new hour has completed.",
     )

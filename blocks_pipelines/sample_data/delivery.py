@@ -73,26 +73,37 @@ def map_array(li: pl.DataFrame, entries: dict[str, pl.Expr], value_type: pa.Data
     if not entries:
         return pa.nulls(n, map_type)
     long = (
-        li.select(pl.int_range(n, dtype=pl.UInt32).alias("_row"),
-                  *[e.cast(pl.String).alias(k) for k, e in entries.items()])
+        li.select(
+            pl.int_range(n, dtype=pl.UInt32).alias("_row"), *[e.cast(pl.String).alias(k) for k, e in entries.items()]
+        )
         .unpivot(index="_row", variable_name="key", value_name="value")
         .drop_nulls("value")
         .sort("_row", maintain_order=True)
     )
-    counts = (pl.DataFrame({"_row": pl.int_range(n, dtype=pl.UInt32, eager=True)})
-              .join(long.group_by("_row").len(), on="_row", how="left").sort("_row")
-              .get_column("len").fill_null(0).cast(pl.Int32))
+    counts = (
+        pl.DataFrame({"_row": pl.int_range(n, dtype=pl.UInt32, eager=True)})
+        .join(long.group_by("_row").len(), on="_row", how="left")
+        .sort("_row")
+        .get_column("len")
+        .fill_null(0)
+        .cast(pl.Int32)
+    )
     offsets = pl.concat([pl.Series([0], dtype=pl.Int32), counts.cum_sum()])
-    return pa.MapArray.from_arrays(offsets.to_arrow().cast(pa.int32()),
-                                   long.get_column("key").to_arrow().cast(pa.string()),
-                                   long.get_column("value").to_arrow().cast(value_type), type=map_type)
+    return pa.MapArray.from_arrays(
+        offsets.to_arrow().cast(pa.int32()),
+        long.get_column("key").to_arrow().cast(pa.string()),
+        long.get_column("value").to_arrow().cast(value_type),
+        type=map_type,
+    )
 
 
 def arrow_table(li: pl.DataFrame, columns: list[F.Col], maps: dict[str, dict[str, pl.Expr]]) -> pa.Table:
-    flat = li.select([(c.expr.cast(F.PARQUET_TS) if c.kind == "ts" else c.expr).alias(c.name)
-                      for c in columns if c.kind != "map"]).to_arrow(compat_level=pl.CompatLevel.oldest())
-    flat = flat.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type)
-                                for f in flat.schema]))
+    flat = li.select(
+        [(c.expr.cast(F.PARQUET_TS) if c.kind == "ts" else c.expr).alias(c.name) for c in columns if c.kind != "map"]
+    ).to_arrow(compat_level=pl.CompatLevel.oldest())
+    flat = flat.cast(
+        pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) else f.type) for f in flat.schema])
+    )
     for i, c in enumerate(columns):
         if c.kind == "map":
             value_type = pa.float64() if c.name in ("discount", "x_Discounts") else pa.string()
@@ -128,8 +139,17 @@ def cur1_period_dir(out_uri: str, report: str, period: Period) -> str:
     return fs.join(out_uri, report, f"{period.start:%Y%m%d}-{period.end:%Y%m%d}")
 
 
-def write_cur1(li: pl.DataFrame, *, out_uri: str, report: str, period: Period, assembly_id: str, payer: str,
-               parquet: bool, rows_per_file: int) -> Delivery:
+def write_cur1(
+    li: pl.DataFrame,
+    *,
+    out_uri: str,
+    report: str,
+    period: Period,
+    assembly_id: str,
+    payer: str,
+    parquet: bool,
+    rows_per_file: int,
+) -> Delivery:
     period_dir = cur1_period_dir(out_uri, report, period)
     frame = F.cur1_frame(li, for_csv=not parquet)
     files = []
@@ -159,7 +179,10 @@ def write_cur1(li: pl.DataFrame, *, out_uri: str, report: str, period: Period, a
         "additionalArtifactKeys": [],
     }
     body = json.dumps(manifest, indent=2).encode()
-    manifests = [fs.join(period_dir, assembly_id, f"{report}-Manifest.json"), fs.join(period_dir, f"{report}-Manifest.json")]
+    manifests = [
+        fs.join(period_dir, assembly_id, f"{report}-Manifest.json"),
+        fs.join(period_dir, f"{report}-Manifest.json"),
+    ]
     for uri in manifests:  # the period-level manifest last: it is what readers poll
         fs.write_bytes(uri, body)
     return Delivery(period.label, assembly_id, files, manifests, li.height)
@@ -171,8 +194,18 @@ def export_data_dir(out_uri: str, export: str, period: Period) -> str:
     return fs.join(out_uri, export, "data", f"BILLING_PERIOD={period.label}")
 
 
-def write_export(li: pl.DataFrame, *, out_uri: str, export: str, period: Period, execution_id: str, payer: str,
-                 focus: bool, rows_per_file: int, region: str) -> Delivery:
+def write_export(
+    li: pl.DataFrame,
+    *,
+    out_uri: str,
+    export: str,
+    period: Period,
+    execution_id: str,
+    payer: str,
+    focus: bool,
+    rows_per_file: int,
+    region: str,
+) -> Delivery:
     rows = F.focus_rows(li) if focus else li
     columns, maps = (F.FOCUS_COLUMNS, F.FOCUS_MAPS) if focus else (F.CUR2_COLUMNS, F.CUR2_MAPS)
     data_dir = fs.join(export_data_dir(out_uri, export, period), execution_id)
@@ -186,9 +219,12 @@ def write_export(li: pl.DataFrame, *, out_uri: str, export: str, period: Period,
     manifest = {
         "executionId": execution_id,
         "exportArn": f"arn:aws:bcm-data-exports:{region}:{payer}:export/{export}-"
-                     f"{hashlib.sha256(f'{payer}/{export}'.encode()).hexdigest()[:8]}",
+        f"{hashlib.sha256(f'{payer}/{export}'.encode()).hexdigest()[:8]}",
         "reportName": export,
-        "billingPeriod": {"start": f"{period.start:%Y-%m-%dT%H:%M:%S}.000Z", "end": f"{period.end:%Y-%m-%dT%H:%M:%S}.000Z"},
+        "billingPeriod": {
+            "start": f"{period.start:%Y-%m-%dT%H:%M:%S}.000Z",
+            "end": f"{period.end:%Y-%m-%dT%H:%M:%S}.000Z",
+        },
         "dataFiles": ["s3://{}/{}".format(*bucket_key(out_uri, f)) for f in files],
         "columns": [{"name": f.name, "type": _arrow_type_name(f.type)} for f in schema],
     }

@@ -6,8 +6,8 @@ one signal), which is what gives the spend its cycles and the Savings Plans anal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
@@ -28,13 +28,16 @@ class Profile:
     business_hours: bool = False  # on 08-19 UTC on weekdays only (dev environments)
 
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (
-    Profile("web", 0.35, 15, 0.75, 0.05, 0.035),
-    Profile("batch", 0.45, 2, 1.0, 0.10, 0.045),
-    Profile("dev", 0.0, 13, 1.0, 0.05, 0.01, business_hours=True),
-    Profile("flat", 0.0, 0, 1.0, 0.0, 0.0),
-    Profile("storage", 0.0, 0, 1.0, 0.0, 0.02),
-)}
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("web", 0.35, 15, 0.75, 0.05, 0.035),
+        Profile("batch", 0.45, 2, 1.0, 0.10, 0.045),
+        Profile("dev", 0.0, 13, 1.0, 0.05, 0.01, business_hours=True),
+        Profile("flat", 0.0, 0, 1.0, 0.0, 0.0),
+        Profile("storage", 0.0, 0, 1.0, 0.0, 0.02),
+    )
+}
 PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 
 
@@ -69,8 +72,7 @@ def profile_levels(hours: pl.Series, anchor: datetime, *key: object) -> pl.DataF
         weekly = pl.when(weekend).then(p.weekend_factor).otherwise(1.0)
         noise = 1.0 + p.noise_sd * normal(len(hours), *key, "profile", p.name)
         frames.append(
-            pl.DataFrame({"usage_start": hours, "noise": noise})
-            .select(
+            pl.DataFrame({"usage_start": hours, "noise": noise}).select(
                 pl.lit(i, dtype=pl.UInt32).alias("profile_idx"),
                 "usage_start",
                 (trend_expr(anchor, p.monthly_growth) * daily * weekly * pl.col("noise")).clip(0.0).alias("level"),

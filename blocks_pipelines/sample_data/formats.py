@@ -118,8 +118,10 @@ def _cur1_columns() -> list[Col]:
         _s("pricing/RateCode", pl.concat_str([pl.col("sku"), pl.lit(".JRTCKXETXF.6YS6EN2CT7")])),
         _s("pricing/currency", pl.lit(cat.CURRENCY)),
         _f("pricing/publicOnDemandCost", "public_od_cost"),
-        _f("pricing/publicOnDemandRate", pl.when(pl.col("line_item_type").is_in(BLANK_ON_FEES).not_())
-           .then(pl.col("public_rate"))),
+        _f(
+            "pricing/publicOnDemandRate",
+            pl.when(pl.col("line_item_type").is_in(BLANK_ON_FEES).not_()).then(pl.col("public_rate")),
+        ),
         _s("pricing/term", "pricing_term"),
         _s("pricing/unit", "pricing_unit"),
         _f("reservation/AmortizedUpfrontCostForUsage", "ri_amortized_upfront_cost_for_usage"),
@@ -239,8 +241,10 @@ def _cur2_columns() -> list[Col]:
         _s("pricing_lease_contract_length", pl.when(pl.col("reservation_arn").is_not_null()).then(pl.lit("1yr"))),
         _s("pricing_offering_class", pl.when(pl.col("reservation_arn").is_not_null()).then(pl.lit("standard"))),
         _f("pricing_public_on_demand_cost", "public_od_cost"),
-        _s("pricing_public_on_demand_rate", pl.when(pl.col("line_item_type").is_in(BLANK_ON_FEES).not_())
-           .then(pl.col("public_rate"))),
+        _s(
+            "pricing_public_on_demand_rate",
+            pl.when(pl.col("line_item_type").is_in(BLANK_ON_FEES).not_()).then(pl.col("public_rate")),
+        ),
         _s("pricing_purchase_option", pl.when(pl.col("reservation_arn").is_not_null()).then(pl.lit("No Upfront"))),
         _s("pricing_rate_code", pl.concat_str([pl.col("sku"), pl.lit(".JRTCKXETXF.6YS6EN2CT7")])),
         _s("pricing_rate_id", None),
@@ -341,19 +345,28 @@ CUR2_MAPS: dict[str, dict[str, pl.Expr]] = {
 # --- FOCUS 1.0 with AWS columns ------------------------------------------------------------------------------
 _LIT = pl.col("line_item_type")
 _CHARGE_CATEGORY = (
-    pl.when(_LIT.is_in(["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"])).then(pl.lit("Usage"))
-    .when(_LIT.is_in(["SavingsPlanRecurringFee", "RIFee", "SavingsPlanUpfrontFee", "Fee"])).then(pl.lit("Purchase"))
-    .when(_LIT == "Tax").then(pl.lit("Tax"))
-    .when(_LIT == "Credit").then(pl.lit("Credit"))
+    pl.when(_LIT.is_in(["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"]))
+    .then(pl.lit("Usage"))
+    .when(_LIT.is_in(["SavingsPlanRecurringFee", "RIFee", "SavingsPlanUpfrontFee", "Fee"]))
+    .then(pl.lit("Purchase"))
+    .when(_LIT == "Tax")
+    .then(pl.lit("Tax"))
+    .when(_LIT == "Credit")
+    .then(pl.lit("Credit"))
     .otherwise(pl.lit("Adjustment"))
 )
 _COMMITMENT_ID = pl.coalesce(pl.col("savings_plan_arn"), pl.col("reservation_arn"))
 _CID_AMORTIZED = (  # the Cloud Intelligence Dashboards rule, see REFERENCE.md
-    pl.when(COVERED).then(pl.col("sp_effective_cost"))
-    .when(FEE).then(pl.col("sp_total_commitment") - pl.col("sp_used_commitment"))
-    .when(_LIT.is_in(["SavingsPlanNegation", "SavingsPlanUpfrontFee"])).then(0.0)
-    .when(_LIT == "DiscountedUsage").then(pl.col("ri_effective_cost"))
-    .when(_LIT == "RIFee").then(pl.col("ri_unused_amortized_upfront_fee") + pl.col("ri_unused_recurring_fee"))
+    pl.when(COVERED)
+    .then(pl.col("sp_effective_cost"))
+    .when(FEE)
+    .then(pl.col("sp_total_commitment") - pl.col("sp_used_commitment"))
+    .when(_LIT.is_in(["SavingsPlanNegation", "SavingsPlanUpfrontFee"]))
+    .then(0.0)
+    .when(_LIT == "DiscountedUsage")
+    .then(pl.col("ri_effective_cost"))
+    .when(_LIT == "RIFee")
+    .then(pl.col("ri_unused_amortized_upfront_fee") + pl.col("ri_unused_recurring_fee"))
     .otherwise(pl.col("unblended_cost"))
 )
 _IS_USAGE = _LIT.is_in(["Usage", "DiscountedUsage", "SavingsPlanCoveredUsage"])
@@ -372,18 +385,33 @@ def _focus_columns() -> list[Col]:
         _s("ChargeCategory", _CHARGE_CATEGORY),
         _s("ChargeClass", pl.when(_LIT == "Refund").then(pl.lit("Correction"))),
         _s("ChargeDescription", "description"),
-        _s("ChargeFrequency", pl.when(_IS_USAGE).then(pl.lit("Usage-Based"))
-           .when(_LIT.is_in(["SavingsPlanRecurringFee", "RIFee"])).then(pl.lit("Recurring"))
-           .otherwise(pl.lit("One-Time"))),
+        _s(
+            "ChargeFrequency",
+            pl.when(_IS_USAGE)
+            .then(pl.lit("Usage-Based"))
+            .when(_LIT.is_in(["SavingsPlanRecurringFee", "RIFee"]))
+            .then(pl.lit("Recurring"))
+            .otherwise(pl.lit("One-Time")),
+        ),
         _t("ChargePeriodEnd", "usage_end"),
         _t("ChargePeriodStart", "usage_start"),
-        _s("CommitmentDiscountCategory", pl.when(pl.col("savings_plan_arn").is_not_null()).then(pl.lit("Spend"))
-           .when(pl.col("reservation_arn").is_not_null()).then(pl.lit("Usage"))),
+        _s(
+            "CommitmentDiscountCategory",
+            pl.when(pl.col("savings_plan_arn").is_not_null())
+            .then(pl.lit("Spend"))
+            .when(pl.col("reservation_arn").is_not_null())
+            .then(pl.lit("Usage")),
+        ),
         _s("CommitmentDiscountId", _COMMITMENT_ID),
         _s("CommitmentDiscountName", None),
         _s("CommitmentDiscountStatus", pl.when(_COMMITMENT_ID.is_not_null() & _IS_USAGE).then(pl.lit("Used"))),
-        _s("CommitmentDiscountType", pl.when(pl.col("savings_plan_arn").is_not_null()).then(pl.lit("Savings Plan"))
-           .when(pl.col("reservation_arn").is_not_null()).then(pl.lit("Reserved Instance"))),
+        _s(
+            "CommitmentDiscountType",
+            pl.when(pl.col("savings_plan_arn").is_not_null())
+            .then(pl.lit("Savings Plan"))
+            .when(pl.col("reservation_arn").is_not_null())
+            .then(pl.lit("Reserved Instance")),
+        ),
         _f("ConsumedQuantity", pl.when(_IS_USAGE).then(pl.col("usage_amount"))),
         _s("ConsumedUnit", pl.when(_IS_USAGE).then(pl.col("pricing_unit"))),
         _f("ContractedCost", pl.when(_IS_USAGE).then(pl.col("public_od_cost")).otherwise(pl.col("unblended_cost"))),
@@ -392,9 +420,15 @@ def _focus_columns() -> list[Col]:
         _s("InvoiceIssuerName", pl.lit("AWS")),
         _f("ListCost", pl.when(_IS_USAGE).then(pl.col("public_od_cost")).otherwise(pl.col("unblended_cost"))),
         _f("ListUnitPrice", pl.when(_IS_USAGE).then(pl.col("public_rate"))),
-        _s("PricingCategory", pl.when(pl.col("pricing_term") == "Spot").then(pl.lit("Dynamic"))
-           .when(_LIT.is_in(["DiscountedUsage", "SavingsPlanCoveredUsage"])).then(pl.lit("Committed"))
-           .when(_LIT == "Usage").then(pl.lit("Standard"))),
+        _s(
+            "PricingCategory",
+            pl.when(pl.col("pricing_term") == "Spot")
+            .then(pl.lit("Dynamic"))
+            .when(_LIT.is_in(["DiscountedUsage", "SavingsPlanCoveredUsage"]))
+            .then(pl.lit("Committed"))
+            .when(_LIT == "Usage")
+            .then(pl.lit("Standard")),
+        ),
         _f("PricingQuantity", pl.when(_IS_USAGE | FEE).then(pl.col("usage_amount"))),
         _s("PricingUnit", "pricing_unit"),
         _s("ProviderName", pl.lit("AWS")),

@@ -8,9 +8,9 @@ months are generated, and the open month's first hours do not change as its end 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Sequence
 
 from tqdm import tqdm
 
@@ -18,7 +18,12 @@ from blocks_pipelines.sample_data import delivery as D
 from blocks_pipelines.sample_data.commitments import SavingsPlanSpec, existing_plan
 from blocks_pipelines.sample_data.formats import FORMATS
 from blocks_pipelines.sample_data.inventory import build_inventory
-from blocks_pipelines.sample_data.lineitems import Period, billing_period_rows, eligible_on_demand_per_hour, month_period
+from blocks_pipelines.sample_data.lineitems import (
+    Period,
+    billing_period_rows,
+    eligible_on_demand_per_hour,
+    month_period,
+)
 from blocks_pipelines.sample_data.rand import stream_seed
 from blocks_pipelines.tenants.config import TenantConfig
 
@@ -66,12 +71,25 @@ class GenerationSummary:
             "manifests": self.manifests,
             "unblended_cost_by_month": {m.billing_period: round(m.unblended_cost, 2) for m in self.months},
             "months": [
-                {"billing_period": m.billing_period, "delivery_id": m.delivery_id, "closed": m.closed, "rows": m.rows,
-                 "unblended_cost": round(m.unblended_cost, 2), "files": len(m.files)}
+                {
+                    "billing_period": m.billing_period,
+                    "delivery_id": m.delivery_id,
+                    "closed": m.closed,
+                    "rows": m.rows,
+                    "unblended_cost": round(m.unblended_cost, 2),
+                    "files": len(m.files),
+                }
                 for m in self.months
             ],
-            "savings_plans": [{"arn": p.arn, "hourly_commitment": p.hourly_commitment,
-                               "start": p.start.isoformat(), "rate_ratio": p.rate_ratio} for p in self.savings_plans],
+            "savings_plans": [
+                {
+                    "arn": p.arn,
+                    "hourly_commitment": p.hourly_commitment,
+                    "start": p.start.isoformat(),
+                    "rate_ratio": p.rate_ratio,
+                }
+                for p in self.savings_plans
+            ],
         }
 
 
@@ -95,8 +113,10 @@ def billing_periods(months: int, end: datetime, start: str | None = None) -> lis
     periods = [month_period(i // 12, i % 12 + 1, end) for i in range(idx, idx + months)]
     periods = [p for p in periods if p.start < p.data_end]
     if not periods:
-        raise ValueError(f"no hours to generate: start {start or 'default'} is at or after the end time "
-                         f"{end.isoformat()}; pick an earlier --start or a later end")
+        raise ValueError(
+            f"no hours to generate: start {start or 'default'} is at or after the end time "
+            f"{end.isoformat()}; pick an earlier --start or a later end"
+        )
     return periods
 
 
@@ -134,7 +154,7 @@ def generate_tenant_cur(
         raise ValueError(f"scale must be > 0 (got {scale})")
     if rows_per_file < 1:
         raise ValueError(f"rows_per_file must be >= 1 (got {rows_per_file})")
-    end = (end or datetime.now(timezone.utc))
+    end = end or datetime.now(timezone.utc)
     end = end.replace(tzinfo=timezone.utc) if end.tzinfo is None else end.astimezone(timezone.utc)
     periods = billing_periods(months, end, start)
 
@@ -151,16 +171,48 @@ def generate_tenant_cur(
     for period in tqdm(targets, desc=f"{tenant.id} {fmt}", unit="month", disable=not progress):
         did = delivery_id(*key, fmt, period.label, period.data_end.isoformat(), restatement, plans_key)
         li = billing_period_rows(
-            inv, payer=payer, period=period, plans=plans, anchor=anchor, key=key, restatement=restatement,
-            delivery_id=did, invoice_id=invoice_id(*key, period.label) if period.closed else None,
+            inv,
+            payer=payer,
+            period=period,
+            plans=plans,
+            anchor=anchor,
+            key=key,
+            restatement=restatement,
+            delivery_id=did,
+            invoice_id=invoice_id(*key, period.label) if period.closed else None,
         )
         if fmt.startswith("cur1"):
-            out = D.write_cur1(li, out_uri=out_uri, report=tenant.cur_source.report_name, period=period,
-                               assembly_id=did, payer=payer, parquet=fmt == "cur1-parquet", rows_per_file=rows_per_file)
+            out = D.write_cur1(
+                li,
+                out_uri=out_uri,
+                report=tenant.cur_source.report_name,
+                period=period,
+                assembly_id=did,
+                payer=payer,
+                parquet=fmt == "cur1-parquet",
+                rows_per_file=rows_per_file,
+            )
         else:
-            out = D.write_export(li, out_uri=out_uri, export=tenant.cur_source.report_name, period=period,
-                                 execution_id=did, payer=payer, focus=fmt == "focus", rows_per_file=rows_per_file,
-                                 region=tenant.cur_source.region)
-        summary.months.append(MonthSummary(period.label, did, period.closed, out.rows,
-                                           float(li.get_column("unblended_cost").sum()), out.files, out.manifests))
+            out = D.write_export(
+                li,
+                out_uri=out_uri,
+                export=tenant.cur_source.report_name,
+                period=period,
+                execution_id=did,
+                payer=payer,
+                focus=fmt == "focus",
+                rows_per_file=rows_per_file,
+                region=tenant.cur_source.region,
+            )
+        summary.months.append(
+            MonthSummary(
+                period.label,
+                did,
+                period.closed,
+                out.rows,
+                float(li.get_column("unblended_cost").sum()),
+                out.files,
+                out.manifests,
+            )
+        )
     return summary

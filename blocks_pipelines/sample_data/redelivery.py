@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -45,8 +46,16 @@ def open_period(now: datetime) -> Period:
 
 def ledger_specs(plans: Sequence[Mapping[str, Any]]) -> list[SavingsPlanSpec]:
     """The state store's ledger rows as the plans the generator applies."""
-    return [SavingsPlanSpec(p["savings_plan_arn"], float(p["hourly_commitment"]), datetime.fromisoformat(p["start"]),
-                            float(p["rate_ratio"]), int(p.get("term_years", 1))) for p in plans]
+    return [
+        SavingsPlanSpec(
+            p["savings_plan_arn"],
+            float(p["hourly_commitment"]),
+            datetime.fromisoformat(p["start"]),
+            float(p["rate_ratio"]),
+            int(p.get("term_years", 1)),
+        )
+        for p in plans
+    ]
 
 
 def demo_seed(tenant: TenantConfig) -> int:
@@ -62,15 +71,22 @@ def _is_legacy(tenant: TenantConfig) -> bool:
     return tenant.cur_source.format.value == "cur1"
 
 
-def deliver_open_month(tenant: TenantConfig, ledger_plans: Sequence[Mapping[str, Any]], *,
-                       now: datetime) -> GenerationSummary:
+def deliver_open_month(
+    tenant: TenantConfig, ledger_plans: Sequence[Mapping[str, Any]], *, now: datetime
+) -> GenerationSummary:
     """A new delivery of the open month through the last complete hour at `now`, with the ledger's plans in it."""
     if tenant.cur_source.is_s3:
         raise ValueError(f"{tenant.id}'s CUR is real (S3): AWS delivers it, the sample generator never writes there")
     period = open_period(now)
     return generate_tenant_cur(
-        tenant, fmt=GENERATOR_FORMAT[tenant.cur_source.format.value], out_uri=source_uri(tenant), months=1,
-        seed=demo_seed(tenant), start=period.label, end=now, extra_savings_plans=ledger_specs(ledger_plans),
+        tenant,
+        fmt=GENERATOR_FORMAT[tenant.cur_source.format.value],
+        out_uri=source_uri(tenant),
+        months=1,
+        seed=demo_seed(tenant),
+        start=period.label,
+        end=now,
+        extra_savings_plans=ledger_specs(ledger_plans),
     )
 
 
@@ -120,16 +136,18 @@ def delivered_through(tenant: TenantConfig, period: Period) -> datetime | None:
 def prune_superseded(tenant: TenantConfig, period: Period, keep: set[str]) -> list[str]:
     """Remove the period's delivery folders not named in `keep` (a local source only). AWS overwrites a report's
     current month; a new folder per hourly delivery would otherwise pile up a copy of the month every hour."""
-    folder = Path(D.deliveries_dir(source_uri(tenant), tenant.cur_source.report_name, period,
-                                   legacy=_is_legacy(tenant)))
+    folder = Path(
+        D.deliveries_dir(source_uri(tenant), tenant.cur_source.report_name, period, legacy=_is_legacy(tenant))
+    )
     gone = sorted(d for d in folder.iterdir() if d.is_dir() and d.name not in keep) if folder.is_dir() else []
     for d in gone:
         shutil.rmtree(d)
     return [str(d) for d in gone]
 
 
-def clock_delivery(tenant: TenantConfig, ledger_plans: Sequence[Mapping[str, Any]],
-                   now: datetime) -> tuple[GenerationSummary, list[str]]:
+def clock_delivery(
+    tenant: TenantConfig, ledger_plans: Sequence[Mapping[str, Any]], now: datetime
+) -> tuple[GenerationSummary, list[str]]:
     """One tick of the delivery clock: the open month through the last complete hour, then the month's older
     deliveries removed except the one it replaces (a run may still be ingesting that one).
 

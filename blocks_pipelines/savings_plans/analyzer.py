@@ -66,8 +66,11 @@ class Recommendation(BaseModel):
     payment_option: str
     sp_rate_ratio: float = Field(description="SP rate / on-demand rate assumed for the new plan")
     observed_sp_rate_ratio: float
-    rate_source: str = Field(default="", description="where sp_rate_ratio comes from: real offering rates or the "
-                                                     "typical discount table, and how much of the mix was priced")
+    rate_source: str = Field(
+        default="",
+        description="where sp_rate_ratio comes from: real offering rates or the "
+        "typical discount table, and how much of the mix was priced",
+    )
     decision_time: datetime
     existing_hourly_commitment: float = Field(description="active plans now, $/h at SP rates")
     expiring_hourly_commitment: float = Field(description="part of the existing $/h that ends within the new term")
@@ -130,15 +133,19 @@ def recommend(
     if offering_ratio is not None and not 0.0 < offering_ratio <= 1.0:
         raise ValueError(f"offering_ratio={offering_ratio} must be in (0, 1]: SP rate / on-demand rate")
     ratio = offering_ratio if offering_ratio is not None else ratio_for_offering(observed, term_years, payment_option)
-    source = rate_source or ("offering rates" if offering_ratio is not None else
-                             "typical discount table scaled from the observed rate")
+    source = rate_source or (
+        "offering rates" if offering_ratio is not None else "typical discount table scaled from the observed rate"
+    )
     term_hours = HOURS_PER_YEAR * term_years
     existing_sp = sum(c for c, _, start in active if start <= now)
     # (on-demand-equivalent cover, hours from now until it starts (0 unless queued), hours until it ends)
-    cover = [(c / observed, max(0.0, (start - now).total_seconds() / 3600.0), (end - now).total_seconds() / 3600.0)
-             for c, end, start in active]
-    expiring_sp = sum(c for c, end, start in active
-                      if start <= now and (end - now).total_seconds() / 3600.0 < term_hours)
+    cover = [
+        (c / observed, max(0.0, (start - now).total_seconds() / 3600.0), (end - now).total_seconds() / 3600.0)
+        for c, end, start in active
+    ]
+    expiring_sp = sum(
+        c for c, end, start in active if start <= now and (end - now).total_seconds() / 3600.0 < term_hours
+    )
     # the cap holds for the portfolio over the new plan's life: from its start (a renewal's predecessor has ended
     # by then), including plans queued to start later
     starts = now if start_at is None else max(now, start_at)
@@ -148,8 +155,9 @@ def recommend(
 
     forecast = fit_forecast(data.costs)
     if forecast is None:
-        zero = _zero_usage(data, ratio, observed, term_years, payment_option, existing_sp, expiring_sp,
-                           max_hourly_commitment)
+        zero = _zero_usage(
+            data, ratio, observed, term_years, payment_option, existing_sp, expiring_sp, max_hourly_commitment
+        )
         zero.rate_source = source
         return zero
     review_hours = term_hours if next_review_days is None else min(term_hours, int(next_review_days * 24))
@@ -202,7 +210,10 @@ def recommend(
 
 
 def _term_blocks(
-    forecast: UsageForecast, cover: list[tuple[float, float, float]], term_hours: int, review_hours: int,
+    forecast: UsageForecast,
+    cover: list[tuple[float, float, float]],
+    term_hours: int,
+    review_hours: int,
     offset: int = 0,
 ) -> list[_Block]:
     """The new plan's term (from `offset` hours ahead) in weekly blocks, cut where held plans start or end."""
@@ -211,7 +222,7 @@ def _term_blocks(
     cuts |= {math.ceil(h) for _, starts, ends in cover for h in (starts, ends) if offset < h < end_hours}
     cuts = sorted(cuts)
     blocks = []
-    for start, end in zip(cuts, cuts[1:]):
+    for start, end in zip(cuts, cuts[1:], strict=False):
         existing = sum(k for k, starts, ends in cover if starts <= start < ends)
         mid_days = (start + end) / 48.0
         blocks.append(_Block(end - start, existing, end <= review_end, tuple(forecast.level_nodes(mid_days))))
@@ -266,7 +277,8 @@ class _TermModel:
         # (hours x probability, level, existing cover, level x E[(z - existing/level)^+])
         self.cells = [
             (b.hours * weight, level, b.existing, level * shape.partial_expectation(b.existing / level))
-            for b in blocks for level in b.levels
+            for b in blocks
+            for level in b.levels
         ]
         self.eligible = sum(w * level * shape.mean for w, level, _, _ in self.cells)
         self.hours = sum(b.hours for b in blocks)
@@ -291,8 +303,9 @@ class _TermModel:
         )
 
 
-def _daily_bands(forecast: UsageForecast, cover: list[tuple[float, float, float]], x: float, offset: int = 0
-                 ) -> tuple[Band, Band | None]:
+def _daily_bands(
+    forecast: UsageForecast, cover: list[tuple[float, float, float]], x: float, offset: int = 0
+) -> tuple[Band, Band | None]:
     """Daily coverage/utilization over the next 30 days: recent days' shapes (same weekday) x level scenarios."""
     days = forecast.recent_days
     coverages, utilizations = [], []
@@ -331,13 +344,15 @@ def _curve(model: _TermModel, forecast: UsageForecast, ratio: float, x: float, b
     points = []
     for cover in covers:
         outcome = model.outcome(cover)
-        points.append(CurvePoint(
-            hourly_commitment=round(cover * ratio, 3),
-            expected_savings=round(outcome.savings, 2),
-            savings_pct=outcome.savings_pct,
-            coverage_pct=outcome.coverage_pct,
-            utilization_pct=outcome.utilization_pct,
-        ))
+        points.append(
+            CurvePoint(
+                hourly_commitment=round(cover * ratio, 3),
+                expected_savings=round(outcome.savings, 2),
+                savings_pct=outcome.savings_pct,
+                coverage_pct=outcome.coverage_pct,
+                utilization_pct=outcome.utilization_pct,
+            )
+        )
     return points
 
 
@@ -348,13 +363,27 @@ def _floor_commitment(value: float) -> float:
 
 def _zero_usage(data, ratio, observed, term_years, payment_option, existing_sp, expiring_sp, cap) -> Recommendation:
     return Recommendation(
-        hourly_commitment=0.0, uncapped_hourly_commitment=0.0, term_years=term_years,
-        payment_option=payment_option, sp_rate_ratio=round(ratio, 4), observed_sp_rate_ratio=round(observed, 4),
-        decision_time=data.end, existing_hourly_commitment=round(existing_sp, 4),
-        expiring_hourly_commitment=round(expiring_sp, 4), max_hourly_commitment=cap, capped=False,
-        coverage_pct=Band(expected=0.0, p10=0.0, p50=0.0, p90=0.0), utilization_pct=None,
-        term_coverage_pct=0.0, term_utilization_pct=None, expected_savings=0.0, expected_monthly_savings=0.0,
-        expected_savings_pct=0.0, expected_eligible_on_demand=0.0, curve=[], forecast=None,
+        hourly_commitment=0.0,
+        uncapped_hourly_commitment=0.0,
+        term_years=term_years,
+        payment_option=payment_option,
+        sp_rate_ratio=round(ratio, 4),
+        observed_sp_rate_ratio=round(observed, 4),
+        decision_time=data.end,
+        existing_hourly_commitment=round(existing_sp, 4),
+        expiring_hourly_commitment=round(expiring_sp, 4),
+        max_hourly_commitment=cap,
+        capped=False,
+        coverage_pct=Band(expected=0.0, p10=0.0, p50=0.0, p90=0.0),
+        utilization_pct=None,
+        term_coverage_pct=0.0,
+        term_utilization_pct=None,
+        expected_savings=0.0,
+        expected_monthly_savings=0.0,
+        expected_savings_pct=0.0,
+        expected_eligible_on_demand=0.0,
+        curve=[],
+        forecast=None,
         rationale="No Savings Plans-eligible usage in the last 28 days: there is nothing to commit to, buy $0/h.",
     )
 
@@ -370,25 +399,35 @@ def _rationale(rec: Recommendation, next_review_days: float | None, filled_hours
         f"drifts about {f.monthly_volatility_pct:.0f}% a month, from {f.history_days_used} days of history.",
     ]
     if f.step_change_days_ago is not None:
-        parts.append(f"A step change of {f.step_change_pct:+.0f}% happened {f.step_change_days_ago} days ago, "
-                     "so only the data since then is used.")
+        parts.append(
+            f"A step change of {f.step_change_pct:+.0f}% happened {f.step_change_days_ago} days ago, "
+            "so only the data since then is used."
+        )
     if rec.existing_hourly_commitment > 0:
-        parts.append(f"Plans already held commit ${rec.existing_hourly_commitment:,.3f}/h, of which "
-                     f"${rec.expiring_hourly_commitment:,.3f}/h ends within the new term and frees room then.")
+        parts.append(
+            f"Plans already held commit ${rec.existing_hourly_commitment:,.3f}/h, of which "
+            f"${rec.expiring_hourly_commitment:,.3f}/h ends within the new term and frees room then."
+        )
     if next_review_days is not None:
-        parts.append(f"Sized for a ladder: the next decision is in {next_review_days:g} days and can add more, "
-                     "but nothing can undo an excess, so later months only count against over-commitment.")
+        parts.append(
+            f"Sized for a ladder: the next decision is in {next_review_days:g} days and can add more, "
+            "but nothing can undo an excess, so later months only count against over-commitment."
+        )
     if rec.capped:
-        parts.append(f"Capped by the tenant's maximum of ${rec.max_hourly_commitment:,.3f}/h in total "
-                     f"(uncapped: ${rec.uncapped_hourly_commitment:,.3f}/h).")
+        parts.append(
+            f"Capped by the tenant's maximum of ${rec.max_hourly_commitment:,.3f}/h in total "
+            f"(uncapped: ${rec.uncapped_hourly_commitment:,.3f}/h)."
+        )
     util = rec.utilization_pct
     parts.append(
         f"Expected over the next 30 days: coverage {rec.coverage_pct.expected:.1f}% (daily P10-P90 "
         f"{rec.coverage_pct.p10:.1f}-{rec.coverage_pct.p90:.1f}%)"
         + (f", utilization {util.expected:.1f}% (P10-P90 {util.p10:.1f}-{util.p90:.1f}%)." if util else ".")
     )
-    parts.append(f"Expected savings of the new plan: ${rec.expected_savings:,.0f} over its term "
-                 f"(${rec.expected_monthly_savings:,.0f}/month, {rec.expected_savings_pct:.1f}% of eligible on-demand).")
+    parts.append(
+        f"Expected savings of the new plan: ${rec.expected_savings:,.0f} over its term "
+        f"(${rec.expected_monthly_savings:,.0f}/month, {rec.expected_savings_pct:.1f}% of eligible on-demand)."
+    )
     if filled_hours:
         parts.append(f"{filled_hours} hours missing from the input were counted as no eligible usage.")
     return " ".join(parts)

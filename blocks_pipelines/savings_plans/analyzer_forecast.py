@@ -143,8 +143,8 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
     n_days = len(costs) // 24
     if n_days == 0:
         raise ValueError("at least 24 hours of usage are needed to forecast")
-    hourly = costs[len(costs) - 24 * n_days:]
-    daily = [sum(hourly[24 * i: 24 * i + 24]) / 24.0 for i in range(n_days)]
+    hourly = costs[len(costs) - 24 * n_days :]
+    daily = [sum(hourly[24 * i : 24 * i + 24]) / 24.0 for i in range(n_days)]
     recent_mean = sum(daily[-7:]) / len(daily[-7:])
     if max(daily[-SHAPE_WINDOW_DAYS:]) <= 0.0:
         return None
@@ -154,7 +154,7 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
 
     step_at, step_size = _detect_step(logs, noise)
     window = step_at if step_at is not None else min(n_days, STEP_SEARCH_DAYS + STEP_BEFORE_DAYS)
-    trend_logs = logs[-min(window, TREND_WINDOW_DAYS):]
+    trend_logs = logs[-min(window, TREND_WINDOW_DAYS) :]
     slope, _ = _trend(trend_logs, noise)
     season = _annual_cycle(logs) if step_at is None and n_days >= SEASON_MIN_DAYS else None
     season_logs = logs
@@ -172,25 +172,25 @@ def fit_forecast(costs: list[float]) -> UsageForecast | None:
 
     # all the history shows how far the level swings (a quarter's cycle needs half a year to show); across a
     # detected step the older days are moved onto the new level, so the step itself does not read as volatility
-    history = season_logs if step_at is None else (
-        [v + step_size for v in season_logs[:-step_at]] + season_logs[-step_at:])
+    history = (
+        season_logs if step_at is None else ([v + step_size for v in season_logs[:-step_at]] + season_logs[-step_at:])
+    )
     knots, tail, bounded, settle_days = _drift_spread(history, slope if season is None else season[2])
     gap = 0.0
     if step_at is None and season is None and bounded > 0.0:
         # the window's weekly levels, each moved to today along the trend
         recent_logs = season_logs[-SPREAD_ANCHOR_DAYS:]
         n_recent = len(recent_logs)
-        anchor = median(median(recent_logs[i: i + 7]) + slope * (n_recent - i - 3.5)
-                        for i in range(n_recent % 7, n_recent, 7))
+        anchor = median(
+            median(recent_logs[i : i + 7]) + slope * (n_recent - i - 3.5) for i in range(n_recent % 7, n_recent, 7)
+        )
         gap = bounded * (anchor - level)
 
     shape_days = min(window, SHAPE_WINDOW_DAYS)
     recent_days = []
     for k in range(shape_days, 0, -1):
-        day = hourly[24 * (n_days - k): 24 * (n_days - k + 1)]
-        recent_days.append(tuple(
-            u / math.exp(level - slope * (k - (h + 0.5) / 24.0)) for h, u in enumerate(day)
-        ))
+        day = hourly[24 * (n_days - k) : 24 * (n_days - k + 1)]
+        recent_days.append(tuple(u / math.exp(level - slope * (k - (h + 0.5) / 24.0)) for h, u in enumerate(day)))
     return UsageForecast(
         log_level=level,
         slope_per_day=slope,
@@ -220,18 +220,21 @@ def _annual_cycle(logs: list[float]) -> tuple[float, float, float] | None:
     """(cos, sin, slope per day) of y = a + b t + c cos(wt) + d sin(wt) fitted on weekly median log levels
     (t in days, 0 = now), or None when the cycle is small or not clearly better than a trend alone."""
     n = len(logs)
-    weeks = [(-(n - i - 3.5), median(logs[i: i + 7])) for i in range(n % 7, n, 7)]
+    weeks = [(-(n - i - 3.5), median(logs[i : i + 7])) for i in range(n % 7, n, 7)]
     if len(weeks) < 20:
         return None
-    full_rows = [[1.0, t, math.cos(2 * math.pi * t / YEAR_DAYS), math.sin(2 * math.pi * t / YEAR_DAYS)]
-                 for t, _ in weeks]
+    full_rows = [
+        [1.0, t, math.cos(2 * math.pi * t / YEAR_DAYS), math.sin(2 * math.pi * t / YEAR_DAYS)] for t, _ in weeks
+    ]
     ys = [y for _, y in weeks]
     full = _least_squares(full_rows, ys)
     trend = _least_squares([r[:2] for r in full_rows], ys)
     if full is None or trend is None:
         return None
-    rss_full = sum((y - sum(c * x for c, x in zip(full, r))) ** 2 for r, y in zip(full_rows, ys))
-    rss_trend = sum((y - trend[0] - trend[1] * r[1]) ** 2 for r, y in zip(full_rows, ys))
+    rss_full = sum(
+        (y - sum(c * x for c, x in zip(full, r, strict=False))) ** 2 for r, y in zip(full_rows, ys, strict=False)
+    )
+    rss_trend = sum((y - trend[0] - trend[1] * r[1]) ** 2 for r, y in zip(full_rows, ys, strict=False))
     dof = len(ys) - 4
     f_stat = ((rss_trend - rss_full) / 2.0) / max(rss_full / dof, 1e-12)
     if f_stat < SEASON_MIN_F or math.hypot(full[2], full[3]) < SEASON_MIN_AMPLITUDE:
@@ -249,15 +252,22 @@ def _best_step_rss(ts: list[float], ys: list[float]) -> float:
         rows = [[1.0, t, 1.0 if i >= cut else 0.0] for i, t in enumerate(ts)]
         coef = _least_squares(rows, ys)
         if coef is not None:
-            best = min(best, sum((y - sum(c * x for c, x in zip(coef, r))) ** 2 for r, y in zip(rows, ys)))
+            best = min(
+                best,
+                sum(
+                    (y - sum(c * x for c, x in zip(coef, r, strict=False))) ** 2 for r, y in zip(rows, ys, strict=False)
+                ),
+            )
     return best
 
 
 def _least_squares(rows: list[list[float]], ys: list[float]) -> list[float] | None:
     """Ordinary least squares by the normal equations (a handful of columns)."""
     k = len(rows[0])
-    a = [[sum(r[i] * r[j] for r in rows) for j in range(k)] + [sum(r[i] * y for r, y in zip(rows, ys))]
-         for i in range(k)]
+    a = [
+        [sum(r[i] * r[j] for r in rows) for j in range(k)] + [sum(r[i] * y for r, y in zip(rows, ys, strict=False))]
+        for i in range(k)
+    ]
     for col in range(k):
         pivot = max(range(col, k), key=lambda i: abs(a[i][col]))
         if abs(a[pivot][col]) < 1e-12:
@@ -266,7 +276,7 @@ def _least_squares(rows: list[list[float]], ys: list[float]) -> list[float] | No
         for i in range(k):
             if i != col:
                 factor = a[i][col] / a[col][col]
-                a[i] = [v - factor * p for v, p in zip(a[i], a[col])]
+                a[i] = [v - factor * p for v, p in zip(a[i], a[col], strict=False)]
     return [a[i][k] / a[i][i] for i in range(k)]
 
 
@@ -274,7 +284,7 @@ def _daily_noise(logs: list[float]) -> float:
     """Robust sd of one day's log level around its neighbourhood (lag-7 differences cancel weekly cycles)."""
     recent = logs[-TREND_WINDOW_DAYS:]
     lag = 7 if len(recent) >= 14 else 1
-    diffs = [b - a for a, b in zip(recent, recent[lag:])]
+    diffs = [b - a for a, b in zip(recent, recent[lag:], strict=False)]
     if not diffs:
         return 0.05
     mid = median(diffs)
@@ -286,7 +296,7 @@ def _trend_noise(logs: list[float], noise: float, slope: float) -> float:
     implies (sqrt(7) x their sd): a cycle of a few weeks leaves day-to-day changes small but moves whole weeks, and
     a recency-weighted slope then reads its latest phase as a trend; counting that scatter shrinks such a slope."""
     n = len(logs)
-    weeks = [(n - i - 3.5, median(logs[i: i + 7])) for i in range(n % 7, n, 7)]
+    weeks = [(n - i - 3.5, median(logs[i : i + 7])) for i in range(n % 7, n, 7)]
     if len(weeks) < 4:
         return noise
     residuals = [w + slope * age for age, w in weeks]
@@ -302,17 +312,17 @@ def _detect_step(logs: list[float], noise: float) -> tuple[int | None, float]:
     two-segment fit, robust to outlier days and exact about where the change happened); it is kept only if it
     is large, significant against day-to-day noise, and not explained by the trend that preceded it.
     """
-    span = logs[-(STEP_SEARCH_DAYS + STEP_BEFORE_DAYS):]
+    span = logs[-(STEP_SEARCH_DAYS + STEP_BEFORE_DAYS) :]
     n = len(span)
     best: tuple[float, int] | None = None
     for after in range(STEP_MIN_AFTER_DAYS, min(STEP_SEARCH_DAYS, n - 14) + 1):
-        cost = _abs_dev(span[: n - after]) + _abs_dev(span[n - after:])
+        cost = _abs_dev(span[: n - after]) + _abs_dev(span[n - after :])
         if best is None or cost < best[0]:
             best = (cost, after)
     if best is None:
         return None, 0.0
     after = best[1]
-    before, recent = span[max(0, n - after - STEP_BEFORE_DAYS): n - after], span[n - after:]
+    before, recent = span[max(0, n - after - STEP_BEFORE_DAYS) : n - after], span[n - after :]
     size = median(recent) - median(before)
     score = abs(size) / (1.25 * noise * math.sqrt(1.0 / len(recent) + 1.0 / len(before)))
     if score < STEP_MIN_SCORE or abs(size) < STEP_MIN_LOG_SIZE:
@@ -326,7 +336,7 @@ def _detect_step(logs: list[float], noise: float) -> tuple[int | None, float]:
     # at the new level (a quarterly peak or trough coming round again) veto it
     level_after = median(recent)
     earlier = span[: n - after]
-    weeks = [median(earlier[i: i + 7]) for i in range(0, len(earlier) - 6, 7)]
+    weeks = [median(earlier[i : i + 7]) for i in range(0, len(earlier) - 6, 7)]
     if any(abs(w - level_after) < STEP_MIN_LOG_SIZE / 2 for w in weeks):
         return None, 0.0
     return after, size
@@ -385,9 +395,9 @@ def _monthly_volatility(logs: list[float], slope: float) -> float:
     (bursts, odd days) and v the monthly drift variance: comparing 1- and 4-week changes separates the two, so
     noisy weeks are not mistaken for a drifting level.
     """
-    weeks = [median(logs[i: i + 7]) for i in range(len(logs) % 7, len(logs), 7)]
-    var1 = _robust_variance([b - a - 7.0 * slope for a, b in zip(weeks, weeks[1:])])
-    var4 = _robust_variance([b - a - 28.0 * slope for a, b in zip(weeks, weeks[4:])])
+    weeks = [median(logs[i : i + 7]) for i in range(len(logs) % 7, len(logs), 7)]
+    var1 = _robust_variance([b - a - 7.0 * slope for a, b in zip(weeks, weeks[1:], strict=False)])
+    var4 = _robust_variance([b - a - 28.0 * slope for a, b in zip(weeks, weeks[4:], strict=False)])
     if var1 is None or var4 is None:
         return MIN_MONTHLY_VOLATILITY * 2
     drift = max(0.0, var4 - var1) * 30.0 / 21.0
@@ -406,13 +416,13 @@ def _drift_spread(logs: list[float], slope: float) -> tuple[tuple[tuple[float, f
     its average; 1 = it has stopped rising) and the days it takes to reach most of its spread (how fast a bounded
     level returns). Empty knots when there are too few weeks (the caller then uses the random walk).
     """
-    weeks = [median(logs[i: i + 7]) for i in range(len(logs) % 7, len(logs), 7)]
+    weeks = [median(logs[i : i + 7]) for i in range(len(logs) % 7, len(logs), 7)]
     max_lag = min(SPREAD_MAX_LAG_WEEKS, len(weeks) // 2)
     if max_lag < 4:
         return (), 0.0, 0.0, 30.0
     gammas = []
     for k in range(1, max_lag + 1):
-        gammas.append(_trimmed_mean_square([b - a - 7.0 * k * slope for a, b in zip(weeks, weeks[k:])]))
+        gammas.append(_trimmed_mean_square([b - a - 7.0 * k * slope for a, b in zip(weeks, weeks[k:], strict=False)]))
     noise = gammas[0] / 2.0  # the one-week change is two weeks' noise plus a week of drift (small)
     floor_per_day = MIN_MONTHLY_VOLATILITY**2 / 30.0
     cap_per_day = MAX_MONTHLY_VOLATILITY**2 / 30.0

@@ -53,15 +53,21 @@ def read_usage(usage: pl.DataFrame) -> HourlyUsage:
         (ts.is_null(), "ts_hour", "is null; every row needs its UTC hour"),
         (cost.is_null(), "eligible_on_demand_cost", "is null; use 0 for hours without eligible usage"),
         (ts.dt.truncate("1h") != ts, "ts_hour", "is not on an hour boundary; truncate to the start of its hour"),
-        (cost < 0, "eligible_on_demand_cost",
-         "is negative; pass on-demand-equivalent usage cost without credits or refunds"),
+        (
+            cost < 0,
+            "eligible_on_demand_cost",
+            "is negative; pass on-demand-equivalent usage cost without credits or refunds",
+        ),
         (~cost.is_finite(), "eligible_on_demand_cost", "is not a finite number"),
-        ((ratio <= 0) | (ratio > 1), "sp_rate_ratio",
-         "is outside (0, 1]; it is SP rate / on-demand rate, e.g. 0.72 for a 28% discount"),
+        (
+            (ratio <= 0) | (ratio > 1),
+            "sp_rate_ratio",
+            "is outside (0, 1]; it is SP rate / on-demand rate, e.g. 0.72 for a 28% discount",
+        ),
     ]
     # one pass computes every check; rows are only searched when a check fails
     counts = frame.select([c.fill_null(False).sum().alias(str(i)) for i, (c, _, _) in enumerate(checks)]).row(0)
-    for count, (condition, column, problem) in zip(counts, checks):
+    for count, (condition, column, problem) in zip(counts, checks, strict=False):
         if count:
             _raise_first(frame, condition, column, problem, count)
     frame = frame.sort("ts_hour")
@@ -85,11 +91,9 @@ def read_usage(usage: pl.DataFrame) -> HourlyUsage:
         raise UsageInputError("sp_rate_ratio is null on every row; pass the SP rate / on-demand rate, e.g. 0.72")
     n_hours = min(span_hours, MAX_LOOKBACK_HOURS)
     start = last - (n_hours - 1) * HOUR
-    window = frame.filter(ts >= start).select(
-        ((ts - start).dt.total_hours()).alias("i"), "eligible_on_demand_cost"
-    )
+    window = frame.filter(ts >= start).select(((ts - start).dt.total_hours()).alias("i"), "eligible_on_demand_cost")
     costs = [0.0] * n_hours
-    for i, c in zip(window["i"].to_list(), window["eligible_on_demand_cost"].to_list()):
+    for i, c in zip(window["i"].to_list(), window["eligible_on_demand_cost"].to_list(), strict=False):
         costs[i] = c
     return HourlyUsage(
         costs=costs,
@@ -121,8 +125,10 @@ def read_commitments(
             raise UsageInputError(
                 f"existing_commitments[{i}]: commitment {commitment!r} must be a non-negative $/h at SP rates"
             )
-        end, start = (v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
-                      for v in (end, now if start is None else start))
+        end, start = (
+            v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+            for v in (end, now if start is None else start)
+        )
         if rest and start >= end:
             raise UsageInputError(f"existing_commitments[{i}]: start {start} is not before end {end}")
         if end > now and commitment > 0:

@@ -13,8 +13,13 @@ from blocks_pipelines.state import NotFoundError, ProposalStatus, get_state_stor
 
 @click.command("proposals")
 @click.option("--tenant", "tenant_id", required=True, help="Tenant id, e.g. acme_corp.")
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in ProposalStatus]),
-              help="Only proposals in this status (repeatable). Default: all.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in ProposalStatus]),
+    help="Only proposals in this status (repeatable). Default: all.",
+)
 def proposals(tenant_id: str, statuses: tuple[str, ...]) -> None:
     """List a tenant's Savings Plans proposals, newest last, with the command that approves a pending one."""
     store = get_state_store()
@@ -24,9 +29,11 @@ def proposals(tenant_id: str, statuses: tuple[str, ...]) -> None:
         return
     for p in found:
         purchase = store.get_purchase(p.proposal_id)
-        click.echo(f"{p.proposal_id}  {p.status.value:<15} ${p.hourly_commitment:,.3f}/h  "
-                   f"{p.term_years}y {p.payment_option}  created {p.created_at:%Y-%m-%d %H:%M} "
-                   f"expires {p.expires_at:%Y-%m-%d %H:%M}")
+        click.echo(
+            f"{p.proposal_id}  {p.status.value:<15} ${p.hourly_commitment:,.3f}/h  "
+            f"{p.term_years}y {p.payment_option}  created {p.created_at:%Y-%m-%d %H:%M} "
+            f"expires {p.expires_at:%Y-%m-%d %H:%M}"
+        )
         if p.status_reason:
             click.echo(f"    reason: {p.status_reason}")
         if purchase and purchase.savings_plan_id:
@@ -43,8 +50,9 @@ def proposals(tenant_id: str, statuses: tuple[str, ...]) -> None:
 def approve(proposal_id: str, approver: str, reject: bool, note: str) -> None:
     """Approve (or --reject) a pending proposal. The first decision wins; the approval sensor then buys it once."""
     try:
-        outcome = decide(get_state_store(), proposal_id, "reject" if reject else "approve", approver, note,
-                         source="cli")
+        outcome = decide(
+            get_state_store(), proposal_id, "reject" if reject else "approve", approver, note, source="cli"
+        )
     except (ValueError, NotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{proposal_id}: {outcome.message}")

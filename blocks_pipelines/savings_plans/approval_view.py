@@ -33,9 +33,11 @@ def approve_command(proposal_id: str) -> str:
 def approval_run_config(tenant_id: str, proposal: Proposal, decision: str = "approve") -> str:
     """The launchpad config that decides `proposal`, as YAML to paste. The commitment is repeated as a
     confirmation: the run refuses to record a decision whose commitment differs from the proposal's."""
-    return (f"ops:\n  {tenant_id}__sp_approvals:\n    config:\n      proposal_id: {proposal.proposal_id}\n"
-            f"      decision: {decision}   # or reject\n      approver: \"\"   # your name, required\n"
-            f"      confirm_hourly_commitment: {proposal.hourly_commitment:.3f}\n      note: \"\"\n")
+    return (
+        f"ops:\n  {tenant_id}__sp_approvals:\n    config:\n      proposal_id: {proposal.proposal_id}\n"
+        f'      decision: {decision}   # or reject\n      approver: ""   # your name, required\n'
+        f'      confirm_hourly_commitment: {proposal.hourly_commitment:.3f}\n      note: ""\n'
+    )
 
 
 def approvals_page(tenant_id: str) -> str:
@@ -47,15 +49,19 @@ def approvals_page(tenant_id: str) -> str:
 
 def approve_in_ui(tenant_id: str, proposal: Proposal) -> str:
     """Markdown for the asset page. The config is a fenced block, so no part of it can be taken for HTML."""
-    return (f"Approving buys {purchase_terms(proposal).summary()}.\n\n"
-            f"Open [{tenant_id}/sp_approvals]({approvals_page(tenant_id)}), click the arrow beside Materialize, "
-            "choose Open launchpad, paste this config (also shown as approve_config), fill in your name (or set "
-            f"decision: reject), then Materialize:\n\n```yaml\n{approval_run_config(tenant_id, proposal)}```\n")
+    return (
+        f"Approving buys {purchase_terms(proposal).summary()}.\n\n"
+        f"Open [{tenant_id}/sp_approvals]({approvals_page(tenant_id)}), click the arrow beside Materialize, "
+        "choose Open launchpad, paste this config (also shown as approve_config), fill in your name (or set "
+        f"decision: reject), then Materialize:\n\n```yaml\n{approval_run_config(tenant_id, proposal)}```\n"
+    )
 
 
 def _history_table(proposal: Proposal) -> str:
-    rows = [f"| {h.at:%Y-%m-%d %H:%M} UTC | {h.status.value} | {h.actor} | {(h.reason or '').replace('|', '/')} |"
-            for h in proposal.history]
+    rows = [
+        f"| {h.at:%Y-%m-%d %H:%M} UTC | {h.status.value} | {h.actor} | {(h.reason or '').replace('|', '/')} |"
+        for h in proposal.history
+    ]
     return "| when | status | by | why |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
 
 
@@ -70,8 +76,11 @@ def status_metadata(store: StateStore, proposal: Proposal) -> dict[str, Any]:
         "status_version": len(proposal.history),  # status changes so far: tells a repeat from a new change
         "status_changed_at": proposal.history[-1].at.isoformat() if proposal.history else "",
         "decided_by": f"{decision.decision} by {decision.approver}" if decision else "not decided",
-        "purchase": (f"{purchase.state.value}: {purchase.savings_plan_id or purchase.error or '-'}"
-                     f" ({purchase.purchaser or '-'})" if purchase else "not purchased"),
+        "purchase": (
+            f"{purchase.state.value}: {purchase.savings_plan_id or purchase.error or '-'} ({purchase.purchaser or '-'})"
+            if purchase
+            else "not purchased"
+        ),
         "what_approval_buys": terms.summary(),
         **{k: v for k, v in terms.metadata().items() if v is not None},
         "history": dg.MetadataValue.md(_history_table(proposal)),
@@ -84,8 +93,12 @@ def _decide_fields(proposal: Proposal) -> dict[str, Any]:
     so the asset page, which shows each key's latest value, never keeps an approve hint for a decided proposal."""
     if proposal.status is not ProposalStatus.pending_approval:
         done = f"Nothing to decide: the proposal is {proposal.status.value} ({proposal.status_reason or '-'})."
-        return {"approve_in_ui": dg.MetadataValue.md(done), "approve_with_cli": dg.MetadataValue.md(done),
-                "approve_config": dg.MetadataValue.text("-"), "approve_at": dg.MetadataValue.text("-")}
+        return {
+            "approve_in_ui": dg.MetadataValue.md(done),
+            "approve_with_cli": dg.MetadataValue.md(done),
+            "approve_config": dg.MetadataValue.text("-"),
+            "approve_at": dg.MetadataValue.text("-"),
+        }
     return {
         "approve_in_ui": dg.MetadataValue.md(approve_in_ui(proposal.tenant_id, proposal)),
         "approve_with_cli": dg.MetadataValue.md(f"```\n{approve_command(proposal.proposal_id)}\n```"),
@@ -96,9 +109,11 @@ def _decide_fields(proposal: Proposal) -> dict[str, Any]:
 
 
 def status_observation(store: StateStore, proposal: Proposal) -> dg.AssetObservation:
-    return dg.AssetObservation(asset_key=proposals_key(proposal.tenant_id),
-                               description=f"{proposal.proposal_id} is now {proposal.status.value}",
-                               metadata=status_metadata(store, proposal))
+    return dg.AssetObservation(
+        asset_key=proposals_key(proposal.tenant_id),
+        description=f"{proposal.proposal_id} is now {proposal.status.value}",
+        metadata=status_metadata(store, proposal),
+    )
 
 
 def status_view_key(tenant_id: str) -> dg.AssetKey:
@@ -109,10 +124,14 @@ def status_view_spec(tenant_id: str) -> dg.AssetSpec:
     """`sp_proposal_status`: an asset nothing computes, materialized with every status change, so its page (whose
     Overview shows the latest materialization) is the tenant's proposals as they are now. sp_proposals' Overview
     shows the snapshot from when the proposal was made; its Events tab lists each change as an observation."""
-    return dg.AssetSpec(key=status_view_key(tenant_id), deps=[proposals_key(tenant_id)], group_name=tenant_id,
-                        kinds={"python"},
-                        description="Live status of the tenant's Savings Plans proposals: materialized by the "
-                                    "approval run, the approval sensor and the purchase run at each change.")
+    return dg.AssetSpec(
+        key=status_view_key(tenant_id),
+        deps=[proposals_key(tenant_id)],
+        group_name=tenant_id,
+        kinds={"python"},
+        description="Live status of the tenant's Savings Plans proposals: materialized by the "
+        "approval run, the approval sensor and the purchase run at each change.",
+    )
 
 
 def _proposals_table(store: StateStore, tenant_id: str, recent: timedelta = RECENT) -> str:
@@ -121,19 +140,27 @@ def _proposals_table(store: StateStore, tenant_id: str, recent: timedelta = RECE
         if p.status in TERMINAL and p.history and now - p.history[-1].at > recent:
             continue
         decision = store.get_decision(p.proposal_id)
-        rows.append(f"| {p.proposal_id} | {p.status.value} | ${p.hourly_commitment:,.3f}/h, {p.term_years}y "
-                    f"{PAYMENT_LABEL[p.payment_option]} | "
-                    f"{f'{decision.decision} by {decision.approver}' if decision else '-'} |")
-    return ("| proposal | status | commitment | decided |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
-            if rows else "no proposal open or closed in the last 7 days")
+        rows.append(
+            f"| {p.proposal_id} | {p.status.value} | ${p.hourly_commitment:,.3f}/h, {p.term_years}y "
+            f"{PAYMENT_LABEL[p.payment_option]} | "
+            f"{f'{decision.decision} by {decision.approver}' if decision else '-'} |"
+        )
+    return (
+        "| proposal | status | commitment | decided |\n| --- | --- | --- | --- |\n" + "\n".join(rows)
+        if rows
+        else "no proposal open or closed in the last 7 days"
+    )
 
 
 def status_view(store: StateStore, proposal: Proposal) -> dg.AssetMaterialization:
-    return dg.AssetMaterialization(asset_key=status_view_key(proposal.tenant_id),
-                                   description=f"{proposal.proposal_id} is now {proposal.status.value}",
-                                   metadata={**status_metadata(store, proposal),
-                                             "proposals": dg.MetadataValue.md(_proposals_table(store,
-                                                                                               proposal.tenant_id))})
+    return dg.AssetMaterialization(
+        asset_key=status_view_key(proposal.tenant_id),
+        description=f"{proposal.proposal_id} is now {proposal.status.value}",
+        metadata={
+            **status_metadata(store, proposal),
+            "proposals": dg.MetadataValue.md(_proposals_table(store, proposal.tenant_id)),
+        },
+    )
 
 
 def status_events(store: StateStore, proposal: Proposal) -> list[dg.AssetObservation | dg.AssetMaterialization]:
@@ -142,8 +169,10 @@ def status_events(store: StateStore, proposal: Proposal) -> list[dg.AssetObserva
 
 
 def _mark(metadata: dict[str, Any]) -> tuple[str, str]:
-    return (str(getattr(metadata.get("status"), "value", metadata.get("status"))),
-            str(getattr(metadata.get("status_version"), "value", metadata.get("status_version"))))
+    return (
+        str(getattr(metadata.get("status"), "value", metadata.get("status"))),
+        str(getattr(metadata.get("status_version"), "value", metadata.get("status_version"))),
+    )
 
 
 def reported_statuses(instance: dg.DagsterInstance, tenant_id: str, limit: int = 100) -> dict[str, tuple[str, str]]:
@@ -161,8 +190,9 @@ def reported_statuses(instance: dg.DagsterInstance, tenant_id: str, limit: int =
     return shown
 
 
-def status_changes(store: StateStore, instance: dg.DagsterInstance, tenant_id: str,
-                   recent: timedelta = RECENT) -> list[dg.AssetObservation | dg.AssetMaterialization]:
+def status_changes(
+    store: StateStore, instance: dg.DagsterInstance, tenant_id: str, recent: timedelta = RECENT
+) -> list[dg.AssetObservation | dg.AssetMaterialization]:
     """Observations for the tenant's proposals whose status moved since `sp_proposals` last showed it: the changes
     no Dagster run reported (CLI decisions, runless approval events, expiry). Proposals closed longer than
     `recent` ago are left alone, so the work stays small however long the history grows."""
@@ -171,7 +201,9 @@ def status_changes(store: StateStore, instance: dg.DagsterInstance, tenant_id: s
         if proposal.status is ProposalStatus.analyzing:
             continue
         closed_long_ago = proposal.status in TERMINAL and proposal.history and now - proposal.history[-1].at > recent
-        if not closed_long_ago and shown.get(proposal.proposal_id) != (proposal.status.value,
-                                                                        str(len(proposal.history))):
+        if not closed_long_ago and shown.get(proposal.proposal_id) != (
+            proposal.status.value,
+            str(len(proposal.history)),
+        ):
             out += status_events(store, proposal)
     return out

@@ -8,8 +8,9 @@ crash cannot buy a second plan.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,8 +33,10 @@ class PurchaseError(RuntimeError):
 
 def default_savingsplans_client(credentials: dict[str, str]) -> Any:
     return boto3.client(
-        "savingsplans", region_name=SAVINGS_PLANS_REGION,
-        aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+        "savingsplans",
+        region_name=SAVINGS_PLANS_REGION,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
     )
 
@@ -51,12 +54,20 @@ def plan_arn(role_arn: str, savings_plan_id: str) -> str:
 class AwsPurchaser:
     name = "aws"
 
-    def __init__(self, tenant: TenantConfig, store: StateStore, *, sts_client: Any | None = None,
-                 savingsplans_client_factory: ClientFactory = default_savingsplans_client):
+    def __init__(
+        self,
+        tenant: TenantConfig,
+        store: StateStore,
+        *,
+        sts_client: Any | None = None,
+        savingsplans_client_factory: ClientFactory = default_savingsplans_client,
+    ):
         conn = tenant.connection
         if "purchase" not in conn.scopes or not conn.purchase_role_arn:
-            raise PurchaseError(f"tenant {tenant.id}: connection has no 'purchase' scope / purchase_role_arn; add "
-                                f"them to assets_config/tenants/{tenant.id}.yaml once the customer granted the role")
+            raise PurchaseError(
+                f"tenant {tenant.id}: connection has no 'purchase' scope / purchase_role_arn; add "
+                f"them to assets_config/tenants/{tenant.id}.yaml once the customer granted the role"
+            )
         self.tenant = tenant
         self.store = store
         self.sts = sts_client or boto3.client("sts")
@@ -65,35 +76,54 @@ class AwsPurchaser:
     def assume_purchase_role(self, proposal_id: str) -> dict[str, str]:
         conn = self.tenant.connection
         target = f"{self.tenant.id}/role/purchase"
-        details = {"role_arn": conn.purchase_role_arn, "proposal_id": proposal_id,
-                   "session_name": role_session_name(proposal_id)}
+        details = {
+            "role_arn": conn.purchase_role_arn,
+            "proposal_id": proposal_id,
+            "session_name": role_session_name(proposal_id),
+        }
         try:
-            out = self.sts.assume_role(RoleArn=conn.purchase_role_arn, RoleSessionName=details["session_name"],
-                                       ExternalId=conn.external_id, DurationSeconds=900)
+            out = self.sts.assume_role(
+                RoleArn=conn.purchase_role_arn,
+                RoleSessionName=details["session_name"],
+                ExternalId=conn.external_id,
+                DurationSeconds=900,
+            )
         except (ClientError, BotoCoreError) as exc:
             self.store.append_audit(ACTOR, "sts:AssumeRole", target, "failed", {**details, "error": str(exc)})
-            raise PurchaseError(f"could not assume {conn.purchase_role_arn} with the tenant's ExternalId: {exc}; "
-                                "check the role's trust policy") from exc
-        self.store.append_audit(ACTOR, "sts:AssumeRole", target, "ok",
-                                {**details, "assumed_role_arn": out["AssumedRoleUser"]["Arn"]})
+            raise PurchaseError(
+                f"could not assume {conn.purchase_role_arn} with the tenant's ExternalId: {exc}; "
+                "check the role's trust policy"
+            ) from exc
+        self.store.append_audit(
+            ACTOR, "sts:AssumeRole", target, "ok", {**details, "assumed_role_arn": out["AssumedRoleUser"]["Arn"]}
+        )
         return out["Credentials"]
 
     def find_offering(self, client: Any, order: PurchaseOrder) -> str:
-        wanted = {"planTypes": ["Compute"], "durations": [order.term_years * SECONDS_PER_YEAR],
-                  "paymentOptions": [PAYMENT_OPTION[order.payment_option]], "currencies": ["USD"]}
+        wanted = {
+            "planTypes": ["Compute"],
+            "durations": [order.term_years * SECONDS_PER_YEAR],
+            "paymentOptions": [PAYMENT_OPTION[order.payment_option]],
+            "currencies": ["USD"],
+        }
         kwargs: dict[str, Any] = dict(wanted)
         while True:
             page = client.describe_savings_plans_offerings(**kwargs)
             for offer in page.get("searchResults", []):
-                if (offer.get("planType") == "Compute" and offer.get("currency") == "USD"
-                        and offer.get("durationSeconds") == order.term_years * SECONDS_PER_YEAR
-                        and offer.get("paymentOption") == PAYMENT_OPTION[order.payment_option]):
+                if (
+                    offer.get("planType") == "Compute"
+                    and offer.get("currency") == "USD"
+                    and offer.get("durationSeconds") == order.term_years * SECONDS_PER_YEAR
+                    and offer.get("paymentOption") == PAYMENT_OPTION[order.payment_option]
+                ):
                     return offer["offeringId"]
             if not page.get("nextToken"):
                 break
             kwargs = {**wanted, "nextToken": page["nextToken"]}
-        raise PurchaseError(f"no Compute Savings Plan offering for {order.term_years} year(s), "
-                            f"{PAYMENT_OPTION[order.payment_option]}, USD; check guardrails.term_years / payment_option")
+        raise PurchaseError(
+            f"no Compute Savings Plan offering for {order.term_years} year(s), "
+            f"{PAYMENT_OPTION[order.payment_option]}, USD; check guardrails.term_years / payment_option"
+        )
 
     def _undo_call(self, action: str, savings_plan_id: str, client_token: str, call: Callable[[Any], Any]) -> None:
         target = f"{self.tenant.id}/savingsplan/{savings_plan_id}"
@@ -127,8 +157,10 @@ class AwsPurchaser:
             until = plan.get("returnableUntil")
             deadline = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None
             if plan.get("state") != "active" or deadline is None or deadline <= datetime.now(timezone.utc):
-                raise PurchaseError(f"plan {savings_plan_id} is not returnable: state {plan.get('state')}, "
-                                    f"returnableUntil {until}; it runs its term")
+                raise PurchaseError(
+                    f"plan {savings_plan_id} is not returnable: state {plan.get('state')}, "
+                    f"returnableUntil {until}; it runs its term"
+                )
             client.return_savings_plan(savingsPlanId=savings_plan_id, clientToken=client_token)
 
         self._undo_call("ReturnSavingsPlan", savings_plan_id, client_token, call)
@@ -138,8 +170,10 @@ class AwsPurchaser:
         def call(client: Any) -> None:
             state = self._plan_state(client, savings_plan_id).get("state")
             if state != "queued":
-                raise PurchaseError(f"plan {savings_plan_id} is {state}, not queued: only a queued plan can be "
-                                    "deleted (a started one can be returned within its window)")
+                raise PurchaseError(
+                    f"plan {savings_plan_id} is {state}, not queued: only a queued plan can be "
+                    "deleted (a started one can be returned within its window)"
+                )
             client.delete_queued_savings_plan(savingsPlanId=savings_plan_id)
 
         self._undo_call("DeleteQueuedSavingsPlan", savings_plan_id, client_token, call)
@@ -164,6 +198,10 @@ class AwsPurchaser:
         except (ClientError, BotoCoreError) as exc:
             raise PurchaseError(f"savingsplans call failed for proposal {order.proposal_id}: {exc}") from exc
         plan_id = out["savingsPlanId"]
-        return Receipt(savings_plan_id=plan_id, savings_plan_arn=plan_arn(self.tenant.connection.purchase_role_arn, plan_id),
-                       start=order.purchase_time or datetime.now(timezone.utc), purchaser="aws",
-                       details={"offering_id": offering_id, "commitment": order.commitment_str})
+        return Receipt(
+            savings_plan_id=plan_id,
+            savings_plan_arn=plan_arn(self.tenant.connection.purchase_role_arn, plan_id),
+            start=order.purchase_time or datetime.now(timezone.utc),
+            purchaser="aws",
+            details={"offering_id": offering_id, "commitment": order.commitment_str},
+        )

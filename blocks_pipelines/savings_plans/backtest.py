@@ -46,7 +46,7 @@ def one_shot_policy(scenario: Scenario, j: int, active: list[tuple[float, int]])
 def aws_policy(scenario: Scenario, j: int, active: list[tuple[float, int]]) -> float:
     now = scenario.decision_hours[j]
     held = sum(c for c, _ in active) / scenario.ratio
-    lookback = scenario.usage[max(0, now - AWS_LOOKBACK_HOURS): now]
+    lookback = scenario.usage[max(0, now - AWS_LOOKBACK_HOURS) : now]
     return lookback_optimal_commitment([u - held for u in lookback], scenario.ratio)
 
 
@@ -74,12 +74,15 @@ def _analyzer_buy(scenario: Scenario, j: int, active: list[tuple[float, int]], n
 
 def usage_frame(scenario: Scenario, first: int, end: int) -> pl.DataFrame:
     start: datetime = scenario.hour_time(first)
-    return pl.DataFrame({
-        "ts_hour": pl.datetime_range(start, scenario.hour_time(end - 1), "1h", time_unit="us", time_zone="UTC",
-                                     eager=True),
-        "eligible_on_demand_cost": scenario.usage[first:end],
-        "sp_rate_ratio": [scenario.ratio] * (end - first),
-    })
+    return pl.DataFrame(
+        {
+            "ts_hour": pl.datetime_range(
+                start, scenario.hour_time(end - 1), "1h", time_unit="us", time_zone="UTC", eager=True
+            ),
+            "eligible_on_demand_cost": scenario.usage[first:end],
+            "sp_rate_ratio": [scenario.ratio] * (end - first),
+        }
+    )
 
 
 def replay(scenario: Scenario, policy: Policy, term: int = HOURS_PER_YEAR) -> list[float]:
@@ -87,7 +90,9 @@ def replay(scenario: Scenario, policy: Policy, term: int = HOURS_PER_YEAR) -> li
     bought: list[float] = []
     for j, now in enumerate(scenario.decision_hours):
         held = [(c, e) for c, e in scenario.legacy if e > now]
-        held += [(c, s + term) for c, s in zip(bought, scenario.decision_hours) if s + term > now and c > 0]
+        held += [
+            (c, s + term) for c, s in zip(bought, scenario.decision_hours, strict=False) if s + term > now and c > 0
+        ]
         bought.append(max(0.0, policy(scenario, j, held)))
     return bought
 
@@ -124,7 +129,9 @@ def evaluate(scenario: Scenario, policies: Sequence[str] = POLICIES, term: int =
 
 
 def run_backtest(
-    families: Sequence[str] = FAMILIES, seeds: Sequence[int] = (0, 1, 2), months: int = 24,
+    families: Sequence[str] = FAMILIES,
+    seeds: Sequence[int] = (0, 1, 2),
+    months: int = 24,
     progress: Callable[[ScenarioResult], None] | None = None,
 ) -> list[ScenarioResult]:
     results = []
@@ -163,21 +170,31 @@ def format_table(results: Sequence[ScenarioResult]) -> str:
     for family, row in fractions.items():
         ok = "yes" if row.get("ladder", 0) >= row.get("aws", 0) - TIE_TOLERANCE else "NO"
         mark = "" if family in CORE_FAMILIES else " *"
-        lines.append(f"{family + mark:<17}" + "".join(f"{row[p]:>10.3f}" for p in policies)
-                     + f"{1 / row['bound_gap']:>11.3f}  {ok}")
+        lines.append(
+            f"{family + mark:<17}"
+            + "".join(f"{row[p]:>10.3f}" for p in policies)
+            + f"{1 / row['bound_gap']:>11.3f}  {ok}"
+        )
     lines.append("-" * len(header))
-    groups = [("mean, core", [f for f in fractions if f in CORE_FAMILIES]),
-              ("mean, robust *", [f for f in fractions if f not in CORE_FAMILIES]),
-              ("mean, all", list(fractions))]
+    groups = [
+        ("mean, core", [f for f in fractions if f in CORE_FAMILIES]),
+        ("mean, robust *", [f for f in fractions if f not in CORE_FAMILIES]),
+        ("mean, all", list(fractions)),
+    ]
     for label, members in groups:
         if members and len(members) < len(fractions) or label == "mean, all":
             means = {p: sum(fractions[f][p] for f in members) / len(members) for p in policies}
             lines.append(f"{label:<17}" + "".join(f"{means[p]:>10.3f}" for p in policies))
     core_mean, behind = target_summary(fractions)
-    lines.append("Values are net savings as a fraction of the hindsight-best monthly purchases (1.000 = optimum); "
-                 "* = robustness families (issue #15).")
-    lines.append(f"Targets: ladder mean on the core families >= {CORE_TARGET:.2f}"
-                 + (f" (now {core_mean:.3f})" if core_mean is not None else "")
-                 + f"; ladder >= aws on every family (ties within {TIE_TOLERANCE:.1%}): "
-                 + (f"behind on {', '.join(behind)}" if behind else "holds") + ".")
+    lines.append(
+        "Values are net savings as a fraction of the hindsight-best monthly purchases (1.000 = optimum); "
+        "* = robustness families (issue #15)."
+    )
+    lines.append(
+        f"Targets: ladder mean on the core families >= {CORE_TARGET:.2f}"
+        + (f" (now {core_mean:.3f})" if core_mean is not None else "")
+        + f"; ladder >= aws on every family (ties within {TIE_TOLERANCE:.1%}): "
+        + (f"behind on {', '.join(behind)}" if behind else "holds")
+        + "."
+    )
     return "\n".join(lines)

@@ -42,14 +42,18 @@ class _Segment:
 
 
 def segments(
-    usage: Sequence[float], legacy: Sequence[tuple[float, int]], starts: Sequence[int], term: int, end: int,
+    usage: Sequence[float],
+    legacy: Sequence[tuple[float, int]],
+    starts: Sequence[int],
+    term: int,
+    end: int,
 ) -> list[_Segment]:
     """legacy: (on-demand cover $/h, end index). The horizon runs from the first start to `end`."""
     begin = starts[0]
     cuts = {begin, end} | set(starts) | {s + term for s in starts} | {e for _, e in legacy if begin < e < end}
     cuts = sorted(c for c in cuts if begin <= c <= end)
     out = []
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in zip(cuts, cuts[1:], strict=False):
         base = sum(c for c, e in legacy if e > a)
         plans = tuple(j for j, s in enumerate(starts) if s <= a < s + term)
         ys = sorted(max(0.0, u - base) for u in usage[a:b])
@@ -58,8 +62,13 @@ def segments(
 
 
 def portfolio_value(
-    usage: Sequence[float], legacy: Sequence[tuple[float, int]], starts: Sequence[int], covers: Sequence[float],
-    term: int, end: int, ratio: float,
+    usage: Sequence[float],
+    legacy: Sequence[tuple[float, int]],
+    starts: Sequence[int],
+    covers: Sequence[float],
+    term: int,
+    end: int,
+    ratio: float,
 ) -> float:
     total = 0.0
     for seg in segments(usage, legacy, starts, term, end):
@@ -68,7 +77,11 @@ def portfolio_value(
 
 
 def free_cover_bound(
-    usage: Sequence[float], legacy: Sequence[tuple[float, int]], starts: Sequence[int], term: int, end: int,
+    usage: Sequence[float],
+    legacy: Sequence[tuple[float, int]],
+    starts: Sequence[int],
+    term: int,
+    end: int,
     ratio: float,
 ) -> float:
     """Upper bound: each segment gets its own best cover (its (1 - r)-quantile) where some plan could be active."""
@@ -81,8 +94,15 @@ def free_cover_bound(
 
 
 def best_purchases(
-    usage: Sequence[float], legacy: Sequence[tuple[float, int]], starts: Sequence[int], term: int, end: int,
-    ratio: float, *, max_single_sweeps: int = 1000, max_pair_sweeps: int = 5,
+    usage: Sequence[float],
+    legacy: Sequence[tuple[float, int]],
+    starts: Sequence[int],
+    term: int,
+    end: int,
+    ratio: float,
+    *,
+    max_single_sweeps: int = 1000,
+    max_pair_sweeps: int = 5,
 ) -> list[float]:
     """Hindsight-best on-demand cover to buy at each start (see module doc)."""
     segs = segments(usage, legacy, starts, term, end)

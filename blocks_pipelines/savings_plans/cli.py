@@ -11,13 +11,28 @@ def sp() -> None:
 
 
 @sp.command("backtest")
-@click.option("--months", type=click.IntRange(2, 60), default=24, show_default=True,
-              help="Monthly purchase decisions per scenario (1-year plans).")
-@click.option("--seed", "seeds", type=int, multiple=True, default=(0, 1, 2), show_default=True,
-              help="Scenario seed; repeat for several scenarios per family.")
-@click.option("--families", default=None,
-              help="Comma-separated scenario families (default: all; see savings_plans.scenarios.FAMILIES), e.g. "
-                   "steady,quarterly,churn.")
+@click.option(
+    "--months",
+    type=click.IntRange(2, 60),
+    default=24,
+    show_default=True,
+    help="Monthly purchase decisions per scenario (1-year plans).",
+)
+@click.option(
+    "--seed",
+    "seeds",
+    type=int,
+    multiple=True,
+    default=(0, 1, 2),
+    show_default=True,
+    help="Scenario seed; repeat for several scenarios per family.",
+)
+@click.option(
+    "--families",
+    default=None,
+    help="Comma-separated scenario families (default: all; see savings_plans.scenarios.FAMILIES), e.g. "
+    "steady,quarterly,churn.",
+)
 @click.option("--detail", is_flag=True, help="Also print one line per scenario.")
 def backtest(months: int, seeds: tuple[int, ...], families: str | None, detail: bool) -> None:
     """Replay the monthly ladder, AWS's lookback method and a one-shot purchase on synthetic usage with the

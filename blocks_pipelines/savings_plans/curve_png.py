@@ -13,14 +13,34 @@ from collections.abc import Sequence
 
 WIDTH, HEIGHT = 560, 260
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 20, 16, 34
-BACKGROUND, AXIS, GRID, CURVE, MARK, ZERO = ((255, 255, 255), (60, 60, 60), (225, 225, 225), (31, 119, 180),
-                                             (214, 39, 40), (150, 150, 150))
+BACKGROUND, AXIS, GRID, CURVE, MARK, ZERO = (
+    (255, 255, 255),
+    (60, 60, 60),
+    (225, 225, 225),
+    (31, 119, 180),
+    (214, 39, 40),
+    (150, 150, 150),
+)
 # 3x5 glyphs, rows top to bottom, bits left to right
 GLYPHS = {
-    "0": (7, 5, 5, 5, 7), "1": (2, 6, 2, 2, 7), "2": (7, 1, 7, 4, 7), "3": (7, 1, 7, 1, 7), "4": (5, 5, 7, 1, 1),
-    "5": (7, 4, 7, 1, 7), "6": (7, 4, 7, 5, 7), "7": (7, 1, 1, 1, 1), "8": (7, 5, 7, 5, 7), "9": (7, 5, 7, 1, 7),
-    ".": (0, 0, 0, 0, 2), "-": (0, 0, 7, 0, 0), "$": (3, 6, 2, 3, 6), "k": (4, 5, 6, 5, 5), "M": (5, 7, 7, 5, 5),
-    "/": (1, 1, 2, 4, 4), "h": (4, 4, 7, 5, 5), " ": (0, 0, 0, 0, 0),
+    "0": (7, 5, 5, 5, 7),
+    "1": (2, 6, 2, 2, 7),
+    "2": (7, 1, 7, 4, 7),
+    "3": (7, 1, 7, 1, 7),
+    "4": (5, 5, 7, 1, 1),
+    "5": (7, 4, 7, 1, 7),
+    "6": (7, 4, 7, 5, 7),
+    "7": (7, 1, 1, 1, 1),
+    "8": (7, 5, 7, 5, 7),
+    "9": (7, 5, 7, 1, 7),
+    ".": (0, 0, 0, 0, 2),
+    "-": (0, 0, 7, 0, 0),
+    "$": (3, 6, 2, 3, 6),
+    "k": (4, 5, 6, 5, 5),
+    "M": (5, 7, 7, 5, 5),
+    "/": (1, 1, 2, 4, 4),
+    "h": (4, 4, 7, 5, 5),
+    " ": (0, 0, 0, 0, 0),
 }
 
 
@@ -32,7 +52,7 @@ class _Canvas:
     def dot(self, x: int, y: int, color: tuple[int, int, int]) -> None:
         if 0 <= x < self.width and 0 <= y < self.height:
             i = 3 * (y * self.width + x)
-            self.pixels[i: i + 3] = bytes(color)
+            self.pixels[i : i + 3] = bytes(color)
 
     def line(self, x0: float, y0: float, x1: float, y1: float, color, width: int = 1, dash: int = 0) -> None:
         steps = int(max(abs(x1 - x0), abs(y1 - y0), 1))
@@ -61,15 +81,17 @@ class _Canvas:
                                 self.dot(x + (k * 4 + c) * scale + sx, y + r * scale + sy, color)
 
     def png(self) -> bytes:
-        raw = b"".join(b"\x00" + bytes(self.pixels[3 * y * self.width: 3 * (y + 1) * self.width])
-                       for y in range(self.height))
+        raw = b"".join(
+            b"\x00" + bytes(self.pixels[3 * y * self.width : 3 * (y + 1) * self.width]) for y in range(self.height)
+        )
 
         def chunk(kind: bytes, data: bytes) -> bytes:
             return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
         header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
-        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(
-            b"IEND", b"")
+        return (
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+        )
 
 
 def _money(v: float) -> str:
@@ -109,7 +131,7 @@ def savings_curve_png(points: Sequence[tuple[float, float]], chosen: float) -> b
     canvas.line(left, top, left, bottom, AXIS)
     canvas.line(left, bottom, right, bottom, AXIS)
     canvas.line(left, py(0.0), right, py(0.0), ZERO, dash=4)
-    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
         canvas.line(px(x0), py(y0), px(x1), py(y1), CURVE, width=2)
     chosen_y = min(points, key=lambda p: abs(p[0] - chosen))[1]
     canvas.disc(px(chosen), py(chosen_y), 5, MARK)

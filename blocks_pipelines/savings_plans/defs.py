@@ -15,9 +15,10 @@ made with.
 # no `from __future__ import annotations`: Dagster reads the config classes from the real annotations
 
 import json
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable, Collection, Literal, Sequence
+from typing import Any, Literal
 
 import dagster as dg
 
@@ -60,15 +61,18 @@ def _value(metadata: dict[str, Any], name: str, default: str = "") -> str:
     return str(getattr(raw, "value", raw))
 
 
-def approval_events(instance: dg.DagsterInstance, tenant_ids: Collection[str],
-                    cursor: dict[str, int]) -> list[tuple[int, dict]]:
+def approval_events(
+    instance: dg.DagsterInstance, tenant_ids: Collection[str], cursor: dict[str, int]
+) -> list[tuple[int, dict]]:
     """New decision events on the tenants' sp_approvals after the cursor, materializations and runless observations
     alike, in order; the cursor moves past every event read."""
     from blocks_pipelines.tenants.event_feed import asset_events_after
 
     found = []
-    for kind, event_type in (("mat", dg.DagsterEventType.ASSET_MATERIALIZATION),
-                             ("obs", dg.DagsterEventType.ASSET_OBSERVATION)):
+    for kind, event_type in (
+        ("mat", dg.DagsterEventType.ASSET_MATERIALIZATION),
+        ("obs", dg.DagsterEventType.ASSET_OBSERVATION),
+    ):
         events, last = asset_events_after(instance, event_type, cursor.get(kind), ("sp_approvals",), tenant_ids)
         found += [(e.storage_id, e.metadata) for e in events]
         if last is not None:
@@ -102,38 +106,56 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     g = tenant.guardrails
     rates = tenant_rate_quote(t, usage, g.term_years, g.payment_option, now)
     context.log.info(f"rates: {rates.note}")
-    pricing = {"offering_ratio": rates.ratio if rates.source == "offering_rates" else None,
-               "rate_source": rates.note}
+    pricing = {"offering_ratio": rates.ratio if rates.source == "offering_rates" else None, "rate_source": rates.note}
     # renewals first (queued to start as plans end), so the ladder counts them as held from then
     existing, lifecycle = lifecycle_step(store, tenant, usage, held, now, _analyzer(t), **pricing)
-    rec = _analyzer(t)(usage, existing_commitments=existing, term_years=g.term_years,
-                       payment_option=g.payment_option, max_hourly_commitment=g.max_hourly_commitment, **pricing)
-    renewal_packets = [packet_for(store, t, store.get_proposal(r), now, g.max_hourly_commitment)
-                       for r in lifecycle["renewal_proposals"]]
-    lifecycle = {"expiring_plans": dg.MetadataValue.json(lifecycle["expiring_plans"]),
-                 "renewal_proposals": lifecycle["renewal_proposals"]}
+    rec = _analyzer(t)(
+        usage,
+        existing_commitments=existing,
+        term_years=g.term_years,
+        payment_option=g.payment_option,
+        max_hourly_commitment=g.max_hourly_commitment,
+        **pricing,
+    )
+    renewal_packets = [
+        packet_for(store, t, store.get_proposal(r), now, g.max_hourly_commitment)
+        for r in lifecycle["renewal_proposals"]
+    ]
+    lifecycle = {
+        "expiring_plans": dg.MetadataValue.json(lifecycle["expiring_plans"]),
+        "renewal_proposals": lifecycle["renewal_proposals"],
+    }
     if renewal_packets:
         lifecycle["renewal_packets"] = dg.MetadataValue.md("\n\n---\n\n".join(renewal_packets))
     if rec.hourly_commitment < MIN_COMMITMENT:
-        return dg.MaterializeResult(metadata={"status": "no purchase recommended", "rationale": rec.rationale,
-                                              "existing_hourly_commitment": sum(c.hourly for c in held),
-                                              "expired": expired, **lifecycle})
+        return dg.MaterializeResult(
+            metadata={
+                "status": "no purchase recommended",
+                "rationale": rec.rationale,
+                "existing_hourly_commitment": sum(c.hourly for c in held),
+                "expired": expired,
+                **lifecycle,
+            }
+        )
     proposal = publish_proposal(store, build_proposal(tenant, usage, rec, held, now))
     context.log.info(f"proposal {proposal.proposal_id} awaits approval: {approve_command(proposal.proposal_id)}")
     context.log_event(status_view(store, proposal))
-    return dg.MaterializeResult(metadata={
-        **status_metadata(store, proposal),
-        "existing_hourly_commitment_usd_per_hour": dg.MetadataValue.float(proposal.existing_hourly_commitment),
-        "expected_savings_pct_of_eligible_on_demand": dg.MetadataValue.float(
-            float(getattr(rec, "expected_savings_pct", 0.0))),
-        "rationale": dg.MetadataValue.md(proposal.rationale or "-"),
-        "expires_at": proposal.expires_at.isoformat(),
-        "data_fingerprint": proposal.data_fingerprint,
-        "rate_source": rates.note,
-        "expired": expired,
-        **lifecycle,
-        "approval_packet": dg.MetadataValue.md(packet_for(store, t, proposal, now, g.max_hourly_commitment)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            **status_metadata(store, proposal),
+            "existing_hourly_commitment_usd_per_hour": dg.MetadataValue.float(proposal.existing_hourly_commitment),
+            "expected_savings_pct_of_eligible_on_demand": dg.MetadataValue.float(
+                float(getattr(rec, "expected_savings_pct", 0.0))
+            ),
+            "rationale": dg.MetadataValue.md(proposal.rationale or "-"),
+            "expires_at": proposal.expires_at.isoformat(),
+            "data_fingerprint": proposal.data_fingerprint,
+            "rate_source": rates.note,
+            "expired": expired,
+            **lifecycle,
+            "approval_packet": dg.MetadataValue.md(packet_for(store, t, proposal, now, g.max_hourly_commitment)),
+        }
+    )
 
 
 def _sp_approvals(context: dg.AssetExecutionContext, config: ApprovalConfig) -> dg.MaterializeResult:
@@ -141,8 +163,16 @@ def _sp_approvals(context: dg.AssetExecutionContext, config: ApprovalConfig) -> 
 
     # The run records the decision itself and fails unless it is the decision on record: a green run means the
     # proposal is decided. The sensor reading this event finds it decided and only launches the purchase.
-    return record_approval(context, tenant_of(context).id, get_state_store(), config.proposal_id, config.decision,
-                           config.approver, config.note, config.confirm_hourly_commitment)
+    return record_approval(
+        context,
+        tenant_of(context).id,
+        get_state_store(),
+        config.proposal_id,
+        config.decision,
+        config.approver,
+        config.note,
+        config.confirm_hourly_commitment,
+    )
 
 
 def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> dg.MaterializeResult:
@@ -153,20 +183,28 @@ def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> 
     tenant = tenant_of(context)
     t = tenant.id
     store, now = get_state_store(), utcnow()
-    ids = [config.proposal_id] if config.proposal_id else [
-        p.proposal_id for p in store.list_proposals(t, [ProposalStatus.approved])]
+    ids = (
+        [config.proposal_id]
+        if config.proposal_id
+        else [p.proposal_id for p in store.list_proposals(t, [ProposalStatus.approved])]
+    )
     usage, held = load_usage(t), held_commitments(store, t, now)
     purchaser = purchaser_for(tenant, store)
     results = {}
     for pid in ids:
         r = execute_purchase(store, tenant, pid, purchaser, usage, held, now)
         context.log.info(f"{pid}: {r.outcome}: {r.message}")
-        results[pid] = {"outcome": r.outcome, "status": r.proposal.status.value, "message": r.message,
-                        "savings_plan_id": r.savings_plan_id}
+        results[pid] = {
+            "outcome": r.outcome,
+            "status": r.proposal.status.value,
+            "message": r.message,
+            "savings_plan_id": r.savings_plan_id,
+        }
         for event in status_events(store, r.proposal):
             context.log_event(event)
-    return dg.MaterializeResult(metadata={"purchases": dg.MetadataValue.json(results),
-                                          "purchaser": purchaser.name, "proposals": len(ids)})
+    return dg.MaterializeResult(
+        metadata={"purchases": dg.MetadataValue.json(results), "purchaser": purchaser.name, "proposals": len(ids)}
+    )
 
 
 def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -186,13 +224,20 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             pass
     bought = [(store.get_purchase(p.proposal_id), p) for p in store.list_proposals(t, [ProposalStatus.monitoring])]
     undone = undone_plans(store, t)  # a returned or cancelled plan has nothing left to watch
-    bought = [(b, p) for b, p in bought if b is not None and b.state is PurchaseState.completed
-              and b.savings_plan_id not in undone]
+    bought = [
+        (b, p)
+        for b, p in bought
+        if b is not None and b.state is PurchaseState.completed and b.savings_plan_id not in undone
+    ]
     if not bought:
         note = "nothing purchased yet"
-        return dg.MaterializeResult(metadata={"status": note}, check_results=[
-            dg.AssetCheckResult(check_name=n, passed=True, metadata={"reason": note})
-            for n in ("utilization_within_band", "coverage_not_dipping")])
+        return dg.MaterializeResult(
+            metadata={"status": note},
+            check_results=[
+                dg.AssetCheckResult(check_name=n, passed=True, metadata={"reason": note})
+                for n in ("utilization_within_band", "coverage_not_dipping")
+            ],
+        )
     purchase, proposal = max(bought, key=lambda bp: bp[0].details.get("start", ""))
     start = purchase.details.get("start")
     since = datetime.fromisoformat(start) if start else purchase.completed_at
@@ -205,18 +250,31 @@ def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     for r in returns:
         context.log.warning(f"return proposed: {r.proposal_id}: {r.rationale}")
     return dg.MaterializeResult(
-        metadata={"proposal_id": proposal.proposal_id, "since": since.isoformat(),
-                  "return_proposals": [r.proposal_id for r in returns],
-                  "hours_after": report.hours_after,
-                  "coverage_before": report.coverage_before, "coverage_after": report.coverage_after,
-                  "utilization_after": report.utilization_after,
-                  "utilization_p10": report.utilization_band.p10 if report.utilization_band else None},
+        metadata={
+            "proposal_id": proposal.proposal_id,
+            "since": since.isoformat(),
+            "return_proposals": [r.proposal_id for r in returns],
+            "hours_after": report.hours_after,
+            "coverage_before": report.coverage_before,
+            "coverage_after": report.coverage_after,
+            "utilization_after": report.utilization_after,
+            "utilization_p10": report.utilization_band.p10 if report.utilization_band else None,
+        },
         check_results=[
-            dg.AssetCheckResult(check_name="utilization_within_band", passed=u_ok, metadata={"reason": u_reason},
-                                severity=dg.AssetCheckSeverity.ERROR),
-            dg.AssetCheckResult(check_name="coverage_not_dipping", passed=c_ok, metadata={"reason": c_reason},
-                                severity=dg.AssetCheckSeverity.WARN),
-        ])
+            dg.AssetCheckResult(
+                check_name="utilization_within_band",
+                passed=u_ok,
+                metadata={"reason": u_reason},
+                severity=dg.AssetCheckSeverity.ERROR,
+            ),
+            dg.AssetCheckResult(
+                check_name="coverage_not_dipping",
+                passed=c_ok,
+                metadata={"reason": c_reason},
+                severity=dg.AssetCheckSeverity.WARN,
+            ),
+        ],
+    )
 
 
 @lru_cache(maxsize=1)
@@ -226,25 +284,42 @@ def _templates() -> tuple[dg.AssetsDefinition, ...]:
     proposals_key, approvals_key = template_key("sp_proposals"), template_key("sp_approvals")
     purchases_key, monitoring_key = template_key("sp_purchases"), template_key("sp_monitoring")
     proposals = dg.asset(
-        key=proposals_key, deps=[eligible_key, position_key], kinds={"python"},
+        key=proposals_key,
+        deps=[eligible_key, position_key],
+        kinds={"python"},
         description="Analyzer run on the eligible-usage mart; a proposal awaiting back-office approval.",
     )(_sp_proposals)
     approvals = dg.asset(
-        key=approvals_key, deps=[proposals_key], kinds={"python"},
+        key=approvals_key,
+        deps=[proposals_key],
+        kinds={"python"},
         description="Back-office decisions. Materialize from the launchpad with the config shown on sp_proposals "
-                    "(proposal_id, decision approve|reject, approver, confirm_hourly_commitment, note), or report "
-                    "a runless event with that metadata. The run fails unless the decision is recorded.",
+        "(proposal_id, decision approve|reject, approver, confirm_hourly_commitment, note), or report "
+        "a runless event with that metadata. The run fails unless the decision is recorded.",
     )(_sp_approvals)
     purchases = dg.asset(
-        key=purchases_key, deps=[approvals_key], kinds={"python"}, retry_policy=dg.RetryPolicy(max_retries=2, delay=30),
+        key=purchases_key,
+        deps=[approvals_key],
+        kinds={"python"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=30),
         description="Guardrails, then one purchase per approved proposal (AWS in production, ledger locally).",
     )(_sp_purchases)
     monitoring = dg.asset(
-        key=monitoring_key, deps=[purchases_key, position_key], kinds={"python"},
-        check_specs=[dg.AssetCheckSpec("utilization_within_band", asset=monitoring_key,
-                                       description="utilization since the purchase >= the analysis' P10"),
-                     dg.AssetCheckSpec("coverage_not_dipping", asset=monitoring_key,
-                                       description="coverage since the purchase >= the week before and P10")],
+        key=monitoring_key,
+        deps=[purchases_key, position_key],
+        kinds={"python"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "utilization_within_band",
+                asset=monitoring_key,
+                description="utilization since the purchase >= the analysis' P10",
+            ),
+            dg.AssetCheckSpec(
+                "coverage_not_dipping",
+                asset=monitoring_key,
+                description="coverage since the purchase >= the week before and P10",
+            ),
+        ],
         description="Coverage and utilization after the latest purchase against the expected bands.",
     )(_sp_monitoring)
     return proposals, approvals, purchases, monitoring
@@ -253,9 +328,11 @@ def _templates() -> tuple[dg.AssetsDefinition, ...]:
 def _purchase_request(t: str, proposal_id: str) -> dg.RunRequest:
     purchases_key, monitoring_key = dg.AssetKey([t, "sp_purchases"]), dg.AssetKey([t, "sp_monitoring"])
     return dg.RunRequest(
-        run_key=proposal_id, asset_selection=[purchases_key, monitoring_key],
+        run_key=proposal_id,
+        asset_selection=[purchases_key, monitoring_key],
         run_config={"ops": {f"{t}__sp_purchases": {"config": {"proposal_id": proposal_id}}}},
-        tags={"blocks/tenant": t, "blocks/proposal_id": proposal_id})
+        tags={"blocks/tenant": t, "blocks/proposal_id": proposal_id},
+    )
 
 
 # Tenants whose approved proposals are looked up in the store per tick beyond those decided in it: 2,000 tenants make
@@ -271,10 +348,14 @@ def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TI
     ids = frozenset(tenant_ids)
     selection = [dg.AssetKey([t, name]) for t in sorted(ids) for name in ("sp_purchases", "sp_monitoring")]
 
-    @dg.sensor(name="sp_approval_sensor", asset_selection=selection,
-               minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Records back-office decisions from each tenant's sp_approvals events; launches each "
-                           "approved purchase once (run_key = proposal id).")
+    @dg.sensor(
+        name="sp_approval_sensor",
+        asset_selection=selection,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Records back-office decisions from each tenant's sp_approvals events; launches each "
+        "approved purchase once (run_key = proposal id).",
+    )
     def sp_approval_sensor(context: dg.SensorEvaluationContext):
         from blocks_pipelines.savings_plans.approval_view import status_changes
         from blocks_pipelines.savings_plans.proposals import decide
@@ -285,9 +366,14 @@ def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TI
         for storage_id, metadata in approval_events(context.instance, ids, cursor):
             pid = _value(metadata, "proposal_id")
             try:
-                outcome = decide(store, pid, _value(metadata, "decision", "approve"),  # type: ignore[arg-type]
-                                 _value(metadata, "approver"), _value(metadata, "note"),
-                                 source=f"dagster:{storage_id}")
+                outcome = decide(
+                    store,
+                    pid,
+                    _value(metadata, "decision", "approve"),  # type: ignore[arg-type]
+                    _value(metadata, "approver"),
+                    _value(metadata, "note"),
+                    source=f"dagster:{storage_id}",
+                )
                 context.log.info(f"{pid}: {outcome.message}")
                 decided.add(tenant_of_proposal(pid))
             except (ValueError, NotFoundError) as exc:  # a bad event must not stop the others
@@ -304,9 +390,11 @@ def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TI
                     requests.append(_purchase_request(t, p.proposal_id))
             # decisions made outside a run (CLI, runless events) and expiries show on sp_proposals too
             observations += status_changes(store, context.instance, t)
-        return dg.SensorResult(run_requests=requests, asset_events=observations,
-                               skip_reason=None if requests or observations
-                               else "no approved proposal waiting for its purchase")
+        return dg.SensorResult(
+            run_requests=requests,
+            asset_events=observations,
+            skip_reason=None if requests or observations else "no approved proposal waiting for its purchase",
+        )
 
     return sp_approval_sensor
 

@@ -28,8 +28,12 @@ def blocking(checks: list[Check]) -> list[Check]:
 
 def check_approval(proposal: Proposal, decision: Approval | None) -> Check:
     if decision is None:
-        return Check("approval", False, f"proposal {proposal.proposal_id} has no recorded approval: approve it with "
-                     f"`blocks sp approve {proposal.proposal_id} --approver NAME` or the sp_approvals asset")
+        return Check(
+            "approval",
+            False,
+            f"proposal {proposal.proposal_id} has no recorded approval: approve it with "
+            f"`blocks sp approve {proposal.proposal_id} --approver NAME` or the sp_approvals asset",
+        )
     if decision.decision != "approve":
         return Check("approval", False, f"proposal {proposal.proposal_id} was rejected by {decision.approver}")
     return Check("approval", True, f"approved by {decision.approver} at {decision.decided_at.isoformat()}")
@@ -37,25 +41,37 @@ def check_approval(proposal: Proposal, decision: Approval | None) -> Check:
 
 def check_expiry(proposal: Proposal, now: datetime) -> Check:
     if proposal.is_expired(now):
-        return Check("expiry", False, f"proposal expired at {proposal.expires_at.isoformat()} (proposal_ttl_hours); "
-                     "materialize sp_proposals for a fresh analysis")
+        return Check(
+            "expiry",
+            False,
+            f"proposal expired at {proposal.expires_at.isoformat()} (proposal_ttl_hours); "
+            "materialize sp_proposals for a fresh analysis",
+        )
     return Check("expiry", True, f"valid until {proposal.expires_at.isoformat()}")
 
 
 def check_cap(existing_hourly: float, new_hourly: float, cap: float) -> Check:
     total = existing_hourly + new_hourly
     if total > cap + 1e-9:
-        return Check("cap", False, f"existing ${existing_hourly:.3f}/h + new ${new_hourly:.3f}/h = ${total:.3f}/h exceeds "
-                     f"the tenant cap guardrails.max_hourly_commitment=${cap:.3f}/h; raise the cap in the tenant file "
-                     "or analyze again for a smaller commitment")
+        return Check(
+            "cap",
+            False,
+            f"existing ${existing_hourly:.3f}/h + new ${new_hourly:.3f}/h = ${total:.3f}/h exceeds "
+            f"the tenant cap guardrails.max_hourly_commitment=${cap:.3f}/h; raise the cap in the tenant file "
+            "or analyze again for a smaller commitment",
+        )
     return Check("cap", True, f"${total:.3f}/h of ${cap:.3f}/h cap")
 
 
 def check_fresh(proposal: Proposal, current_fingerprint: str) -> Check:
     if current_fingerprint != proposal.data_fingerprint:
-        return Check("staleness", False, f"eligible usage between {proposal.window_start} and {proposal.window_end} "
-                     f"changed since the analysis (fingerprint {proposal.data_fingerprint} -> {current_fingerprint}, "
-                     "e.g. a CUR restatement): analyze again by materializing sp_proposals")
+        return Check(
+            "staleness",
+            False,
+            f"eligible usage between {proposal.window_start} and {proposal.window_end} "
+            f"changed since the analysis (fingerprint {proposal.data_fingerprint} -> {current_fingerprint}, "
+            "e.g. a CUR restatement): analyze again by materializing sp_proposals",
+        )
     return Check("staleness", True, "input window unchanged since analysis")
 
 
@@ -80,8 +96,12 @@ def check_anomaly(usage: pl.DataFrame, threshold: float) -> Check:
     daily = complete_daily_spend(usage)
     recent, baseline = daily.tail(RECENT_DAYS), daily.head(max(daily.height - RECENT_DAYS, 0)).tail(BASELINE_DAYS)
     if recent.height < RECENT_DAYS or baseline.height < MIN_BASELINE_DAYS:
-        return Check("anomaly", False, f"only {daily.height} complete day(s) of eligible usage; the anomaly gate needs "
-                     f"{RECENT_DAYS + MIN_BASELINE_DAYS}: wait for more CUR history before buying")
+        return Check(
+            "anomaly",
+            False,
+            f"only {daily.height} complete day(s) of eligible usage; the anomaly gate needs "
+            f"{RECENT_DAYS + MIN_BASELINE_DAYS}: wait for more CUR history before buying",
+        )
     median = float(baseline["spend"].median())
     if median <= 0:
         return Check("anomaly", False, "baseline eligible spend is zero: nothing steady to commit against")
@@ -92,7 +112,11 @@ def check_anomaly(usage: pl.DataFrame, threshold: float) -> Check:
             worst_day, worst_change = day, change
     if abs(worst_change) > threshold:
         kind = "spike" if worst_change > 0 else "drop"
-        return Check("anomaly", False, f"eligible spend {kind} on {worst_day}: {worst_change:+.0%} vs the "
-                     f"{baseline.height}-day median ${median:,.2f}/day (guardrails.anomaly_threshold={threshold:.0%}); "
-                     "wait until spend settles and analyze again, or raise the threshold if the change is planned")
+        return Check(
+            "anomaly",
+            False,
+            f"eligible spend {kind} on {worst_day}: {worst_change:+.0%} vs the "
+            f"{baseline.height}-day median ${median:,.2f}/day (guardrails.anomaly_threshold={threshold:.0%}); "
+            "wait until spend settles and analyze again, or raise the threshold if the change is planned",
+        )
     return Check("anomaly", True, f"recent days within {abs(worst_change):.0%} of the baseline median")

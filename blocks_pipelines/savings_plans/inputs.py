@@ -31,12 +31,14 @@ def load_usage(tenant_id: str) -> pl.DataFrame:
     if mart is None:
         raise FileNotFoundError(
             f"{mart_uri(get_settings().lake_uri, ELIGIBLE_MART, tenant_id)} does not exist: build the dbt models "
-            f"for tenant {tenant_id} first (`blocks materialize`)")
+            f"for tenant {tenant_id} first (`blocks materialize`)"
+        )
     return usage_from_mart(mart)
 
 
 def held_commitments(store: StateStore, tenant_id: str, now: datetime) -> list[Commitment]:
-    held = existing_commitments(read_mart(POSITION_MART, tenant_id), store.list_purchases(tenant_id), now,
-                                store.list_ledger_plans(tenant_id))
+    held = existing_commitments(
+        read_mart(POSITION_MART, tenant_id), store.list_purchases(tenant_id), now, store.list_ledger_plans(tenant_id)
+    )
     undone = undone_plans(store, tenant_id)  # returned or cancelled: the CUR may still show their first hours
     return [c for c in held if c.arn not in undone]

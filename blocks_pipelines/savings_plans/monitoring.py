@@ -58,9 +58,11 @@ class MonitoringReport:
         floor = self.utilization_band.p10 if self.utilization_band else UTILIZATION_FLOOR
         source = "the analysis' P10 band" if self.utilization_band else "the default floor"
         ok = self.utilization_after + 1e-9 >= floor
-        return ok, (f"utilization {self.utilization_after:.1%} over {self.hours_after} h "
-                    f"{'>=' if ok else 'is below'} {floor:.1%} ({source})"
-                    + ("" if ok else "; usage fell under the commitment: review the tenant before buying more"))
+        return ok, (
+            f"utilization {self.utilization_after:.1%} over {self.hours_after} h "
+            f"{'>=' if ok else 'is below'} {floor:.1%} ({source})"
+            + ("" if ok else "; usage fell under the commitment: review the tenant before buying more")
+        )
 
     @property
     def coverage_ok(self) -> tuple[bool, str]:
@@ -68,15 +70,19 @@ class MonitoringReport:
             return True, f"no CUR hours since {self.since.isoformat()} yet: nothing to judge"
         floors = []
         if self.coverage_before is not None:
-            floors.append((self.coverage_before - COVERAGE_TOLERANCE, f"the 7 days before ({self.coverage_before:.1%})"))
+            floors.append(
+                (self.coverage_before - COVERAGE_TOLERANCE, f"the 7 days before ({self.coverage_before:.1%})")
+            )
         if self.coverage_band is not None:
             floors.append((self.coverage_band.p10, f"the analysis' P10 band ({self.coverage_band.p10:.1%})"))
         if not floors:
             return True, f"coverage {self.coverage_after:.1%}; no baseline to compare with"
         floor, what = max(floors)
         ok = self.coverage_after + 1e-9 >= floor
-        return ok, (f"coverage {self.coverage_after:.1%} {'holds against' if ok else 'dipped below'} {what}"
-                    + ("" if ok else "; eligible usage moved off covered services or a plan expired"))
+        return ok, (
+            f"coverage {self.coverage_after:.1%} {'holds against' if ok else 'dipped below'} {what}"
+            + ("" if ok else "; eligible usage moved off covered services or a plan expired")
+        )
 
 
 def _ratio(rows: pl.DataFrame, num: str, den: str) -> float | None:
@@ -87,7 +93,8 @@ def _ratio(rows: pl.DataFrame, num: str, den: str) -> float | None:
 def monitor(position: pl.DataFrame, since: datetime, expected: dict[str, Any]) -> MonitoringReport:
     """`position`: sp_position_hourly rows; `since`: when the newest purchased plan started."""
     total = position.filter(pl.col("savings_plan_arn") == "TOTAL").with_columns(
-        pl.col("usage_hour").cast(pl.Datetime("us", "UTC")))
+        pl.col("usage_hour").cast(pl.Datetime("us", "UTC"))
+    )
     after = total.filter(pl.col("usage_hour") >= since)
     before = total.filter(pl.col("usage_hour").is_between(since - BASELINE, since, closed="left"))
     return MonitoringReport(

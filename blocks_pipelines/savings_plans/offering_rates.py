@@ -87,10 +87,13 @@ def usage_mix(spend_hourly: pl.DataFrame, now: datetime, days: int = MIX_DAYS) -
     since = now - timedelta(days=days)
     rows = (
         spend_hourly.with_columns(pl.col("usage_hour").cast(pl.Datetime("us", "UTC")))
-        .filter(pl.col("usage_hour") >= since, pl.col("usage_hour") < now,
-                pl.col("line_item_type").is_in(["Usage", "SavingsPlanCoveredUsage", "DiscountedUsage"]),
-                pl.col("service").is_in(["AmazonEC2", "AmazonECS", "AmazonEKS", "AWSLambda"]),
-                ~pl.col("usage_type").str.contains("SpotUsage"))
+        .filter(
+            pl.col("usage_hour") >= since,
+            pl.col("usage_hour") < now,
+            pl.col("line_item_type").is_in(["Usage", "SavingsPlanCoveredUsage", "DiscountedUsage"]),
+            pl.col("service").is_in(["AmazonEC2", "AmazonECS", "AmazonEKS", "AWSLambda"]),
+            ~pl.col("usage_type").str.contains("SpotUsage"),
+        )
         .group_by("region", "usage_type")
         .agg(pl.col("public_on_demand_cost").sum(), pl.col("usage_amount").sum())
         .filter(pl.col("public_on_demand_cost") > 0, pl.col("usage_amount") > 0)
@@ -181,8 +184,14 @@ def cached_lookup(client: Any, cache: RateCache, now: datetime | None = None) ->
     return lookup
 
 
-def quote(mix: Iterable[MixItem], lookup: RateLookup | None, term_years: int, payment_option: str,
-          typical_ratio: float, unavailable: str = "") -> RateQuote:
+def quote(
+    mix: Iterable[MixItem],
+    lookup: RateLookup | None,
+    term_years: int,
+    payment_option: str,
+    typical_ratio: float,
+    unavailable: str = "",
+) -> RateQuote:
     """The offering's SP rate / on-demand rate over the mix; the typical ratio for whatever has no real rate."""
     validate_offering(term_years, payment_option)
     items = list(mix)
@@ -190,8 +199,14 @@ def quote(mix: Iterable[MixItem], lookup: RateLookup | None, term_years: int, pa
     label = f"{term_years}-year {payment_option.replace('_', ' ')}"
     if lookup is None or total <= 0:
         why = unavailable or ("no eligible usage to price" if total <= 0 else "no rate lookup configured")
-        return RateQuote(typical_ratio, "typical", 0.0, term_years, payment_option,
-                         f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): {why}")
+        return RateQuote(
+            typical_ratio,
+            "typical",
+            0.0,
+            term_years,
+            payment_option,
+            f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): {why}",
+        )
     expected = 1.0 - TYPICAL_DISCOUNT[(term_years, payment_option)]
     priced = weighted = 0.0
     failures: list[str] = []
@@ -213,14 +228,28 @@ def quote(mix: Iterable[MixItem], lookup: RateLookup | None, term_years: int, pa
     ratio = weighted / total
     if share == 0.0:
         why = "; ".join(failures) or "the API returned no rate for the tenant's usage types"
-        return RateQuote(typical_ratio, "typical", 0.0, term_years, payment_option,
-                         f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): {why}")
+        return RateQuote(
+            typical_ratio,
+            "typical",
+            0.0,
+            term_years,
+            payment_option,
+            f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): {why}",
+        )
     if share < MIN_PRICED_SHARE:
-        return RateQuote(typical_ratio, "typical", round(share, 4), term_years, payment_option,
-                         f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): only "
-                         f"{100 * share:.0f}% of eligible on-demand spend had a real rate")
-    note = (f"DescribeSavingsPlansOfferingRates for {label}: {100 * (1 - ratio):.1f}% off over the last {MIX_DAYS} "
-            f"days' mix, {100 * share:.0f}% of eligible on-demand spend priced at real rates"
-            + (f", the rest at the typical {100 * (1 - typical_ratio):.0f}%" if share < 1.0 else "")
-            + (f" (lookup failed for {', '.join(failures)})" if failures else ""))
+        return RateQuote(
+            typical_ratio,
+            "typical",
+            round(share, 4),
+            term_years,
+            payment_option,
+            f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): only "
+            f"{100 * share:.0f}% of eligible on-demand spend had a real rate",
+        )
+    note = (
+        f"DescribeSavingsPlansOfferingRates for {label}: {100 * (1 - ratio):.1f}% off over the last {MIX_DAYS} "
+        f"days' mix, {100 * share:.0f}% of eligible on-demand spend priced at real rates"
+        + (f", the rest at the typical {100 * (1 - typical_ratio):.0f}%" if share < 1.0 else "")
+        + (f" (lookup failed for {', '.join(failures)})" if failures else "")
+    )
     return RateQuote(round(ratio, 6), "offering_rates", round(share, 4), term_years, payment_option, note)

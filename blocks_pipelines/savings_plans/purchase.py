@@ -29,8 +29,18 @@ from blocks_pipelines.state.store import StateStore, proposal_target
 from blocks_pipelines.tenants.config import TenantConfig
 
 ACTOR = "sp_purchases"
-Outcome = Literal["purchased", "already_purchased", "in_progress", "blocked", "expired", "not_approved", "closed",
-                  "returned", "cancelled", "already_done"]
+Outcome = Literal[
+    "purchased",
+    "already_purchased",
+    "in_progress",
+    "blocked",
+    "expired",
+    "not_approved",
+    "closed",
+    "returned",
+    "cancelled",
+    "already_done",
+]
 
 
 @dataclass(frozen=True)
@@ -48,8 +58,14 @@ def purchaser_for(tenant: TenantConfig, store: StateStore, settings: Settings | 
     return AwsPurchaser(tenant, store) if s.is_production else LedgerPurchaser(tenant, store)
 
 
-def run_guardrails(tenant: TenantConfig, proposal: Proposal, store: StateStore, usage: pl.DataFrame,
-                   existing: list[Commitment], now: datetime) -> list[Check]:
+def run_guardrails(
+    tenant: TenantConfig,
+    proposal: Proposal,
+    store: StateStore,
+    usage: pl.DataFrame,
+    existing: list[Commitment],
+    now: datetime,
+) -> list[Check]:
     starts_at = proposal.expected.get("starts_at")
     # a queued renewal joins the plans held when it starts: the one it renews has ended by then
     at = datetime.fromisoformat(starts_at) if starts_at else now
@@ -70,8 +86,15 @@ def _advance_to_purchased(store: StateStore, proposal_id: str, reason: str) -> P
         return store.get_proposal(proposal_id)
 
 
-def execute_purchase(store: StateStore, tenant: TenantConfig, proposal_id: str, purchaser: Purchaser,
-                     usage: pl.DataFrame, existing: list[Commitment], now: datetime | None = None) -> PurchaseResult:
+def execute_purchase(
+    store: StateStore,
+    tenant: TenantConfig,
+    proposal_id: str,
+    purchaser: Purchaser,
+    usage: pl.DataFrame,
+    existing: list[Commitment],
+    now: datetime | None = None,
+) -> PurchaseResult:
     """Buy `proposal_id` once. `usage` is the current eligible usage (analyzer format) and `existing` the plans held
     now; both are re-read by the caller at purchase time so staleness, anomaly and cap see today's data."""
     now = now or utcnow()
@@ -84,22 +107,37 @@ def execute_purchase(store: StateStore, tenant: TenantConfig, proposal_id: str, 
         # a retry after a crash between the purchase and the status change finishes the bookkeeping only
         if proposal.status is ProposalStatus.approved:
             proposal = _advance_to_purchased(store, proposal_id, f"savings plan {done.savings_plan_id}")
-        return PurchaseResult("already_purchased", proposal, f"already purchased as {done.savings_plan_id}",
-                              savings_plan_id=done.savings_plan_id)
+        return PurchaseResult(
+            "already_purchased",
+            proposal,
+            f"already purchased as {done.savings_plan_id}",
+            savings_plan_id=done.savings_plan_id,
+        )
     if proposal.status in TERMINAL or proposal.status in (ProposalStatus.purchased, ProposalStatus.monitoring):
-        return PurchaseResult("closed", proposal, f"proposal is {proposal.status.value}: "
-                              f"{proposal.status_reason or 'nothing to buy'}")
+        return PurchaseResult(
+            "closed", proposal, f"proposal is {proposal.status.value}: {proposal.status_reason or 'nothing to buy'}"
+        )
     if proposal.status is not ProposalStatus.approved:
         # not Blocked: launching a purchase by hand must not be a way to kill a proposal awaiting its decision
-        store.append_audit(ACTOR, "purchase.refused", proposal_target(proposal_id), "not_approved",
-                           {"status": proposal.status.value})
-        return PurchaseResult("not_approved", proposal, f"proposal is {proposal.status.value}; no purchase without "
-                              f"a recorded approval (`blocks sp approve {proposal_id} --approver NAME`)")
+        store.append_audit(
+            ACTOR, "purchase.refused", proposal_target(proposal_id), "not_approved", {"status": proposal.status.value}
+        )
+        return PurchaseResult(
+            "not_approved",
+            proposal,
+            f"proposal is {proposal.status.value}; no purchase without "
+            f"a recorded approval (`blocks sp approve {proposal_id} --approver NAME`)",
+        )
 
     checks = run_guardrails(tenant, proposal, store, usage, existing, now)
     failed = blocking(checks)
-    store.append_audit(ACTOR, "purchase.guardrails", proposal_target(proposal_id), "blocked" if failed else "passed",
-                       {c.name: {"passed": c.passed, "reason": c.reason} for c in checks})
+    store.append_audit(
+        ACTOR,
+        "purchase.guardrails",
+        proposal_target(proposal_id),
+        "blocked" if failed else "passed",
+        {c.name: {"passed": c.passed, "reason": c.reason} for c in checks},
+    )
     if failed:
         expired = [c for c in failed if c.name == "expiry"]
         status = ProposalStatus.expired if expired else ProposalStatus.blocked
@@ -113,25 +151,43 @@ def execute_purchase(store: StateStore, tenant: TenantConfig, proposal_id: str, 
     claim = store.claim_purchase(proposal_id, ACTOR)
     if claim is None:
         current = store.get_purchase(proposal_id)
-        return PurchaseResult("in_progress", store.get_proposal(proposal_id),
-                              f"another run holds the purchase ({current.state.value if current else '?'}); "
-                              "nothing bought here", checks)
+        return PurchaseResult(
+            "in_progress",
+            store.get_proposal(proposal_id),
+            f"another run holds the purchase ({current.state.value if current else '?'}); nothing bought here",
+            checks,
+        )
     # the rate the analyzer priced the new plan at; the observed mean when the analysis did not say
     rate = float(proposal.expected.get("sp_rate_ratio") or usage["sp_rate_ratio"].mean() or DEFAULT_RATE_RATIO)
     starts_at = proposal.expected.get("starts_at")
-    order = PurchaseOrder(proposal_id=proposal_id, tenant_id=tenant.id, hourly_commitment=proposal.hourly_commitment,
-                          term_years=proposal.term_years, payment_option=proposal.payment_option, rate_ratio=rate,
-                          purchase_time=datetime.fromisoformat(starts_at) if starts_at else None)
+    order = PurchaseOrder(
+        proposal_id=proposal_id,
+        tenant_id=tenant.id,
+        hourly_commitment=proposal.hourly_commitment,
+        term_years=proposal.term_years,
+        payment_option=proposal.payment_option,
+        rate_ratio=rate,
+        purchase_time=datetime.fromisoformat(starts_at) if starts_at else None,
+    )
     try:
         receipt = purchaser.buy(order)
     except Exception as exc:
         store.fail_purchase(claim, ACTOR, f"{type(exc).__name__}: {exc}")
         raise
-    store.complete_purchase(claim, ACTOR, savings_plan_id=receipt.savings_plan_id,
-                            savings_plan_arn=receipt.savings_plan_arn, hourly_commitment=proposal.hourly_commitment,
-                            purchaser=receipt.purchaser,
-                            details={**receipt.details, "start": receipt.start.isoformat(),
-                                     "term_years": proposal.term_years})
+    store.complete_purchase(
+        claim,
+        ACTOR,
+        savings_plan_id=receipt.savings_plan_id,
+        savings_plan_arn=receipt.savings_plan_arn,
+        hourly_commitment=proposal.hourly_commitment,
+        purchaser=receipt.purchaser,
+        details={**receipt.details, "start": receipt.start.isoformat(), "term_years": proposal.term_years},
+    )
     proposal = _advance_to_purchased(store, proposal_id, f"{receipt.purchaser} savings plan {receipt.savings_plan_id}")
-    return PurchaseResult("purchased", proposal, f"bought ${proposal.hourly_commitment:.3f}/h as "
-                          f"{receipt.savings_plan_id} ({receipt.purchaser})", checks, receipt.savings_plan_id)
+    return PurchaseResult(
+        "purchased",
+        proposal,
+        f"bought ${proposal.hourly_commitment:.3f}/h as {receipt.savings_plan_id} ({receipt.purchaser})",
+        checks,
+        receipt.savings_plan_id,
+    )

@@ -43,14 +43,18 @@ class PurchaseTerms:
 
     def summary(self) -> str:
         """One sentence: what will be bought and what it is expected to save."""
-        savings = ("expected savings not stated by the analysis" if self.expected_monthly_savings is None else
-                   f"expected savings ${self.expected_monthly_savings:,.2f}/month"
-                   + (f" (${self.expected_term_savings:,.2f} over the term)"
-                      if self.expected_term_savings is not None else ""))
+        savings = (
+            "expected savings not stated by the analysis"
+            if self.expected_monthly_savings is None
+            else f"expected savings ${self.expected_monthly_savings:,.2f}/month"
+            + (f" (${self.expected_term_savings:,.2f} over the term)" if self.expected_term_savings is not None else "")
+        )
         upfront = f", ${self.upfront_payment:,.2f} of it upfront" if self.upfront_payment else ""
-        return (f"a Compute Savings Plan of ${self.hourly_commitment:,.3f}/hour for {self.term_years} "
-                f"year{'s' if self.term_years > 1 else ''}, {PAYMENT_LABEL[self.payment_option]}: "
-                f"${self.total_commitment:,.2f} committed over the term{upfront}; {savings}")
+        return (
+            f"a Compute Savings Plan of ${self.hourly_commitment:,.3f}/hour for {self.term_years} "
+            f"year{'s' if self.term_years > 1 else ''}, {PAYMENT_LABEL[self.payment_option]}: "
+            f"${self.total_commitment:,.2f} committed over the term{upfront}; {savings}"
+        )
 
     def metadata(self) -> dict[str, float | int | str | None]:
         """Flat, unit-suffixed fields for Dagster metadata and JSON (`_usd`, `_usd_per_hour`, `_usd_per_month`)."""
@@ -73,8 +77,10 @@ def _number(expected: dict, name: str) -> float | None:
 
 def purchase_terms(proposal: Proposal) -> PurchaseTerms:
     return PurchaseTerms(
-        proposal_id=proposal.proposal_id, hourly_commitment=proposal.hourly_commitment,
-        term_years=proposal.term_years, payment_option=proposal.payment_option,
+        proposal_id=proposal.proposal_id,
+        hourly_commitment=proposal.hourly_commitment,
+        term_years=proposal.term_years,
+        payment_option=proposal.payment_option,
         expected_monthly_savings=_number(proposal.expected, "expected_monthly_savings"),
         expected_term_savings=_number(proposal.expected, "expected_savings"),
     )

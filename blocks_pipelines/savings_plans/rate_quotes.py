@@ -39,14 +39,28 @@ def observed_ratio(usage: pl.DataFrame) -> float:
     return float(recent.median() or DEFAULT_RATE_RATIO)
 
 
-def tenant_rate_quote(tenant_id: str, usage: pl.DataFrame, term_years: int, payment_option: str, now: datetime,
-                      *, client: Any | None = None, settings: Settings | None = None) -> RateQuote:
+def tenant_rate_quote(
+    tenant_id: str,
+    usage: pl.DataFrame,
+    term_years: int,
+    payment_option: str,
+    now: datetime,
+    *,
+    client: Any | None = None,
+    settings: Settings | None = None,
+) -> RateQuote:
     s = settings or get_settings()
     typical = ratio_for_offering(observed_ratio(usage), term_years, payment_option)
     spend = read_mart(SPEND_MART, tenant_id)
     mix = usage_mix(spend, now) if spend is not None else []
     if client is None and not rates_enabled(s):
-        return quote(mix, None, term_years, payment_option, typical,
-                     unavailable="real rates are fetched in production (BLOCKS_SP_OFFERING_RATES=1 enables them here)")
+        return quote(
+            mix,
+            None,
+            term_years,
+            payment_option,
+            typical,
+            unavailable="real rates are fetched in production (BLOCKS_SP_OFFERING_RATES=1 enables them here)",
+        )
     client = client or boto3.client("savingsplans", region_name=SAVINGS_PLANS_REGION)
     return quote(mix, cached_lookup(client, rate_cache(s), now), term_years, payment_option, typical)

@@ -16,9 +16,10 @@ renewed; a plan seen only in the CUR is listed with its assumed end, since it co
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 
@@ -45,13 +46,19 @@ class ExpiringPlan:
     end_known: bool  # bought by Blocks (start and term recorded); else first seen in the CUR + the shortest term
 
     def as_metadata(self) -> dict[str, Any]:
-        return {"savings_plan_arn": self.arn, "hourly_commitment": self.hourly_commitment,
-                "ends_at": self.end.isoformat(), "days_left": round(self.days_left, 1),
-                "within_days": self.within_days, "end_known": self.end_known}
+        return {
+            "savings_plan_arn": self.arn,
+            "hourly_commitment": self.hourly_commitment,
+            "ends_at": self.end.isoformat(),
+            "days_left": round(self.days_left, 1),
+            "within_days": self.within_days,
+            "end_known": self.end_known,
+        }
 
 
-def expiring_plans(held: list[Commitment], now: datetime,
-                   horizons: tuple[int, ...] = EXPIRY_HORIZONS_DAYS) -> list[ExpiringPlan]:
+def expiring_plans(
+    held: list[Commitment], now: datetime, horizons: tuple[int, ...] = EXPIRY_HORIZONS_DAYS
+) -> list[ExpiringPlan]:
     out = []
     for c in sorted(held, key=lambda c: c.end):
         if c.start is not None and c.start > now:
@@ -72,8 +79,15 @@ def open_renewals(store: StateStore, tenant_id: str) -> dict[str, Proposal]:
     return {arn: p for p in store.list_proposals(tenant_id, OPEN) if (arn := _renewal_of(p))}
 
 
-def propose_renewals(store: StateStore, tenant: TenantConfig, usage: pl.DataFrame, held: list[Commitment],
-                     now: datetime, analyze: Callable[..., Any], **analyzer_kwargs: Any) -> list[Proposal]:
+def propose_renewals(
+    store: StateStore,
+    tenant: TenantConfig,
+    usage: pl.DataFrame,
+    held: list[Commitment],
+    now: datetime,
+    analyze: Callable[..., Any],
+    **analyzer_kwargs: Any,
+) -> list[Proposal]:
     """One queued replacement proposal per plan ending within RENEW_WITHIN_DAYS (none twice for the same plan)."""
     g = tenant.guardrails
     already = open_renewals(store, tenant.id)
@@ -92,29 +106,55 @@ def propose_renewals(store: StateStore, tenant: TenantConfig, usage: pl.DataFram
                 start = datetime.fromisoformat(prior.expected["starts_at"])
                 existing.append((prior.hourly_commitment, start + timedelta(days=365 * prior.term_years), start))
             continue
-        rec = analyze(usage, existing_commitments=existing, term_years=g.term_years, payment_option=g.payment_option,
-                      max_hourly_commitment=g.max_hourly_commitment, start_at=plan.end, **analyzer_kwargs)
+        rec = analyze(
+            usage,
+            existing_commitments=existing,
+            term_years=g.term_years,
+            payment_option=g.payment_option,
+            max_hourly_commitment=g.max_hourly_commitment,
+            start_at=plan.end,
+            **analyzer_kwargs,
+        )
         hourly = float(rec.hourly_commitment)
         if hourly < MIN_COMMITMENT:
-            store.append_audit(ACTOR, "renewal.not_needed", f"{tenant.id}/savingsplan/{plan.arn}", "skipped",
-                               {"ends_at": plan.end.isoformat(), "rationale": rec.rationale})
+            store.append_audit(
+                ACTOR,
+                "renewal.not_needed",
+                f"{tenant.id}/savingsplan/{plan.arn}",
+                "skipped",
+                {"ends_at": plan.end.isoformat(), "rationale": rec.rationale},
+            )
             continue
         proposal = build_proposal(tenant, usage, rec, held, now)
         digest = hashlib.sha256(f"renew|{plan.arn}|{now.isoformat()}".encode()).hexdigest()[:8]
-        proposal = proposal.model_copy(update={
-            "proposal_id": f"{tenant.id}.{now:%Y%m%dT%H%M}.{digest}",
-            "expected": {**proposal.expected, "action": "renew", "renews": plan.arn,
-                         "renews_hourly_commitment": plan.hourly_commitment, "starts_at": plan.end.isoformat()},
-            "rationale": (f"Renewal of ${plan.hourly_commitment:,.3f}/h ending {plan.end:%Y-%m-%d %H:%M} UTC "
-                          f"({plan.days_left:.0f} days): a ${hourly:,.3f}/h plan queued to start that hour, so "
-                          f"coverage does not drop on the expiry day. {proposal.rationale}"),
-            # the queued purchase must be placed before the old plan ends
-            "expires_at": min(proposal.expires_at, plan.end),
-        })
+        proposal = proposal.model_copy(
+            update={
+                "proposal_id": f"{tenant.id}.{now:%Y%m%dT%H%M}.{digest}",
+                "expected": {
+                    **proposal.expected,
+                    "action": "renew",
+                    "renews": plan.arn,
+                    "renews_hourly_commitment": plan.hourly_commitment,
+                    "starts_at": plan.end.isoformat(),
+                },
+                "rationale": (
+                    f"Renewal of ${plan.hourly_commitment:,.3f}/h ending {plan.end:%Y-%m-%d %H:%M} UTC "
+                    f"({plan.days_left:.0f} days): a ${hourly:,.3f}/h plan queued to start that hour, so "
+                    f"coverage does not drop on the expiry day. {proposal.rationale}"
+                ),
+                # the queued purchase must be placed before the old plan ends
+                "expires_at": min(proposal.expires_at, plan.end),
+            }
+        )
         store.create_proposal(proposal, actor=ACTOR)
         created.append(store.transition_proposal(proposal.proposal_id, ProposalStatus.pending_approval, ACTOR))
-        store.append_audit(ACTOR, "renewal.propose", proposal_target(proposal.proposal_id), "pending",
-                           {"renews": plan.arn, "hourly_commitment": hourly, "starts_at": plan.end.isoformat()})
+        store.append_audit(
+            ACTOR,
+            "renewal.propose",
+            proposal_target(proposal.proposal_id),
+            "pending",
+            {"renews": plan.arn, "hourly_commitment": hourly, "starts_at": plan.end.isoformat()},
+        )
         existing.append((hourly, plan.end + timedelta(days=365 * g.term_years), plan.end))
     return created
 
@@ -131,15 +171,23 @@ def queued_renewals(store: StateStore, tenant_id: str, now: datetime) -> list[tu
     return out
 
 
-def lifecycle_step(store: StateStore, tenant: TenantConfig, usage: pl.DataFrame, held: list[Commitment],
-                   now: datetime, analyze: Callable[..., Any], **analyzer_kwargs: Any
-                   ) -> tuple[list[tuple], dict[str, Any]]:
+def lifecycle_step(
+    store: StateStore,
+    tenant: TenantConfig,
+    usage: pl.DataFrame,
+    held: list[Commitment],
+    now: datetime,
+    analyze: Callable[..., Any],
+    **analyzer_kwargs: Any,
+) -> tuple[list[tuple], dict[str, Any]]:
     """Before the ladder decides: renewals proposed for plans ending soon. Returns the ladder's existing
     commitments (held plans with their starts, plus renewals in play from their start) and the metadata that
     lists expiring plans and the renewal proposals."""
     renewals = propose_renewals(store, tenant, usage, held, now, analyze, **analyzer_kwargs)
     existing = [c.as_existing() for c in held] + queued_renewals(store, tenant.id, now)
     in_play = open_renewals(store, tenant.id)
-    expiring = [{**e.as_metadata(), "renewal_proposal": in_play[e.arn].proposal_id if e.arn in in_play else None}
-                for e in expiring_plans(held, now)]
+    expiring = [
+        {**e.as_metadata(), "renewal_proposal": in_play[e.arn].proposal_id if e.arn in in_play else None}
+        for e in expiring_plans(held, now)
+    ]
     return existing, {"expiring_plans": expiring, "renewal_proposals": [r.proposal_id for r in renewals]}

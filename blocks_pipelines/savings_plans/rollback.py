@@ -40,8 +40,9 @@ RETURN_DAYS = 7
 RETURNS_PER_YEAR = 10  # per management account and calendar year
 MIN_HOURS_OBSERVED = 24  # a day of CUR hours after the start before a plan is judged
 Action = Literal["return", "cancel_queued"]
-Outcome = Literal["returned", "cancelled", "already_done", "in_progress", "not_approved", "closed", "expired",
-                  "blocked"]
+Outcome = Literal[
+    "returned", "cancelled", "already_done", "in_progress", "not_approved", "closed", "expired", "blocked"
+]
 OPEN = (ProposalStatus.pending_approval, ProposalStatus.approved, ProposalStatus.returned)
 
 
@@ -91,8 +92,9 @@ class ReturnCandidate:
     hours_observed: int
 
 
-def return_candidates(position: pl.DataFrame, purchases: list[Purchase], proposals: dict[str, Proposal],
-                      now: datetime) -> list[ReturnCandidate]:
+def return_candidates(
+    position: pl.DataFrame, purchases: list[Purchase], proposals: dict[str, Proposal], now: datetime
+) -> list[ReturnCandidate]:
     """Plans still inside their return window whose portfolio utilization since they started is below the P10
     band of the analysis that bought them."""
     out = []
@@ -108,9 +110,19 @@ def return_candidates(position: pl.DataFrame, purchases: list[Purchase], proposa
         if band is None or report.utilization_after is None or report.hours_after < MIN_HOURS_OBSERVED:
             continue
         if report.utilization_after < band.p10:
-            out.append(ReturnCandidate(p.proposal_id, p.savings_plan_id, p.savings_plan_arn,
-                                       float(p.hourly_commitment or 0.0), start, deadline,
-                                       report.utilization_after, band.p10, report.hours_after))
+            out.append(
+                ReturnCandidate(
+                    p.proposal_id,
+                    p.savings_plan_id,
+                    p.savings_plan_arn,
+                    float(p.hourly_commitment or 0.0),
+                    start,
+                    deadline,
+                    report.utilization_after,
+                    band.p10,
+                    report.hours_after,
+                )
+            )
     return out
 
 
@@ -134,12 +146,16 @@ def _publish(store: StateStore, proposal: Proposal) -> Proposal:
 
 def returns_this_year(store: StateStore, tenant_id: str, now: datetime) -> int:
     done = [store.get_purchase(p.proposal_id) for p in store.list_proposals(tenant_id, [ProposalStatus.returned])]
-    return sum(1 for d in done if d and d.details.get("action") == "return" and d.completed_at
-               and d.completed_at.year == now.year)
+    return sum(
+        1
+        for d in done
+        if d and d.details.get("action") == "return" and d.completed_at and d.completed_at.year == now.year
+    )
 
 
-def propose_returns(store: StateStore, tenant: TenantConfig, position: pl.DataFrame | None,
-                    now: datetime | None = None) -> list[Proposal]:
+def propose_returns(
+    store: StateStore, tenant: TenantConfig, position: pl.DataFrame | None, now: datetime | None = None
+) -> list[Proposal]:
     """A `return` proposal awaiting approval for each new candidate (one per plan, ever)."""
     now = now or utcnow()
     if position is None or position.is_empty():
@@ -157,26 +173,44 @@ def propose_returns(store: StateStore, tenant: TenantConfig, position: pl.DataFr
             f"the usage it meets. AWS accepts the return until {c.returnable_until:%Y-%m-%d %H:%M} UTC (7 days "
             f"after purchase, within its calendar month); any upfront payment is refunded in full and the usage "
             f"it covered goes back to on-demand or other plans. Returns used this calendar year: {used} of "
-            f"{RETURNS_PER_YEAR}.")
+            f"{RETURNS_PER_YEAR}."
+        )
         proposal = Proposal(
-            proposal_id=_rollback_id(tenant.id, now, "return", c.savings_plan_id), tenant_id=tenant.id,
-            hourly_commitment=c.hourly_commitment, term_years=1, payment_option="no_upfront",
-            expected={"action": "return", "savings_plan_id": c.savings_plan_id, "savings_plan_arn": c.savings_plan_arn,
-                      "bought_by": c.bought_by, "utilization": round(c.utilization, 4),
-                      "utilization_p10": round(c.utilization_p10, 4), "hours_observed": c.hours_observed,
-                      "returnable_until": c.returnable_until.isoformat(), "returns_used_this_year": used},
-            rationale=rationale, data_fingerprint=hashlib.sha256(c.savings_plan_id.encode()).hexdigest()[:16],
-            created_at=now, expires_at=c.returnable_until,
+            proposal_id=_rollback_id(tenant.id, now, "return", c.savings_plan_id),
+            tenant_id=tenant.id,
+            hourly_commitment=c.hourly_commitment,
+            term_years=1,
+            payment_option="no_upfront",
+            expected={
+                "action": "return",
+                "savings_plan_id": c.savings_plan_id,
+                "savings_plan_arn": c.savings_plan_arn,
+                "bought_by": c.bought_by,
+                "utilization": round(c.utilization, 4),
+                "utilization_p10": round(c.utilization_p10, 4),
+                "hours_observed": c.hours_observed,
+                "returnable_until": c.returnable_until.isoformat(),
+                "returns_used_this_year": used,
+            },
+            rationale=rationale,
+            data_fingerprint=hashlib.sha256(c.savings_plan_id.encode()).hexdigest()[:16],
+            created_at=now,
+            expires_at=c.returnable_until,
         )
         created.append(_publish(store, proposal))
-        store.append_audit(ACTOR, "rollback.propose_return", proposal_target(proposal.proposal_id), "pending",
-                           {"savings_plan_id": c.savings_plan_id, "utilization": c.utilization,
-                            "p10": c.utilization_p10})
+        store.append_audit(
+            ACTOR,
+            "rollback.propose_return",
+            proposal_target(proposal.proposal_id),
+            "pending",
+            {"savings_plan_id": c.savings_plan_id, "utilization": c.utilization, "p10": c.utilization_p10},
+        )
     return created
 
 
-def propose_cancel_queued(store: StateStore, tenant: TenantConfig, purchase_proposal_id: str, requested_by: str,
-                          now: datetime | None = None) -> Proposal:
+def propose_cancel_queued(
+    store: StateStore, tenant: TenantConfig, purchase_proposal_id: str, requested_by: str, now: datetime | None = None
+) -> Proposal:
     """A `cancel_queued` proposal for a plan bought to start later; refused once the plan has started."""
     now = now or utcnow()
     purchase = store.get_purchase(purchase_proposal_id)
@@ -184,22 +218,33 @@ def propose_cancel_queued(store: StateStore, tenant: TenantConfig, purchase_prop
         raise ValueError(f"{purchase_proposal_id} bought no plan: nothing to cancel")
     start = _plan_start(purchase)
     if start is None or start <= now:
-        raise ValueError(f"plan {purchase.savings_plan_id} started at {start}; only a queued plan can be cancelled "
-                         "(a started plan can be returned within its return window)")
+        raise ValueError(
+            f"plan {purchase.savings_plan_id} started at {start}; only a queued plan can be cancelled "
+            "(a started plan can be returned within its return window)"
+        )
     existing = _open_rollback(store, tenant.id, "cancel_queued", purchase.savings_plan_id)
     if existing:
         return existing
     proposal = Proposal(
-        proposal_id=_rollback_id(tenant.id, now, "cancel_queued", purchase.savings_plan_id), tenant_id=tenant.id,
+        proposal_id=_rollback_id(tenant.id, now, "cancel_queued", purchase.savings_plan_id),
+        tenant_id=tenant.id,
         hourly_commitment=float(purchase.hourly_commitment or 0.0),
-        expected={"action": "cancel_queued", "savings_plan_id": purchase.savings_plan_id,
-                  "savings_plan_arn": purchase.savings_plan_arn, "bought_by": purchase_proposal_id,
-                  "starts_at": start.isoformat(), "requested_by": requested_by},
-        rationale=(f"Cancel queued plan {purchase.savings_plan_id} (${purchase.hourly_commitment or 0:,.3f}/h, "
-                   f"due to start {start:%Y-%m-%d %H:%M} UTC), requested by {requested_by}. Nothing is charged for a "
-                   "queued plan; once it starts only a return (7 days, same month) can undo it."),
+        expected={
+            "action": "cancel_queued",
+            "savings_plan_id": purchase.savings_plan_id,
+            "savings_plan_arn": purchase.savings_plan_arn,
+            "bought_by": purchase_proposal_id,
+            "starts_at": start.isoformat(),
+            "requested_by": requested_by,
+        },
+        rationale=(
+            f"Cancel queued plan {purchase.savings_plan_id} (${purchase.hourly_commitment or 0:,.3f}/h, "
+            f"due to start {start:%Y-%m-%d %H:%M} UTC), requested by {requested_by}. Nothing is charged for a "
+            "queued plan; once it starts only a return (7 days, same month) can undo it."
+        ),
         data_fingerprint=hashlib.sha256(purchase.savings_plan_id.encode()).hexdigest()[:16],
-        created_at=now, expires_at=start,
+        created_at=now,
+        expires_at=start,
     )
     return _publish(store, proposal)
 
@@ -219,8 +264,9 @@ def _close(store: StateStore, proposal_id: str, status: ProposalStatus, reason: 
         return store.get_proposal(proposal_id)
 
 
-def execute_rollback(store: StateStore, tenant: TenantConfig, proposal_id: str, undoer: PlanUndoer,
-                     now: datetime | None = None) -> RollbackResult:
+def execute_rollback(
+    store: StateStore, tenant: TenantConfig, proposal_id: str, undoer: PlanUndoer, now: datetime | None = None
+) -> RollbackResult:
     """Return or cancel the plan of an approved rollback proposal: one AWS call, however often this runs."""
     now = now or utcnow()
     proposal = store.get_proposal(proposal_id)
@@ -234,10 +280,12 @@ def execute_rollback(store: StateStore, tenant: TenantConfig, proposal_id: str, 
         return RollbackResult("already_done", proposal, f"plan {plan_id} already {done_word}", plan_id)
     if proposal.status is not ProposalStatus.approved:
         kind = "closed" if proposal.status not in (ProposalStatus.pending_approval,) else "not_approved"
-        store.append_audit(ACTOR, f"rollback.{action}.refused", proposal_target(proposal_id), kind,
-                           {"status": proposal.status.value})
-        return RollbackResult(kind, proposal, f"proposal is {proposal.status.value}: nothing is {done_word} "
-                              "without a recorded approval")
+        store.append_audit(
+            ACTOR, f"rollback.{action}.refused", proposal_target(proposal_id), kind, {"status": proposal.status.value}
+        )
+        return RollbackResult(
+            kind, proposal, f"proposal is {proposal.status.value}: nothing is {done_word} without a recorded approval"
+        )
     approval = check_approval(proposal, store.get_decision(proposal_id))
     if not approval.passed:
         return RollbackResult("not_approved", proposal, approval.reason)
@@ -255,8 +303,9 @@ def execute_rollback(store: StateStore, tenant: TenantConfig, proposal_id: str, 
 
     claim = store.claim_purchase(proposal_id, ACTOR)
     if claim is None:
-        return RollbackResult("in_progress", store.get_proposal(proposal_id),
-                              f"another run holds this {action}; nothing called here")
+        return RollbackResult(
+            "in_progress", store.get_proposal(proposal_id), f"another run holds this {action}; nothing called here"
+        )
     try:
         if action == "return":
             details = undoer.return_plan(plan_id, client_token=proposal_id)
@@ -264,16 +313,36 @@ def execute_rollback(store: StateStore, tenant: TenantConfig, proposal_id: str, 
             details = undoer.delete_queued(plan_id, client_token=proposal_id)
     except Exception as exc:
         store.fail_purchase(claim, ACTOR, f"{type(exc).__name__}: {exc}")
-        store.append_audit(ACTOR, f"rollback.{action}", proposal_target(proposal_id), "failed",
-                           {"savings_plan_id": plan_id, "error": str(exc)})
+        store.append_audit(
+            ACTOR,
+            f"rollback.{action}",
+            proposal_target(proposal_id),
+            "failed",
+            {"savings_plan_id": plan_id, "error": str(exc)},
+        )
         raise
     # the record holds no ARN, so nothing reading purchases counts it as a plan held
-    store.complete_purchase(claim, ACTOR, savings_plan_id=plan_id, savings_plan_arn=None, hourly_commitment=0.0,
-                            purchaser=undoer.name,
-                            details={"action": action, "savings_plan_arn": proposal.expected.get("savings_plan_arn"),
-                                     "hourly_commitment": proposal.hourly_commitment, **details})
-    store.append_audit(ACTOR, f"rollback.{action}", proposal_target(proposal_id), done_word,
-                       {"savings_plan_id": plan_id, "undoer": undoer.name, **details})
+    store.complete_purchase(
+        claim,
+        ACTOR,
+        savings_plan_id=plan_id,
+        savings_plan_arn=None,
+        hourly_commitment=0.0,
+        purchaser=undoer.name,
+        details={
+            "action": action,
+            "savings_plan_arn": proposal.expected.get("savings_plan_arn"),
+            "hourly_commitment": proposal.hourly_commitment,
+            **details,
+        },
+    )
+    store.append_audit(
+        ACTOR,
+        f"rollback.{action}",
+        proposal_target(proposal_id),
+        done_word,
+        {"savings_plan_id": plan_id, "undoer": undoer.name, **details},
+    )
     proposal = _close(store, proposal_id, ProposalStatus.returned, f"{done_word} {plan_id} via {undoer.name}")
     return RollbackResult(done_word, proposal, f"plan {plan_id} {done_word} ({undoer.name})", plan_id)
 

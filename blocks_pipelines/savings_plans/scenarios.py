@@ -122,8 +122,10 @@ def _family_level(family: str, rng: random.Random):
         return (lambda m: 1.0 + amp * math.sin(2 * math.pi * m / 12.0 + phase)), f"seasonal +-{100 * amp:.0f}%"
     if family == "quarterly":
         amp, period, phase = rng.uniform(0.2, 0.3), rng.uniform(80.0, 100.0), rng.uniform(0.0, 2 * math.pi)
-        return ((lambda m: 1.0 + amp * math.sin(2 * math.pi * m * DAYS_PER_MONTH / period + phase)),
-                f"quarterly +-{100 * amp:.0f}% every {period:.0f} days")
+        return (
+            (lambda m: 1.0 + amp * math.sin(2 * math.pi * m * DAYS_PER_MONTH / period + phase)),
+            f"quarterly +-{100 * amp:.0f}% every {period:.0f} days",
+        )
     if family == "drop_half":
         at, size = rng.uniform(1.0, 20.0), rng.uniform(0.45, 0.55)
         return (lambda m: size if m >= at else 1.0), f"permanent drop to x{size:.2f} at month {at:.1f}"
@@ -131,8 +133,9 @@ def _family_level(family: str, rng: random.Random):
         # flat history, then a straight-line decline: the relative rate accelerates as the level falls
         onset, floor = rng.uniform(-2.0, 8.0), rng.uniform(0.3, 0.5)
         rate = (1.0 - floor) / (24.0 - onset)
-        return ((lambda m: 1.0 if m < onset else max(floor, 1.0 - rate * (m - onset)))), (
-            f"linear decline from month {onset:.1f} to x{floor:.2f} at month 24")
+        return (lambda m: 1.0 if m < onset else max(floor, 1.0 - rate * (m - onset))), (
+            f"linear decline from month {onset:.1f} to x{floor:.2f} at month 24"
+        )
     if family == "churn":
         return (lambda m: 1.0), "steady base"
     if family == "weekly_cycles":

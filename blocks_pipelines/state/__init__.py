@@ -1,8 +1,8 @@
 """Durable state: SQLite locally, DynamoDB in production, one `StateStore` API over both.
 
-    from blocks_pipelines.state import get_state_store
-    store = get_state_store()
-    store.append_audit("alice", "recommendation.view", "acme_corp/recommendation/r1", "ok", {})
+from blocks_pipelines.state import get_state_store
+store = get_state_store()
+store.append_audit("alice", "recommendation.view", "acme_corp/recommendation/r1", "ok", {})
 """
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ def get_state_store(settings: Settings | None = None) -> StateStore:
 
 
 __all__ = [
-    "Approval", "AuditEvent", "ConflictError", "IllegalTransitionError", "NotFoundError", "Proposal",
-    "ProposalStatus", "Purchase", "PurchaseState", "StateError", "StateStore", "get_state_store",
+    "Approval",
+    "AuditEvent",
+    "ConflictError",
+    "IllegalTransitionError",
+    "NotFoundError",
+    "Proposal",
+    "ProposalStatus",
+    "Purchase",
+    "PurchaseState",
+    "StateError",
+    "StateStore",
+    "get_state_store",
 ]

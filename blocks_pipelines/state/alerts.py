@@ -10,8 +10,9 @@ Built on the backend's two conditional writes, so SQLite and DynamoDB give the s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from blocks_pipelines.state.alert_models import SEVERITY_RANK, Alert, AlertStatus, Detection
 from blocks_pipelines.state.records import ConflictError, NotFoundError, utcnow
@@ -43,9 +44,17 @@ class AlertRecords:
         fresh = Alert(**detection.model_dump(), alert_id=aid, tenant_id=tenant_id, detected_at=now, updated_at=now)
         for _ in range(CAS_RETRIES):
             if self.backend.put_new(ALERTS, tenant_id, aid, fresh.model_dump(mode="json")):
-                self.append_audit("detector", "alert.raise", _target(tenant_id, aid), "ok",
-                                  {"kind": detection.kind.value, "severity": detection.severity.value,
-                                   "impact_usd": round(detection.impact_usd, 2)})
+                self.append_audit(
+                    "detector",
+                    "alert.raise",
+                    _target(tenant_id, aid),
+                    "ok",
+                    {
+                        "kind": detection.kind.value,
+                        "severity": detection.severity.value,
+                        "impact_usd": round(detection.impact_usd, 2),
+                    },
+                )
                 return fresh, True
             rec = self.backend.get(ALERTS, tenant_id, aid)
             if rec is None:
@@ -54,10 +63,24 @@ class AlertRecords:
             if detection.last_seen < stored.last_seen or _same_figures(stored, detection):
                 return stored, False
             severity = max(stored.severity, detection.severity, key=SEVERITY_RANK.__getitem__)
-            updated = stored.model_copy(update={
-                **{k: getattr(detection, k) for k in ("last_seen", "expected", "actual", "impact_usd", "score",
-                                                       "top_usage_types", "message")},
-                "severity": severity, "updated_at": now})
+            updated = stored.model_copy(
+                update={
+                    **{
+                        k: getattr(detection, k)
+                        for k in (
+                            "last_seen",
+                            "expected",
+                            "actual",
+                            "impact_usd",
+                            "score",
+                            "top_usage_types",
+                            "message",
+                        )
+                    },
+                    "severity": severity,
+                    "updated_at": now,
+                }
+            )
             if self.backend.replace(ALERTS, tenant_id, aid, updated.model_dump(mode="json"), rec.version):
                 return updated, False
         raise ConflictError(f"alert {aid} of {tenant_id}: gave up after {CAS_RETRIES} concurrent updates")
@@ -74,8 +97,15 @@ class AlertRecords:
         alerts = [a for a in alerts if wanted is None or a.status in wanted]
         return sorted(alerts, key=lambda a: (a.last_seen, a.impact_usd), reverse=True)
 
-    def set_alert_status(self, tenant_id: str, alert_id: str, status: AlertStatus, actor: str, note: str = "",
-                         expected: AlertStatus | None = None) -> Alert:
+    def set_alert_status(
+        self,
+        tenant_id: str,
+        alert_id: str,
+        status: AlertStatus,
+        actor: str,
+        note: str = "",
+        expected: AlertStatus | None = None,
+    ) -> Alert:
         """Acknowledge, resolve or reopen. With `expected`, a compare-and-swap: ConflictError when the stored status
         is no longer the one the caller saw."""
         for _ in range(CAS_RETRIES):
@@ -88,25 +118,40 @@ class AlertRecords:
             if current.status is status and note == current.note:
                 return current
             now = utcnow()
-            updated = current.model_copy(update={"status": status, "status_by": actor, "status_at": now,
-                                                  "note": note, "updated_at": now})
+            updated = current.model_copy(
+                update={"status": status, "status_by": actor, "status_at": now, "note": note, "updated_at": now}
+            )
             if self.backend.replace(ALERTS, tenant_id, alert_id, updated.model_dump(mode="json"), rec.version):
-                self.append_audit(actor, f"alert.{status.value}", _target(tenant_id, alert_id), "ok",
-                                  {"from": current.status.value, "note": note})
+                self.append_audit(
+                    actor,
+                    f"alert.{status.value}",
+                    _target(tenant_id, alert_id),
+                    "ok",
+                    {"from": current.status.value, "note": note},
+                )
                 return updated
             if expected is not None:
                 raise ConflictError(f"alert {alert_id} changed meanwhile: reload and retry")
         raise ConflictError(f"alert {alert_id}: gave up after {CAS_RETRIES} concurrent updates")
 
     # ---- notifications ------------------------------------------------------------------------------------------
-    def claim_alert_notification(self, tenant_id: str, alert_id: str, channel: str,
-                                 now: datetime | None = None) -> dict[str, Any] | None:
+    def claim_alert_notification(
+        self, tenant_id: str, alert_id: str, channel: str, now: datetime | None = None
+    ) -> dict[str, Any] | None:
         """The right to send this alert on this channel, or None: sent already, another tick is sending, or the
         channel failed MAX_SEND_ROUNDS times (then the failure stays visible in list_alert_notifications)."""
         now = now or utcnow()
         sk = f"{alert_id}#{channel}"
-        claim = {"alert_id": alert_id, "channel": channel, "state": "sending", "rounds": 1, "attempts": 0,
-                 "claimed_at": now.isoformat(), "error": None, "sent_at": None}
+        claim = {
+            "alert_id": alert_id,
+            "channel": channel,
+            "state": "sending",
+            "rounds": 1,
+            "attempts": 0,
+            "claimed_at": now.isoformat(),
+            "error": None,
+            "sent_at": None,
+        }
         if self.backend.put_new(NOTIFICATIONS, tenant_id, sk, claim):
             return claim
         rec = self.backend.get(NOTIFICATIONS, tenant_id, sk)
@@ -120,18 +165,29 @@ class AlertRecords:
         taken = {**doc, "state": "sending", "rounds": doc["rounds"] + 1, "claimed_at": now.isoformat()}
         return taken if self.backend.replace(NOTIFICATIONS, tenant_id, sk, taken, rec.version) else None
 
-    def finish_alert_notification(self, tenant_id: str, claim: dict[str, Any], *, ok: bool, attempts: int,
-                                  error: str | None = None) -> dict[str, Any]:
+    def finish_alert_notification(
+        self, tenant_id: str, claim: dict[str, Any], *, ok: bool, attempts: int, error: str | None = None
+    ) -> dict[str, Any]:
         sk = f"{claim['alert_id']}#{claim['channel']}"
         rec = self.backend.get(NOTIFICATIONS, tenant_id, sk)
         if rec is None or rec.doc["claimed_at"] != claim["claimed_at"] or rec.doc["state"] != "sending":
             raise ConflictError(f"notification {sk}: the claim is no longer held")
-        done = {**rec.doc, "state": "sent" if ok else "failed", "attempts": rec.doc["attempts"] + attempts,
-                "error": error, "sent_at": utcnow().isoformat() if ok else None}
+        done = {
+            **rec.doc,
+            "state": "sent" if ok else "failed",
+            "attempts": rec.doc["attempts"] + attempts,
+            "error": error,
+            "sent_at": utcnow().isoformat() if ok else None,
+        }
         if not self.backend.replace(NOTIFICATIONS, tenant_id, sk, done, rec.version):
             raise ConflictError(f"notification {sk}: lost to a concurrent writer")
-        self.append_audit("notifier", f"alert.notify.{claim['channel']}", _target(tenant_id, claim["alert_id"]),
-                          done["state"], {"attempts": attempts, "error": error})
+        self.append_audit(
+            "notifier",
+            f"alert.notify.{claim['channel']}",
+            _target(tenant_id, claim["alert_id"]),
+            done["state"],
+            {"attempts": attempts, "error": error},
+        )
         return done
 
     def list_alert_notifications(self, tenant_id: str) -> list[dict[str, Any]]:
@@ -139,5 +195,8 @@ class AlertRecords:
 
 
 def _same_figures(stored: Alert, detection: Detection) -> bool:
-    return (stored.last_seen == detection.last_seen and stored.actual == detection.actual
-            and stored.impact_usd == detection.impact_usd)
+    return (
+        stored.last_seen == detection.last_seen
+        and stored.actual == detection.actual
+        and stored.impact_usd == detection.impact_usd
+    )

@@ -10,8 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-TABLES = ("audit", "recommendation_status", "connections", "proposals", "approvals", "purchases", "ledger",
-          "alerts", "alert_notifications")
+TABLES = (
+    "audit",
+    "recommendation_status",
+    "connections",
+    "proposals",
+    "approvals",
+    "purchases",
+    "ledger",
+    "alerts",
+    "alert_notifications",
+)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from blocks_pipelines.state.backend import TABLES, Versioned
 
+
 def _conditional_failed(exc: ClientError) -> bool:
     return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
 

@@ -11,8 +11,9 @@ Every rule that keeps money safe lives here, on top of two conditional writes:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -66,8 +67,9 @@ class StateStore(AlertRecords):
         return sorted(events, key=lambda e: e.at)
 
     # ---- recommendation statuses (user choices merged into the recommendations mart at read time) ---------------
-    def set_recommendation_status(self, tenant_id: str, recommendation_id: str, status: str, actor: str,
-                                  expected: str | None | object = ANY) -> None:
+    def set_recommendation_status(
+        self, tenant_id: str, recommendation_id: str, status: str, actor: str, expected: str | None | object = ANY
+    ) -> None:
         """Set a recommendation's status; last writer wins unless `expected` is given: the stored status the caller
         saw (None: none stored yet, the mart's default applied). Then the write is a compare-and-swap, atomic across
         processes, and ConflictError says another writer changed it since."""
@@ -84,13 +86,22 @@ class StateStore(AlertRecords):
             rec = self.backend.get(table, tenant_id, recommendation_id)
             stored = rec.doc["status"] if rec else None
             won = stored == expected and (
-                self.backend.put_new(table, tenant_id, recommendation_id, doc) if rec is None
-                else self.backend.replace(table, tenant_id, recommendation_id, doc, rec.version))
+                self.backend.put_new(table, tenant_id, recommendation_id, doc)
+                if rec is None
+                else self.backend.replace(table, tenant_id, recommendation_id, doc, rec.version)
+            )
             if not won:
-                raise ConflictError(f"recommendation {recommendation_id} of {tenant_id} changed meanwhile "
-                                    f"(stored status {stored!r}, expected {expected!r}): reload and retry")
-        self.append_audit(actor, "recommendation.set_status", f"{tenant_id}/recommendation/{recommendation_id}",
-                          "ok", {"status": status})
+                raise ConflictError(
+                    f"recommendation {recommendation_id} of {tenant_id} changed meanwhile "
+                    f"(stored status {stored!r}, expected {expected!r}): reload and retry"
+                )
+        self.append_audit(
+            actor,
+            "recommendation.set_status",
+            f"{tenant_id}/recommendation/{recommendation_id}",
+            "ok",
+            {"status": status},
+        )
 
     def get_recommendation_statuses(self, tenant_id: str) -> dict[str, str]:
         return {d["recommendation_id"]: d["status"] for d in self.backend.query("recommendation_status", tenant_id)}
@@ -99,8 +110,13 @@ class StateStore(AlertRecords):
     def put_connection(self, tenant_id: str, connection: Mapping[str, Any] | BaseModel, actor: str = "system") -> None:
         doc = _dump(connection) if isinstance(connection, BaseModel) else dict(connection)
         self.backend.upsert("connections", tenant_id, "aws", doc)
-        self.append_audit(actor, "connection.put", f"{tenant_id}/connection", "ok",
-                          {k: doc.get(k) for k in ("role_arn", "status", "scopes") if k in doc})
+        self.append_audit(
+            actor,
+            "connection.put",
+            f"{tenant_id}/connection",
+            "ok",
+            {k: doc.get(k) for k in ("role_arn", "status", "scopes") if k in doc},
+        )
 
     def get_connection(self, tenant_id: str) -> dict[str, Any] | None:
         rec = self.backend.get("connections", tenant_id, "aws")
@@ -109,7 +125,9 @@ class StateStore(AlertRecords):
     # ---- proposals -----------------------------------------------------------------------------------------------
     def create_proposal(self, proposal: Proposal, actor: str) -> Proposal:
         if proposal.status is not ProposalStatus.analyzing:
-            raise ValueError(f"proposal {proposal.proposal_id}: new proposals start in Analyzing, not {proposal.status.value}")
+            raise ValueError(
+                f"proposal {proposal.proposal_id}: new proposals start in Analyzing, not {proposal.status.value}"
+            )
         if tenant_of_proposal(proposal.proposal_id) != proposal.tenant_id:
             raise ValueError(f"proposal {proposal.proposal_id} does not belong to tenant {proposal.tenant_id}")
         proposal = proposal.model_copy(
@@ -117,8 +135,13 @@ class StateStore(AlertRecords):
         )
         if not self.backend.put_new("proposals", proposal.tenant_id, proposal.proposal_id, _dump(proposal)):
             raise ConflictError(f"proposal {proposal.proposal_id} already exists")
-        self.append_audit(actor, "proposal.create", proposal_target(proposal.proposal_id), "ok",
-                          {"hourly_commitment": proposal.hourly_commitment, "fingerprint": proposal.data_fingerprint})
+        self.append_audit(
+            actor,
+            "proposal.create",
+            proposal_target(proposal.proposal_id),
+            "ok",
+            {"hourly_commitment": proposal.hourly_commitment, "fingerprint": proposal.data_fingerprint},
+        )
         return proposal
 
     def get_proposal(self, proposal_id: str) -> Proposal:
@@ -146,18 +169,30 @@ class StateStore(AlertRecords):
             try:
                 check_transition(proposal_id, current.status, target)
             except Exception as exc:
-                self.append_audit(actor, f"proposal.{target.value}", proposal_target(proposal_id), "refused",
-                                  {"from": current.status.value, "reason": str(exc)})
+                self.append_audit(
+                    actor,
+                    f"proposal.{target.value}",
+                    proposal_target(proposal_id),
+                    "refused",
+                    {"from": current.status.value, "reason": str(exc)},
+                )
                 raise
             now = utcnow()
-            updated = current.model_copy(update={
-                "status": target,
-                "status_reason": reason,
-                "history": [*current.history, StatusChange(status=target, at=now, actor=actor, reason=reason)],
-            })
+            updated = current.model_copy(
+                update={
+                    "status": target,
+                    "status_reason": reason,
+                    "history": [*current.history, StatusChange(status=target, at=now, actor=actor, reason=reason)],
+                }
+            )
             if self.backend.replace("proposals", tenant_id, proposal_id, _dump(updated), rec.version):
-                self.append_audit(actor, f"proposal.{target.value}", proposal_target(proposal_id), "ok",
-                                  {"from": current.status.value, "reason": reason})
+                self.append_audit(
+                    actor,
+                    f"proposal.{target.value}",
+                    proposal_target(proposal_id),
+                    "ok",
+                    {"from": current.status.value, "reason": reason},
+                )
                 return updated
         raise ConflictError(f"proposal {proposal_id}: gave up after {CAS_RETRIES} concurrent updates")
 
@@ -168,10 +203,18 @@ class StateStore(AlertRecords):
         stored = approval if won else self.get_decision(approval.proposal_id)
         if stored is None:  # put_new refused because a decision exists, and decisions are never deleted
             raise ConflictError(f"proposal {approval.proposal_id}: decision vanished while recording")
-        self.append_audit(approval.approver, f"approval.{approval.decision}", proposal_target(approval.proposal_id),
-                          "recorded" if won else "duplicate_ignored",
-                          {"source": approval.source, "note": approval.note,
-                           "winning_decision": stored.decision, "winning_approver": stored.approver})
+        self.append_audit(
+            approval.approver,
+            f"approval.{approval.decision}",
+            proposal_target(approval.proposal_id),
+            "recorded" if won else "duplicate_ignored",
+            {
+                "source": approval.source,
+                "note": approval.note,
+                "winning_decision": stored.decision,
+                "winning_approver": stored.approver,
+            },
+        )
         return stored, won
 
     def get_decision(self, proposal_id: str) -> Approval | None:
@@ -184,8 +227,13 @@ class StateStore(AlertRecords):
         claim holds it. A failed attempt or a claim older than `lease` (its run crashed) can be taken over once."""
         tenant_id = tenant_of_proposal(proposal_id)
         now = utcnow()
-        fresh = Purchase(proposal_id=proposal_id, tenant_id=tenant_id, state=PurchaseState.claimed,
-                         claim_token=uuid.uuid4().hex, claimed_at=now)
+        fresh = Purchase(
+            proposal_id=proposal_id,
+            tenant_id=tenant_id,
+            state=PurchaseState.claimed,
+            claim_token=uuid.uuid4().hex,
+            claimed_at=now,
+        )
         target = proposal_target(proposal_id)
         if self.backend.put_new("purchases", tenant_id, proposal_id, _dump(fresh)):
             self.append_audit(claimant, "purchase.claim", target, "claimed", {"claim_token": fresh.claim_token})
@@ -196,18 +244,29 @@ class StateStore(AlertRecords):
         existing = Purchase.model_validate(rec.doc)
         stale = existing.state is PurchaseState.claimed and now - existing.claimed_at > lease
         if existing.state is PurchaseState.completed or (existing.state is PurchaseState.claimed and not stale):
-            self.append_audit(claimant, "purchase.claim", target, f"refused_{existing.state.value}",
-                              {"attempt": existing.attempt})
+            self.append_audit(
+                claimant, "purchase.claim", target, f"refused_{existing.state.value}", {"attempt": existing.attempt}
+            )
             return None
-        taken = existing.model_copy(update={
-            "state": PurchaseState.claimed, "claim_token": uuid.uuid4().hex, "attempt": existing.attempt + 1,
-            "claimed_at": now, "error": None,
-        })
+        taken = existing.model_copy(
+            update={
+                "state": PurchaseState.claimed,
+                "claim_token": uuid.uuid4().hex,
+                "attempt": existing.attempt + 1,
+                "claimed_at": now,
+                "error": None,
+            }
+        )
         if not self.backend.replace("purchases", tenant_id, proposal_id, _dump(taken), rec.version):
             self.append_audit(claimant, "purchase.claim", target, "refused_lost_race", {})
             return None
-        self.append_audit(claimant, "purchase.claim", target, "taken_over",
-                          {"attempt": taken.attempt, "previous_state": existing.state.value})
+        self.append_audit(
+            claimant,
+            "purchase.claim",
+            target,
+            "taken_over",
+            {"attempt": taken.attempt, "previous_state": existing.state.value},
+        )
         return taken
 
     def _finish_claim(self, claim: Purchase, actor: str, **changes: Any) -> Purchase:
@@ -218,15 +277,36 @@ class StateStore(AlertRecords):
         done = current.model_copy(update={"completed_at": utcnow(), **changes})
         if not self.backend.replace("purchases", claim.tenant_id, claim.proposal_id, _dump(done), rec.version):
             raise ConflictError(f"purchase {claim.proposal_id}: claim {claim.claim_token} lost to a concurrent writer")
-        self.append_audit(actor, "purchase.finish", proposal_target(claim.proposal_id), done.state.value,
-                          {"savings_plan_id": done.savings_plan_id, "error": done.error, "attempt": done.attempt})
+        self.append_audit(
+            actor,
+            "purchase.finish",
+            proposal_target(claim.proposal_id),
+            done.state.value,
+            {"savings_plan_id": done.savings_plan_id, "error": done.error, "attempt": done.attempt},
+        )
         return done
 
-    def complete_purchase(self, claim: Purchase, actor: str, *, savings_plan_id: str, savings_plan_arn: str | None,
-                          hourly_commitment: float, purchaser: str, details: Mapping[str, Any] | None = None) -> Purchase:
-        return self._finish_claim(claim, actor, state=PurchaseState.completed, savings_plan_id=savings_plan_id,
-                                  savings_plan_arn=savings_plan_arn, hourly_commitment=hourly_commitment,
-                                  purchaser=purchaser, details=dict(details or {}))
+    def complete_purchase(
+        self,
+        claim: Purchase,
+        actor: str,
+        *,
+        savings_plan_id: str,
+        savings_plan_arn: str | None,
+        hourly_commitment: float,
+        purchaser: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> Purchase:
+        return self._finish_claim(
+            claim,
+            actor,
+            state=PurchaseState.completed,
+            savings_plan_id=savings_plan_id,
+            savings_plan_arn=savings_plan_arn,
+            hourly_commitment=hourly_commitment,
+            purchaser=purchaser,
+            details=dict(details or {}),
+        )
 
     def fail_purchase(self, claim: Purchase, actor: str, error: str) -> Purchase:
         return self._finish_claim(claim, actor, state=PurchaseState.failed, error=error)

@@ -7,7 +7,7 @@ the registry is committed to git.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,7 +22,7 @@ class WebhookChannel(_Strict):
     url_env: str | None = Field(None, pattern=r"^[A-Z][A-Z0-9_]*$", description="environment variable holding the URL")
 
     @model_validator(mode="after")
-    def _one_url(self) -> "WebhookChannel":
+    def _one_url(self) -> WebhookChannel:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("give exactly one of url or url_env")
         return self
@@ -51,7 +51,7 @@ class FileChannel(_Strict):
     path: str = Field("alerts/{tenant}.jsonl", description="JSON lines; relative to BLOCKS_HOME; {tenant} expands")
 
 
-Channel = Annotated[Union[WebhookChannel, EmailChannel, SnsChannel, FileChannel], Field(discriminator="type")]
+Channel = Annotated[WebhookChannel | EmailChannel | SnsChannel | FileChannel, Field(discriminator="type")]
 
 
 def _default_channels() -> list[Channel]:
@@ -60,11 +60,15 @@ def _default_channels() -> list[Channel]:
 
 class AlertPolicy(_Strict):
     min_impact_usd: float = Field(
-        50.0, ge=0, description="a spend anomaly is raised only when actual - expected is at least this much a day")
+        50.0, ge=0, description="a spend anomaly is raised only when actual - expected is at least this much a day"
+    )
     sensitivity: float = Field(
-        5.0, gt=0, description="robust z-score (deviations from the weekday median, in MAD units) that is anomalous")
+        5.0, gt=0, description="robust z-score (deviations from the weekday median, in MAD units) that is anomalous"
+    )
     coverage_dip_points: float = Field(
-        10.0, gt=0, le=100, description="a day's SP coverage this many points under its 14-day median is a dip")
+        10.0, gt=0, le=100, description="a day's SP coverage this many points under its 14-day median is a dip"
+    )
     utilization_floor_pct: float = Field(
-        90.0, gt=0, le=100, description="a day's SP utilization under this (with commitment held) is a dip")
+        90.0, gt=0, le=100, description="a day's SP utilization under this (with commitment held) is a dip"
+    )
     channels: list[Channel] = Field(default_factory=_default_channels)

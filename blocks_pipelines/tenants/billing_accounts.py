@@ -20,25 +20,36 @@ _AZURE_PATH = "/providers/microsoft.billing/billingaccounts/"
 PATTERNS = {
     "aws": re.compile(r"^\d{12}$"),
     # an EA enrollment number has up to 10 digits: never an AWS account's 12, so the shapes stay apart
-    "azure": re.compile(rf"^(?:{_AZURE_PATH}[\w.:@-]+(?:/[\w.:@/-]+)?|{_GUID}(?::{_GUID}_\d{{4}}-\d{{2}}-\d{{2}})?"
-                        r"|\d{4,10})$", re.IGNORECASE),
+    "azure": re.compile(
+        rf"^(?:{_AZURE_PATH}[\w.:@-]+(?:/[\w.:@/-]+)?|{_GUID}(?::{_GUID}_\d{{4}}-\d{{2}}-\d{{2}})?"
+        r"|\d{4,10})$",
+        re.IGNORECASE,
+    ),
     "gcp": re.compile(r"^[0-9a-f]{6}-[0-9a-f]{6}-[0-9a-f]{6}$", re.IGNORECASE),
     "oci": re.compile(r"^ocid1\.tenancy\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$", re.IGNORECASE),
 }
 EXPECTED = {
     "aws": "12 digits",
     "azure": "/providers/Microsoft.Billing/billingAccounts/<id>, an EA enrollment number, a GUID, or "
-             "<guid>:<guid>_<yyyy-mm-dd>",
+    "<guid>:<guid>_<yyyy-mm-dd>",
     "gcp": "XXXXXX-XXXXXX-XXXXXX (three groups of six hex digits)",
     "oci": "a tenancy OCID, ocid1.tenancy.oc1..<unique id>",
 }
 LABELS = {
-    "aws": "AWS payer account", "azure": "Azure billing account", "gcp": "Google Cloud billing account",
-    "oci": "OCI tenancy", "other": "billing account",
+    "aws": "AWS payer account",
+    "azure": "Azure billing account",
+    "gcp": "Google Cloud billing account",
+    "oci": "OCI tenancy",
+    "other": "billing account",
 }
 # `blocks tenants add` / `add-account` options registering each provider's accounts
-CLI_FLAGS = {"aws": "--payer", "azure": "--azure-billing-account", "gcp": "--gcp-billing-account",
-             "oci": "--oci-tenancy", "other": "--other-billing-account"}
+CLI_FLAGS = {
+    "aws": "--payer",
+    "azure": "--azure-billing-account",
+    "gcp": "--gcp-billing-account",
+    "oci": "--oci-tenancy",
+    "other": "--other-billing-account",
+}
 
 
 def provider_family(name: str | None) -> str | None:
@@ -76,7 +87,7 @@ def account_key(provider: str, account_id: str) -> str:
     v = account_id.strip()
     if provider == "azure":
         low = v.lower()
-        return low[len(_AZURE_PATH):].split("/", 1)[0] if low.startswith(_AZURE_PATH) else low
+        return low[len(_AZURE_PATH) :].split("/", 1)[0] if low.startswith(_AZURE_PATH) else low
     if provider == "gcp":
         return v.upper()
     if provider == "oci":
@@ -96,5 +107,7 @@ def invalid_reason(provider: str, account_id: str) -> str | None:
     """Why an id cannot be registered for a provider (None when it can)."""
     if is_well_formed(provider, account_id):
         return None
-    return (f"{account_id!r} is not a {LABELS[provider]} id: expected {EXPECTED[provider]} "
-            f"(got {len(account_id)} characters)")
+    return (
+        f"{account_id!r} is not a {LABELS[provider]} id: expected {EXPECTED[provider]} "
+        f"(got {len(account_id)} characters)"
+    )

@@ -53,7 +53,7 @@ class Organization(_Strict):
     linked_accounts: list[LinkedAccount] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _accounts_live_in_known_ous(self) -> "Organization":
+    def _accounts_live_in_known_ous(self) -> Organization:
         known = set(self.organizational_units)
         ids = [a.account_id for a in self.linked_accounts]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -79,7 +79,7 @@ class Connection(_Strict):
     status: Literal["pending", "connected", "failed"] = "pending"
 
     @model_validator(mode="after")
-    def _purchase_needs_role(self) -> "Connection":
+    def _purchase_needs_role(self) -> Connection:
         if "purchase" in self.scopes and not self.purchase_role_arn:
             raise ValueError("scope 'purchase' needs purchase_role_arn (the separate Savings Plans purchase role)")
         return self
@@ -100,11 +100,13 @@ class CurSource(_Strict):
     region: str = "us-east-1"
     athena: AthenaCatalog | None = None
     event_notifications: bool = Field(
-        False, description="the bucket sends s3:ObjectCreated events of its manifests to Blocks' delivery queue "
-                           "(docs/deploy.md): deliveries are picked up from the queue instead of polled")
+        False,
+        description="the bucket sends s3:ObjectCreated events of its manifests to Blocks' delivery queue "
+        "(docs/deploy.md): deliveries are picked up from the queue instead of polled",
+    )
 
     @model_validator(mode="after")
-    def _notifications_need_s3(self) -> "CurSource":
+    def _notifications_need_s3(self) -> CurSource:
         if self.event_notifications and not self.uri.startswith("s3://"):
             raise ValueError("event_notifications needs an s3:// uri (a local folder sends no S3 events)")
         return self
@@ -271,14 +273,14 @@ def resolve_source_uri(source: CurSource, home: Path) -> str:
 # Tenants whose definitions this process built, by id (the last build of an id wins). Dagster's shared compute
 # functions resolve their tenant here, so a TenantConfig that is not in the registry (tests build some) works as a
 # closure would; any other id is read from the registry.
-_BOUND: dict[str, "TenantConfig"] = {}
+_BOUND: dict[str, TenantConfig] = {}
 
 
-def bind_tenant(tenant: "TenantConfig") -> None:
+def bind_tenant(tenant: TenantConfig) -> None:
     _BOUND[tenant.id] = tenant
 
 
-def resolve_tenant(tenant: "TenantConfig | str", tenants_dir: Path | None = None) -> TenantConfig:
+def resolve_tenant(tenant: TenantConfig | str, tenants_dir: Path | None = None) -> TenantConfig:
     """The one way to find a tenant: a TenantConfig as given; by id, the one this process's definitions were built
     with, else the registry's (default: the configured assets folder, re-read so a tenant just added is found)."""
     if isinstance(tenant, TenantConfig):

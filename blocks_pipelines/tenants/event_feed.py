@@ -37,9 +37,14 @@ class AssetEvent:
         return cls(record.storage_id, tenant_id, name, event.partition, dict(event.metadata))
 
 
-def asset_events_after(instance: dg.DagsterInstance, event_type: dg.DagsterEventType, after: int | None,
-                       names: Collection[str], tenant_ids: Collection[str],
-                       limit: int = MAX_EVENTS_PER_TICK) -> tuple[list[AssetEvent], int | None]:
+def asset_events_after(
+    instance: dg.DagsterInstance,
+    event_type: dg.DagsterEventType,
+    after: int | None,
+    names: Collection[str],
+    tenant_ids: Collection[str],
+    limit: int = MAX_EVENTS_PER_TICK,
+) -> tuple[list[AssetEvent], int | None]:
     """Events of `event_type` after storage id `after` on keys [t, name] (t in tenant_ids, name in names), in order,
     and the storage id to resume from (the last event read, whatever its key)."""
     found: list[AssetEvent] = []
@@ -52,16 +57,18 @@ def asset_events_after(instance: dg.DagsterInstance, event_type: dg.DagsterEvent
     return found, last
 
 
-def _records(instance: dg.DagsterInstance, event_type: dg.DagsterEventType, after: int | None,
-             limit: int) -> Iterator[dg.EventLogRecord]:
+def _records(
+    instance: dg.DagsterInstance, event_type: dg.DagsterEventType, after: int | None, limit: int
+) -> Iterator[dg.EventLogRecord]:
     # The storage's own query: DagsterInstance.get_event_records is deprecated for asset events in favour of
     # fetch_materializations, which needs one asset key per call, the very cost this module removes.
     storage = instance.event_log_storage
     read = 0
     while read < limit:
         want = min(PAGE, limit - read)
-        page = storage.get_event_records(dg.EventRecordsFilter(event_type=event_type, after_cursor=after),
-                                         limit=want, ascending=True)
+        page = storage.get_event_records(
+            dg.EventRecordsFilter(event_type=event_type, after_cursor=after), limit=want, ascending=True
+        )
         yield from page
         read += len(page)
         if len(page) < want:

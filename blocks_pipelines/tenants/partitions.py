@@ -3,7 +3,7 @@ to list); a per-tenant graph with its own hourly partitions keeps each asset at 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import dagster as dg
 
@@ -15,7 +15,7 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hourly(start: str) -> dg.HourlyPartitionsDefinition:
     return dg.HourlyPartitionsDefinition(start_date=start, timezone="UTC", fmt=PARTITION_FMT)
 
@@ -24,7 +24,7 @@ def tenant_hourly_partitions(tenant: TenantConfig) -> dg.HourlyPartitionsDefinit
     return _hourly(tenant.history_start.strftime("%Y-%m-%d-00:00"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _daily(start: str) -> dg.DailyPartitionsDefinition:
     # end_offset=1: today's partial day is a partition too, so "current spend" includes today's delivered hours.
     return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1)

@@ -4,7 +4,7 @@ count and no tenant is starved (issue #16)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def rotation(tenant_ids: Sequence[str], after: str | None) -> list[str]:

@@ -10,7 +10,8 @@ partitions and description. The compute function is shared: it finds its tenant 
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 from dagster_shared.record import replace as dg_replace
@@ -18,6 +19,7 @@ from dagster_shared.record import replace as dg_replace
 from blocks_pipelines.tenants.config import TenantConfig, bind_tenant, resolve_tenant
 
 TEMPLATE_TENANT = "tenant_template"
+
 
 def template_key(name: str) -> dg.AssetKey:
     return dg.AssetKey([TEMPLATE_TENANT, name])
@@ -79,9 +81,11 @@ def copy_for_tenant(
         for spec in template.specs
     ]
     checks = {
-        name: dg_replace(spec, asset_key=_for_tenant(spec.asset_key, t),
-                         additional_deps=[d._replace(asset_key=_for_tenant(d.asset_key, t))
-                                          for d in spec.additional_deps])
+        name: dg_replace(
+            spec,
+            asset_key=_for_tenant(spec.asset_key, t),
+            additional_deps=[d._replace(asset_key=_for_tenant(d.asset_key, t)) for d in spec.additional_deps],
+        )
         for name, spec in template.node_check_specs_by_output_name.items()
     }
     attrs = template.get_attributes_dict()

@@ -20,8 +20,8 @@ from serving.api.negotiation import JSON, query_lists
 from serving.data import params as p
 from serving.data.anomalies import FILTERS, filter_alerts
 from serving.errors import ApiError, error_docs
-from serving.schemas import Reference, _Scoped
 from serving.refs import reference
+from serving.schemas import Reference, _Scoped
 
 router = APIRouter(tags=["anomalies"])
 MAX_ITEMS = 500
@@ -57,12 +57,15 @@ def _item(alert: Alert) -> Anomaly:
     return Anomaly(**alert.model_dump(), version=version_of(alert))
 
 
-@router.get("/api/anomalies", response_model=AnomaliesResponse,
-            summary="Spend anomalies, Savings Plans dips and late data: latest first",
-            description="Filters (each optional, repeatable where a list makes sense): status (default open and "
-                        "acknowledged), kind, min_severity, since (last seen on or after, YYYY-MM-DD), service, "
-                        "account.",
-            responses=error_docs(400, 401, 403, 503))
+@router.get(
+    "/api/anomalies",
+    response_model=AnomaliesResponse,
+    summary="Spend anomalies, Savings Plans dips and late data: latest first",
+    description="Filters (each optional, repeatable where a list makes sense): status (default open and "
+    "acknowledged), kind, min_severity, since (last seen on or after, YYYY-MM-DD), service, "
+    "account.",
+    responses=error_docs(400, 401, 403, 503),
+)
 async def list_anomalies(
     request: Request,
     scope: TenantScope = Depends(tenant_scope),
@@ -78,20 +81,27 @@ async def list_anomalies(
     p.reject_unknown(raw, FILTERS)
     alerts, counts = filter_alerts(await run_in_threadpool(scope.alerts), raw)
     items = [_item(a) for a in alerts[:MAX_ITEMS]]
-    body = AnomaliesResponse(**scope.data.scope_fields(), items=items, counts=counts,
-                             total_impact_usd=round(sum(a.impact_usd for a in items), 2),
-                             reference=reference("/api/anomalies", {k: v for k, v in raw.items() if k in FILTERS}))
+    body = AnomaliesResponse(
+        **scope.data.scope_fields(),
+        items=items,
+        counts=counts,
+        total_impact_usd=round(sum(a.impact_usd for a in items), 2),
+        reference=reference("/api/anomalies", {k: v for k, v in raw.items() if k in FILTERS}),
+    )
     return Response(body.model_dump_json().encode(), media_type=JSON)
 
 
 @router.patch(
-    "/api/anomalies/{alert_id}", response_model=AnomalyItemResponse,
+    "/api/anomalies/{alert_id}",
+    response_model=AnomalyItemResponse,
     summary="Acknowledge, resolve or reopen an anomaly",
     description="Idempotent: repeating the same status and note returns the item unchanged. Send the item's "
-                "`version` as If-Match to fail with 412 instead of overwriting a change made meanwhile. An "
-                "acknowledged or resolved anomaly is not notified again.",
-    responses={200: {"headers": {"ETag": {"schema": {"type": "string"}, "description": "the new version"}}},
-               **error_docs(400, 401, 403, 404, 409, 412, 413, 503)},
+    "`version` as If-Match to fail with 412 instead of overwriting a change made meanwhile. An "
+    "acknowledged or resolved anomaly is not notified again.",
+    responses={
+        200: {"headers": {"ETag": {"schema": {"type": "string"}, "description": "the new version"}}},
+        **error_docs(400, 401, 403, 404, 409, 412, 413, 503),
+    },
 )
 async def update_anomaly(
     scope: TenantScope = Depends(tenant_scope),
@@ -109,14 +119,21 @@ def _update(scope: TenantScope, alert_id: str, update: AnomalyUpdate, if_match: 
         current = scope.alert(alert_id)
         seen = if_match.strip().removeprefix("W/").strip('"') if if_match is not None else None
         if seen is not None and seen not in (version_of(current), "*"):
-            raise ApiError(412, "version_mismatch", f"anomaly {alert_id} changed since version {seen}; current "
-                                                    f"version is {version_of(current)} (status "
-                                                    f"{current.status.value}): reload and retry", "If-Match")
-        updated = scope.set_alert_status(alert_id, AlertStatus(update.status), update.note,
-                                         expected=current.status if seen is not None else None)
+            raise ApiError(
+                412,
+                "version_mismatch",
+                f"anomaly {alert_id} changed since version {seen}; current "
+                f"version is {version_of(current)} (status "
+                f"{current.status.value}): reload and retry",
+                "If-Match",
+            )
+        updated = scope.set_alert_status(
+            alert_id, AlertStatus(update.status), update.note, expected=current.status if seen is not None else None
+        )
     except NotFoundError:
-        raise ApiError(404, "not_found", f"anomaly {alert_id!r} does not exist for this tenant; list them with "
-                                         "GET /api/anomalies") from None
+        raise ApiError(
+            404, "not_found", f"anomaly {alert_id!r} does not exist for this tenant; list them with GET /api/anomalies"
+        ) from None
     except ConflictError as exc:
         if if_match is not None:
             raise ApiError(412, "version_mismatch", f"{exc}", "If-Match") from None

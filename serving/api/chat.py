@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -22,38 +22,52 @@ log = logging.getLogger("blocks.serving")
 SSE_DOC = {
     "text/event-stream": {
         "schema": {
-            "type": "object", "description": "one server-sent event; data is JSON text",
-            "properties": {"event": {"type": "string", "enum": ["meta", "reference", "token", "done", "error"]},
-                           "data": {"type": "string"}},
+            "type": "object",
+            "description": "one server-sent event; data is JSON text",
+            "properties": {
+                "event": {"type": "string", "enum": ["meta", "reference", "token", "done", "error"]},
+                "data": {"type": "string"},
+            },
             "required": ["event", "data"],
         },
         "example": 'event: meta\ndata: {"intent":"next_actions","refused":false}\n\n'
-                   'event: reference\ndata: {"n":1,"endpoint":"/api/recommendations","params":{"status":"open"},'
-                   '"ui_link":"/app/recommendations?status=open"}\n\n'
-                   'event: token\ndata: {"text":"Your top actions, "}\n\n'
-                   'event: done\ndata: {"text":"...","references":[],"facts":[]}\n\n',
+        'event: reference\ndata: {"n":1,"endpoint":"/api/recommendations","params":{"status":"open"},'
+        '"ui_link":"/app/recommendations?status=open"}\n\n'
+        'event: token\ndata: {"text":"Your top actions, "}\n\n'
+        'event: done\ndata: {"text":"...","references":[],"facts":[]}\n\n',
     }
 }
 
 
 @router.post(
-    "/api/chat", summary="Ask Major Tom (server-sent events)", response_class=StreamingResponse,
+    "/api/chat",
+    summary="Ask Major Tom (server-sent events)",
+    response_class=StreamingResponse,
     description="Events: `meta` (intent, refused, data_status, sample), then the answer as it is computed: "
-                "`reference` (one per [n] marker: endpoint, params, ui_link; sent before the first token that cites "
-                "it) and `token` (text pieces), then `done` (full text, references, and the facts: which response "
-                "field each number comes from). If the answer fails after streaming began, an `error` event "
-                "(code, message) ends the stream instead of `done`.",
-    responses={200: {"content": SSE_DOC, "description": "the answer as an event stream"},
-               429: {"model": ErrorResponse, "description": "rate limited; see Retry-After", "headers": {"Retry-After": {
-                   "schema": {"type": "integer"}, "description": "seconds"}}},
-               **error_docs(400, 401, 403, 413, 503)},
+    "`reference` (one per [n] marker: endpoint, params, ui_link; sent before the first token that cites "
+    "it) and `token` (text pieces), then `done` (full text, references, and the facts: which response "
+    "field each number comes from). If the answer fails after streaming began, an `error` event "
+    "(code, message) ends the stream instead of `done`.",
+    responses={
+        200: {"content": SSE_DOC, "description": "the answer as an event stream"},
+        429: {
+            "model": ErrorResponse,
+            "description": "rate limited; see Retry-After",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+        },
+        **error_docs(400, 401, 403, 413, 503),
+    },
 )
 async def chat(request: Request, body: ChatRequest, scope: TenantScope = Depends(tenant_scope)):
     wait = request.app.state.chat_limiter.acquire(scope.tenant_id)
     if wait > 0:
         retry = max(1, math.ceil(wait))
-        raise ApiError(429, "rate_limited", f"Major Tom is answering too many questions for this tenant; retry in "
-                                            f"{retry} s", headers={"Retry-After": str(retry)})
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Major Tom is answering too many questions for this tenant; retry in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
     provider = request.app.state.chat_provider
     grounded, lines = start_answer(body.message, body.context, scope)
     if provider.name != "deterministic":  # a rephrasing provider needs the whole grounded text first
@@ -73,13 +87,20 @@ async def chat(request: Request, body: ChatRequest, scope: TenantScope = Depends
                 piece = await run_in_threadpool(next, lines, None)
             except Exception:  # headers are sent: say so in the stream rather than cut it off silently
                 log.exception("Major Tom failed mid-answer for tenant %s", scope.tenant_id)
-                yield sse("error", {"code": "answer_failed", "message": "the rest of this answer could not be "
-                                    "computed; ask again", "field": None})
+                yield sse(
+                    "error",
+                    {
+                        "code": "answer_failed",
+                        "message": "the rest of this answer could not be computed; ask again",
+                        "field": None,
+                    },
+                )
                 return
         yield unsent + events.done()
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
 
 
 def _complete(lines: Iterator[str]) -> None:

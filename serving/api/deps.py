@@ -18,12 +18,16 @@ from blocks_pipelines.tenants.config import TenantConfig
 from serving.auth.principal import AuthError, Forbidden, Principal
 from serving.data.store import TenantData
 
-bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
-                    description="A Cognito ID or access token (production) or a `blocks dev-token` (development)")
+bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="A Cognito ID or access token (production) or a `blocks dev-token` (development)",
+)
 
 
-async def current_principal(request: Request,
-                            creds: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+async def current_principal(
+    request: Request, creds: HTTPAuthorizationCredentials | None = Security(bearer)
+) -> Principal:
     if creds is None or not creds.credentials:
         raise AuthError("missing bearer token: send 'Authorization: Bearer <jwt>'")
     return request.app.state.verifier.verify(creds.credentials)
@@ -49,8 +53,9 @@ class TenantScope:
 
     def set_recommendation_status(self, recommendation_id: str, status: str, expected: str | None) -> None:
         """A compare-and-swap: ConflictError when the stored status is no longer `expected` (None: none stored)."""
-        self._state().set_recommendation_status(self.tenant_id, recommendation_id, status, self.principal.subject,
-                                                expected=expected)
+        self._state().set_recommendation_status(
+            self.tenant_id, recommendation_id, status, self.principal.subject, expected=expected
+        )
 
     def alerts(self) -> list:
         """The tenant's alerts (spend anomalies, dips, late data), latest first."""
@@ -61,8 +66,9 @@ class TenantScope:
 
     def set_alert_status(self, alert_id: str, status, note: str, expected=None):
         """Audited under the token's subject; with `expected`, a compare-and-swap on the stored status."""
-        return self._state().set_alert_status(self.tenant_id, alert_id, status, self.principal.subject, note,
-                                              expected=expected)
+        return self._state().set_alert_status(
+            self.tenant_id, alert_id, status, self.principal.subject, note, expected=expected
+        )
 
     def connection_status(self) -> dict[str, Any] | None:
         """The latest connection test's outcome, None before the first."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from fastapi import Request
 
@@ -12,7 +12,9 @@ from serving.data.params import InvalidParameter, single
 
 CSV = "text/csv; charset=utf-8"
 JSON = "application/json"
-CSV_DOC = {"text/csv": {"schema": {"type": "string"}, "example": "period_start,group,cost\n2026-10-01,AmazonEC2,12.5\n"}}
+CSV_DOC = {
+    "text/csv": {"schema": {"type": "string"}, "example": "period_start,group,cost\n2026-10-01,AmazonEC2,12.5\n"}
+}
 
 
 def query_lists(request: Request) -> dict[str, list[str]]:

@@ -23,10 +23,15 @@ Category = Literal["rightsizing", "modernization", "commitment_posture", "idle"]
 _UPDATE_ROUNDS = 5
 
 
-@router.get("/api/recommendations", response_model=RecommendationsResponse,
-            summary="Recommendations, largest expected saving first",
-            responses={200: {"content": CSV_DOC, "model": RecommendationsResponse, "description": "JSON or CSV"},
-                       **error_docs(400, 401, 403, 503)})
+@router.get(
+    "/api/recommendations",
+    response_model=RecommendationsResponse,
+    summary="Recommendations, largest expected saving first",
+    responses={
+        200: {"content": CSV_DOC, "model": RecommendationsResponse, "description": "JSON or CSV"},
+        **error_docs(400, 401, 403, 503),
+    },
+)
 async def list_recommendations(
     request: Request,
     scope: TenantScope = Depends(tenant_scope),
@@ -38,23 +43,50 @@ async def list_recommendations(
     p.reject_unknown(raw, ("status", "category", "format"))
     as_csv = wants_csv(request, raw)
     result = await run_in_threadpool(
-        lambda: run_recommendations(scope.data, scope.recommendation_statuses(), status, category))
+        lambda: run_recommendations(scope.data, scope.recommendation_statuses(), status, category)
+    )
     if as_csv:
-        body = to_csv(["recommendation_id", "category", "title", "service", "usage_account_id", "region",
-                       "expected_monthly_savings", "status", "sample"],
-                      ((r.recommendation_id, r.category, r.title, r.service, r.usage_account_id, r.region,
-                        r.expected_monthly_savings, r.status, result.sample) for r in result.items))
+        body = to_csv(
+            [
+                "recommendation_id",
+                "category",
+                "title",
+                "service",
+                "usage_account_id",
+                "region",
+                "expected_monthly_savings",
+                "status",
+                "sample",
+            ],
+            (
+                (
+                    r.recommendation_id,
+                    r.category,
+                    r.title,
+                    r.service,
+                    r.usage_account_id,
+                    r.region,
+                    r.expected_monthly_savings,
+                    r.status,
+                    result.sample,
+                )
+                for r in result.items
+            ),
+        )
         return Response(body, media_type=CSV)
     return Response(result.model_dump_json().encode(), media_type=JSON)
 
 
 @router.patch(
-    "/api/recommendations/{recommendation_id}", response_model=RecommendationItemResponse,
+    "/api/recommendations/{recommendation_id}",
+    response_model=RecommendationItemResponse,
     summary="Change a recommendation's status (admin)",
     description="Idempotent: repeating the same status returns the item unchanged. Send the item's `version` as "
-                "If-Match to fail with 412 instead of overwriting a change made meanwhile.",
-    responses={200: {"headers": {"ETag": {"schema": {"type": "string"}, "description": "the new version"}}},
-               **error_docs(400, 401, 403, 404, 409, 412, 413, 503)},
+    "If-Match to fail with 412 instead of overwriting a change made meanwhile.",
+    responses={
+        200: {"headers": {"ETag": {"schema": {"type": "string"}, "description": "the new version"}}},
+        **error_docs(400, 401, 403, 404, 409, 412, 413, 503),
+    },
 )
 async def update_recommendation(
     scope: TenantScope = Depends(tenant_scope),
@@ -79,8 +111,12 @@ def _update(scope: TenantScope, recommendation_id: str, status: str, if_match: s
 
 
 def _version_mismatch(recommendation_id: str, if_match: str, current: str) -> ApiError:
-    return ApiError(412, "version_mismatch", f"recommendation {recommendation_id} changed since version {if_match}; "
-                                             f"{current}: reload and retry", "If-Match")
+    return ApiError(
+        412,
+        "version_mismatch",
+        f"recommendation {recommendation_id} changed since version {if_match}; {current}: reload and retry",
+        "If-Match",
+    )
 
 
 def _check_and_set(scope: TenantScope, recommendation_id: str, status: str, if_match: str | None):
@@ -89,11 +125,16 @@ def _check_and_set(scope: TenantScope, recommendation_id: str, status: str, if_m
     stored = scope.recommendation_statuses()
     item = next((r for r in load_recommendations(scope.data, stored) if r.recommendation_id == recommendation_id), None)
     if item is None:
-        raise ApiError(404, "not_found", f"recommendation {recommendation_id!r} does not exist for this tenant; "
-                                         "list them with GET /api/recommendations")
+        raise ApiError(
+            404,
+            "not_found",
+            f"recommendation {recommendation_id!r} does not exist for this tenant; "
+            "list them with GET /api/recommendations",
+        )
     if if_match is not None and if_match.strip().removeprefix("W/").strip('"') not in (item.version, "*"):
-        raise _version_mismatch(recommendation_id, if_match,
-                                f"current version is {item.version} (status {item.status!r})")
+        raise _version_mismatch(
+            recommendation_id, if_match, f"current version is {item.version} (status {item.status!r})"
+        )
     if item.status == status:
         return item
     scope.set_recommendation_status(recommendation_id, status, expected=stored.get(recommendation_id))

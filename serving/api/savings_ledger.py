@@ -15,12 +15,15 @@ from serving.ledger_schemas import SavingsLedgerResponse
 router = APIRouter(tags=["savings ledger"])
 
 
-@router.get("/api/savings-ledger", response_model=SavingsLedgerResponse,
-            summary="The guarantee per billing month: promised vs realized (back office: cost, ESR, margin)",
-            description="Months oldest first, the newest month to date. A token with the `backoffice` role also gets "
-                        "Blocks' amortized cost, the realized effective savings rate, the margin or shortfall "
-                        "against the promise and the hindsight regret of the Savings Plans position.",
-            responses=error_docs(400, 401, 403, 503))
+@router.get(
+    "/api/savings-ledger",
+    response_model=SavingsLedgerResponse,
+    summary="The guarantee per billing month: promised vs realized (back office: cost, ESR, margin)",
+    description="Months oldest first, the newest month to date. A token with the `backoffice` role also gets "
+    "Blocks' amortized cost, the realized effective savings rate, the margin or shortfall "
+    "against the promise and the hindsight regret of the Savings Plans position.",
+    responses=error_docs(400, 401, 403, 503),
+)
 async def get_savings_ledger(request: Request, scope: TenantScope = Depends(tenant_scope)) -> Response:
     p.reject_unknown(request.query_params.keys(), ())
     backoffice = scope.principal.is_backoffice

@@ -19,16 +19,37 @@ from serving.schemas import ProjectionResponse, SpendResponse
 router = APIRouter(tags=["spend"])
 
 SPEND_EXAMPLE = {
-    "tenant_id": "acme_corp", "data_status": "ready", "sample": False,
-    "query": {"start": "2026-10-01", "end": "2026-10-02", "granularity": "day", "group_by": "service",
-              "cost_type": "amortized", "filters": {}},
+    "tenant_id": "acme_corp",
+    "data_status": "ready",
+    "sample": False,
+    "query": {
+        "start": "2026-10-01",
+        "end": "2026-10-02",
+        "granularity": "day",
+        "group_by": "service",
+        "cost_type": "amortized",
+        "filters": {},
+    },
     "series": [{"period_start": "2026-10-01", "group": "AmazonEC2", "cost": 412.5}],
-    "totals": {"cost": 412.5, "unblended_cost": 450.0, "amortized_cost": 412.5, "public_on_demand_cost": 520.0,
-               "savings": 107.5, "by_group": [{"group": "AmazonEC2", "cost": 412.5, "share_pct": 100.0, "public_on_demand_cost": 520.0, "savings": 107.5}]},
-    "reference": {"endpoint": "/api/spend", "params": {"start": "2026-10-01", "end": "2026-10-02"},
-                  "ui_link": "/app/dashboard?end=2026-10-02&start=2026-10-01"},
-    "sources": [{"source": "cost_explorer", "first_day": "2026-10-01", "last_day": "2026-10-01"},
-                {"source": "cur", "first_day": "2026-10-02", "last_day": "2026-10-02"}],
+    "totals": {
+        "cost": 412.5,
+        "unblended_cost": 450.0,
+        "amortized_cost": 412.5,
+        "public_on_demand_cost": 520.0,
+        "savings": 107.5,
+        "by_group": [
+            {"group": "AmazonEC2", "cost": 412.5, "share_pct": 100.0, "public_on_demand_cost": 520.0, "savings": 107.5}
+        ],
+    },
+    "reference": {
+        "endpoint": "/api/spend",
+        "params": {"start": "2026-10-01", "end": "2026-10-02"},
+        "ui_link": "/app/dashboard?end=2026-10-02&start=2026-10-01",
+    },
+    "sources": [
+        {"source": "cost_explorer", "first_day": "2026-10-01", "last_day": "2026-10-01"},
+        {"source": "cur", "first_day": "2026-10-02", "last_day": "2026-10-02"},
+    ],
     "preliminary": True,
 }
 
@@ -36,8 +57,14 @@ SPEND_EXAMPLE = {
 def _param(name: str, schema: dict, description: str, multi: bool = False) -> dict:
     if multi:
         schema = {"type": "array", "items": schema}
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description,
-            **({"style": "form", "explode": True} if multi else {})}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+        **({"style": "form", "explode": True} if multi else {}),
+    }
 
 
 _STR = {"type": "string"}
@@ -60,11 +87,21 @@ SPEND_PARAMETERS = [
 
 
 @router.get(
-    "/api/spend", response_model=SpendResponse, summary="Spend over time, grouped and filtered",
-    responses={200: {"content": CSV_DOC, "description": "series and totals (JSON) or the series (CSV)",
-                     "model": SpendResponse}, **error_docs(400, 401, 403, 503)},
-    openapi_extra={"parameters": SPEND_PARAMETERS,
-                   "responses": {"200": {"content": {"application/json": {"example": SPEND_EXAMPLE}}}}},
+    "/api/spend",
+    response_model=SpendResponse,
+    summary="Spend over time, grouped and filtered",
+    responses={
+        200: {
+            "content": CSV_DOC,
+            "description": "series and totals (JSON) or the series (CSV)",
+            "model": SpendResponse,
+        },
+        **error_docs(400, 401, 403, 503),
+    },
+    openapi_extra={
+        "parameters": SPEND_PARAMETERS,
+        "responses": {"200": {"content": {"application/json": {"example": SPEND_EXAMPLE}}}},
+    },
 )
 async def get_spend(request: Request, scope: TenantScope = Depends(tenant_scope)) -> Response:
     raw = query_lists(request)
@@ -93,8 +130,12 @@ def _render_spend(scope: TenantScope, q, as_csv: bool) -> bytes:
     return result.model_dump_json().encode()
 
 
-@router.get("/api/projection", response_model=ProjectionResponse, summary="Baseline vs projected spend",
-            responses=error_docs(400, 401, 403, 503))
+@router.get(
+    "/api/projection",
+    response_model=ProjectionResponse,
+    summary="Baseline vs projected spend",
+    responses=error_docs(400, 401, 403, 503),
+)
 async def get_projection(
     request: Request,
     scope: TenantScope = Depends(tenant_scope),
@@ -105,6 +146,7 @@ async def get_projection(
     body = scope.data.peek(key)
     if body is None:
         body = await run_in_threadpool(
-            scope.data.cached, key, lambda: run_projection(scope.data, period).model_dump_json().encode())
+            scope.data.cached, key, lambda: run_projection(scope.data, period).model_dump_json().encode()
+        )
     remember(request, scope, body, JSON)
     return Response(body, media_type=JSON)

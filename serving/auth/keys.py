@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import jwt
 
@@ -40,8 +41,14 @@ class JwksKeySource:
     """Keys from a JWKS URL. An unknown kid triggers a refetch (key rotation), at most once per `min_refetch`
     seconds so forged kids cannot make us hammer the endpoint."""
 
-    def __init__(self, url: str, fetch: Callable[[str], dict] = _http_get_json, ttl: float = 3600.0,
-                 min_refetch: float = 60.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        url: str,
+        fetch: Callable[[str], dict] = _http_get_json,
+        ttl: float = 3600.0,
+        min_refetch: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.url = url
         self._fetch = fetch
         self._ttl = ttl

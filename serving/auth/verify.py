@@ -64,7 +64,11 @@ class TokenVerifier:
             raise AuthError("unknown signing key (kid)")
         try:
             claims = jwt.decode(
-                token, key, algorithms=ALGORITHMS, issuer=self.issuer, leeway=self.leeway,
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                issuer=self.issuer,
+                leeway=self.leeway,
                 options={"require": ["exp", "iss", "sub", "token_use"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError:
@@ -88,5 +92,10 @@ class TokenVerifier:
         if isinstance(raw_roles, str):
             raw_roles = [raw_roles]
         roles = frozenset(r for r in raw_roles if r in ROLES) or frozenset({"viewer"})
-        return Principal(subject=str(claims["sub"]), tenant_id=tenant, roles=roles, token_use=token_use,
-                         expires_at=float(claims["exp"]))
+        return Principal(
+            subject=str(claims["sub"]),
+            tenant_id=tenant,
+            roles=roles,
+            token_use=token_use,
+            expires_at=float(claims["exp"]),
+        )

@@ -19,11 +19,14 @@ def filter_alerts(alerts: list[Alert], raw: dict[str, list[str]]) -> tuple[list[
     services = p.matching("service", raw.get("service", []), p.SERVICE_RE, "an AWS service code, e.g. AmazonEC2")
     accounts = p.matching("account", raw.get("account", []), p.ACCOUNT_RE, "a 12-digit account id")
     wanted = set(statuses or DEFAULT_STATUSES)
-    kept = [a for a in alerts
-            if (not kinds or a.kind.value in kinds)
-            and SEVERITY_RANK[a.severity] >= SEVERITY_RANK[Severity(floor)]
-            and (since is None or a.last_seen >= since)
-            and (not services or a.dimensions.get("service") in services)
-            and (not accounts or a.dimensions.get("usage_account_id") in accounts)]
+    kept = [
+        a
+        for a in alerts
+        if (not kinds or a.kind.value in kinds)
+        and SEVERITY_RANK[a.severity] >= SEVERITY_RANK[Severity(floor)]
+        and (since is None or a.last_seen >= since)
+        and (not services or a.dimensions.get("service") in services)
+        and (not accounts or a.dimensions.get("usage_account_id") in accounts)
+    ]
     counts = {s.value: sum(a.status is s for a in kept) for s in AlertStatus}
     return [a for a in kept if a.status.value in wanted], counts

@@ -7,7 +7,7 @@ day an account is closed or a tag renamed; an empty 200 without a word is what m
 from __future__ import annotations
 
 import difflib
-from typing import Sequence
+from collections.abc import Sequence
 
 from serving.data.store import TenantData
 from serving.schemas import FilterHint
@@ -19,14 +19,16 @@ _KNOWN_SQL = {
     "region": "SELECT DISTINCT coalesce(region, 'global') FROM spend_daily",
     "ou": "SELECT DISTINCT ou_path FROM spend_daily WHERE ou_path IS NOT NULL",
     "tag": "SELECT DISTINCT k || '=' || json_extract_string(tags, '$.\"' || k || '\"') FROM "
-           "(SELECT tags, unnest(json_keys(tags)) AS k FROM spend_daily WHERE tags IS NOT NULL AND tags <> '{}')",
+    "(SELECT tags, unnest(json_keys(tags)) AS k FROM spend_daily WHERE tags IS NOT NULL AND tags <> '{}')",
 }
 
 
 def known_values(data: TenantData, field: str) -> tuple[str, ...]:
     """Every value `field` takes in the tenant's data (all days, not only the requested range), per snapshot."""
-    return data.cached(("known_values", field), lambda: tuple(sorted(
-        str(r[0]) for r in data.rows(_KNOWN_SQL[field]) if r[0] is not None)))
+    return data.cached(
+        ("known_values", field),
+        lambda: tuple(sorted(str(r[0]) for r in data.rows(_KNOWN_SQL[field]) if r[0] is not None)),
+    )
 
 
 def closest(value: str, known: Sequence[str], limit: int = MAX_KNOWN) -> list[str]:
@@ -63,8 +65,13 @@ def filter_hints(data: TenantData, filters: dict[str, Sequence[str]]) -> list[Fi
                 key = value.partition("=")[0]
                 same_key = [k for k in known if k.startswith(key + "=")]
                 pool = same_key or known
-            hints.append(FilterHint(
-                field=field, value=value, known=closest(value, pool),
-                message=f"{field}={value} matches nothing in your data, so it contributes no cost; "
-                        f"known {field} values include: {', '.join(closest(value, pool)[:5]) or 'none'}"))
+            hints.append(
+                FilterHint(
+                    field=field,
+                    value=value,
+                    known=closest(value, pool),
+                    message=f"{field}={value} matches nothing in your data, so it contributes no cost; "
+                    f"known {field} values include: {', '.join(closest(value, pool)[:5]) or 'none'}",
+                )
+            )
     return hints

@@ -7,8 +7,8 @@ into a 400 response.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
-from typing import Iterable, Mapping, Sequence
 
 MAX_VALUES_PER_FILTER = 50
 MAX_DAYS = {"hour": 93, "day": 1100, "week": 1100, "month": 3700}
@@ -46,7 +46,9 @@ def reject_unknown(params: Iterable[str], allowed: Iterable[str]) -> None:
     allowed = set(allowed)
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise InvalidParameter(unknown[0], f"unknown parameter {_show(unknown[0])}; allowed: {', '.join(sorted(allowed))}")
+        raise InvalidParameter(
+            unknown[0], f"unknown parameter {_show(unknown[0])}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def parse_date(name: str, value: str) -> date:
@@ -88,8 +90,11 @@ def one_of_each(name: str, values: Sequence[str], allowed: Sequence[str]) -> tup
 
 def parse_tag_key(name: str, key: str) -> str:
     if not _TAG_KEY.match(key):
-        raise InvalidParameter(name, f"tag key {_show(key)} is not valid; use letters, digits, spaces and + - = . _ : / @ "
-                                     "(at most 128 characters), e.g. user:team")
+        raise InvalidParameter(
+            name,
+            f"tag key {_show(key)} is not valid; use letters, digits, spaces and + - = . _ : / @ "
+            "(at most 128 characters), e.g. user:team",
+        )
     return key
 
 
@@ -116,8 +121,9 @@ def parse_group_by(value: str | None) -> str | None:
     raise InvalidParameter("group_by", f"{_show(value)} is not one of: {', '.join(GROUP_BY_FIXED)}, tag:<key>")
 
 
-def date_range(params: Mapping[str, Sequence[str]], last_date: date | None, granularity: str,
-               default_days: int = 30) -> tuple[date, date]:
+def date_range(
+    params: Mapping[str, Sequence[str]], last_date: date | None, granularity: str, default_days: int = 30
+) -> tuple[date, date]:
     """Inclusive [start, end]; defaults to the last `default_days` days of data (or of the calendar)."""
     start_raw, end_raw = single(params, "start"), single(params, "end")
     end = parse_date("end", end_raw) if end_raw else None
@@ -132,8 +138,11 @@ def date_range(params: Mapping[str, Sequence[str]], last_date: date | None, gran
         raise InvalidParameter("start", f"start {start} is after end {end}; swap them")
     days = (end - start).days + 1
     if days > MAX_DAYS[granularity]:
-        raise InvalidParameter("end", f"{days} days at {granularity} granularity is too large; at most "
-                                      f"{MAX_DAYS[granularity]} days (use a coarser granularity)")
+        raise InvalidParameter(
+            "end",
+            f"{days} days at {granularity} granularity is too large; at most "
+            f"{MAX_DAYS[granularity]} days (use a coarser granularity)",
+        )
     return start, end
 
 

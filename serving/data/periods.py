@@ -32,8 +32,9 @@ class Coverage:
         return (self.last_day - self.first_day).days + 1
 
 
-def coverage(start: date, end: date, range_start: date, range_end: date, data_first: date | None,
-             data_through: datetime | None) -> Coverage:
+def coverage(
+    start: date, end: date, range_start: date, range_end: date, data_first: date | None, data_through: datetime | None
+) -> Coverage:
     """What of the period start..end (inclusive) a figure over range_start..range_end holds, given data from
     data_first to data_through (the end of the last hour with data, exclusive)."""
     reasons: list[str] = []

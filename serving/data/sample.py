@@ -39,8 +39,12 @@ class SampleAccount:
 def default_accounts(tenant_id: str) -> tuple[SampleAccount, ...]:
     """Account ids derived from the tenant id, so two sample tenants never share an account."""
     base = int(hashlib.sha256(tenant_id.encode()).hexdigest()[:8], 16) % 10**8
-    layout = (("management", "Root"), ("prod-web", "Root/Engineering/Prod"),
-              ("prod-api", "Root/Engineering/Prod"), ("analytics", "Root/Data"))
+    layout = (
+        ("management", "Root"),
+        ("prod-web", "Root/Engineering/Prod"),
+        ("prod-api", "Root/Engineering/Prod"),
+        ("analytics", "Root/Data"),
+    )
     return tuple(SampleAccount(f"{base + i:012d}", name, ou) for i, (name, ou) in enumerate(layout))
 
 
@@ -57,15 +61,21 @@ def build_sample_marts(
     first `cost_explorer_days` of them are marked as coming from Cost Explorer, the rest from CUR."""
     accounts = accounts or default_accounts(tenant_id)
     start = end - timedelta(days=days - 1)
-    conn.execute("CREATE OR REPLACE TEMP TABLE _accounts (idx INT, usage_account_id VARCHAR, account_name VARCHAR, "
-                 "ou_path VARCHAR)")
-    conn.executemany("INSERT INTO _accounts VALUES (?, ?, ?, ?)",
-                     [(i, a.account_id, a.name, a.ou_path) for i, a in enumerate(accounts)])
-    conn.execute("CREATE OR REPLACE TEMP TABLE _services (sidx INT, service VARCHAR, region VARCHAR, "
-                 "usage_type VARCHAR, base DOUBLE, sp_share DOUBLE)")
-    conn.executemany("INSERT INTO _services VALUES (?, ?, ?, ?, ?, ?)",
-                     [(i, *s) for i, s in enumerate(SERVICES)])
-    conn.execute(f"""
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _accounts (idx INT, usage_account_id VARCHAR, account_name VARCHAR, "
+        "ou_path VARCHAR)"
+    )
+    conn.executemany(
+        "INSERT INTO _accounts VALUES (?, ?, ?, ?)",
+        [(i, a.account_id, a.name, a.ou_path) for i, a in enumerate(accounts)],
+    )
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _services (sidx INT, service VARCHAR, region VARCHAR, "
+        "usage_type VARCHAR, base DOUBLE, sp_share DOUBLE)"
+    )
+    conn.executemany("INSERT INTO _services VALUES (?, ?, ?, ?, ?, ?)", [(i, *s) for i, s in enumerate(SERVICES)])
+    conn.execute(
+        f"""
         CREATE OR REPLACE TEMP TABLE _usage AS
         WITH hours AS (
             SELECT h AS usage_hour, datediff('day', ?::DATE, h::DATE) AS day_idx
@@ -80,7 +90,9 @@ def build_sample_marts(
                  * (1.0 + 0.002 * day_idx)
                  * (0.9 + 0.2 * ((hash(usage_hour, a.idx, s.sidx) % 1000) / 1000.0)) AS on_demand
         FROM hours, _accounts a, _services s
-    """, [start, start, end])
+    """,
+        [start, start, end],
+    )
     conn.execute(f"""
         CREATE OR REPLACE TABLE spend_hourly AS
         SELECT {_q(tenant_id)} AS tenant_id, usage_hour, usage_hour::DATE AS usage_date,
@@ -115,12 +127,15 @@ def _q(text: str) -> str:
 
 
 def _build_data_sources(conn: duckdb.DuckDBPyConnection, first_cur_day: date) -> None:
-    conn.execute("""
+    conn.execute(
+        """
         CREATE OR REPLACE TABLE data_sources_daily AS
         SELECT tenant_id, usage_date, CASE WHEN usage_date < ? THEN 'cost_explorer' ELSE 'cur1' END AS source_format,
                count(*) AS rows, sum(unblended_cost) AS unblended_cost
         FROM spend_hourly GROUP BY ALL
-    """, [first_cur_day])
+    """,
+        [first_cur_day],
+    )
 
 
 def _build_sp_marts(conn: duckdb.DuckDBPyConnection, tenant_id: str) -> None:
@@ -226,34 +241,93 @@ def _build_ledger(conn: duckdb.DuckDBPyConnection, discount: float = 0.2) -> Non
     """)
 
 
-def _build_recommendations(conn, tenant_id: str, accounts: tuple[SampleAccount, ...], end: date,
-                           scale: float) -> None:
+def _build_recommendations(conn, tenant_id: str, accounts: tuple[SampleAccount, ...], end: date, scale: float) -> None:
     acct = [a.account_id for a in accounts]
     recs = [
-        ("rightsizing", "ec2_downsize", f"i-0{acct[1][-6:]}a1", acct[1 % len(acct)], "eu-west-1", "AmazonEC2",
-         "Downsize an over-provisioned web instance", "Average CPU stayed under 12% for 14 days.", 182.4,
-         ["Check the instance's peak load", "Change the instance type to the next smaller size", "Watch latency"]),
-        ("idle", "idle_rds", f"db-{acct[2 % len(acct)][-6:]}", acct[2 % len(acct)], "eu-west-1", "AmazonRDS",
-         "Stop an idle database", "No connections for 21 days.", 96.0,
-         ["Snapshot the database", "Stop or delete it"]),
-        ("commitment_posture", "sp_coverage", "compute-sp", acct[0], "global", "AmazonEC2",
-         "Raise Savings Plans coverage", "Eligible compute is covered below the target.", 240.0,
-         ["Nothing to do on your side: Blocks prepares the proposal and its team reviews it before buying",
-          "See coverage rise on the Savings Plans page after the purchase"]),
-        ("modernization", "graviton", f"i-0{acct[3 % len(acct)][-6:]}b2", acct[3 % len(acct)], "us-east-1",
-         "AmazonECS", "Move Fargate tasks to Graviton", "ARM tasks cost about 20% less for the same vCPU.", 61.5,
-         ["Build an arm64 image", "Switch the task's runtime platform"]),
+        (
+            "rightsizing",
+            "ec2_downsize",
+            f"i-0{acct[1][-6:]}a1",
+            acct[1 % len(acct)],
+            "eu-west-1",
+            "AmazonEC2",
+            "Downsize an over-provisioned web instance",
+            "Average CPU stayed under 12% for 14 days.",
+            182.4,
+            ["Check the instance's peak load", "Change the instance type to the next smaller size", "Watch latency"],
+        ),
+        (
+            "idle",
+            "idle_rds",
+            f"db-{acct[2 % len(acct)][-6:]}",
+            acct[2 % len(acct)],
+            "eu-west-1",
+            "AmazonRDS",
+            "Stop an idle database",
+            "No connections for 21 days.",
+            96.0,
+            ["Snapshot the database", "Stop or delete it"],
+        ),
+        (
+            "commitment_posture",
+            "sp_coverage",
+            "compute-sp",
+            acct[0],
+            "global",
+            "AmazonEC2",
+            "Raise Savings Plans coverage",
+            "Eligible compute is covered below the target.",
+            240.0,
+            [
+                "Nothing to do on your side: Blocks prepares the proposal and its team reviews it before buying",
+                "See coverage rise on the Savings Plans page after the purchase",
+            ],
+        ),
+        (
+            "modernization",
+            "graviton",
+            f"i-0{acct[3 % len(acct)][-6:]}b2",
+            acct[3 % len(acct)],
+            "us-east-1",
+            "AmazonECS",
+            "Move Fargate tasks to Graviton",
+            "ARM tasks cost about 20% less for the same vCPU.",
+            61.5,
+            ["Build an arm64 image", "Switch the task's runtime platform"],
+        ),
     ]
     conn.execute(empty_table_sql("recommendations"))
     for cat, rec_type, resource, account, region, service, title, why, saving, steps in recs:
         rec_id = hashlib.sha256(f"{tenant_id}|{rec_type}|{resource}".encode()).hexdigest()[:16]
-        conn.execute("INSERT INTO recommendations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-                     [rec_id, tenant_id, cat, rec_type, resource, account, region, service, title, why,
-                      round(saving * scale, 2), json.dumps(steps), end])
+        conn.execute(
+            "INSERT INTO recommendations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
+            [
+                rec_id,
+                tenant_id,
+                cat,
+                rec_type,
+                resource,
+                account,
+                region,
+                service,
+                title,
+                why,
+                round(saving * scale, 2),
+                json.dumps(steps),
+                end,
+            ],
+        )
 
 
-def write_sample_lake(lake_dir: Path, tenant_id: str, end: date, days: int = 90, scale: float = 1.0,
-                      accounts: tuple[SampleAccount, ...] | None = None, cost_explorer_days: int = 0) -> None:
+def write_sample_lake(
+    lake_dir: Path,
+    tenant_id: str,
+    end: date,
+    days: int = 90,
+    scale: float = 1.0,
+    accounts: tuple[SampleAccount, ...] | None = None,
+    cost_explorer_days: int = 0,
+) -> None:
     """Export sample marts to `{lake}/marts/{mart}/tenant_id={t}/data.parquet` (fixtures for tests and benches)."""
     from blocks_pipelines.lake.layout import mart_uri
 

@@ -20,9 +20,18 @@ def run_sp_position(data: TenantData, days: int = WINDOW_DAYS) -> SpPosition:
 def _sp_position(data: TenantData, days: int) -> SpPosition:
     last = data.rows("SELECT max(usage_hour) FROM sp_position_hourly")[0][0]
     if last is None:
-        return SpPosition(start=None, end=None, hourly_commitment=0.0, coverage_pct=None, utilization_pct=None,
-                          unused_commitment=0.0, eligible_on_demand_cost=0.0, covered_on_demand_cost=0.0,
-                          daily=[], plans=[])
+        return SpPosition(
+            start=None,
+            end=None,
+            hourly_commitment=0.0,
+            coverage_pct=None,
+            utilization_pct=None,
+            unused_commitment=0.0,
+            eligible_on_demand_cost=0.0,
+            covered_on_demand_cost=0.0,
+            daily=[],
+            plans=[],
+        )
     since = last - timedelta(days=days) + timedelta(hours=1)
     daily_rows = data.rows(
         "SELECT usage_hour::DATE AS d, avg(commitment), sum(used_commitment), sum(commitment), "
@@ -44,16 +53,32 @@ def _sp_position(data: TenantData, days: int) -> SpPosition:
     covered = sum(r[4] or 0.0 for r in daily_rows)
     eligible = sum(r[5] or 0.0 for r in daily_rows)
     return SpPosition(
-        start=since.date().isoformat(), end=last.date().isoformat(),
+        start=since.date().isoformat(),
+        end=last.date().isoformat(),
         hourly_commitment=round(latest_commitment or 0.0, 6),
-        coverage_pct=_pct(covered, eligible), utilization_pct=_pct(used, committed),
+        coverage_pct=_pct(covered, eligible),
+        utilization_pct=_pct(used, committed),
         unused_commitment=round(sum(r[6] or 0.0 for r in daily_rows), 6),
-        eligible_on_demand_cost=round(eligible, 6), covered_on_demand_cost=round(covered, 6),
-        daily=[SpDailyPosition(date=r[0].isoformat(), commitment=round(r[1] or 0.0, 6),
-                               used_commitment=round(r[2] or 0.0, 6), coverage_pct=_pct(r[4], r[5]),
-                               utilization_pct=_pct(r[2], r[3])) for r in daily_rows],
-        plans=[SpPlan(savings_plan_arn=r[0], hourly_commitment=round(r[1] or 0.0, 6),
-                      utilization_pct=None if r[2] is None else round(r[2], 2)) for r in plans],
+        eligible_on_demand_cost=round(eligible, 6),
+        covered_on_demand_cost=round(covered, 6),
+        daily=[
+            SpDailyPosition(
+                date=r[0].isoformat(),
+                commitment=round(r[1] or 0.0, 6),
+                used_commitment=round(r[2] or 0.0, 6),
+                coverage_pct=_pct(r[4], r[5]),
+                utilization_pct=_pct(r[2], r[3]),
+            )
+            for r in daily_rows
+        ],
+        plans=[
+            SpPlan(
+                savings_plan_arn=r[0],
+                hourly_commitment=round(r[1] or 0.0, 6),
+                utilization_pct=None if r[2] is None else round(r[2], 2),
+            )
+            for r in plans
+        ],
     )
 
 

@@ -14,8 +14,9 @@ COST_EXPLORER = "cost_explorer"
 
 def source_fields(data: TenantData, start: date | None, end: date | None) -> dict[str, Any]:
     """The `sources` and `preliminary` fields of a response covering start..end (inclusive)."""
-    spans = [] if start is None or end is None else data.cached(("sources", start, end),
-                                                                lambda: _spans(data, start, end))
+    spans = (
+        [] if start is None or end is None else data.cached(("sources", start, end), lambda: _spans(data, start, end))
+    )
     return {"sources": spans, "preliminary": any(s.source == COST_EXPLORER for s in spans)}
 
 
@@ -31,5 +32,9 @@ def _spans(data: TenantData, start: date, end: date) -> list[DataSourceSpan]:
 
 def is_preliminary(spans: list[DataSourceSpan], first: date, last: date) -> bool:
     """Whether any day of first..last comes from Cost Explorer."""
-    return any(s.source == COST_EXPLORER and date.fromisoformat(s.first_day) <= last
-               and first <= date.fromisoformat(s.last_day) for s in spans)
+    return any(
+        s.source == COST_EXPLORER
+        and date.fromisoformat(s.first_day) <= last
+        and first <= date.fromisoformat(s.last_day)
+        for s in spans
+    )

@@ -11,10 +11,11 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 
@@ -130,8 +131,12 @@ class TenantData:
     def scope_fields(self) -> dict[str, Any]:
         """The fields every tenant-scoped response starts with."""
         through = self.data_through
-        return {"tenant_id": self.tenant_id, "data_status": self.data_status, "sample": self.sample,
-                "data_through": through.isoformat() if through else None}
+        return {
+            "tenant_id": self.tenant_id,
+            "data_status": self.data_status,
+            "sample": self.sample,
+            "data_through": through.isoformat() if through else None,
+        }
 
     @property
     def first_date(self) -> date | None:
@@ -156,7 +161,7 @@ class TenantData:
         try:
             cur.execute(sql, params or [])
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+            return [dict(zip(names, r, strict=False)) for r in cur.fetchall()]
         finally:
             cur.close()
 
@@ -171,8 +176,14 @@ class TenantData:
 
 
 class MartStore:
-    def __init__(self, lake_uri: str, download_dir: Path, refresh_seconds: float = 5.0, sample_days: int = 90,
-                 clock: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        lake_uri: str,
+        download_dir: Path,
+        refresh_seconds: float = 5.0,
+        sample_days: int = 90,
+        clock: Callable[[], float] | None = None,
+    ):
         self.lake_uri = lake_uri
         self.download_dir = download_dir
         self.refresh_seconds = refresh_seconds
@@ -261,12 +272,18 @@ class MartStore:
         try:
             have = {r[0] for r in conn.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(local)]).fetchall()}
         except duckdb.Error as exc:
-            raise MartUnavailable(f"{f.uri}: cannot read mart {f.mart!r} ({exc}); re-run the dbt build that "
-                                  f"exports it") from exc
+            raise MartUnavailable(
+                f"{f.uri}: cannot read mart {f.mart!r} ({exc}); re-run the dbt build that exports it"
+            ) from exc
         missing = [c for c in MART_COLUMNS[f.mart] if c not in have]
         if missing:
-            raise MartUnavailable(f"{f.uri}: mart {f.mart!r} lacks column(s) {missing} required by docs/contracts.md;"
-                                  f" fix the dbt model and re-export")
+            raise MartUnavailable(
+                f"{f.uri}: mart {f.mart!r} lacks column(s) {missing} required by docs/contracts.md;"
+                f" fix the dbt model and re-export"
+            )
         # tenant_id filter: a mis-exported file holding several tenants still yields only this tenant's rows.
-        conn.execute(f"CREATE OR REPLACE TABLE {f.mart} AS SELECT {projection_sql(f.mart)} "
-                     f"FROM read_parquet(?) WHERE tenant_id = ?", [str(local), tenant_id])
+        conn.execute(
+            f"CREATE OR REPLACE TABLE {f.mart} AS SELECT {projection_sql(f.mart)} "
+            f"FROM read_parquet(?) WHERE tenant_id = ?",
+            [str(local), tenant_id],
+        )

@@ -3,16 +3,17 @@ says is the figure the referenced endpoint returns."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from itertools import chain
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Protocol
 from urllib.parse import parse_qs
 
 from serving.data.anomalies import filter_alerts
+from serving.data.ledger import run_ledger
 from serving.data.params import InvalidParameter
 from serving.data.projection import run_projection
 from serving.data.recommendations import load_recommendations, run_recommendations
-from serving.data.ledger import run_ledger
 from serving.data.savings_plans import run_sp_position, sp_source_fields
 from serving.data.sources import COST_EXPLORER
 from serving.data.spend import SpendQuery, cached_spend, parse_spend_query
@@ -21,16 +22,18 @@ from serving.major_tom import intents
 from serving.major_tom.caveats import for_customer, partial_projection, partial_spend, unmatched_filters
 from serving.major_tom.grounding import GroundedAnswer
 from serving.major_tom.ledger_answers import guarantee
-from serving.schemas import ChatContext, DataSourceSpan, Reference
 from serving.refs import reference
+from serving.schemas import ChatContext, DataSourceSpan, Reference
 
 WINDOW_DAYS = 30
 SPEND_ANOMALY_KINDS = ("new_service", "spend_spike")  # sorted: the reference's params as the API echoes them
 ORDINALS = ("First", "Second", "Third")
-CAPABILITIES = ("I answer from your Blocks data only: where your savings come from, whether you got the savings "
-                "Blocks guarantees, what to do next, what drives your cost or changed recently, why your bill "
-                "jumped, how up to date your data is, and what a dashboard view shows (open me from a chart to "
-                "explain it).")
+CAPABILITIES = (
+    "I answer from your Blocks data only: where your savings come from, whether you got the savings "
+    "Blocks guarantees, what to do next, what drives your cost or changed recently, why your bill "
+    "jumped, how up to date your data is, and what a dashboard view shows (open me from a chart to "
+    "explain it)."
+)
 SAMPLE_NOTE = "Your data backfill is still running: these figures are sample data, not your bill."
 
 
@@ -73,8 +76,11 @@ def warm(data: TenantData) -> None:
     """Compute the aggregates the answers read, so a first question after startup costs a cache lookup."""
     if data.last_date is None:
         return
-    for q in (_window(data.last_date, WINDOW_DAYS, "service"), _window(data.last_date, 7, "service"),
-              _window(data.last_date, 7, "service", back=7)):
+    for q in (
+        _window(data.last_date, WINDOW_DAYS, "service"),
+        _window(data.last_date, 7, "service"),
+        _window(data.last_date, 7, "service", back=7),
+    ):
         cached_spend(data, q)
     sp_source_fields(data, run_sp_position(data))
     run_projection(data, "month")
@@ -91,8 +97,13 @@ def _plan(intent: str, message: str, context: ChatContext | None, scope: Scope) 
         raise CannotGround("There is no spend data for your account yet, so I have nothing to ground an answer in.")
     if intent == intents.EXPLAIN_VIEW:
         return explain_view(scope, _deep_link(message, context))
-    return {intents.SAVINGS: savings_source, intents.NEXT_ACTIONS: next_actions,
-            intents.COST_DRIVERS: cost_drivers, intents.GUARANTEE: guarantee, intents.BILL_JUMP: bill_jump}[intent]
+    return {
+        intents.SAVINGS: savings_source,
+        intents.NEXT_ACTIONS: next_actions,
+        intents.COST_DRIVERS: cost_drivers,
+        intents.GUARANTEE: guarantee,
+        intents.BILL_JUMP: bill_jump,
+    }[intent]
 
 
 def _recorded(out: GroundedAnswer, lines: Iterable[str]) -> Iterator[str]:
@@ -106,16 +117,19 @@ def _window(last_date: date, days: int, group_by: str | None, back: int = 0) -> 
     return SpendQuery(start=end - timedelta(days=days - 1), end=end, granularity="day", group_by=group_by)
 
 
-def _cost_explorer_note(out: GroundedAnswer, sourced: Iterable[tuple[list[DataSourceSpan], Reference]]
-                        ) -> Iterator[str]:
+def _cost_explorer_note(
+    out: GroundedAnswer, sourced: Iterable[tuple[list[DataSourceSpan], Reference]]
+) -> Iterator[str]:
     """One line when the answer's days include Cost Explorer days; `sourced` pairs each response's sources with
     its reference, latest range first, so the line names the last Cost Explorer day."""
     for spans, ref in sourced:
         for span in spans:
             if span.source == COST_EXPLORER:
                 n = out.cite(ref)
-                yield (f"Figures up to {span.last_day} come from Cost Explorer (daily totals per service) [{n}]: "
-                       "savings and coverage start with your first CUR delivery.")
+                yield (
+                    f"Figures up to {span.last_day} come from Cost Explorer (daily totals per service) [{n}]: "
+                    "savings and coverage start with your first CUR delivery."
+                )
                 return
 
 
@@ -130,14 +144,18 @@ def savings_source(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     spend = cached_spend(scope.data, q)
     n = out.cite(spend.reference)
     t = spend.totals
-    yield (f"From {q.start} to {q.end} [{n}] your usage would have cost "
-           f"{out.money(t.on_demand_equivalent_cost, n, 'totals.on_demand_equivalent_cost')} at public on-demand "
-           f"prices; your plans and reservations saved {out.money(t.savings, n, 'totals.savings')} "
-           f"of it (your whole bill was {out.money(t.amortized_cost, n, 'totals.amortized_cost')}).")
+    yield (
+        f"From {q.start} to {q.end} [{n}] your usage would have cost "
+        f"{out.money(t.on_demand_equivalent_cost, n, 'totals.on_demand_equivalent_cost')} at public on-demand "
+        f"prices; your plans and reservations saved {out.money(t.savings, n, 'totals.savings')} "
+        f"of it (your whole bill was {out.money(t.amortized_cost, n, 'totals.amortized_cost')})."
+    )
     if abs(t.excluded_from_savings_cost) >= 0.005:
-        yield (f"Tax, fees, credits and charges without an on-demand price came to "
-               f"{out.money(t.excluded_from_savings_cost, n, 'totals.excluded_from_savings_cost')}: they are in "
-               "your bill, not in the savings.")
+        yield (
+            f"Tax, fees, credits and charges without an on-demand price came to "
+            f"{out.money(t.excluded_from_savings_cost, n, 'totals.excluded_from_savings_cost')}: they are in "
+            "your bill, not in the savings."
+        )
     yield from _partial(spend, n)
     yield from _cost_explorer_note(out, [(spend.sources, spend.reference)])
     savers = [(i, g) for i, g in enumerate(t.by_group) if g.savings > 0.005]
@@ -148,18 +166,25 @@ def savings_source(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     sp = run_sp_position(scope.data)
     if sp.coverage_pct is not None:
         m = out.cite(reference("/api/savings-plans", {}))
-        util = (f", used at {out.pct(sp.utilization_pct, m, 'position.utilization_pct')}"
-                if sp.utilization_pct is not None else "")
-        yield (f"Savings Plans cover {out.pct(sp.coverage_pct, m, 'position.coverage_pct')} of your eligible "
-               f"compute{util}: covered hours are billed at the plan rate instead of on-demand.")
+        util = (
+            f", used at {out.pct(sp.utilization_pct, m, 'position.utilization_pct')}"
+            if sp.utilization_pct is not None
+            else ""
+        )
+        yield (
+            f"Savings Plans cover {out.pct(sp.coverage_pct, m, 'position.coverage_pct')} of your eligible "
+            f"compute{util}: covered hours are billed at the plan rate instead of on-demand."
+        )
     proj = run_projection(scope.data, "month")
     if proj.current is not None:
         k = out.cite(proj.reference)
         c = proj.current
-        yield (f"{partial_projection(c, k)}, Blocks projects "
-               f"{out.money(c.savings, k, 'current.savings')} of savings: "
-               f"{out.money(c.baseline_cost, k, 'current.baseline_cost')} before the discount, "
-               f"{out.money(c.projected_cost, k, 'current.projected_cost')} after.")
+        yield (
+            f"{partial_projection(c, k)}, Blocks projects "
+            f"{out.money(c.savings, k, 'current.savings')} of savings: "
+            f"{out.money(c.baseline_cost, k, 'current.baseline_cost')} before the discount, "
+            f"{out.money(c.projected_cost, k, 'current.projected_cost')} after."
+        )
 
 
 def next_actions(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
@@ -171,9 +196,11 @@ def next_actions(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     yield "Your top actions, ranked by expected saving:"
     for i, rec in enumerate(recs.items[:3]):
         step = f" Start with: {rec.steps[0]}" if rec.steps else ""
-        yield (f"{ORDINALS[i]}: {rec.title} [{n}], worth "
-               f"{out.money(rec.expected_monthly_savings, n, f'items.{i}.expected_monthly_savings')} a month."
-               f"{step}")
+        yield (
+            f"{ORDINALS[i]}: {rec.title} [{n}], worth "
+            f"{out.money(rec.expected_monthly_savings, n, f'items.{i}.expected_monthly_savings')} a month."
+            f"{step}"
+        )
 
 
 def cost_drivers(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
@@ -182,9 +209,11 @@ def cost_drivers(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     a, b = out.cite(recent.reference), out.cite(before.reference)
     ra, rb = recent.totals.cost, before.totals.cost
     trend = f", {out.change_pct(ra, rb, a, b, 'totals.cost')}" if rb > 0 else ""
-    yield (f"Your last week ({recent.query.start} to {recent.query.end}) [{a}] cost "
-           f"{out.money(ra, a, 'totals.cost')}, against {out.money(rb, b, 'totals.cost')} the week before [{b}]"
-           f"{trend}.")
+    yield (
+        f"Your last week ({recent.query.start} to {recent.query.end}) [{a}] cost "
+        f"{out.money(ra, a, 'totals.cost')}, against {out.money(rb, b, 'totals.cost')} the week before [{b}]"
+        f"{trend}."
+    )
     yield from _cost_explorer_note(out, [(recent.sources, recent.reference), (before.sources, before.reference)])
     yield from _partial(recent, a)
     idx_before = {g.group: (i, g) for i, g in enumerate(before.totals.by_group)}
@@ -201,8 +230,10 @@ def cost_drivers(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
         yield "The biggest movers by service: " + "; ".join(parts) + "."
     if recent.totals.by_group:
         top = recent.totals.by_group[0]
-        yield (f"Your largest cost driver is {top.group}: {out.pct(top.share_pct, a, 'totals.by_group.0.share_pct')} "
-               f"of last week's spend.")
+        yield (
+            f"Your largest cost driver is {top.group}: {out.pct(top.share_pct, a, 'totals.by_group.0.share_pct')} "
+            f"of last week's spend."
+        )
 
 
 def bill_jump(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
@@ -212,8 +243,10 @@ def bill_jump(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     items, _ = filter_alerts(scope.alerts(), query)
     n = out.cite(reference("/api/anomalies", query))
     if not items:
-        yield (f"Blocks found no unusual spend [{n}]: no service, account and region rose above its usual level for "
-               "that weekday by more than your alert threshold. Here is what moved week over week.")
+        yield (
+            f"Blocks found no unusual spend [{n}]: no service, account and region rose above its usual level for "
+            "that weekday by more than your alert threshold. Here is what moved week over week."
+        )
         yield from cost_drivers(scope, out)
         return
     shown = sorted(enumerate(items), key=lambda ia: -ia[1].impact_usd)[:3]
@@ -221,8 +254,10 @@ def bill_jump(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     if len(items) == 1:
         yield f"Blocks detected one unresolved spend anomaly [{n}], {total} above your usual spend:"
     else:
-        yield (f"Blocks detected {len(items)} unresolved spend anomalies [{n}], {total} above your usual spend in all; "
-               f"the largest:")
+        yield (
+            f"Blocks detected {len(items)} unresolved spend anomalies [{n}], {total} above your usual spend in all; "
+            f"the largest:"
+        )
     for i, a in shown:
         yield _anomaly_line(out, i, a, n)
     yield from cost_drivers(scope, out)
@@ -231,17 +266,20 @@ def bill_jump(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
 def _anomaly_line(out: GroundedAnswer, i: int, a, n: int) -> str:
     where = f"{a.dimensions.get('service', '')} in account {a.dimensions.get('usage_account_id', '?')}"
     if a.kind.value == "new_service":
-        return (f"{a.dimensions['service']} is new: first billed on {a.first_seen}, "
-                f"{out.money(a.impact_usd, n, f'items.{i}.impact_usd')} so far.")
+        return (
+            f"{a.dimensions['service']} is new: first billed on {a.first_seen}, "
+            f"{out.money(a.impact_usd, n, f'items.{i}.impact_usd')} so far."
+        )
     days = (a.last_seen - a.first_seen).days + 1
     span = f"since {a.first_seen} ({days} days)" if days > 1 else f"on {a.first_seen}"
-    line = (f"{where} ({a.dimensions.get('region') or 'global'}) cost {out.money(a.actual, n, f'items.{i}.actual')} "
-            f"on {a.last_seen} against {out.money(a.expected, n, f'items.{i}.expected')} usual for that weekday, "
-            f"{span}: {out.money(a.impact_usd, n, f'items.{i}.impact_usd')} above the baseline.")
+    line = (
+        f"{where} ({a.dimensions.get('region') or 'global'}) cost {out.money(a.actual, n, f'items.{i}.actual')} "
+        f"on {a.last_seen} against {out.money(a.expected, n, f'items.{i}.expected')} usual for that weekday, "
+        f"{span}: {out.money(a.impact_usd, n, f'items.{i}.impact_usd')} above the baseline."
+    )
     if a.top_usage_types and a.top_usage_types[0].impact > 0:
         top = a.top_usage_types[0]
-        line += (f" Most of it is {top.usage_type} "
-                 f"(+{out.money(top.impact, n, f'items.{i}.top_usage_types.0.impact')}).")
+        line += f" Most of it is {top.usage_type} (+{out.money(top.impact, n, f'items.{i}.top_usage_types.0.impact')})."
     return line
 
 
@@ -254,15 +292,18 @@ def data_freshness(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
     through = scope.data.data_through
     n = out.cite(reference("/api/spend", {}))
     if through:
-        yield (f"Your figures go through {_utc(through)} [{n}]. AWS delivers the Cost and Usage Report hours to a day "
-               "after the usage, and Blocks ingests each delivery as it lands, so later hours are not in them yet.")
+        yield (
+            f"Your figures go through {_utc(through)} [{n}]. AWS delivers the Cost and Usage Report hours to a day "
+            "after the usage, and Blocks ingests each delivery as it lands, so later hours are not in them yet."
+        )
     else:
         yield f"There is no spend data for your account yet [{n}]: it appears once the first delivery is ingested."
     status = scope.connection_status()
     m = out.cite(reference("/api/connection", {}))
     if not status:
-        yield (f"Your AWS connection has not been tested yet [{m}]: an admin can run the connection test from "
-               "onboarding.")
+        yield (
+            f"Your AWS connection has not been tested yet [{m}]: an admin can run the connection test from onboarding."
+        )
         return
     when = _utc(datetime.fromisoformat(status["checked_at"]))
     if status["status"] == "connected":
@@ -275,8 +316,9 @@ def data_freshness(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
 
 def explain_view(scope: Scope, link: tuple[str, str] | None) -> Builder:
     if link is None:
-        raise CannotGround("Open me from a chart (or paste its /app/... link) and I'll explain that view. "
-                           + CAPABILITIES)
+        raise CannotGround(
+            "Open me from a chart (or paste its /app/... link) and I'll explain that view. " + CAPABILITIES
+        )
     path, query = link
     if path == "/app/dashboard":
         return _dashboard_builder(scope, parse_qs(query, keep_blank_values=True))
@@ -286,8 +328,10 @@ def explain_view(scope: Scope, link: tuple[str, str] | None) -> Builder:
         return _explain_savings_plans
     if path == "/app/savings-ledger":
         return guarantee
-    raise CannotGround("I can explain /app/dashboard, /app/recommendations, /app/savings-plans and /app/savings-ledger views; that link "
-                       "is none of them.")
+    raise CannotGround(
+        "I can explain /app/dashboard, /app/recommendations, /app/savings-plans and /app/savings-ledger views; "
+        "that link is none of them."
+    )
 
 
 def _dashboard_builder(scope: Scope, raw: dict[str, list[str]]) -> Builder:
@@ -295,8 +339,9 @@ def _dashboard_builder(scope: Scope, raw: dict[str, list[str]]) -> Builder:
     try:
         q = parse_spend_query(raw, scope.data.last_date)
     except InvalidParameter as exc:
-        raise CannotGround(f"That view's link has a parameter I can't read ({exc}), so I won't guess what it "
-                           "shows.") from None
+        raise CannotGround(
+            f"That view's link has a parameter I can't read ({exc}), so I won't guess what it shows."
+        ) from None
     return lambda scope, out: _explain_dashboard(scope, out, q, period)
 
 
@@ -304,8 +349,11 @@ def _explain_dashboard(scope: Scope, out: GroundedAnswer, q: SpendQuery, period:
     spend = cached_spend(scope.data, q)
     n = out.cite(spend.reference)
     grouped = f", split by {q.group_by}" if q.group_by else ""
-    filters = "; filtered to " + ", ".join(f"{k}={'|'.join(v)}" for k, v in spend.query.filters.items()) \
-        if spend.query.filters else ""
+    filters = (
+        "; filtered to " + ", ".join(f"{k}={'|'.join(v)}" for k, v in spend.query.filters.items())
+        if spend.query.filters
+        else ""
+    )
     yield f"This view shows {q.cost_type} cost per {q.granularity}{grouped}, from {q.start} to {q.end}{filters} [{n}]."
     unmatched = unmatched_filters(spend.hints, n)
     if unmatched:
@@ -313,31 +361,42 @@ def _explain_dashboard(scope: Scope, out: GroundedAnswer, q: SpendQuery, period:
     yield from _cost_explorer_note(out, [(spend.sources, spend.reference)])
     yield from _partial(spend, n)
     t = spend.totals
-    yield (f"The total is {out.money(t.cost, n, 'totals.cost')}; at public on-demand prices it would have been "
-           f"{out.money(t.public_on_demand_cost, n, 'totals.public_on_demand_cost')}.")
+    yield (
+        f"The total is {out.money(t.cost, n, 'totals.cost')}; at public on-demand prices it would have been "
+        f"{out.money(t.public_on_demand_cost, n, 'totals.public_on_demand_cost')}."
+    )
     if t.by_group:
-        parts = [f"{g.group} {out.money(g.cost, n, f'totals.by_group.{i}.cost')} "
-                 f"({out.pct(g.share_pct, n, f'totals.by_group.{i}.share_pct')})" for i, g in enumerate(t.by_group[:3])]
+        parts = [
+            f"{g.group} {out.money(g.cost, n, f'totals.by_group.{i}.cost')} "
+            f"({out.pct(g.share_pct, n, f'totals.by_group.{i}.share_pct')})"
+            for i, g in enumerate(t.by_group[:3])
+        ]
         yield "The largest parts: " + ", ".join(parts) + "."
     if spend.series and q.group_by is None:
         i, peak = max(enumerate(spend.series), key=lambda ip: ip[1].cost)
         partial = f", though that {q.granularity} is not complete" if peak.partial else ""
-        yield (f"The highest {q.granularity} was {peak.period_start} [{n}] at "
-               f"{out.money(peak.cost, n, f'series.{i}.cost')}{partial}.")
+        yield (
+            f"The highest {q.granularity} was {peak.period_start} [{n}] at "
+            f"{out.money(peak.cost, n, f'series.{i}.cost')}{partial}."
+        )
     if period in ("day", "week", "month", "ytd"):
         proj = run_projection(scope.data, period)
         if proj.current is not None:
             k = out.cite(proj.reference)
             so_far = " so far" if proj.current.partial else ""
-            yield (f"The projection panel compares{so_far} "
-                   f"{out.money(proj.current.baseline_cost, k, 'current.baseline_cost')}"
-                   f" before the Blocks discount with "
-                   f"{out.money(proj.current.projected_cost, k, 'current.projected_cost')} after it.")
+            yield (
+                f"The projection panel compares{so_far} "
+                f"{out.money(proj.current.baseline_cost, k, 'current.baseline_cost')}"
+                f" before the Blocks discount with "
+                f"{out.money(proj.current.projected_cost, k, 'current.projected_cost')} after it."
+            )
 
 
 def _explain_recommendations(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
-    yield ("This view lists actions that lower your bill, largest expected saving first; mark each one accepted, "
-           "done, snoozed or dismissed as you go.")
+    yield (
+        "This view lists actions that lower your bill, largest expected saving first; mark each one accepted, "
+        "done, snoozed or dismissed as you go."
+    )
     recs = run_recommendations(scope.data, scope.recommendation_statuses(), status="open")
     n = out.cite(recs.reference)
     total = out.money(recs.total_expected_monthly_savings, n, "total_expected_monthly_savings")
@@ -345,15 +404,19 @@ def _explain_recommendations(scope: Scope, out: GroundedAnswer) -> Iterator[str]
 
 
 def _explain_savings_plans(scope: Scope, out: GroundedAnswer) -> Iterator[str]:
-    yield ("This view shows your Savings Plans: how much eligible compute they cover and how much of the "
-           "commitment is used, plus purchase proposals and their approval status.")
+    yield (
+        "This view shows your Savings Plans: how much eligible compute they cover and how much of the "
+        "commitment is used, plus purchase proposals and their approval status."
+    )
     sp = run_sp_position(scope.data)
     ref = reference("/api/savings-plans", {})
     n = out.cite(ref)
     if sp.coverage_pct is not None and sp.utilization_pct is not None:
-        yield (f"From {sp.start} to {sp.end} [{n}], coverage is {out.pct(sp.coverage_pct, n, 'position.coverage_pct')}"
-               f" and utilization {out.pct(sp.utilization_pct, n, 'position.utilization_pct')}, with "
-               f"{out.money(sp.hourly_commitment, n, 'position.hourly_commitment')} an hour committed.")
+        yield (
+            f"From {sp.start} to {sp.end} [{n}], coverage is {out.pct(sp.coverage_pct, n, 'position.coverage_pct')}"
+            f" and utilization {out.pct(sp.utilization_pct, n, 'position.utilization_pct')}, with "
+            f"{out.money(sp.hourly_commitment, n, 'position.hourly_commitment')} an hour committed."
+        )
     yield from _cost_explorer_note(out, [(sp_source_fields(scope.data, sp)["sources"], ref)])
 
 

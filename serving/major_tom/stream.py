@@ -22,8 +22,16 @@ class AnswerEvents:
         self._refs: list[dict] = []
 
     def meta(self, provider: str, data_status: str, sample: bool) -> bytes:
-        return sse("meta", {"intent": self.grounded.intent, "refused": self.grounded.refused, "provider": provider,
-                            "data_status": data_status, "sample": sample})
+        return sse(
+            "meta",
+            {
+                "intent": self.grounded.intent,
+                "refused": self.grounded.refused,
+                "provider": provider,
+                "data_status": data_status,
+                "sample": sample,
+            },
+        )
 
     def piece(self, text: str) -> bytes:
         """One piece of the answer (a line, or a whole rephrased answer); pieces are joined by newlines."""
@@ -32,13 +40,18 @@ class AnswerEvents:
         return self._new_references() + b"".join(sse("token", {"text": chunk}) for chunk in chunks(separated))
 
     def done(self) -> bytes:
-        return self._new_references() + sse("done", {
-            "text": "\n".join(self._pieces), "references": self._refs,
-            "facts": [{"ref": f.ref, "field": f.field, "value": f.value} for f in self.grounded.facts]})
+        return self._new_references() + sse(
+            "done",
+            {
+                "text": "\n".join(self._pieces),
+                "references": self._refs,
+                "facts": [{"ref": f.ref, "field": f.field, "value": f.value} for f in self.grounded.facts],
+            },
+        )
 
     def _new_references(self) -> bytes:
         out = []
-        for n, ref in enumerate(self.grounded.references[len(self._refs):], len(self._refs) + 1):
+        for n, ref in enumerate(self.grounded.references[len(self._refs) :], len(self._refs) + 1):
             item = {"n": n, **ref.model_dump()}
             self._refs.append(item)
             out.append(sse("reference", item))

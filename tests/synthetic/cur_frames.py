@@ -18,14 +18,25 @@ from blocks_pipelines.ingestion.deliveries import month_bounds
 from blocks_pipelines.lake import fs
 
 # One cycle of 20 rows: 12 usage, 3 SP covered, 1 negation, 1 SP fee, 1 RI covered, 1 tax, 1 credit.
-LINE_ITEM_CYCLE = (["Usage"] * 12 + ["SavingsPlanCoveredUsage"] * 3
-                   + ["SavingsPlanNegation", "SavingsPlanRecurringFee", "DiscountedUsage", "Tax", "Credit"])
+LINE_ITEM_CYCLE = (
+    ["Usage"] * 12
+    + ["SavingsPlanCoveredUsage"] * 3
+    + ["SavingsPlanNegation", "SavingsPlanRecurringFee", "DiscountedUsage", "Tax", "Credit"]
+)
 SP_ARN = "arn:aws:savingsplans::111111111111:savingsplan/abcd-1234"
 RI_ARN = "arn:aws:ec2:us-east-1:111111111111:reserved-instances/ri-1"
 
 
-def cur2_frame(n_rows: int, billing_period: str, payer: str, accounts: list[str], *, currency: str = "USD",
-               invoice_id: str | None = None, offset: int = 0) -> pl.DataFrame:
+def cur2_frame(
+    n_rows: int,
+    billing_period: str,
+    payer: str,
+    accounts: list[str],
+    *,
+    currency: str = "USD",
+    invoice_id: str | None = None,
+    offset: int = 0,
+) -> pl.DataFrame:
     """A CUR 2.0 month (Data Exports snake_case columns, map columns as list of {key, value})."""
     start, end = month_bounds(billing_period)
     hours = int((end - start).total_seconds() // 3600)
@@ -89,19 +100,31 @@ def cur2_frame(n_rows: int, billing_period: str, payer: str, accounts: list[str]
 
 
 LEGACY_NAMES = {
-    "identity_line_item_id": "identity/LineItemId", "identity_time_interval": "identity/TimeInterval",
-    "bill_invoice_id": "bill/InvoiceId", "bill_billing_entity": "bill/BillingEntity", "bill_bill_type": "bill/BillType",
+    "identity_line_item_id": "identity/LineItemId",
+    "identity_time_interval": "identity/TimeInterval",
+    "bill_invoice_id": "bill/InvoiceId",
+    "bill_billing_entity": "bill/BillingEntity",
+    "bill_bill_type": "bill/BillType",
     "bill_payer_account_id": "bill/PayerAccountId",
     "bill_billing_period_start_date": "bill/BillingPeriodStartDate",
     "bill_billing_period_end_date": "bill/BillingPeriodEndDate",
-    "line_item_usage_account_id": "lineItem/UsageAccountId", "line_item_line_item_type": "lineItem/LineItemType",
-    "line_item_usage_start_date": "lineItem/UsageStartDate", "line_item_usage_end_date": "lineItem/UsageEndDate",
-    "line_item_product_code": "lineItem/ProductCode", "line_item_usage_type": "lineItem/UsageType",
-    "line_item_operation": "lineItem/Operation", "line_item_availability_zone": "lineItem/AvailabilityZone",
-    "line_item_resource_id": "lineItem/ResourceId", "line_item_usage_amount": "lineItem/UsageAmount",
-    "line_item_currency_code": "lineItem/CurrencyCode", "line_item_unblended_cost": "lineItem/UnblendedCost",
-    "product_product_family": "product/productFamily", "product_region_code": "product/region",
-    "product_instance_type": "product/instanceType", "pricing_term": "pricing/term", "pricing_unit": "pricing/unit",
+    "line_item_usage_account_id": "lineItem/UsageAccountId",
+    "line_item_line_item_type": "lineItem/LineItemType",
+    "line_item_usage_start_date": "lineItem/UsageStartDate",
+    "line_item_usage_end_date": "lineItem/UsageEndDate",
+    "line_item_product_code": "lineItem/ProductCode",
+    "line_item_usage_type": "lineItem/UsageType",
+    "line_item_operation": "lineItem/Operation",
+    "line_item_availability_zone": "lineItem/AvailabilityZone",
+    "line_item_resource_id": "lineItem/ResourceId",
+    "line_item_usage_amount": "lineItem/UsageAmount",
+    "line_item_currency_code": "lineItem/CurrencyCode",
+    "line_item_unblended_cost": "lineItem/UnblendedCost",
+    "product_product_family": "product/productFamily",
+    "product_region_code": "product/region",
+    "product_instance_type": "product/instanceType",
+    "pricing_term": "pricing/term",
+    "pricing_unit": "pricing/unit",
     "pricing_public_on_demand_cost": "pricing/publicOnDemandCost",
     "reservation_reservation_a_r_n": "reservation/ReservationARN",
     "reservation_effective_cost": "reservation/EffectiveCost",
@@ -116,20 +139,36 @@ def cur1_frame(n_rows: int, billing_period: str, payer: str, accounts: list[str]
     """A legacy CUR month as text, like the CSV AWS writes (`2026-11-01T00:00:00Z` times, flat tag columns)."""
     df = cur2_frame(n_rows, billing_period, payer, accounts, **kw)
     ts = {c: pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c in df.columns if df.schema[c] == pl.Datetime("ms")}
-    tag = lambda k: pl.col("resource_tags").list.eval(  # noqa: E731
-        pl.element().filter(pl.element().struct.field("key") == k).struct.field("value")).list.first()
+
+    def tag(k: str) -> pl.Expr:
+        return (
+            pl.col("resource_tags")
+            .list.eval(pl.element().filter(pl.element().struct.field("key") == k).struct.field("value"))
+            .list.first()
+        )
+
     df = df.with_columns(**ts).with_columns(
-        pl.concat_str(pl.col("line_item_usage_start_date"), pl.col("line_item_usage_end_date"), separator="/")
-        .alias("identity_time_interval"),
+        pl.concat_str(pl.col("line_item_usage_start_date"), pl.col("line_item_usage_end_date"), separator="/").alias(
+            "identity_time_interval"
+        ),
         tag("user_team").alias("resourceTags/user:team"),
         tag("user_env").alias("resourceTags/user:env"),
     )
-    return df.select([pl.col(k).cast(pl.String).alias(v) for k, v in LEGACY_NAMES.items()]
-                     + [pl.col("resourceTags/user:team"), pl.col("resourceTags/user:env")])
+    return df.select(
+        [pl.col(k).cast(pl.String).alias(v) for k, v in LEGACY_NAMES.items()]
+        + [pl.col("resourceTags/user:team"), pl.col("resourceTags/user:env")]
+    )
 
 
-def focus_frame(n_rows: int, billing_period: str, payer: str, accounts: list[str], *,
-                providers: tuple[str, ...] = ("AWS",), currency: str = "USD") -> pl.DataFrame:
+def focus_frame(
+    n_rows: int,
+    billing_period: str,
+    payer: str,
+    accounts: list[str],
+    *,
+    providers: tuple[str, ...] = ("AWS",),
+    currency: str = "USD",
+) -> pl.DataFrame:
     start, end = month_bounds(billing_period)
     hours = int((end - start).total_seconds() // 3600)
     i = pl.int_range(0, n_rows, dtype=pl.Int64, eager=False)
@@ -163,13 +202,18 @@ def focus_frame(n_rows: int, billing_period: str, payer: str, accounts: list[str
 
 def as_maps(df: pl.DataFrame) -> pl.DataFrame:
     """Lists of {key, value} as Map columns: written to Parquet they are MAP columns, as AWS writes CUR 2.0's."""
+
     def is_entries(t: pl.DataType) -> bool:
-        return isinstance(t, pl.List) and isinstance(t.inner, pl.Struct) and \
-            [f.name for f in t.inner.fields] == ["key", "value"]
+        return (
+            isinstance(t, pl.List)
+            and isinstance(t.inner, pl.Struct)
+            and [f.name for f in t.inner.fields] == ["key", "value"]
+        )
 
     return df.with_columns(
         pl.col(n).cast(pl.Map(t.inner.fields[0].dtype, t.inner.fields[1].dtype))
-        for n, t in df.schema.items() if is_entries(t)
+        for n, t in df.schema.items()
+        if is_entries(t)
     )
 
 
@@ -192,8 +236,16 @@ def _manifest_time(dt: datetime) -> str:
     return dt.strftime("%Y%m%dT%H%M%S.000Z")
 
 
-def write_legacy_delivery(root: str, report: str, frames: list[pl.DataFrame], billing_period: str, workdir: Path,
-                          *, suffix: str = "csv.gz", assembly_id: str | None = None) -> str:
+def write_legacy_delivery(
+    root: str,
+    report: str,
+    frames: list[pl.DataFrame],
+    billing_period: str,
+    workdir: Path,
+    *,
+    suffix: str = "csv.gz",
+    assembly_id: str | None = None,
+) -> str:
     """A legacy delivery: data + manifest in the assembly folder and the period-level manifest; returns assemblyId."""
     assembly_id = assembly_id or str(uuid.uuid4())
     start, end = month_bounds(billing_period)
@@ -207,10 +259,15 @@ def write_legacy_delivery(root: str, report: str, frames: list[pl.DataFrame], bi
         keys.append(f"cur/{rel}")
     columns = [{"category": c.split("/")[0], "name": c.split("/")[-1]} for c in frames[0].columns]
     manifest = {
-        "assemblyId": assembly_id, "account": "111111111111", "columns": columns,
+        "assemblyId": assembly_id,
+        "account": "111111111111",
+        "columns": columns,
         "compression": {"csv.gz": "GZIP", "zip": "ZIP", "parquet": "Parquet"}.get(suffix, "None"),
-        "reportKeys": keys, "billingPeriod": {"start": _manifest_time(start), "end": _manifest_time(end)},
-        "bucket": "local", "reportId": "r-1", "reportName": report,
+        "reportKeys": keys,
+        "billingPeriod": {"start": _manifest_time(start), "end": _manifest_time(end)},
+        "bucket": "local",
+        "reportId": "r-1",
+        "reportName": report,
     }
     body = json.dumps(manifest).encode()
     fs.write_bytes(fs.join(root, report, period, assembly_id, f"{report}-Manifest.json"), body)
@@ -218,8 +275,16 @@ def write_legacy_delivery(root: str, report: str, frames: list[pl.DataFrame], bi
     return assembly_id
 
 
-def write_export_delivery(root: str, export: str, frames: list[pl.DataFrame], billing_period: str, workdir: Path,
-                          *, suffix: str = "snappy.parquet", execution_id: str | None = None) -> str:
+def write_export_delivery(
+    root: str,
+    export: str,
+    frames: list[pl.DataFrame],
+    billing_period: str,
+    workdir: Path,
+    *,
+    suffix: str = "snappy.parquet",
+    execution_id: str | None = None,
+) -> str:
     """A Data Exports (CUR 2.0 / FOCUS) delivery: data files then the metadata manifest; returns executionId."""
     execution_id = execution_id or str(uuid.uuid4())
     data_files = []
@@ -231,10 +296,15 @@ def write_export_delivery(root: str, export: str, frames: list[pl.DataFrame], bi
         data_files.append(f"s3://local/exports/{rel}")
     start, end = month_bounds(billing_period)
     manifest = {
-        "executionId": execution_id, "exportArn": f"arn:aws:bcm-data-exports:us-east-1:111111111111:export/{export}",
+        "executionId": execution_id,
+        "exportArn": f"arn:aws:bcm-data-exports:us-east-1:111111111111:export/{export}",
         "billingPeriod": {"start": f"{start:%Y-%m-%dT%H:%M:%S}.000Z", "end": f"{end:%Y-%m-%dT%H:%M:%S}.000Z"},
-        "dataFiles": data_files, "columns": [{"name": c} for c in frames[0].columns], "reportName": export,
+        "dataFiles": data_files,
+        "columns": [{"name": c} for c in frames[0].columns],
+        "reportName": export,
     }
-    fs.write_bytes(fs.join(root, export, "metadata", f"BILLING_PERIOD={billing_period}", f"{export}-Manifest.json"),
-                   json.dumps(manifest).encode())
+    fs.write_bytes(
+        fs.join(root, export, "metadata", f"BILLING_PERIOD={billing_period}", f"{export}-Manifest.json"),
+        json.dumps(manifest).encode(),
+    )
     return execution_id

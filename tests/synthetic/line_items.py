@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any
 
 import polars as pl
 
@@ -59,8 +60,9 @@ def write_line_items(frame: pl.DataFrame, lake_uri: str) -> list[str]:
     """Write one Parquet file per (tenant, usage_date) and commit each billing month's pointer, as ingestion lays
     out the lake (a day already in the month and absent from the frame keeps its file); returns the uris."""
     uris = []
-    for (tenant_id, bp), month in frame.sort("usage_start").group_by(["tenant_id", "billing_period"],
-                                                                     maintain_order=True):
+    for (tenant_id, bp), month in frame.sort("usage_start").group_by(
+        ["tenant_id", "billing_period"], maintain_order=True
+    ):
         current, tag = months.read_month(lake_uri, tenant_id, bp)
         version = months.new_version_id()
         files = {f.usage_date: f for f in current.files} if current else {}
@@ -72,8 +74,9 @@ def write_line_items(frame: pl.DataFrame, lake_uri: str) -> list[str]:
             write_bytes(uri, buf.getvalue())
             files[day] = months.MonthFile(name, day, part.height)
             uris.append(uri)
-        nxt = months.carry_forward(lake_uri, months.MonthVersion(tenant_id, bp, version,
-                                                                 tuple(files[d] for d in sorted(files)), "synthetic"))
+        nxt = months.carry_forward(
+            lake_uri, months.MonthVersion(tenant_id, bp, version, tuple(files[d] for d in sorted(files)), "synthetic")
+        )
         months.commit_month(lake_uri, nxt, tag)
         months.sweep_month(lake_uri, tenant_id, bp, nxt)
     return uris
@@ -99,40 +102,119 @@ def synthetic_month(
         base = {"tenant_id": tenant_id, "usage_start": h, "region": "eu-west-1", "availability_zone": "eu-west-1a"}
         # SP covers $5 of on-demand at 0.72 -> $3.6 used of a $4 commitment.
         fixed += [
-            {**base, "line_item_type": "SavingsPlanCoveredUsage", "service": "AmazonEC2",
-             "usage_type": "EUW1-BoxUsage:m5.xlarge", "resource_id": "i-sp0001", "instance_type": "m5.xlarge",
-             "unblended_cost": 5.0, "amortized_cost": 3.6, "savings_plan_arn": sp_arn,
-             "savings_plan_effective_cost": 3.6, "usage_account_id": accounts[0]},
-            {**base, "line_item_type": "SavingsPlanNegation", "service": "AmazonEC2",
-             "usage_type": "EUW1-BoxUsage:m5.xlarge", "resource_id": "i-sp0001", "unblended_cost": -5.0,
-             "amortized_cost": 0.0, "savings_plan_arn": sp_arn, "usage_account_id": accounts[0]},
-            {**base, "line_item_type": "SavingsPlanRecurringFee", "service": "ComputeSavingsPlans",
-             "usage_type": "ComputeSP:1yrNoUpfront", "unblended_cost": 4.0, "amortized_cost": 0.4,
-             "public_on_demand_cost": 0.0, "savings_plan_arn": sp_arn, "savings_plan_total_commitment": 4.0,
-             "savings_plan_used_commitment": 3.6},
-            {**base, "service": "AmazonEC2", "usage_type": "EUW1-BoxUsage:m4.2xlarge", "resource_id": "i-old0001",
-             "instance_type": "m4.2xlarge", "pricing_term": "OnDemand", "unblended_cost": 0.44,
-             "usage_account_id": accounts[1]},
-            {**base, "service": "AmazonEC2", "usage_type": "EUW1-BoxUsage:c5.2xlarge", "resource_id": "i-dev0001",
-             "instance_type": "c5.2xlarge", "pricing_term": "OnDemand", "unblended_cost": 0.38,
-             "usage_account_id": accounts[2], "tags": '{"user:environment": "dev"}'},
-            {**base, "service": "AmazonEC2", "usage_type": "EUW1-EBS:VolumeUsage.gp3", "resource_id": "vol-0001",
-             "unblended_cost": 0.011, "usage_account_id": accounts[1]},
-            {**base, "service": "AmazonVPC", "usage_type": "EUW1-PublicIPv4:IdleAddress",
-             "resource_id": "eipalloc-0001", "unblended_cost": 0.005, "usage_account_id": accounts[1]},
-            {**base, "service": "AmazonEC2", "usage_type": "EUW1-NatGateway-Hours", "resource_id": "nat-0001",
-             "unblended_cost": 0.048, "usage_account_id": accounts[1]},
-            {**base, "service": "AmazonEC2", "usage_type": "EUW1-NatGateway-Bytes", "resource_id": "nat-0001",
-             "usage_amount": 0.001, "unblended_cost": 0.00005, "usage_account_id": accounts[1]},
-            {**base, "line_item_type": "Tax", "service": "AmazonEC2", "unblended_cost": 0.2,
-             "public_on_demand_cost": 0.0},
+            {
+                **base,
+                "line_item_type": "SavingsPlanCoveredUsage",
+                "service": "AmazonEC2",
+                "usage_type": "EUW1-BoxUsage:m5.xlarge",
+                "resource_id": "i-sp0001",
+                "instance_type": "m5.xlarge",
+                "unblended_cost": 5.0,
+                "amortized_cost": 3.6,
+                "savings_plan_arn": sp_arn,
+                "savings_plan_effective_cost": 3.6,
+                "usage_account_id": accounts[0],
+            },
+            {
+                **base,
+                "line_item_type": "SavingsPlanNegation",
+                "service": "AmazonEC2",
+                "usage_type": "EUW1-BoxUsage:m5.xlarge",
+                "resource_id": "i-sp0001",
+                "unblended_cost": -5.0,
+                "amortized_cost": 0.0,
+                "savings_plan_arn": sp_arn,
+                "usage_account_id": accounts[0],
+            },
+            {
+                **base,
+                "line_item_type": "SavingsPlanRecurringFee",
+                "service": "ComputeSavingsPlans",
+                "usage_type": "ComputeSP:1yrNoUpfront",
+                "unblended_cost": 4.0,
+                "amortized_cost": 0.4,
+                "public_on_demand_cost": 0.0,
+                "savings_plan_arn": sp_arn,
+                "savings_plan_total_commitment": 4.0,
+                "savings_plan_used_commitment": 3.6,
+            },
+            {
+                **base,
+                "service": "AmazonEC2",
+                "usage_type": "EUW1-BoxUsage:m4.2xlarge",
+                "resource_id": "i-old0001",
+                "instance_type": "m4.2xlarge",
+                "pricing_term": "OnDemand",
+                "unblended_cost": 0.44,
+                "usage_account_id": accounts[1],
+            },
+            {
+                **base,
+                "service": "AmazonEC2",
+                "usage_type": "EUW1-BoxUsage:c5.2xlarge",
+                "resource_id": "i-dev0001",
+                "instance_type": "c5.2xlarge",
+                "pricing_term": "OnDemand",
+                "unblended_cost": 0.38,
+                "usage_account_id": accounts[2],
+                "tags": '{"user:environment": "dev"}',
+            },
+            {
+                **base,
+                "service": "AmazonEC2",
+                "usage_type": "EUW1-EBS:VolumeUsage.gp3",
+                "resource_id": "vol-0001",
+                "unblended_cost": 0.011,
+                "usage_account_id": accounts[1],
+            },
+            {
+                **base,
+                "service": "AmazonVPC",
+                "usage_type": "EUW1-PublicIPv4:IdleAddress",
+                "resource_id": "eipalloc-0001",
+                "unblended_cost": 0.005,
+                "usage_account_id": accounts[1],
+            },
+            {
+                **base,
+                "service": "AmazonEC2",
+                "usage_type": "EUW1-NatGateway-Hours",
+                "resource_id": "nat-0001",
+                "unblended_cost": 0.048,
+                "usage_account_id": accounts[1],
+            },
+            {
+                **base,
+                "service": "AmazonEC2",
+                "usage_type": "EUW1-NatGateway-Bytes",
+                "resource_id": "nat-0001",
+                "usage_amount": 0.001,
+                "unblended_cost": 0.00005,
+                "usage_account_id": accounts[1],
+            },
+            {
+                **base,
+                "line_item_type": "Tax",
+                "service": "AmazonEC2",
+                "unblended_cost": 0.2,
+                "public_on_demand_cost": 0.0,
+            },
         ]
     frame = canonical_frame(fixed)
     filler = max(rows_per_hour - 10, 0) * len(hours)
     if filler == 0:
         return frame
-    template = canonical_frame([{"tenant_id": tenant_id, "usage_start": first, "service": "AmazonS3",
-                                 "usage_type": "EUW1-Requests-Tier1", "region": "eu-west-1"}])
+    template = canonical_frame(
+        [
+            {
+                "tenant_id": tenant_id,
+                "usage_start": first,
+                "service": "AmazonS3",
+                "usage_type": "EUW1-Requests-Tier1",
+                "region": "eu-west-1",
+            }
+        ]
+    )
     starts = pl.Series("usage_start", [hours[rng.randrange(len(hours))] for _ in range(filler)])
     cost = pl.Series("unblended_cost", [rng.gammavariate(2.0, 0.01) for _ in range(filler)])
     account = pl.Series("usage_account_id", [rng.choice(accounts) for _ in range(filler)])
@@ -142,7 +224,10 @@ def synthetic_month(
             starts.dt.cast_time_unit("us").dt.convert_time_zone("UTC"),
             (starts + timedelta(hours=1)).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("usage_end"),
             starts.dt.date().alias("usage_date"),
-            cost, cost.alias("amortized_cost"), cost.alias("public_on_demand_cost"), account,
+            cost,
+            cost.alias("amortized_cost"),
+            cost.alias("public_on_demand_cost"),
+            account,
             pl.Series("resource_id", [f"bucket-{i % 50}" for i in range(filler)]),
         )
         .with_columns(pl.col("usage_start").dt.strftime("%Y-%m").alias("billing_period"))

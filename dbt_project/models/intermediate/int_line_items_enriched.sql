@@ -21,10 +21,12 @@ select
             and (
                 (li.service = 'AmazonEC2' and (
                     li.usage_type like '%BoxUsage%' or li.usage_type like '%DedicatedUsage%'
-                    or li.usage_type like '%HostUsage%'))
+                    or li.usage_type like '%HostUsage%'
+                ))
                 or (li.service in ('AmazonECS', 'AmazonEKS') and li.usage_type like '%Fargate%')
                 or (li.service = 'AWSLambda' and (
-                    li.usage_type like '%Lambda-GB-Second%' or li.usage_type like '%Lambda-Provisioned%'))
+                    li.usage_type like '%Lambda-GB-Second%' or li.usage_type like '%Lambda-Provisioned%'
+                ))
             )
         )
     ), false) as is_compute_sp_eligible

@@ -22,14 +22,21 @@ scale as (
 
 -- On-demand EC2 instances (not Spot, not covered by a commitment): dominant type per instance.
 instances as (
-    select resource_id, usage_account_id, region, instance_type, account_name, ou_path, tags, cost,
+    select
+        resource_id, usage_account_id, region, instance_type, account_name, ou_path, tags, cost,
         split_part(instance_type, '.', 1) as family,
         split_part(instance_type, '.', 2) as size
     from (
-        select resource_id, usage_account_id, region, instance_type,
+        select
+            resource_id, usage_account_id, region, instance_type,
             max(account_name) as account_name, max(ou_path) as ou_path, max(tags) as tags,
             sum(on_demand_equivalent_cost) as cost,
-            row_number() over (partition by resource_id order by sum(on_demand_equivalent_cost) desc) as rank_in_resource
+            row_number()
+                over (
+                    partition by resource_id
+                    order by sum(on_demand_equivalent_cost) desc
+                )
+                as rank_in_resource
         from recent
         where service = 'AmazonEC2' and line_item_type = 'Usage' and usage_type like '%BoxUsage%'
             and coalesce(pricing_term, 'OnDemand') <> 'Spot'
@@ -45,8 +52,8 @@ modernization as (
         i.resource_id, i.usage_account_id, i.region, 'AmazonEC2' as service,
         'Move ' || i.resource_id || ' from ' || i.instance_type || ' to ' || g.current_family || '.' || i.size as title,
         i.instance_type || ' is a previous-generation family; ' || g.current_family || '.' || i.size
-            || ' costs about ' || cast(cast(round((1 - g.price_ratio) * 100) as integer) as varchar)
-            || '% less on demand for the same size and is faster.' as rationale,
+        || ' costs about ' || cast(cast(round((1 - g.price_ratio) * 100) as integer) as varchar)
+        || '% less on demand for the same size and is faster.' as rationale,
         i.cost * (1 - g.price_ratio) * s.to_month as expected_monthly_savings,
         {{ steps_json([
             "Check the AMI and drivers support the current family (ENA and NVMe are required).",
@@ -65,7 +72,7 @@ rightsizing as (
         i.resource_id, i.usage_account_id, i.region, 'AmazonEC2' as service,
         'Downsize non-production instance ' || i.resource_id || ' (' || i.instance_type || ')' as title,
         i.instance_type || ' runs on demand in a non-production account (' || i.ou_path
-            || '); one size smaller halves its cost, and non-production load rarely needs the headroom.' as rationale,
+        || '); one size smaller halves its cost, and non-production load rarely needs the headroom.' as rationale,
         i.cost * 0.5 * s.to_month as expected_monthly_savings,
         {{ steps_json([
             "Check CPU and memory peaks for the last 14 days in CloudWatch (below 40% means one size down is safe).",
@@ -79,9 +86,11 @@ rightsizing as (
 
 posture as (
     select
-        sum(eligible_on_demand_cost) as eligible,
-        sum(covered_on_demand_cost) as covered,
-        coalesce(sum(sp_effective_cost) / nullif(sum(covered_on_demand_cost), 0), {{ var('default_sp_rate_ratio') }})
+        sum(e.eligible_on_demand_cost) as eligible,
+        sum(e.covered_on_demand_cost) as covered,
+        coalesce(
+            sum(e.sp_effective_cost) / nullif(sum(e.covered_on_demand_cost), 0), {{ var('default_sp_rate_ratio') }}
+        )
             as rate_ratio
     from {{ ref('sp_eligible_usage_hourly') }} as e
     cross join bounds as b
@@ -93,11 +102,13 @@ commitment_posture as (
         'commitment_posture' as category, 'compute_sp_coverage_below_target' as rec_type,
         'compute_savings_plans' as resource_id, cast(null as varchar) as usage_account_id,
         cast(null as varchar) as region, 'ComputeSavingsPlans' as service,
-        'Raise Compute Savings Plans coverage to ' || cast({{ (var('target_coverage') * 100) | round | int }} as varchar) || '%' as title,
+        'Raise Compute Savings Plans coverage to '
+        || cast({{ (var('target_coverage') * 100) | round | int }} as varchar)
+        || '%' as title,
         'Savings Plans cover ' || cast(cast(round(100 * p.covered / p.eligible) as integer) as varchar)
-            || '% of the eligible compute spend (EC2, Fargate, Lambda) of the last '
-            || cast({{ var('lookback_days') | int }} as varchar) || ' days; the target is '
-            || cast({{ (var('target_coverage') * 100) | round | int }} as varchar) || '%.' as rationale,
+        || '% of the eligible compute spend (EC2, Fargate, Lambda) of the last '
+        || cast({{ var('lookback_days') | int }} as varchar) || ' days; the target is '
+        || cast({{ (var('target_coverage') * 100) | round | int }} as varchar) || '%.' as rationale,
         p.eligible * s.to_month * ({{ var('target_coverage') }} - p.covered / p.eligible) * (1 - p.rate_ratio)
             as expected_monthly_savings,
         {{ steps_json([
@@ -114,24 +125,29 @@ commitment_posture as (
 idle_ips as (
     select
         'idle' as category, 'idle_public_ipv4' as rec_type,
-        coalesce(resource_id, usage_account_id || ':' || coalesce(region, 'global') || ':idle-ipv4') as resource_id,
-        usage_account_id, region, max(service) as service,
-        'Release idle public IPv4 address ' || coalesce(resource_id, 'in ' || usage_account_id) as title,
-        'AWS bills this Elastic IP as idle (' || max(usage_type) || '): it is allocated but not attached to a running resource.' as rationale,
-        sum(on_demand_equivalent_cost) * max(s.to_month) as expected_monthly_savings,
+        coalesce(r.resource_id, r.usage_account_id || ':' || coalesce(r.region, 'global') || ':idle-ipv4')
+            as resource_id,
+        r.usage_account_id, r.region, max(r.service) as service,
+        'Release idle public IPv4 address ' || coalesce(r.resource_id, 'in ' || r.usage_account_id) as title,
+        'AWS bills this Elastic IP as idle ('
+        || max(r.usage_type)
+        || '): it is allocated but not attached to a running resource.' as rationale,
+        sum(r.on_demand_equivalent_cost) * max(s.to_month) as expected_monthly_savings,
         {{ steps_json([
             "Confirm nobody depends on the address (DNS records, allow-lists).",
             "Release it: aws ec2 release-address --allocation-id <id>.",
         ]) }} as steps
-    from recent
+    from recent as r
     cross join scale as s
-    where usage_type like '%IdleAddress%'
-    group by coalesce(resource_id, usage_account_id || ':' || coalesce(region, 'global') || ':idle-ipv4'),
-        resource_id, usage_account_id, region
+    where r.usage_type like '%IdleAddress%'
+    group by
+        coalesce(r.resource_id, r.usage_account_id || ':' || coalesce(r.region, 'global') || ':idle-ipv4'),
+        r.resource_id, r.usage_account_id, r.region
 ),
 
 nat_gateways as (
-    select resource_id, max(usage_account_id) as usage_account_id, max(region) as region,
+    select
+        resource_id, max(usage_account_id) as usage_account_id, max(region) as region,
         sum(on_demand_equivalent_cost) as cost,
         sum(case when usage_type like '%NatGateway-Bytes%' then usage_amount else 0 end) as gigabytes
     from recent
@@ -145,7 +161,7 @@ idle_nat as (
         n.resource_id, n.usage_account_id, n.region, 'AmazonEC2' as service,
         'Remove NAT gateway ' || n.resource_id || ' that moves almost no data' as title,
         'It processed ' || cast(cast(round(n.gigabytes * s.to_month) as bigint) as varchar)
-            || ' GB per month while its hourly charge runs all the time.' as rationale,
+        || ' GB per month while its hourly charge runs all the time.' as rationale,
         n.cost * s.to_month as expected_monthly_savings,
         {{ steps_json([
             "Check the route tables that point at the gateway and what still uses them.",
@@ -160,10 +176,10 @@ idle_nat as (
 -- CUR cannot see attachments: a volume billed in a zone where no instance ran for the last 7 days belongs to a
 -- stopped or terminated instance.
 running_zones as (
-    select distinct usage_account_id, coalesce(availability_zone, region) as zone
-    from recent
+    select distinct r.usage_account_id, coalesce(r.availability_zone, r.region) as zone
+    from recent as r
     cross join bounds as b
-    where usage_type like '%BoxUsage%' and usage_date > cast({{ dbt.dateadd('day', -7, 'b.last_day') }} as date)
+    where r.usage_type like '%BoxUsage%' and r.usage_date > cast({{ dbt.dateadd('day', -7, 'b.last_day') }} as date)
 ),
 
 orphan_volumes as (
@@ -172,7 +188,7 @@ orphan_volumes as (
         v.resource_id, v.usage_account_id, v.region, 'AmazonEC2' as service,
         'Snapshot and delete EBS volume ' || v.resource_id as title,
         'No instance ran in ' || v.zone || ' of this account for 7 days, so the volume is unattached or '
-            || 'belongs to a long-stopped instance.' as rationale,
+        || 'belongs to a long-stopped instance.' as rationale,
         v.cost * s.to_month as expected_monthly_savings,
         {{ steps_json([
             "Check the volume's state in the EC2 console (available, or attached to a stopped instance).",
@@ -180,7 +196,8 @@ orphan_volumes as (
             "Delete the volume.",
         ]) }} as steps
     from (
-        select resource_id, max(usage_account_id) as usage_account_id, max(region) as region,
+        select
+            resource_id, max(usage_account_id) as usage_account_id, max(region) as region,
             max(coalesce(availability_zone, region)) as zone, sum(on_demand_equivalent_cost) as cost
         from recent
         where usage_type like '%EBS:VolumeUsage%' and resource_id is not null
@@ -189,6 +206,13 @@ orphan_volumes as (
     cross join scale as s
     left join running_zones as z on v.usage_account_id = z.usage_account_id and v.zone = z.zone
     where z.zone is null
+),
+
+snapshot_first_days as (
+    select resource_id, min(usage_date) as first_day
+    from {{ ref('int_line_items_enriched') }}
+    where usage_type like '%EBS:SnapshotUsage%' and resource_id is not null
+    group by resource_id
 ),
 
 -- Snapshots billed since at least 90 days before the window's end (the lake's history shows their age).
@@ -204,18 +228,14 @@ old_snapshots as (
             "Delete it, or move it to the EBS Snapshots Archive tier if it must be kept.",
         ]) }} as steps
     from (
-        select resource_id, max(usage_account_id) as usage_account_id, max(region) as region,
+        select
+            resource_id, max(usage_account_id) as usage_account_id, max(region) as region,
             sum(on_demand_equivalent_cost) as cost
         from recent
         where usage_type like '%EBS:SnapshotUsage%' and resource_id is not null
         group by resource_id
     ) as r
-    inner join (
-        select resource_id, min(usage_date) as first_day
-        from {{ ref('int_line_items_enriched') }}
-        where usage_type like '%EBS:SnapshotUsage%' and resource_id is not null
-        group by resource_id
-    ) as f on r.resource_id = f.resource_id
+    inner join snapshot_first_days as f on r.resource_id = f.resource_id
     cross join bounds as b
     cross join scale as s
     where f.first_day <= cast({{ dbt.dateadd('day', -90, 'b.last_day') }} as date)
@@ -223,12 +243,18 @@ old_snapshots as (
 
 all_rules as (
     select * from modernization
-    union all select * from rightsizing
-    union all select * from commitment_posture
-    union all select * from idle_ips
-    union all select * from idle_nat
-    union all select * from orphan_volumes
-    union all select * from old_snapshots
+    union all
+    select * from rightsizing
+    union all
+    select * from commitment_posture
+    union all
+    select * from idle_ips
+    union all
+    select * from idle_nat
+    union all
+    select * from orphan_volumes
+    union all
+    select * from old_snapshots
 )
 
 select

@@ -60,9 +60,15 @@ ranked as (
         h.eligible as u,
         m.rate_ratio,
         m.hours as n,
-        sum(h.eligible) over (partition by h.period_start order by h.eligible
-                              rows between unbounded preceding and current row) as below,
-        row_number() over (partition by h.period_start order by h.eligible) as i
+        sum(h.eligible) over (
+            partition by h.period_start
+            order by h.eligible
+            rows between unbounded preceding and current row
+        ) as below,
+        row_number() over (
+            partition by h.period_start
+            order by h.eligible
+        ) as i
     from sp_hours as h
     inner join sp_month as m on h.period_start = m.period_start
 ),
@@ -110,7 +116,8 @@ select
     mo.last_day as data_through,
     mo.days_with_data,
     -- the newest month still has days to come: its figures are month to date
-    (mo.last_day = l.data_through
+    (
+        mo.last_day = l.data_through
         and mo.last_day < cast({{ dbt.dateadd('day', -1, dbt.dateadd('month', 1, 'mo.period_start')) }} as date))
         as is_month_to_date,
     cast(mo.on_demand_equivalent as double) as on_demand_equivalent,
@@ -120,7 +127,8 @@ select
     cast(mo.blocks_cost as double) as blocks_cost,
     cast(mo.on_demand_equivalent - mo.blocks_cost as double) as realized_savings,
     cast(case when mo.on_demand_equivalent <> 0
-        then 100 * (mo.on_demand_equivalent - mo.blocks_cost) / mo.on_demand_equivalent end as double)
+            then 100 * (mo.on_demand_equivalent - mo.blocks_cost) / mo.on_demand_equivalent
+    end as double)
         as realized_esr_pct,
     -- what the guarantee costs (negative) or earns Blocks: customer_cost - blocks_cost
     cast(mo.on_demand_equivalent * (1 - {{ discount }}) - mo.blocks_cost as double) as margin,

@@ -11,27 +11,37 @@ with daily as (
 ),
 
 by_period as (
-    select tenant_id, 'day' as period_type, usage_date as period_start, usage_date as period_end, 1 as days, baseline_cost
+    select
+        tenant_id, 'day' as period_type, usage_date as period_start, usage_date as period_end, 1 as days, baseline_cost
     from daily
 
     union all
 
-    select tenant_id, 'week' as period_type, period_start,
-        cast({{ dbt.dateadd('day', 6, 'period_start') }} as date) as period_end, count(*) as days, sum(baseline_cost)
+    select
+        tenant_id, 'week' as period_type, period_start,
+        cast({{ dbt.dateadd('day', 6, 'period_start') }} as date) as period_end, count(*) as days,
+        sum(baseline_cost) as baseline_cost
     from (select *, cast({{ dbt.date_trunc('week', 'usage_date') }} as date) as period_start from daily) as d
     group by tenant_id, period_start
 
     union all
 
-    select tenant_id, 'month' as period_type, period_start,
+    select
+        tenant_id, 'month' as period_type, period_start,
         cast({{ dbt.dateadd('day', -1, dbt.dateadd('month', 1, 'period_start')) }} as date) as period_end,
-        count(*) as days, sum(baseline_cost)
+        count(*) as days, sum(baseline_cost) as baseline_cost
     from (select *, cast({{ dbt.date_trunc('month', 'usage_date') }} as date) as period_start from daily) as d
     group by tenant_id, period_start
 
     union all
 
-    select tenant_id, 'ytd' as period_type, period_start, max(usage_date) as period_end, count(*) as days, sum(baseline_cost)
+    select
+        tenant_id,
+        'ytd' as period_type,
+        period_start,
+        max(usage_date) as period_end,
+        count(*) as days,
+        sum(baseline_cost) as baseline_cost
     from (select *, cast({{ dbt.date_trunc('year', 'usage_date') }} as date) as period_start from daily) as d
     group by tenant_id, period_start
 )
@@ -46,7 +56,7 @@ select
     cast(case when baseline_cost <> 0 then 100 * (baseline_cost * {{ discount }}) / baseline_cost end as double)
         as delta_pct,
     {% if achievable is none -%}
-    cast(null as double) as achievable_cost,
+        cast(null as double) as achievable_cost,
     {%- else -%}
     -- The proposal's savings, prorated over the period's days with data.
     cast(baseline_cost - {{ achievable | float }} * days as double) as achievable_cost,

@@ -13,7 +13,8 @@ eligible as (
         sum(case when line_item_type = 'SavingsPlanCoveredUsage' then on_demand_equivalent_cost else 0 end)
             as covered_on_demand_cost,
         sum(case when line_item_type = 'SavingsPlanCoveredUsage' then coalesce(savings_plan_effective_cost, 0)
-            else 0 end) as sp_effective_cost
+            else 0
+        end) as sp_effective_cost
     from {{ ref('int_line_items_enriched') }}
     where is_compute_sp_eligible and {{ in_run_days() }}
     group by usage_hour

@@ -56,10 +56,10 @@ positions as (
 
     select
         e.tenant_id, e.usage_hour, e.usage_date, 'TOTAL' as savings_plan_arn,
-        coalesce(sum(p.commitment), 0), coalesce(sum(p.used_commitment), 0),
-        e.eligible_on_demand_cost, coalesce(sum(p.covered_on_demand_cost), 0)
+        coalesce(sum(p.commitment), 0) as commitment, coalesce(sum(p.used_commitment), 0) as used_commitment,
+        e.eligible_on_demand_cost, coalesce(sum(p.covered_on_demand_cost), 0) as covered_on_demand_cost
     from eligible as e
-    left join plans as p on p.usage_hour = e.usage_hour
+    left join plans as p on e.usage_hour = p.usage_hour
     group by e.tenant_id, e.usage_hour, e.usage_date, e.eligible_on_demand_cost
 )
 
@@ -71,8 +71,10 @@ select
     cast(greatest(commitment - used_commitment, 0) as double) as unused_commitment,
     cast(eligible_on_demand_cost as double) as eligible_on_demand_cost,
     cast(covered_on_demand_cost as double) as covered_on_demand_cost,
-    cast(case when eligible_on_demand_cost > 0 then 100 * covered_on_demand_cost / eligible_on_demand_cost end
-        as double) as coverage_pct,
+    cast(
+        case when eligible_on_demand_cost > 0 then 100 * covered_on_demand_cost / eligible_on_demand_cost end
+        as double
+    ) as coverage_pct,
     cast(case when commitment > 0 then 100 * used_commitment / commitment end as double) as utilization_pct,
     tenant_id,
     usage_date

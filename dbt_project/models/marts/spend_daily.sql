@@ -15,4 +15,5 @@ select
     sum(public_on_demand_cost) as public_on_demand_cost,
     tenant_id
 from {{ ref('spend_hourly') }}
-group by usage_date, billing_period, usage_account_id, account_name, ou_path, region, service, charge_class, tags, tenant_id
+group by
+    usage_date, billing_period, usage_account_id, account_name, ou_path, region, service, charge_class, tags, tenant_id
