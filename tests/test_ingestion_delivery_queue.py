@@ -232,3 +232,13 @@ def test_another_code_locations_delivery_is_released_not_dead_lettered(env, tmp_
     assert not result.run_requests and "released to another code location" in result.skip_message
     assert _dead_letters(env) == [] and _depth(env) == 1
     assert [r.run_key for r in _tick(env)] == [oct_id]  # visible at once to globex's location
+
+
+def test_event_notifications_need_an_s3_source(blocks_env):
+    from pydantic import ValidationError
+
+    globex = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
+    doc = globex.model_dump(mode="json")
+    doc["cur_source"]["event_notifications"] = True  # its uri is a local folder
+    with pytest.raises(ValidationError, match="event_notifications needs an s3:// uri"):
+        type(globex).model_validate(doc)
