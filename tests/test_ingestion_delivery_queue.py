@@ -266,3 +266,23 @@ def test_router_picks_the_tenant_whose_report_prefix_holds_the_key(blocks_env):
     assert router.route(q.ObjectCreated("shared", g_key)).id == "globex"
     assert router.route(q.ObjectCreated("shared", "elsewhere/x-Manifest.json")) is None
     assert router.route(q.ObjectCreated("other", a_key)) is None
+
+
+def test_another_code_locations_delivery_is_released_not_dead_lettered(env, tmp_path):
+    """Shards share the queue: a location without globex leaves globex's message for the location that has it."""
+    oct_id = _deliver(env, "2026-10", tmp_path)
+    others = [t for t in env["tenants"] if t.id != "globex"]
+    result = delivery_queue_sensor(others).evaluate_tick(_context(env))
+    assert not result.run_requests and "released to another code location" in result.skip_message
+    assert _dead_letters(env) == [] and _depth(env) == 1
+    assert [r.run_key for r in _tick(env)] == [oct_id]  # visible at once to globex's location
+
+
+def test_event_notifications_need_an_s3_source(blocks_env):
+    from pydantic import ValidationError
+
+    globex = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
+    doc = globex.model_dump(mode="json")
+    doc["cur_source"]["event_notifications"] = True  # its uri is a local folder
+    with pytest.raises(ValidationError, match="event_notifications needs an s3:// uri"):
+        type(globex).model_validate(doc)

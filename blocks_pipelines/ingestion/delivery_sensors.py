@@ -172,6 +172,7 @@ def drain(
     messages = q.receive(queue_url, max_messages=batch, visibility_timeout=VISIBILITY_SECONDS)
     done: list[str] = []
     elsewhere: list[str] = []
+    deployment: list = []  # the whole deployment's router, built on the first message this location cannot route
     months: dict[tuple[str, str], list[str]] = defaultdict(list)  # (tenant, period) -> receipt handles
     for m in messages:
         handle = m["ReceiptHandle"]
@@ -185,7 +186,7 @@ def drain(
         known = {target for target in targets if target is not None}
         unknown = [o for o, target in zip(objects, targets, strict=False) if target is None]
         if unknown and not known:
-            if _owned_elsewhere(unknown[0]):
+            if _owned_elsewhere(unknown[0], deployment):
                 out.counts["released to another code location"] += 1
                 elsewhere.append(handle)
             else:
@@ -248,12 +249,16 @@ def _month(router, obj) -> tuple[str, str] | None:
     return tenant.id, period
 
 
-def _owned_elsewhere(obj) -> bool:
-    """A tenant of the deployment (another code location's shard) owns this object."""
+def _owned_elsewhere(obj, deployment: list) -> bool:
+    """A tenant of the deployment (another code location's shard) owns this object. `deployment` holds the router
+    over every tenant file, read at most once per tick (2,000 YAML files), when the first such message comes."""
     from blocks_pipelines.ingestion.delivery_queue import TenantRouter
 
-    registry = [t for t in load_registry(get_settings().tenants_dir) if t.cur_source.event_notifications]
-    return TenantRouter(registry).route(obj) is not None
+    if not deployment:
+        deployment.append(
+            TenantRouter(t for t in load_registry(get_settings().tenants_dir) if t.cur_source.event_notifications)
+        )
+    return deployment[0].route(obj) is not None
 
 
 def _dead_letter(dlq_url: str | None, message: dict, reason: str, log) -> bool:
