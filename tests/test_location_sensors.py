@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from blocks_pipelines.resources import platform_resources
 from blocks_pipelines.savings_plans import defs as sp_defs
 from blocks_pipelines.savings_plans.proposals import decide
 from blocks_pipelines.state import ProposalStatus, get_state_store
@@ -65,12 +66,22 @@ def test_approval_sweep_serves_a_slice_per_tick_and_decided_tenants_at_once(bloc
     targets = [dg.AssetSpec([t, name]) for t in TENANTS for name in ("sp_purchases", "sp_monitoring")]
     defs = dg.Definitions(assets=[dg.multi_asset(specs=targets, name="targets")(lambda: None)])  # what it launches
 
-    first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    first = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, definitions=defs, resources=platform_resources())
+    )
     assert [r.run_key for r in first.run_requests] == [by_event]  # t09 decided now; t08 not in the slice t00-t03
     assert store.get_proposal(by_event).status is ProposalStatus.approved
-    second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs))
+    second = sensor.evaluate_tick(
+        dg.build_sensor_context(
+            instance=instance, cursor=first.cursor, definitions=defs, resources=platform_resources()
+        )
+    )
     assert second.run_requests == []  # t04-t07
-    third = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=second.cursor, definitions=defs))
+    third = sensor.evaluate_tick(
+        dg.build_sensor_context(
+            instance=instance, cursor=second.cursor, definitions=defs, resources=platform_resources()
+        )
+    )
     assert sorted(r.run_key for r in third.run_requests) == [late, by_event]  # t08, t09: the round's end
 
 

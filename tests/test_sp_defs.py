@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from blocks_pipelines.lake.layout import mart_uri
+from blocks_pipelines.resources import PurchaserResource, platform_resources
 from blocks_pipelines.savings_plans import defs as sp_defs
 from blocks_pipelines.savings_plans.ledger import LedgerPurchaser
 from blocks_pipelines.savings_plans.monitoring import Band, MonitoringReport, find_band, monitor
@@ -75,7 +76,8 @@ def buys(monkeypatch):
             calls.append(order.proposal_id)
             return super().buy(order)
 
-    monkeypatch.setattr(sp_defs, "purchaser_for", lambda t, store: Counting(t, store, feedback=None))
+    # the purchaser is a resource: count what sp_purchases is handed, as a deployment could hand it another buyer
+    monkeypatch.setattr(PurchaserResource, "for_tenant", lambda self, t, store: Counting(t, store, feedback=None))
     return calls
 
 
@@ -97,7 +99,9 @@ def latest_metadata(instance, name):
 
 def tick(defs, instance, cursor=None):
     sensor = sp_defs.approval_sensor([T])  # the code location's, here with the one tenant
-    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+    return sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=platform_resources())
+    )
 
 
 def launch(defs, instance, request):

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import dagster as dg
 
-from blocks_pipelines.state import get_state_store
+from blocks_pipelines.resources import StateStoreResource, platform_resources
 from blocks_pipelines.state.alert_models import AlertKind, AlertStatus
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
@@ -44,13 +44,13 @@ def _table(detections) -> str:
     return "\n".join(lines)
 
 
-def _spend_anomalies(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def _spend_anomalies(context: dg.AssetExecutionContext, state_store: StateStoreResource) -> dg.MaterializeResult:
     from blocks_pipelines.alerts.evaluate import evaluate_tenant
     from blocks_pipelines.alerts.notify import deliver, notifier_for
     from blocks_pipelines.settings import get_settings
 
     tenant = tenant_of(context)
-    store = get_state_store()
+    store = state_store.store()
     evaluation = evaluate_tenant(tenant, store)
     notifiers = [notifier_for(c, tenant.id, get_settings().home) for c in tenant.alerts.channels]
     report = deliver(store, tenant.id, notifiable(store.list_alerts(tenant.id, [AlertStatus.open])), notifiers)
@@ -115,4 +115,4 @@ def _template() -> dg.AssetsDefinition:
 
 
 def build_alert_defs(tenant: TenantConfig) -> dg.Definitions:
-    return dg.Definitions(assets=[copy_for_tenant(_template(), tenant)])
+    return dg.Definitions(assets=[copy_for_tenant(_template(), tenant)], resources=platform_resources())

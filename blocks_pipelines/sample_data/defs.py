@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import dagster as dg
 
-from blocks_pipelines.state import get_state_store
+from blocks_pipelines.resources import STATE_STORE, platform_resources
 from blocks_pipelines.tenants.config import TenantConfig
 
 CRON = "5 * * * *"  # a few minutes after each hour ends, as AWS delivers some time after the hours it bills
@@ -35,7 +35,7 @@ def _deliver_sample_cur(context: dg.OpExecutionContext, config: DeliveryConfig) 
     tenant: TenantConfig = getattr(context.resources, TENANT_RESOURCE)
     now = datetime.fromisoformat(config.end) if config.end else datetime.now(timezone.utc)
     now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)  # a time typed in the launchpad is UTC
-    plans = get_state_store().list_ledger_plans(tenant.id)
+    plans = getattr(context.resources, STATE_STORE).store().list_ledger_plans(tenant.id)
     summary, pruned = clock_delivery(tenant, plans, now)
     [month] = summary.months
     context.log.info(
@@ -62,7 +62,7 @@ def _graph() -> dg.GraphDefinition:
     op = dg.op(
         name=OP,
         out=dg.Out(dg.Nothing),
-        required_resource_keys={TENANT_RESOURCE},
+        required_resource_keys={TENANT_RESOURCE, STATE_STORE},
         description="Re-deliver the tenant's open month of sample CUR through the last complete hour, "
         "with the local ledger's Savings Plans in it.",
     )(_deliver_sample_cur)
@@ -98,7 +98,10 @@ def build_sample_data_defs(tenant: TenantConfig) -> dg.Definitions:
     job = _graph().to_job(
         name=f"{tenant.id}__sample_cur_delivery",
         tags={"blocks/tenant": tenant.id},
-        resource_defs={TENANT_RESOURCE: dg.ResourceDefinition.hardcoded_resource(tenant)},
+        resource_defs={
+            TENANT_RESOURCE: dg.ResourceDefinition.hardcoded_resource(tenant),
+            STATE_STORE: platform_resources()[STATE_STORE],
+        },
         description=f"{tenant.name}: a new delivery of the open month of sample CUR (what AWS does for real sources).",
     )
     schedule = dg.ScheduleDefinition(

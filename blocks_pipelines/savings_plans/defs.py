@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 import dagster as dg
 
-from blocks_pipelines.state import NotFoundError, ProposalStatus, PurchaseState, get_state_store
+from blocks_pipelines.resources import PurchaserResource, StateStoreResource, platform_resources
+from blocks_pipelines.state import NotFoundError, ProposalStatus, PurchaseState
 from blocks_pipelines.state.records import IllegalTransitionError, tenant_of_proposal, utcnow
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
@@ -35,12 +36,6 @@ POSITION_MART = "sp_position_hourly"  # blocks_pipelines.savings_plans.inputs.PO
 
 # The analyzer each tenant's sp_proposals uses (build_sp_defs(analyze=...)); a tenant not here uses `recommend`.
 _ANALYZERS: dict[str, Callable[..., Any]] = {}
-
-
-def purchaser_for(tenant: TenantConfig, store):
-    from blocks_pipelines.savings_plans.purchase import purchaser_for as _purchaser_for
-
-    return _purchaser_for(tenant, store)
 
 
 class ApprovalConfig(dg.Config):
@@ -87,7 +82,7 @@ def _analyzer(tenant_id: str) -> Callable[..., Any]:
     return analyze
 
 
-def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def _sp_proposals(context: dg.AssetExecutionContext, state_store: StateStoreResource) -> dg.MaterializeResult:
     from blocks_pipelines.savings_plans.approval_packet import packet_for
     from blocks_pipelines.savings_plans.approval_view import approve_command, status_metadata, status_view
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
@@ -97,7 +92,7 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
     tenant = tenant_of(context)
     t = tenant.id
-    store, now = get_state_store(), utcnow()
+    store, now = state_store.store(), utcnow()
     expired = expire_overdue(store, t, now)
     usage = load_usage(t)
     if usage.is_empty():
@@ -158,7 +153,9 @@ def _sp_proposals(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
-def _sp_approvals(context: dg.AssetExecutionContext, config: ApprovalConfig) -> dg.MaterializeResult:
+def _sp_approvals(
+    context: dg.AssetExecutionContext, config: ApprovalConfig, state_store: StateStoreResource
+) -> dg.MaterializeResult:
     from blocks_pipelines.savings_plans.approval_run import record_approval
 
     # The run records the decision itself and fails unless it is the decision on record: a green run means the
@@ -166,7 +163,7 @@ def _sp_approvals(context: dg.AssetExecutionContext, config: ApprovalConfig) -> 
     return record_approval(
         context,
         tenant_of(context).id,
-        get_state_store(),
+        state_store.store(),
         config.proposal_id,
         config.decision,
         config.approver,
@@ -175,24 +172,29 @@ def _sp_approvals(context: dg.AssetExecutionContext, config: ApprovalConfig) -> 
     )
 
 
-def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> dg.MaterializeResult:
+def _sp_purchases(
+    context: dg.AssetExecutionContext,
+    config: PurchaseConfig,
+    state_store: StateStoreResource,
+    purchaser: PurchaserResource,
+) -> dg.MaterializeResult:
     from blocks_pipelines.savings_plans.approval_view import status_events
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
     from blocks_pipelines.savings_plans.purchase import execute_purchase
 
     tenant = tenant_of(context)
     t = tenant.id
-    store, now = get_state_store(), utcnow()
+    store, now = state_store.store(), utcnow()
     ids = (
         [config.proposal_id]
         if config.proposal_id
         else [p.proposal_id for p in store.list_proposals(t, [ProposalStatus.approved])]
     )
     usage, held = load_usage(t), held_commitments(store, t, now)
-    purchaser = purchaser_for(tenant, store)
+    buyer = purchaser.for_tenant(tenant, store)
     results = {}
     for pid in ids:
-        r = execute_purchase(store, tenant, pid, purchaser, usage, held, now)
+        r = execute_purchase(store, tenant, pid, buyer, usage, held, now)
         context.log.info(f"{pid}: {r.outcome}: {r.message}")
         results[pid] = {
             "outcome": r.outcome,
@@ -203,18 +205,18 @@ def _sp_purchases(context: dg.AssetExecutionContext, config: PurchaseConfig) -> 
         for event in status_events(store, r.proposal):
             context.log_event(event)
     return dg.MaterializeResult(
-        metadata={"purchases": dg.MetadataValue.json(results), "purchaser": purchaser.name, "proposals": len(ids)}
+        metadata={"purchases": dg.MetadataValue.json(results), "purchaser": buyer.name, "proposals": len(ids)}
     )
 
 
-def _sp_monitoring(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def _sp_monitoring(context: dg.AssetExecutionContext, state_store: StateStoreResource) -> dg.MaterializeResult:
     from blocks_pipelines.savings_plans.approval_view import status_events
     from blocks_pipelines.savings_plans.inputs import read_mart
     from blocks_pipelines.savings_plans.monitoring import monitor
     from blocks_pipelines.savings_plans.rollback import propose_returns, undone_plans
 
     t = tenant_of(context).id
-    store = get_state_store()
+    store = state_store.store()
     for p in store.list_proposals(t, [ProposalStatus.purchased]):
         try:
             moved = store.transition_proposal(p.proposal_id, ProposalStatus.monitoring, "sp_monitoring")
@@ -356,11 +358,11 @@ def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TI
         description="Records back-office decisions from each tenant's sp_approvals events; launches each "
         "approved purchase once (run_key = proposal id).",
     )
-    def sp_approval_sensor(context: dg.SensorEvaluationContext):
+    def sp_approval_sensor(context: dg.SensorEvaluationContext, state_store: StateStoreResource):
         from blocks_pipelines.savings_plans.approval_view import status_changes
         from blocks_pipelines.savings_plans.proposals import decide
 
-        store = get_state_store()
+        store = state_store.store()
         cursor = json.loads(context.cursor) if context.cursor else {}
         decided: set[str] = set()
         for storage_id, metadata in approval_events(context.instance, ids, cursor):
@@ -401,7 +403,7 @@ def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TI
 
 def build_sp_location_defs(tenants: Sequence[TenantConfig]) -> dg.Definitions:
     """What the code location adds once for all its tenants: the approval sensor."""
-    return dg.Definitions(sensors=[approval_sensor([t.id for t in tenants])])
+    return dg.Definitions(sensors=[approval_sensor([t.id for t in tenants])], resources=platform_resources())
 
 
 def build_sp_defs(tenant: TenantConfig, *, analyze: Callable[..., Any] | None = None) -> dg.Definitions:
@@ -416,4 +418,6 @@ def build_sp_defs(tenant: TenantConfig, *, analyze: Callable[..., Any] | None = 
 
     # its own AssetsDefinition: bare specs of all tenants would be merged into one definition
     status_view = dg.AssetsDefinition(specs=[status_view_spec(tenant.id)])
-    return dg.Definitions(assets=[*(copy_for_tenant(a, tenant) for a in _templates()), status_view])
+    return dg.Definitions(
+        assets=[*(copy_for_tenant(a, tenant) for a in _templates()), status_view], resources=platform_resources()
+    )

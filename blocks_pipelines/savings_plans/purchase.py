@@ -9,7 +9,6 @@ from typing import Literal
 
 import polars as pl
 
-from blocks_pipelines.savings_plans.aws_purchaser import AwsPurchaser
 from blocks_pipelines.savings_plans.guardrails import (
     Check,
     blocking,
@@ -19,11 +18,10 @@ from blocks_pipelines.savings_plans.guardrails import (
     check_expiry,
     check_fresh,
 )
-from blocks_pipelines.savings_plans.ledger import LedgerPurchaser
 from blocks_pipelines.savings_plans.orders import PurchaseOrder, Purchaser
 from blocks_pipelines.savings_plans.proposals import DEFAULT_RATE_RATIO, Commitment, data_fingerprint
 from blocks_pipelines.savings_plans.rollback import execute_rollback, is_rollback
-from blocks_pipelines.settings import Settings, get_settings
+from blocks_pipelines.settings import Settings
 from blocks_pipelines.state.records import TERMINAL, IllegalTransitionError, Proposal, ProposalStatus, utcnow
 from blocks_pipelines.state.store import StateStore, proposal_target
 from blocks_pipelines.tenants.config import TenantConfig
@@ -53,9 +51,11 @@ class PurchaseResult:
 
 
 def purchaser_for(tenant: TenantConfig, store: StateStore, settings: Settings | None = None) -> Purchaser:
-    """Production buys through AWS; anything else records in the ledger, so a laptop can never spend money."""
-    s = settings or get_settings()
-    return AwsPurchaser(tenant, store) if s.is_production else LedgerPurchaser(tenant, store)
+    """Production buys through AWS; anything else records in the ledger, so a laptop can never spend money. The
+    environment's purchaser resource decides (what Dagster's sp_purchases is given), so the CLI and Dagster agree."""
+    from blocks_pipelines.resources import platform_resources
+
+    return platform_resources(settings)["purchaser"].for_tenant(tenant, store)
 
 
 def run_guardrails(
