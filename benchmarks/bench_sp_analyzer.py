@@ -16,8 +16,13 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
-from blocks_pipelines.savings_plans.analyzer import recommend
-from blocks_pipelines.savings_plans.backtest import family_fractions, format_table, run_backtest, target_summary
+from blocks_pipelines.savings_plans.analysis.analyzer import recommend
+from blocks_pipelines.savings_plans.backtest.evaluate import (
+    family_fractions,
+    format_table,
+    run_backtest,
+    target_summary,
+)
 
 
 def year_of_usage() -> pl.DataFrame:

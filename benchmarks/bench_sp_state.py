@@ -15,9 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.savings_plans.orders import Receipt
 from blocks_pipelines.savings_plans.proposals import build_proposal, decide, publish_proposal
-from blocks_pipelines.savings_plans.purchase import execute_purchase
+from blocks_pipelines.savings_plans.purchase.execute import execute_purchase
+from blocks_pipelines.savings_plans.purchase.orders import Receipt
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state.records import Proposal
 from blocks_pipelines.state.sqlite_backend import SqliteBackend

@@ -17,7 +17,7 @@ import dagster as dg
 from blocks_pipelines.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from blocks_pipelines.savings_plans.orders import Purchaser
+    from blocks_pipelines.savings_plans.purchase.orders import Purchaser
     from blocks_pipelines.state import StateStore
     from blocks_pipelines.tenants.config import TenantConfig
 
@@ -67,10 +67,10 @@ class PurchaserResource(dg.ConfigurableResource):
 
     def for_tenant(self, tenant: TenantConfig, store: StateStore) -> Purchaser:
         if self.buy_on_aws:
-            from blocks_pipelines.savings_plans.aws_purchaser import AwsPurchaser
+            from blocks_pipelines.savings_plans.purchase.aws import AwsPurchaser
 
             return AwsPurchaser(tenant, store)
-        from blocks_pipelines.savings_plans.ledger import LedgerPurchaser
+        from blocks_pipelines.savings_plans.purchase.ledger import LedgerPurchaser
 
         return LedgerPurchaser(tenant, store)
 

@@ -7,8 +7,8 @@ import dagster as dg
 from test_sp_purchase import tenant
 
 from blocks_pipelines.resources import PURCHASER, STATE_STORE, PurchaserResource, StateStoreResource, platform_resources
-from blocks_pipelines.savings_plans.aws_purchaser import AwsPurchaser
-from blocks_pipelines.savings_plans.ledger import LedgerPurchaser
+from blocks_pipelines.savings_plans.purchase.aws import AwsPurchaser
+from blocks_pipelines.savings_plans.purchase.ledger import LedgerPurchaser
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import get_state_store
 

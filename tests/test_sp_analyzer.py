@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from blocks_pipelines.savings_plans.analyzer import recommend
-from blocks_pipelines.savings_plans.analyzer_input import UsageInputError
-from blocks_pipelines.savings_plans.analyzer_rates import ratio_for_offering
-from blocks_pipelines.savings_plans.backtest import lookback_optimal_commitment
+from blocks_pipelines.savings_plans.analysis.analyzer import recommend
+from blocks_pipelines.savings_plans.analysis.input import UsageInputError
+from blocks_pipelines.savings_plans.analysis.rates import ratio_for_offering
+from blocks_pipelines.savings_plans.backtest.evaluate import lookback_optimal_commitment
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -190,7 +190,7 @@ def _daily_levels_usage(levels: list[float], seed: int = 0) -> list[float]:
 
 
 def test_a_bounded_cycle_is_not_projected_as_a_random_walk():
-    from blocks_pipelines.savings_plans.analyzer_forecast import fit_forecast
+    from blocks_pipelines.savings_plans.analysis.forecast import fit_forecast
 
     # a +-25% quarterly cycle ending at its trough: the year ahead swings back up, it does not keep falling
     cycle = [
@@ -227,7 +227,7 @@ def test_a_permanent_drop_stops_buying_and_is_treated_as_a_new_level():
 
 
 def test_a_monthly_cycle_does_not_read_as_a_trend():
-    from blocks_pipelines.savings_plans.analyzer_forecast import fit_forecast
+    from blocks_pipelines.savings_plans.analysis.forecast import fit_forecast
 
     # month-end batch load, +-30% over ~30 days, seen from the same phase every month: no trend to project
     days = [100 * (1 + 0.3 * math.sin(2 * math.pi * d / 30.4)) for d in range(-180, 0)]

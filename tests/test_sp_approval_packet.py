@@ -14,9 +14,9 @@ import polars as pl
 from test_sp_defs import NOW_HOUR, buys, lake, latest_metadata, position_rows, run, write_mart  # noqa: F401
 
 from blocks_pipelines.savings_plans import defs as sp_defs
-from blocks_pipelines.savings_plans.analyzer import recommend
-from blocks_pipelines.savings_plans.approval_packet import ledger_effect, packet_markdown
-from blocks_pipelines.savings_plans.curve_png import HEIGHT, MARK, WIDTH, savings_curve_png
+from blocks_pipelines.savings_plans.analysis.analyzer import recommend
+from blocks_pipelines.savings_plans.approval.curve_png import HEIGHT, MARK, WIDTH, savings_curve_png
+from blocks_pipelines.savings_plans.approval.packet import ledger_effect, packet_markdown
 from blocks_pipelines.savings_plans.proposals import build_proposal
 from blocks_pipelines.state import get_state_store
 from sp_purchase_helpers import END, hourly_usage, tenant

@@ -8,9 +8,9 @@ import pytest
 from test_sp_defs import T, buys, lake, latest_metadata, launch, run, tick  # noqa: F401 (fixtures)
 
 from blocks_pipelines.savings_plans import defs as sp_defs
-from blocks_pipelines.savings_plans.approval_cli import approve as approve_cli
-from blocks_pipelines.savings_plans.approval_view import approval_run_config, approve_in_ui
-from blocks_pipelines.savings_plans.purchase_terms import PurchaseTerms, purchase_terms
+from blocks_pipelines.savings_plans.approval.cli import approve as approve_cli
+from blocks_pipelines.savings_plans.approval.view import approval_run_config, approve_in_ui
+from blocks_pipelines.savings_plans.purchase.terms import PurchaseTerms, purchase_terms
 from blocks_pipelines.state import ProposalStatus, get_state_store
 from sp_purchase_helpers import tenant
 
@@ -187,7 +187,7 @@ def test_purchase_terms_units():
 
 
 def test_the_approve_hint_links_the_approvals_asset_and_shows_the_config(proposed):
-    from blocks_pipelines.savings_plans.approval_view import status_metadata
+    from blocks_pipelines.savings_plans.approval.view import status_metadata
 
     _, _, pid = proposed
     store = get_state_store()

@@ -7,16 +7,16 @@ import itertools
 import pytest
 from click.testing import CliRunner
 
-from blocks_pipelines.savings_plans.backtest import (
+from blocks_pipelines.savings_plans.backtest.evaluate import (
     CORE_TARGET,
     family_fractions,
     lookback_optimal_commitment,
     run_backtest,
     target_summary,
 )
-from blocks_pipelines.savings_plans.backtest_hindsight import best_purchases, free_cover_bound, portfolio_value
+from blocks_pipelines.savings_plans.backtest.hindsight import best_purchases, free_cover_bound, portfolio_value
+from blocks_pipelines.savings_plans.backtest.scenarios import CORE_FAMILIES, FAMILIES, ROBUSTNESS_FAMILIES, generate
 from blocks_pipelines.savings_plans.cli import sp
-from blocks_pipelines.savings_plans.scenarios import CORE_FAMILIES, FAMILIES, ROBUSTNESS_FAMILIES, generate
 
 pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
 

@@ -13,8 +13,8 @@ import pytest
 from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.resources import PurchaserResource, platform_resources
 from blocks_pipelines.savings_plans import defs as sp_defs
-from blocks_pipelines.savings_plans.ledger import LedgerPurchaser
-from blocks_pipelines.savings_plans.monitoring import Band, MonitoringReport, find_band, monitor
+from blocks_pipelines.savings_plans.lifecycle.monitoring import Band, MonitoringReport, find_band, monitor
+from blocks_pipelines.savings_plans.purchase.ledger import LedgerPurchaser
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import ProposalStatus, get_state_store
 from sp_purchase_helpers import hourly_usage, tenant

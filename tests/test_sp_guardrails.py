@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 from test_sp_purchase import CountingPurchaser
 
-from blocks_pipelines.savings_plans.guardrails import check_anomaly, check_cap, complete_daily_spend
 from blocks_pipelines.savings_plans.proposals import Commitment
-from blocks_pipelines.savings_plans.purchase import execute_purchase
+from blocks_pipelines.savings_plans.purchase.execute import execute_purchase
+from blocks_pipelines.savings_plans.purchase.guardrails import check_anomaly, check_cap, complete_daily_spend
 from blocks_pipelines.state import ProposalStatus, get_state_store
 from sp_purchase_helpers import END, approved_proposal, hourly_usage, tenant
 

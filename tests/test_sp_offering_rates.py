@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from blocks_pipelines.lake.layout import mart_uri
-from blocks_pipelines.savings_plans.analyzer import recommend
-from blocks_pipelines.savings_plans.offering_rates import (
+from blocks_pipelines.savings_plans.analysis.analyzer import recommend
+from blocks_pipelines.savings_plans.analysis.offering_rates import (
     SECONDS_PER_YEAR,
     MixItem,
     RateCache,
@@ -24,7 +24,7 @@ from blocks_pipelines.savings_plans.offering_rates import (
     rate_family,
     usage_mix,
 )
-from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
+from blocks_pipelines.savings_plans.analysis.rate_quotes import tenant_rate_quote
 from blocks_pipelines.settings import get_settings
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)

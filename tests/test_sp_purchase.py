@@ -12,11 +12,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from blocks_pipelines.savings_plans.aws_purchaser import AwsPurchaser, PurchaseError, role_session_name
-from blocks_pipelines.savings_plans.ledger import LedgerPurchaser
-from blocks_pipelines.savings_plans.orders import Receipt
 from blocks_pipelines.savings_plans.proposals import decide
-from blocks_pipelines.savings_plans.purchase import execute_purchase, purchaser_for
+from blocks_pipelines.savings_plans.purchase.aws import AwsPurchaser, PurchaseError, role_session_name
+from blocks_pipelines.savings_plans.purchase.execute import execute_purchase, purchaser_for
+from blocks_pipelines.savings_plans.purchase.ledger import LedgerPurchaser
+from blocks_pipelines.savings_plans.purchase.orders import Receipt
 from blocks_pipelines.state import ProposalStatus, PurchaseState, get_state_store
 from sp_purchase_helpers import END, approved_proposal, hourly_usage, tenant
 
@@ -264,7 +264,7 @@ def test_local_settings_never_pick_the_aws_purchaser(store, monkeypatch):
 def test_cli_lists_and_decides(store):
     from click.testing import CliRunner
 
-    from blocks_pipelines.savings_plans.approval_cli import approve, proposals
+    from blocks_pipelines.savings_plans.approval.cli import approve, proposals
 
     t, usage = tenant(), hourly_usage(end=datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0))
     p = approved_proposal(store, t, usage, approve=False, now=datetime.now(timezone.utc))

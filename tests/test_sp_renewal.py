@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from test_sp_purchase import OFFERING, aws_purchaser, clients, expect_assume, expect_offerings  # noqa: F401
 
-from blocks_pipelines.savings_plans.analyzer import recommend
+from blocks_pipelines.savings_plans.analysis.analyzer import recommend
+from blocks_pipelines.savings_plans.lifecycle.renewal import expiring_plans, lifecycle_step, propose_renewals
 from blocks_pipelines.savings_plans.proposals import Commitment, decide, existing_commitments
-from blocks_pipelines.savings_plans.purchase import execute_purchase
-from blocks_pipelines.savings_plans.renewal import expiring_plans, lifecycle_step, propose_renewals
+from blocks_pipelines.savings_plans.purchase.execute import execute_purchase
 from blocks_pipelines.state import ProposalStatus, get_state_store
 from sp_purchase_helpers import tenant
 

@@ -15,17 +15,17 @@ from pydantic import BaseModel
 from test_sp_defs import buys, lake  # noqa: F401
 from test_sp_purchase import expect_assume
 
-from blocks_pipelines.savings_plans.aws_purchaser import AwsPurchaser
-from blocks_pipelines.savings_plans.orders import Receipt
-from blocks_pipelines.savings_plans.proposals import build_proposal, decide, publish_proposal
-from blocks_pipelines.savings_plans.purchase import execute_purchase
-from blocks_pipelines.savings_plans.rollback import (
+from blocks_pipelines.savings_plans.lifecycle.rollback import (
     execute_rollback,
     propose_cancel_queued,
     propose_returns,
     return_deadline,
     undone_plans,
 )
+from blocks_pipelines.savings_plans.proposals import build_proposal, decide, publish_proposal
+from blocks_pipelines.savings_plans.purchase.aws import AwsPurchaser
+from blocks_pipelines.savings_plans.purchase.execute import execute_purchase
+from blocks_pipelines.savings_plans.purchase.orders import Receipt
 from blocks_pipelines.state import ProposalStatus, get_state_store
 from sp_purchase_helpers import END, hourly_usage, tenant
 
@@ -128,7 +128,7 @@ def expect_state(stub, state: str, returnable_until: datetime | None = None) -> 
 
 
 def test_aws_refuses_to_call_a_return_it_would_reject(store):
-    from blocks_pipelines.savings_plans.aws_purchaser import PurchaseError
+    from blocks_pipelines.savings_plans.purchase.aws import PurchaseError
 
     t = tenant()
     sts, sp = savingsplans_clients()

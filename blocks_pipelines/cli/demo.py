@@ -62,7 +62,7 @@ def _pending_proposals(tenants) -> str:
     from blocks_pipelines.state import ProposalStatus, get_state_store
 
     store = get_state_store()
-    from blocks_pipelines.savings_plans.purchase_terms import purchase_terms
+    from blocks_pipelines.savings_plans.purchase.terms import purchase_terms
 
     lines = ["Savings Plans proposals awaiting back-office approval:"]
     for t in tenants:

@@ -30,7 +30,7 @@ def sp() -> None:
 @click.option(
     "--families",
     default=None,
-    help="Comma-separated scenario families (default: all; see savings_plans.scenarios.FAMILIES), e.g. "
+    help="Comma-separated scenario families (default: all; see savings_plans.backtest.scenarios.FAMILIES), e.g. "
     "steady,quarterly,churn.",
 )
 @click.option("--detail", is_flag=True, help="Also print one line per scenario.")
@@ -39,8 +39,8 @@ def backtest(months: int, seeds: tuple[int, ...], families: str | None, detail: 
     future hidden, and print net savings as a fraction of the hindsight-best monthly purchases."""
     from tqdm import tqdm
 
-    from blocks_pipelines.savings_plans.backtest import format_table, run_backtest
-    from blocks_pipelines.savings_plans.scenarios import FAMILIES
+    from blocks_pipelines.savings_plans.backtest.evaluate import format_table, run_backtest
+    from blocks_pipelines.savings_plans.backtest.scenarios import FAMILIES
 
     chosen = FAMILIES if not families else tuple(f.strip() for f in families.split(",") if f.strip())
     unknown = [f for f in chosen if f not in FAMILIES]
@@ -56,8 +56,8 @@ def backtest(months: int, seeds: tuple[int, ...], families: str | None, detail: 
 
 
 def _attach_approval_commands() -> None:
-    from blocks_pipelines.savings_plans.approval_cli import approve, proposals
-    from blocks_pipelines.savings_plans.rollback_cli import cancel_queued
+    from blocks_pipelines.savings_plans.approval.cli import approve, proposals
+    from blocks_pipelines.savings_plans.lifecycle.rollback_cli import cancel_queued
 
     sp.add_command(proposals)
     sp.add_command(approve)

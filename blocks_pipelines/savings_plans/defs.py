@@ -4,11 +4,11 @@
 
 Dagster has no approval step, so the back office records its decision as an event on `sp_approvals`: a
 materialization from the launchpad (run config; the run records the decision and fails unless it is recorded, see
-approval_run.py) or a runless event (report_runless_asset_event / REST) carrying proposal_id, decision, approver,
+approval/run.py) or a runless event (report_runless_asset_event / REST) carrying proposal_id, decision, approver,
 note. `sp_approval_sensor` (one per code location) reads those events, records the decision in the state store
 (first one wins) and launches `sp_purchases` with run_key = proposal id. The store, not Dagster, is what makes the
 purchase happen once; run_key only saves launching runs that would find nothing to do. Each status change is also
-observed on `sp_proposals` (approval_view.py), so its page shows the proposal's live status, not the one it was
+observed on `sp_proposals` (approval/view.py), so its page shows the proposal's live status, not the one it was
 made with.
 """
 
@@ -78,17 +78,17 @@ def approval_events(
 def _analyzer(tenant_id: str) -> Callable[..., Any]:
     analyze = _ANALYZERS.get(tenant_id)
     if analyze is None:
-        from blocks_pipelines.savings_plans.analyzer import recommend as analyze
+        from blocks_pipelines.savings_plans.analysis.analyzer import recommend as analyze
     return analyze
 
 
 def _sp_proposals(context: dg.AssetExecutionContext, state_store: StateStoreResource) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_packet import packet_for
-    from blocks_pipelines.savings_plans.approval_view import approve_command, status_metadata, status_view
+    from blocks_pipelines.savings_plans.analysis.rate_quotes import tenant_rate_quote
+    from blocks_pipelines.savings_plans.approval.packet import packet_for
+    from blocks_pipelines.savings_plans.approval.view import approve_command, status_metadata, status_view
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
+    from blocks_pipelines.savings_plans.lifecycle.renewal import lifecycle_step
     from blocks_pipelines.savings_plans.proposals import build_proposal, expire_overdue, publish_proposal
-    from blocks_pipelines.savings_plans.rate_quotes import tenant_rate_quote
-    from blocks_pipelines.savings_plans.renewal import lifecycle_step
 
     tenant = tenant_of(context)
     t = tenant.id
@@ -156,7 +156,7 @@ def _sp_proposals(context: dg.AssetExecutionContext, state_store: StateStoreReso
 def _sp_approvals(
     context: dg.AssetExecutionContext, config: ApprovalConfig, state_store: StateStoreResource
 ) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_run import record_approval
+    from blocks_pipelines.savings_plans.approval.run import record_approval
 
     # The run records the decision itself and fails unless it is the decision on record: a green run means the
     # proposal is decided. The sensor reading this event finds it decided and only launches the purchase.
@@ -178,9 +178,9 @@ def _sp_purchases(
     state_store: StateStoreResource,
     purchaser: PurchaserResource,
 ) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_view import status_events
+    from blocks_pipelines.savings_plans.approval.view import status_events
     from blocks_pipelines.savings_plans.inputs import held_commitments, load_usage
-    from blocks_pipelines.savings_plans.purchase import execute_purchase
+    from blocks_pipelines.savings_plans.purchase.execute import execute_purchase
 
     tenant = tenant_of(context)
     t = tenant.id
@@ -210,10 +210,10 @@ def _sp_purchases(
 
 
 def _sp_monitoring(context: dg.AssetExecutionContext, state_store: StateStoreResource) -> dg.MaterializeResult:
-    from blocks_pipelines.savings_plans.approval_view import status_events
+    from blocks_pipelines.savings_plans.approval.view import status_events
     from blocks_pipelines.savings_plans.inputs import read_mart
-    from blocks_pipelines.savings_plans.monitoring import monitor
-    from blocks_pipelines.savings_plans.rollback import propose_returns, undone_plans
+    from blocks_pipelines.savings_plans.lifecycle.monitoring import monitor
+    from blocks_pipelines.savings_plans.lifecycle.rollback import propose_returns, undone_plans
 
     t = tenant_of(context).id
     store = state_store.store()
@@ -359,7 +359,7 @@ def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TI
         "approved purchase once (run_key = proposal id).",
     )
     def sp_approval_sensor(context: dg.SensorEvaluationContext, state_store: StateStoreResource):
-        from blocks_pipelines.savings_plans.approval_view import status_changes
+        from blocks_pipelines.savings_plans.approval.view import status_changes
         from blocks_pipelines.savings_plans.proposals import decide
 
         store = state_store.store()
@@ -409,12 +409,12 @@ def build_sp_location_defs(tenants: Sequence[TenantConfig]) -> dg.Definitions:
 def build_sp_defs(tenant: TenantConfig, *, analyze: Callable[..., Any] | None = None) -> dg.Definitions:
     """The tenant's copies of the four templates ([t, name], group t, op `{t}__{name}`); the approval sensor is the
     code location's (build_sp_location_defs).
-    `analyze` defaults to savings_plans.analyzer.recommend (imported when a proposal is computed)."""
+    `analyze` defaults to savings_plans.analysis.analyzer.recommend (imported when a proposal is computed)."""
     if analyze is None:
         _ANALYZERS.pop(tenant.id, None)
     else:
         _ANALYZERS[tenant.id] = analyze
-    from blocks_pipelines.savings_plans.approval_view import status_view_spec
+    from blocks_pipelines.savings_plans.approval.view import status_view_spec
 
     # its own AssetsDefinition: bare specs of all tenants would be merged into one definition
     status_view = dg.AssetsDefinition(specs=[status_view_spec(tenant.id)])

@@ -10,8 +10,8 @@ import polars as pl
 
 from blocks_pipelines.lake import fs
 from blocks_pipelines.lake.layout import mart_uri
+from blocks_pipelines.savings_plans.lifecycle.rollback import undone_plans
 from blocks_pipelines.savings_plans.proposals import Commitment, existing_commitments, usage_from_mart
-from blocks_pipelines.savings_plans.rollback import undone_plans
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state.store import StateStore
 

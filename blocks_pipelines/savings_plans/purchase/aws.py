@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from blocks_pipelines.savings_plans.orders import PurchaseOrder, Receipt
+from blocks_pipelines.savings_plans.purchase.orders import PurchaseOrder, Receipt
 from blocks_pipelines.state.store import StateStore
 from blocks_pipelines.tenants.config import TenantConfig
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from blocks_pipelines.savings_plans.proposals import decide
-from blocks_pipelines.savings_plans.purchase_terms import purchase_terms
+from blocks_pipelines.savings_plans.purchase.terms import purchase_terms
 from blocks_pipelines.state import NotFoundError, ProposalStatus, get_state_store
 
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from blocks_pipelines.savings_plans.analyzer_rates import TYPICAL_DISCOUNT, validate_offering
+from blocks_pipelines.savings_plans.analysis.rates import TYPICAL_DISCOUNT, validate_offering
 
 RATE_TTL = timedelta(days=7)
 MIX_DAYS = 30

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from blocks_pipelines.savings_plans.orders import HOURS_PER_YEAR
+from blocks_pipelines.savings_plans.purchase.orders import HOURS_PER_YEAR
 from blocks_pipelines.state.records import Proposal
 
 UPFRONT_SHARE = {"no_upfront": 0.0, "partial_upfront": 0.5, "all_upfront": 1.0}

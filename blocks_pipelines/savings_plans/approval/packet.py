@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from blocks_pipelines.savings_plans.curve_png import savings_curve_png
-from blocks_pipelines.savings_plans.rollback import RETURNS_PER_YEAR, return_deadline
+from blocks_pipelines.savings_plans.approval.curve_png import savings_curve_png
+from blocks_pipelines.savings_plans.lifecycle.rollback import RETURNS_PER_YEAR, return_deadline
 from blocks_pipelines.state.records import Proposal
 
 LEDGER_MART = "savings_ledger"
@@ -158,7 +158,7 @@ def packet_markdown(
 def packet_for(store: Any, tenant_id: str, proposal: Proposal, now: datetime, cap: float | None) -> str:
     """The packet with the tenant's ledger and this year's returns read from where they live."""
     from blocks_pipelines.savings_plans.inputs import read_mart
-    from blocks_pipelines.savings_plans.rollback import returns_this_year
+    from blocks_pipelines.savings_plans.lifecycle.rollback import returns_this_year
 
     return packet_markdown(
         proposal, read_mart(LEDGER_MART, tenant_id), now, returns_this_year(store, tenant_id, now), cap

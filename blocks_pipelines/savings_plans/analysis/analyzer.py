@@ -24,9 +24,9 @@ from datetime import datetime
 import polars as pl
 from pydantic import BaseModel, Field
 
-from blocks_pipelines.savings_plans.analyzer_forecast import UsageForecast, fit_forecast
-from blocks_pipelines.savings_plans.analyzer_input import read_commitments, read_usage
-from blocks_pipelines.savings_plans.analyzer_rates import ratio_for_offering, validate_offering
+from blocks_pipelines.savings_plans.analysis.forecast import UsageForecast, fit_forecast
+from blocks_pipelines.savings_plans.analysis.input import read_commitments, read_usage
+from blocks_pipelines.savings_plans.analysis.rates import ratio_for_offering, validate_offering
 
 HOURS_PER_YEAR = 8760
 BLOCK_HOURS = 7 * 24

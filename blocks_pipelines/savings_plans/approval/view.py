@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from blocks_pipelines.savings_plans.purchase_terms import PAYMENT_LABEL, purchase_terms
+from blocks_pipelines.savings_plans.purchase.terms import PAYMENT_LABEL, purchase_terms
 from blocks_pipelines.state.records import TERMINAL, Proposal, ProposalStatus, utcnow
 from blocks_pipelines.state.store import StateStore
 

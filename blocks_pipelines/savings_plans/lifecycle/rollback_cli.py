@@ -13,7 +13,7 @@ from blocks_pipelines.tenants.config import resolve_tenant
 @click.option("--requested-by", required=True, help="Who asks (recorded with the proposal and in the audit log).")
 def cancel_queued(purchase_proposal_id: str, requested_by: str) -> None:
     """Propose to cancel the queued plan bought by PURCHASE_PROPOSAL_ID (DeleteQueuedSavingsPlan once approved)."""
-    from blocks_pipelines.savings_plans.rollback import propose_cancel_queued
+    from blocks_pipelines.savings_plans.lifecycle.rollback import propose_cancel_queued
     from blocks_pipelines.state.records import tenant_of_proposal
 
     try:

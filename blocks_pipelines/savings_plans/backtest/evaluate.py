@@ -19,9 +19,15 @@ from datetime import datetime
 
 import polars as pl
 
-from blocks_pipelines.savings_plans.analyzer import recommend
-from blocks_pipelines.savings_plans.backtest_hindsight import best_purchases, free_cover_bound, portfolio_value
-from blocks_pipelines.savings_plans.scenarios import CORE_FAMILIES, FAMILIES, HOURS_PER_YEAR, Scenario, generate
+from blocks_pipelines.savings_plans.analysis.analyzer import recommend
+from blocks_pipelines.savings_plans.backtest.hindsight import best_purchases, free_cover_bound, portfolio_value
+from blocks_pipelines.savings_plans.backtest.scenarios import (
+    CORE_FAMILIES,
+    FAMILIES,
+    HOURS_PER_YEAR,
+    Scenario,
+    generate,
+)
 
 AWS_LOOKBACK_HOURS = 30 * 24
 ANALYZER_HISTORY_HOURS = 400 * 24  # the analyzer reads at most this much; trimming keeps frames small

@@ -9,7 +9,9 @@ from typing import Literal
 
 import polars as pl
 
-from blocks_pipelines.savings_plans.guardrails import (
+from blocks_pipelines.savings_plans.lifecycle.rollback import execute_rollback, is_rollback
+from blocks_pipelines.savings_plans.proposals import DEFAULT_RATE_RATIO, Commitment, data_fingerprint
+from blocks_pipelines.savings_plans.purchase.guardrails import (
     Check,
     blocking,
     check_anomaly,
@@ -18,9 +20,7 @@ from blocks_pipelines.savings_plans.guardrails import (
     check_expiry,
     check_fresh,
 )
-from blocks_pipelines.savings_plans.orders import PurchaseOrder, Purchaser
-from blocks_pipelines.savings_plans.proposals import DEFAULT_RATE_RATIO, Commitment, data_fingerprint
-from blocks_pipelines.savings_plans.rollback import execute_rollback, is_rollback
+from blocks_pipelines.savings_plans.purchase.orders import PurchaseOrder, Purchaser
 from blocks_pipelines.settings import Settings
 from blocks_pipelines.state.records import TERMINAL, IllegalTransitionError, Proposal, ProposalStatus, utcnow
 from blocks_pipelines.state.store import StateStore, proposal_target

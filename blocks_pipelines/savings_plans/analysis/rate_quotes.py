@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 import polars as pl
 
-from blocks_pipelines.savings_plans.analyzer_rates import ratio_for_offering
+from blocks_pipelines.savings_plans.analysis.offering_rates import RateCache, RateQuote, cached_lookup, quote, usage_mix
+from blocks_pipelines.savings_plans.analysis.rates import ratio_for_offering
 from blocks_pipelines.savings_plans.inputs import read_mart
-from blocks_pipelines.savings_plans.offering_rates import RateCache, RateQuote, cached_lookup, quote, usage_mix
 from blocks_pipelines.settings import Settings, get_settings
 
 SPEND_MART = "spend_hourly"

@@ -22,8 +22,8 @@ from typing import Any, Literal, Protocol
 
 import polars as pl
 
-from blocks_pipelines.savings_plans.guardrails import check_approval
-from blocks_pipelines.savings_plans.monitoring import find_band, monitor
+from blocks_pipelines.savings_plans.lifecycle.monitoring import find_band, monitor
+from blocks_pipelines.savings_plans.purchase.guardrails import check_approval
 from blocks_pipelines.state.records import (
     IllegalTransitionError,
     Proposal,

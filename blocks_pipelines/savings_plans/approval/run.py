@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from blocks_pipelines.savings_plans.approval_view import status_events
+from blocks_pipelines.savings_plans.approval.view import status_events
 from blocks_pipelines.savings_plans.proposals import decide
-from blocks_pipelines.savings_plans.purchase_terms import purchase_terms
+from blocks_pipelines.savings_plans.purchase.terms import purchase_terms
 from blocks_pipelines.state.records import NotFoundError, ProposalStatus, tenant_of_proposal
 from blocks_pipelines.state.store import StateStore
 

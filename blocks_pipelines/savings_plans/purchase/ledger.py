@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from blocks_pipelines.sample_data.redelivery import regenerate_demo_cur
-from blocks_pipelines.savings_plans.orders import PurchaseOrder, Receipt
+from blocks_pipelines.savings_plans.purchase.orders import PurchaseOrder, Receipt
 from blocks_pipelines.state.store import StateStore
 from blocks_pipelines.tenants.config import TenantConfig
 
