@@ -45,18 +45,22 @@ def daily_rows(days: int, end: date, series: dict[tuple[str, str], float], spike
             d = end - timedelta(days=days - 1 - i)
             base = level * (1.0 if d.weekday() < 5 else 0.4) * (1 + 0.02 * (((d.toordinal() * 7919) % 5) - 2))
             rows.append((d, service, account, "us-east-1", "BoxUsage", base + spikes.get((service, account, d), 0.0)))
-    return pl.DataFrame(
-        rows,
-        schema={
-            "usage_date": pl.Date,
-            "service": pl.Utf8,
-            "usage_account_id": pl.Utf8,
-            "region": pl.Utf8,
-            "usage_type": pl.Utf8,
-            "cost": pl.Float64,
-        },
-        orient="row",
-    )
+    return daily_frame(rows)
+
+
+DAILY_SCHEMA = {
+    "usage_date": pl.Date,
+    "service": pl.Utf8,
+    "usage_account_id": pl.Utf8,
+    "region": pl.Utf8,
+    "usage_type": pl.Utf8,
+    "cost": pl.Float64,
+}
+
+
+def daily_frame(rows: list[tuple]) -> pl.DataFrame:
+    """Daily spend rows (usage_date, service, account, region, usage_type, cost) as the detector reads them."""
+    return pl.DataFrame(rows, schema=DAILY_SCHEMA, orient="row")
 
 
 def utc_midnight(d: date) -> datetime:

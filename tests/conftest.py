@@ -68,3 +68,18 @@ def aws_env(moto_server, monkeypatch):
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("BLOCKS_S3_ENDPOINT_URL", moto_server)
     return moto_server
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store_on_each_backend(request, blocks_env, monkeypatch):
+    """A state store on each backend in turn: SQLite, then DynamoDB on the moto server with fresh tables."""
+    import uuid
+
+    from blocks_pipelines.state import get_state_store
+
+    if request.param == "dynamodb":
+        endpoint = request.getfixturevalue("aws_env")
+        monkeypatch.setenv("BLOCKS_STATE_BACKEND", "dynamodb")
+        monkeypatch.setenv("BLOCKS_DYNAMODB_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("BLOCKS_STATE_TABLE_PREFIX", f"t{uuid.uuid4().hex[:10]}")
+    return get_state_store()

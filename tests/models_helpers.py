@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from blocks_pipelines.tenants.config import TenantConfig, dump_tenant
 from tests.synthetic.line_items import canonical_frame
@@ -287,3 +290,23 @@ def other_tenant_rows(tenant_id: str) -> pl.DataFrame:
             for i in range(3)
         ]
     )
+
+
+@contextmanager
+def isolated_platform(root: Path) -> Iterator[tuple[Path, str]]:
+    """A module-scoped platform of its own under root (home, tenant registry, local lake, SQLite state, DuckDB
+    target): yields (the registry's config folder, the lake URI)."""
+    with pytest.MonkeyPatch.context() as mp:
+        home, config = root / "home", root / "config"
+        lake = str(home / "lake")
+        for var, value in {
+            "BLOCKS_HOME": home,
+            "BLOCKS_ASSETS_CONFIG": config,
+            "BLOCKS_LAKE_URI": lake,
+            "BLOCKS_ENV": "local",
+            "BLOCKS_STATE_BACKEND": "sqlite",
+        }.items():
+            mp.setenv(var, str(value))
+        mp.delenv("BLOCKS_DBT_TARGET", raising=False)
+        mp.delenv("BLOCKS_S3_ENDPOINT_URL", raising=False)
+        yield config, lake

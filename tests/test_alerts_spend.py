@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import polars as pl
 import pytest
 
 from blocks_pipelines.alerts.spend import SpendParams, detect_new_services, detect_spend_spikes, score_days
 from blocks_pipelines.state.alert_models import AlertKind, Severity
+from tests.alerts_helpers import daily_frame
 from tests.synthetic.daily_spend import synthetic_daily
 
 END = date(2026, 11, 30)
@@ -16,21 +16,6 @@ END = date(2026, 11, 30)
 
 def _rows(days: list[date], cost_of, service="AmazonEC2", account="111111111111", usage_type="BoxUsage:m5.large"):
     return [(d, service, account, "us-east-1", usage_type, float(cost_of(d))) for d in days]
-
-
-def _frame(rows) -> pl.DataFrame:
-    return pl.DataFrame(
-        rows,
-        schema={
-            "usage_date": pl.Date,
-            "service": pl.Utf8,
-            "usage_account_id": pl.Utf8,
-            "region": pl.Utf8,
-            "usage_type": pl.Utf8,
-            "cost": pl.Float64,
-        },
-        orient="row",
-    )
 
 
 def _days(n: int, end: date = END) -> list[date]:
@@ -59,7 +44,7 @@ def test_a_strong_weekly_cycle_raises_nothing():
         base = 300.0 if d.weekday() < 5 else 90.0
         return base * (1 + 0.02 * ((d.toordinal() * 7919) % 5 - 2) / 2)
 
-    daily = _frame(_rows(_days(180), cost))
+    daily = daily_frame(_rows(_days(180), cost))
     assert detect_spend_spikes(daily, END, SpendParams(sensitivity=5.0, min_impact_usd=0.0)) == []
     assert detect_new_services(daily, END, SpendParams(), since=END - timedelta(days=30)) == []
 
@@ -72,7 +57,7 @@ def test_a_monday_spike_is_judged_against_mondays_and_one_spike_does_not_hide_th
         wobble = 1 + 0.03 * (((d.toordinal() * 7919) % 7) - 3) / 3
         return base * wobble + (600.0 if d in spikes else 0.0)
 
-    daily = _frame(_rows(_days(180), cost))
+    daily = daily_frame(_rows(_days(180), cost))
     found = detect_spend_spikes(daily, END, SpendParams(sensitivity=5.0, min_impact_usd=50.0))
     assert sorted(d.first_seen for d in found) == sorted(spikes)
     for d in found:
@@ -88,7 +73,7 @@ def test_min_impact_threshold_keeps_small_series_quiet():
     def cost(d: date) -> float:
         return 2.0 * (1 + 0.02 * (((d.toordinal() * 31) % 5) - 2)) + (20.0 if d == spike_day else 0.0)
 
-    daily = _frame(_rows(_days(120), cost))
+    daily = daily_frame(_rows(_days(120), cost))
     assert len(detect_spend_spikes(daily, END, SpendParams(sensitivity=5.0, min_impact_usd=1.0))) == 1
     assert detect_spend_spikes(daily, END, SpendParams(sensitivity=5.0, min_impact_usd=50.0)) == []
 
@@ -102,7 +87,7 @@ def test_a_multi_day_spike_is_one_anomaly_with_its_top_usage_types():
     rows = _rows(_days(150), steady, usage_type="BoxUsage:m5.large")
     rows += _rows(_days(150), lambda d: 40.0 + (500.0 if d >= first else 0.0), usage_type="DataTransfer-Out-Bytes")
     rows += _rows(_days(150), lambda d: 20.0, usage_type="EBS:VolumeUsage.gp3")
-    found = detect_spend_spikes(_frame(rows), END, SpendParams(sensitivity=5.0, min_impact_usd=50.0))
+    found = detect_spend_spikes(daily_frame(rows), END, SpendParams(sensitivity=5.0, min_impact_usd=50.0))
     assert len(found) == 1
     anomaly = found[0]
     assert (anomaly.first_seen, anomaly.last_seen) == (first, END)
@@ -118,7 +103,7 @@ def test_since_keeps_only_anomalies_still_going():
     def cost(d: date) -> float:
         return 300.0 * (1 + 0.02 * (((d.toordinal() * 7919) % 5) - 2)) + (900.0 if d == spike_day else 0.0)
 
-    daily = _frame(_rows(_days(150), cost))
+    daily = daily_frame(_rows(_days(150), cost))
     params = SpendParams(sensitivity=5.0, min_impact_usd=50.0)
     assert len(detect_spend_spikes(daily, END, params)) == 1
     assert detect_spend_spikes(daily, END, params, since=END - timedelta(days=7)) == []
@@ -126,7 +111,7 @@ def test_since_keeps_only_anomalies_still_going():
 
 def test_no_verdict_during_a_series_warm_up():
     # a brand-new series: three weeks of data are not enough for a weekday baseline and its noise
-    daily = _frame(_rows(_days(21), lambda d: 100.0 if d != END else 1000.0))
+    daily = daily_frame(_rows(_days(21), lambda d: 100.0 if d != END else 1000.0))
     scored, _ = score_days(daily, END, 5.0)
     assert scored["noise"].null_count() == scored.height
     assert detect_spend_spikes(daily, END, SpendParams(min_impact_usd=0.0)) == []
@@ -138,7 +123,7 @@ def test_a_new_service_is_flagged_once_it_costs_something():
     new = _rows(
         _days(3), lambda d: 40.0, service="AmazonSageMaker", account="222222222222", usage_type="ml.g5.xlarge-Hosting"
     )
-    daily = _frame(old + new)
+    daily = daily_frame(old + new)
     found = detect_new_services(daily, END, SpendParams(min_impact_usd=50.0), since=END - timedelta(days=7))
     assert len(found) == 1
     alert = found[0]
@@ -150,5 +135,5 @@ def test_a_new_service_is_flagged_once_it_costs_something():
     assert alert.impact_usd == 120.0 and alert.top_usage_types[0].usage_type == "ml.g5.xlarge-Hosting"
     assert "222222222222" in alert.message
     # a service in the tenant's first fortnight is not "new": there is no before
-    young = _frame(_rows(_days(10), lambda d: 300.0) + new)
+    young = daily_frame(_rows(_days(10), lambda d: 300.0) + new)
     assert detect_new_services(young, END, SpendParams(min_impact_usd=50.0), since=END - timedelta(days=7)) == []

@@ -3,26 +3,20 @@ even with concurrent ticks, acknowledged and resolved with an audit trail, isola
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 
 import pytest
 
-from blocks_pipelines.state import ConflictError, NotFoundError, get_state_store
+from blocks_pipelines.state import ConflictError, NotFoundError
 from blocks_pipelines.state.alert_models import AlertKind, AlertStatus, Detection, Severity
 from blocks_pipelines.state.alerts import MAX_SEND_ROUNDS, RESEND_AFTER, SEND_LEASE
 from blocks_pipelines.state.records import utcnow
 from tests.test_state_contract import run_threads
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def store(request, blocks_env, monkeypatch):
-    if request.param == "dynamodb":
-        endpoint = request.getfixturevalue("aws_env")
-        monkeypatch.setenv("BLOCKS_STATE_BACKEND", "dynamodb")
-        monkeypatch.setenv("BLOCKS_DYNAMODB_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("BLOCKS_STATE_TABLE_PREFIX", f"t{uuid.uuid4().hex[:10]}")
-    return get_state_store()
+@pytest.fixture
+def store(store_on_each_backend):
+    return store_on_each_backend  # the same contract on SQLite and on DynamoDB (moto)
 
 
 def spike(last_seen=date(2026, 11, 20), impact=600.0, service="AmazonEC2") -> Detection:

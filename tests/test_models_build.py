@@ -155,19 +155,7 @@ def read_marts(lake: str) -> dict[str, pl.DataFrame]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    with pytest.MonkeyPatch.context() as mp:
-        home, config = root / "home", root / "config"
-        lake = str(home / "lake")
-        for var, value in {
-            "BLOCKS_HOME": home,
-            "BLOCKS_ASSETS_CONFIG": config,
-            "BLOCKS_LAKE_URI": lake,
-            "BLOCKS_ENV": "local",
-            "BLOCKS_STATE_BACKEND": "sqlite",
-        }.items():
-            mp.setenv(var, str(value))
-        mp.delenv("BLOCKS_DBT_TARGET", raising=False)
-        mp.delenv("BLOCKS_S3_ENDPOINT_URL", raising=False)
+    with h.isolated_platform(root) as (config, lake):
         h.install_tenant(config, h.make_tenant(TENANT))
         line_items = h.hand_fixture(TENANT)
         write_line_items(line_items, lake)

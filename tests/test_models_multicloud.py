@@ -58,19 +58,7 @@ def _azure_rows() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def marts(tmp_path_factory):
     root = tmp_path_factory.mktemp("models-multicloud")
-    with pytest.MonkeyPatch.context() as mp:
-        home, config = root / "home", root / "config"
-        lake = str(home / "lake")
-        for var, value in {
-            "BLOCKS_HOME": home,
-            "BLOCKS_ASSETS_CONFIG": config,
-            "BLOCKS_LAKE_URI": lake,
-            "BLOCKS_ENV": "local",
-            "BLOCKS_STATE_BACKEND": "sqlite",
-        }.items():
-            mp.setenv(var, str(value))
-        mp.delenv("BLOCKS_DBT_TARGET", raising=False)
-        mp.delenv("BLOCKS_S3_ENDPOINT_URL", raising=False)
+    with h.isolated_platform(root) as (config, lake):
         h.install_tenant(config, h.make_tenant(TENANT))
         write_line_items(pl.concat([h.hand_fixture(TENANT), _azure_rows()]), lake)
         result = run_dbt_build(TENANT)

@@ -82,19 +82,7 @@ def ledger_line_items() -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory):
     root = tmp_path_factory.mktemp("ledger")
-    with pytest.MonkeyPatch.context() as mp:
-        home, config = root / "home", root / "config"
-        lake = str(home / "lake")
-        for var, value in {
-            "BLOCKS_HOME": home,
-            "BLOCKS_ASSETS_CONFIG": config,
-            "BLOCKS_LAKE_URI": lake,
-            "BLOCKS_ENV": "local",
-            "BLOCKS_STATE_BACKEND": "sqlite",
-        }.items():
-            mp.setenv(var, str(value))
-        mp.delenv("BLOCKS_DBT_TARGET", raising=False)
-        mp.delenv("BLOCKS_S3_ENDPOINT_URL", raising=False)
+    with h.isolated_platform(root) as (config, lake):
         tenant = h.make_tenant(TENANT)
         h.install_tenant(config, tenant)
         write_line_items(ledger_line_items(), lake)

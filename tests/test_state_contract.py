@@ -26,14 +26,9 @@ from blocks_pipelines.state.records import utcnow
 S = ProposalStatus
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def store(request, blocks_env, monkeypatch):
-    if request.param == "dynamodb":
-        endpoint = request.getfixturevalue("aws_env")
-        monkeypatch.setenv("BLOCKS_STATE_BACKEND", "dynamodb")
-        monkeypatch.setenv("BLOCKS_DYNAMODB_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("BLOCKS_STATE_TABLE_PREFIX", f"t{uuid.uuid4().hex[:10]}")
-    return get_state_store()
+@pytest.fixture
+def store(store_on_each_backend):
+    return store_on_each_backend  # the same contract on SQLite and on DynamoDB (moto)
 
 
 def make_proposal(tenant="acme_corp", n=0, ttl_hours=72, commitment=5.0) -> Proposal:
