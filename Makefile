@@ -25,9 +25,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# everything but the end-to-end tests (dbt builds, Dagster runs, servers): the edit-run loop
+# everything but the tests marked slow (dbt builds, Dagster runs, servers, crash-injected processes, moto
+# integrations), on both cores: the edit-run loop, under a minute here (make test runs all of them, one process)
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" -n 2 $(PYTEST_ARGS)
 
 # ruff (lint + format) on Python; sqlfluff on the dbt models as dbt compiles them for DuckDB (dbt templater)
 lint: $(STAMP)

@@ -18,6 +18,8 @@ from blocks_pipelines.connect import errors
 from blocks_pipelines.connect.checks import CHECK_NAMES, run_connection_checks
 from blocks_pipelines.state import get_state_store
 
+pytestmark = pytest.mark.slow  # moto Glue/Athena/S3 connection checks
+
 CSV = b"identity/LineItemId,lineItem/UnblendedCost\nx,1.0\n"
 
 

@@ -10,6 +10,7 @@ from datetime import date, timezone
 
 import cfnlint.api
 import polars as pl
+import pytest
 from click.testing import CliRunner
 from conftest import REAL_CUR
 from test_connect_support import (
@@ -29,6 +30,8 @@ from blocks_pipelines.connect.template import build_template, render_yaml
 from blocks_pipelines.lake.months import current_files
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.state import get_state_store
+
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs, crash-injected processes or moto S3/SQS
 
 KOKU = REAL_CUR / "koku-2023-06-01.csv"
 BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) {

@@ -13,6 +13,8 @@ from test_connect_support import make_tenant
 from blocks_pipelines.connect.cli import connect
 from blocks_pipelines.connect.template import build_template, policy_preview, quick_create_url, render_yaml
 
+pytestmark = pytest.mark.slow  # cfn-lint over every generated template
+
 FLAGS = [(False, False), (True, False), (False, True), (True, True)]
 
 

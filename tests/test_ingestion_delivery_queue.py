@@ -19,6 +19,8 @@ from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs, crash-injected processes or moto S3/SQS
+
 ACCOUNTS = ["222222222223", "222222222224"]
 MANIFEST_FILTER = {"Key": {"FilterRules": [{"Name": "suffix", "Value": "-Manifest.json"}]}}
 

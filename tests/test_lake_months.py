@@ -22,6 +22,8 @@ from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
 from tests.synthetic.cur_frames import cur1_frame, write_legacy_delivery
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs, crash-injected processes or moto S3/SQS
+
 ACCOUNTS = ["111111111112", "111111111113"]
 SOURCES_YML = Path(__file__).resolve().parents[1] / "dbt_project" / "models" / "staging" / "_sources.yml"
 OCT = "2026-10"

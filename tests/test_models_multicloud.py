@@ -13,6 +13,8 @@ from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.build import run_dbt_build
 from tests.synthetic.line_items import canonical_frame, write_line_items
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs, crash-injected processes or moto S3/SQS
+
 TENANT = "testco"
 AZURE_ACCOUNT = "/providers/Microsoft.Billing/billingAccounts/8a1b2c3d-0000-4a00-9000-000000000001"
 AZURE_PLAN = "/providers/Microsoft.BillingBenefits/savingsPlanOrders/o-1/savingsPlans/sp-1"

@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 
 import dagster as dg
+import pytest
 from test_models_defs import _split
 
 from blocks_pipelines.models.defs import build_model_defs
 from models_helpers import hand_fixture, install_tenant, make_tenant
 from tests.synthetic.line_items import write_line_items
+
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs, crash-injected processes or moto S3/SQS
 
 
 def test_an_hourly_mart_run_logs_no_source_test_or_partitioning_warnings(blocks_env, capfd, caplog):

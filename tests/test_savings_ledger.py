@@ -13,6 +13,8 @@ from blocks_pipelines.lake.layout import mart_uri
 from blocks_pipelines.models.build import run_dbt_build
 from tests.synthetic.line_items import canonical_frame, write_line_items
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs, crash-injected processes or moto S3/SQS
+
 TENANT = "ledgerco"
 PLAN = "arn:aws:savingsplans::444444444401:savingsplan/plan-l"
 

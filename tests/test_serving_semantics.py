@@ -17,6 +17,8 @@ from serving.data.projection import run_projection
 from serving.data.spend import parse_spend_query, run_spend
 from serving.data.store import MartStore
 
+pytestmark = pytest.mark.slow  # dbt builds, Dagster runs, crash-injected processes or moto S3/SQS
+
 T = "acme_corp"
 FIRST = datetime(2026, 9, 25, tzinfo=timezone.utc)
 THROUGH = datetime(2026, 11, 10, 15, tzinfo=timezone.utc)  # the last hour with data is 14:00
