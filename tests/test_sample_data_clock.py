@@ -162,3 +162,18 @@ def test_s3_tenants_get_no_clock(tenants):
     local = build_sample_data_defs(tenants["globex"]).resolve_schedule_def("globex__sample_cur_delivery_schedule")
     assert local.cron_schedule == "5 * * * *" and local.execution_timezone == "UTC"
     assert local.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_a_new_demo_delivers_the_open_month_so_its_data_is_current(tenants):
+    """`blocks demo` generates whole months from history_start; the month after them, when it is the open one, is
+    delivered through the last complete hour as the clock would, so the demo does not start days behind (with a
+    critical late-data alert). A gap before the open month is not papered over."""
+    from blocks_pipelines.in_process import catch_up_open_month
+
+    acme, now = tenants["acme_corp"], datetime(2026, 12, 4, 10, 20, tzinfo=timezone.utc)
+    assert catch_up_open_month(acme, ["2026-10"], now) is None  # November missing: nothing delivered
+    assert catch_up_open_month(acme, ["2026-11", "2026-12"], now) is None  # the open month is already there
+    assert delivered_through(acme, open_period(now)) is None
+    said = catch_up_open_month(acme, ["2026-09", "2026-10", "2026-11"], now)
+    assert said is not None and said.startswith("2026-12 through 2026-12-04 09:00 UTC")
+    assert delivered_through(acme, open_period(now)) == datetime(2026, 12, 4, 9, tzinfo=timezone.utc)
