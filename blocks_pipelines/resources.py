@@ -1,6 +1,6 @@
-"""The Dagster resources the Savings Plans and alerting assets use, with a local and a production variant each (the
-hooli pattern): the state store (SQLite file / DynamoDB tables) and the purchaser (a ledger that records / AWS
-savingsplans that buys). `platform_resources` is the one place that picks the variants, from the settings.
+"""The Dagster resources the platform's assets use, with a local and a production variant each (the hooli pattern):
+the lake (a local folder / S3), the state store (SQLite file / DynamoDB tables) and the purchaser (a ledger that
+records / AWS savingsplans that buys). `platform_resources` is the one place that picks the variants, from the settings.
 
 Assets and sensors declare the resource they need (`state_store: StateStoreResource`), so a test or another
 deployment can hand them a different store or purchaser without patching modules; the CLI and the API, which run
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
 STATE_STORE = "state_store"
 PURCHASER = "purchaser"
+LAKE = "lake"
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake's root: a local folder by default, s3://bucket/prefix in production (read and written through
+    blocks_pipelines.lake.fs, whose S3 client honours the endpoint override)."""
+
+    root_uri: str
 
 
 class StateStoreResource(dg.ConfigurableResource):
@@ -87,4 +95,8 @@ def _resources(s: Settings) -> dict[str, dg.ConfigurableResource]:
     store = StateStoreResource.production(s) if s.state_backend == "dynamodb" else StateStoreResource.local(s)
     if s.state_backend not in ("sqlite", "dynamodb"):
         raise ValueError(f"BLOCKS_STATE_BACKEND={s.state_backend!r} is not supported: use 'sqlite' or 'dynamodb'")
-    return {STATE_STORE: store, PURCHASER: PurchaserResource(buy_on_aws=s.is_production)}
+    return {
+        STATE_STORE: store,
+        PURCHASER: PurchaserResource(buy_on_aws=s.is_production),
+        LAKE: LakeResource(root_uri=s.lake_uri),
+    }

@@ -6,7 +6,15 @@ from __future__ import annotations
 import dagster as dg
 from test_sp_purchase import tenant
 
-from blocks_pipelines.resources import PURCHASER, STATE_STORE, PurchaserResource, StateStoreResource, platform_resources
+from blocks_pipelines.resources import (
+    LAKE,
+    PURCHASER,
+    STATE_STORE,
+    LakeResource,
+    PurchaserResource,
+    StateStoreResource,
+    platform_resources,
+)
 from blocks_pipelines.savings_plans.purchase.aws import AwsPurchaser
 from blocks_pipelines.savings_plans.purchase.ledger import LedgerPurchaser
 from blocks_pipelines.settings import get_settings
@@ -19,6 +27,7 @@ def test_local_resources_are_the_sqlite_store_and_the_ledger(blocks_env):
     store = resources[STATE_STORE].store()
     assert type(store.backend).__name__ == "SqliteBackend"
     assert isinstance(resources[PURCHASER].for_tenant(tenant(), store), LedgerPurchaser)
+    assert resources[LAKE] == LakeResource(root_uri=get_settings().lake_uri)
     assert platform_resources() is resources  # one object per environment, whatever the number of tenants
 
 
@@ -56,3 +65,28 @@ def test_an_asset_can_be_handed_another_purchaser(blocks_env):
         [buyer_name], resources={**platform_resources(), PURCHASER: PurchaserResource(buy_on_aws=True)}
     )
     assert aws.output_for_node("buyer_name") == "AwsPurchaser"
+
+
+def test_the_ingestion_asset_writes_the_lake_it_is_given(blocks_env, tmp_path):
+    """cur_line_items takes the lake root from its resource: a run handed another lake writes there, not to the
+    settings' lake."""
+    from blocks_pipelines.ingestion.defs import build_ingestion_defs
+    from blocks_pipelines.lake import months
+    from blocks_pipelines.tenants.config import load_registry, resolve_source_uri
+    from blocks_pipelines.tenants.partitions import RANGE_END_TAG, RANGE_START_TAG
+    from tests.synthetic.cur_frames import cur2_frame, write_export_delivery
+
+    globex = {t.id: t for t in load_registry(get_settings().tenants_dir)}["globex"]
+    frame = cur2_frame(200, "2026-10", "222222222222", ["222222222223", "222222222224"])
+    root = resolve_source_uri(globex.cur_source, get_settings().home)
+    write_export_delivery(root, "globex-cur2", [frame], "2026-10", tmp_path / "d")
+    elsewhere = str(tmp_path / "other-lake")
+    [asset] = [a for a in build_ingestion_defs(globex).assets if a.key.path[-1] == "cur_line_items"]
+    result = dg.materialize(
+        [asset],
+        resources={LAKE: LakeResource(root_uri=elsewhere)},
+        tags={RANGE_START_TAG: "2026-10-01-00:00", RANGE_END_TAG: "2026-10-31-23:00"},
+    )
+    assert result.success
+    assert months.current_files(elsewhere, "globex")
+    assert not months.current_files(get_settings().lake_uri, "globex")

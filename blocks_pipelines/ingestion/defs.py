@@ -19,6 +19,7 @@ from blocks_pipelines.ingestion.cost_explorer_defs import (
     cost_explorer_asset,
     cost_explorer_resources,
 )
+from blocks_pipelines.resources import LakeResource, platform_resources
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, resolve_source_uri
 from blocks_pipelines.tenants.partitions import PARTITION_FMT, RANGE_END_TAG, RANGE_START_TAG, tenant_hourly_partitions
@@ -99,7 +100,7 @@ def _run_detail(summary: "IngestSummary") -> dict:
     }
 
 
-def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
+def _cur_line_items(context: AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     from blocks_pipelines.ingestion.ingest import ingest_deliveries
     from blocks_pipelines.ingestion.lake_checks import check_no_duplicates, check_schema
     from blocks_pipelines.ingestion.lake_writer import Slice
@@ -110,8 +111,8 @@ def _cur_line_items(context: AssetExecutionContext) -> dg.MaterializeResult:
     deliveries = _deliveries_for(tenant, context.run.tags, start, end)
     if not deliveries:
         context.log.warning(f"no CUR delivery covers {start} .. {end} for {tenant.id}; nothing ingested")
-    summary = ingest_deliveries(tenant, deliveries, hour_range=(start, end))
-    lake_uri = get_settings().lake_uri
+    lake_uri = lake.root_uri
+    summary = ingest_deliveries(tenant, deliveries, lake_uri=lake_uri, hour_range=(start, end))
     periods = frozenset(p.billing_period for p in summary.periods)
     replaced = [datetime.fromisoformat(t) for t in summary.replaced_hours] or [start, end]
     accounts = frozenset(summary.replaced_accounts) or None
@@ -230,10 +231,10 @@ def build_ingestion_defs(tenant: TenantConfig) -> dg.Definitions:
         description=f"{tenant.name}: hourly CUR line items in the lake (canonical schema), one file per day.",
     )
     if not can_use_cost_explorer(tenant):
-        return dg.Definitions(assets=[asset])
+        return dg.Definitions(assets=[asset], resources=platform_resources())
     ce = cost_explorer_asset(tenant)
     # the delivery and Cost Explorer sensors are the code location's, one for all its tenants (delivery_sensors.py)
-    return dg.Definitions(assets=[asset, ce], resources=cost_explorer_resources())
+    return dg.Definitions(assets=[asset, ce], resources={**platform_resources(), **cost_explorer_resources()})
 
 
 def _already_ingested(instance: dg.DagsterInstance, delivery_id: str) -> bool:
