@@ -70,6 +70,7 @@ def catch_up_open_month(tenant: TenantConfig, generated: list[str], now: datetim
     """When the generated months end just before the open one, deliver the open month through the last complete
     hour (what the hourly delivery clock does once the demo runs): without it a new demo starts with every tenant's
     data days behind, and a critical late-data alert that only says the sample is old."""
+    from blocks_pipelines.ingestion.deliveries import month_bounds
     from blocks_pipelines.sample_data.redelivery import clock_delivery, last_complete_hour, open_period
 
     now = now or datetime.now(timezone.utc)
@@ -77,8 +78,7 @@ def catch_up_open_month(tenant: TenantConfig, generated: list[str], now: datetim
     last = max(generated, default=None)
     if last is None or label in generated:
         return None
-    year, month = (int(x) for x in last.split("-"))
-    if f"{year + month // 12}-{month % 12 + 1:02d}" != label:
+    if f"{month_bounds(last)[1]:%Y-%m}" != label:
         return None  # a gap would be left between the generated months and the open one
     summary, _ = clock_delivery(tenant, [], now)
     return f"{label} through {last_complete_hour(now):%Y-%m-%d %H}:00 UTC ({summary.rows:,} rows)"

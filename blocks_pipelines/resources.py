@@ -92,9 +92,9 @@ def platform_resources(settings: Settings | None = None) -> dict[str, dg.Configu
 @lru_cache(maxsize=8)
 def _resources(s: Settings) -> dict[str, dg.ConfigurableResource]:
     # One object per environment: merging 2,000 tenants' Definitions must see the same resource under each key.
-    store = StateStoreResource.production(s) if s.state_backend == "dynamodb" else StateStoreResource.local(s)
     if s.state_backend not in ("sqlite", "dynamodb"):
         raise ValueError(f"BLOCKS_STATE_BACKEND={s.state_backend!r} is not supported: use 'sqlite' or 'dynamodb'")
+    store = StateStoreResource.production(s) if s.state_backend == "dynamodb" else StateStoreResource.local(s)
     return {
         STATE_STORE: store,
         PURCHASER: PurchaserResource(buy_on_aws=s.is_production),

@@ -30,6 +30,7 @@ from blocks_pipelines.ingestion.errors import MixedCurrencyError
 from blocks_pipelines.ingestion.ingest import IngestSummary, PeriodTotals
 from blocks_pipelines.ingestion.lake_writer import (
     Slice,
+    fetch_slice_files,
     lake_totals,
     replace_slice,
     totals_by_day,
@@ -347,7 +348,7 @@ def backfill_from_cost_explorer(
             part.write_parquet(path)
             by_day[day] = [path]
         days = replace_slice(lake_uri, tenant.id, by_day, sl, work / "w")
-        lake = lake_totals(lake_uri, tenant.id, sl, work / "r")
+        lake = lake_totals(fetch_slice_files(lake_uri, tenant.id, sl, work / "r"), sl)
     return CostExplorerBackfill(
         _summary(tenant.id, df, lake, len(days), pull_id), log, start, end, sorted(cur_days), totals_by_day(df)
     )

@@ -13,6 +13,7 @@ from blocks_pipelines.ingestion.errors import PartialMonthError
 from blocks_pipelines.ingestion.lake_writer import (
     DeliveryStamp,
     Slice,
+    fetch_slice_files,
     lake_invoice_totals,
     lake_totals,
     replace_slice,
@@ -268,11 +269,11 @@ def ingest_deliveries(
                 lake_uri, tenant.id, staged_days(s.dir), sl, work / f"w{i}", progress, delivery=stamp
             )
             t1 = time.perf_counter()
-            lake = lake_totals(lake_uri, tenant.id, sl, work / f"r{i}")
+            files = fetch_slice_files(lake_uri, tenant.id, sl, work / f"r{i}")  # read back once for both checks
+            lake = lake_totals(files, sl)
             if s.invoices is not None and s.invoices.height:
                 ids = s.invoices["invoice_id"].unique().to_list()
-                lake_invoices = lake_invoice_totals(lake_uri, tenant.id, sl, ids, work / f"r{i}")
-                _compare_invoices(summary, s.invoices, lake_invoices)
+                _compare_invoices(summary, s.invoices, lake_invoice_totals(files, sl, ids))
             _add_seconds(summary, {**s.seconds, "publish": t1 - t0, "verify": time.perf_counter() - t1})
             _summarize(summary, s, lake, len(changed))
     return summary

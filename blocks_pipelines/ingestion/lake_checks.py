@@ -7,9 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from blocks_pipelines.ingestion.lake_writer import Slice, lake_files
+from blocks_pipelines.ingestion.lake_writer import Slice, fetch_slice_files
 from blocks_pipelines.ingestion.schema import CANONICAL_SCHEMA, REQUIRED_COLUMNS
-from blocks_pipelines.lake import fs
 
 
 @dataclass(frozen=True)
@@ -19,14 +18,10 @@ class CheckOutcome:
     metadata: dict
 
 
-def _files(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> list[Path]:
-    return [fs.fetch_to_local(u, workdir) for u in lake_files(lake_uri, tenant_id, sl)]
-
-
 def check_schema(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> CheckOutcome:
     """Every day file of the slice has exactly the documented columns and types, and no blank required value."""
     problems = []
-    for path in _files(lake_uri, tenant_id, sl, workdir):
+    for path in fetch_slice_files(lake_uri, tenant_id, sl, workdir):
         schema = dict(pl.read_parquet_schema(path))
         if schema != CANONICAL_SCHEMA:
             diff = sorted(set(schema.items()) ^ set(CANONICAL_SCHEMA.items()), key=str)
@@ -49,7 +44,7 @@ def check_no_duplicates(
     """Each billing period of the slice holds rows of exactly one CUR delivery, as many as the source had.
 
     Line item ids are not stable across deliveries, so duplication shows as a second delivery id or extra rows."""
-    files = _files(lake_uri, tenant_id, sl, workdir)
+    files = fetch_slice_files(lake_uri, tenant_id, sl, workdir)
     if not files:
         found = {}
     else:

@@ -307,9 +307,13 @@ def lake_files(lake_uri: str, tenant_id: str, sl: Slice) -> list[str]:
     return sorted(out)
 
 
-def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.DataFrame:
-    """Rows and unblended cost per billing period and usage day of the slice, read back from the lake."""
-    files = [fs.fetch_to_local(u, workdir / "readback") for u in lake_files(lake_uri, tenant_id, sl)]
+def fetch_slice_files(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> list[Path]:
+    """Local paths of the slice's current lake files (downloaded into workdir when the lake is on S3)."""
+    return [fs.fetch_to_local(u, workdir) for u in lake_files(lake_uri, tenant_id, sl)]
+
+
+def lake_totals(files: list[Path], sl: Slice) -> pl.DataFrame:
+    """Rows and unblended cost per billing period and usage day of the slice, read back from its lake files."""
     empty = pl.DataFrame(
         schema={"billing_period": pl.String, "usage_date": pl.Date, "rows": pl.UInt32, "unblended_cost": EXACT}
     )
@@ -325,12 +329,9 @@ def lake_totals(lake_uri: str, tenant_id: str, sl: Slice, workdir: Path) -> pl.D
     )
 
 
-def lake_invoice_totals(
-    lake_uri: str, tenant_id: str, sl: Slice, invoice_ids: list[str], workdir: Path
-) -> pl.DataFrame:
-    """Rows and unblended (FOCUS BilledCost) cost per billing period and invoice id of the slice, read back from the
-    lake, for the invoice ids given (the source's)."""
-    files = [fs.fetch_to_local(u, workdir / "readback-invoices") for u in lake_files(lake_uri, tenant_id, sl)]
+def lake_invoice_totals(files: list[Path], sl: Slice, invoice_ids: list[str]) -> pl.DataFrame:
+    """Rows and unblended (FOCUS BilledCost) cost per billing period and invoice id of the slice, read back from its
+    lake files, for the invoice ids given (the source's)."""
     if not files:
         return pl.DataFrame(
             schema={"billing_period": pl.String, "invoice_id": pl.String, "rows": pl.UInt32, "billed_cost": EXACT}

@@ -197,15 +197,14 @@ def quote(
     items = list(mix)
     total = sum(i.on_demand_cost for i in items)
     label = f"{term_years}-year {payment_option.replace('_', ' ')}"
+
+    def typical(share: float, why: str) -> RateQuote:
+        note = f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): {why}"
+        return RateQuote(typical_ratio, "typical", share, term_years, payment_option, note)
+
     if lookup is None or total <= 0:
-        why = unavailable or ("no eligible usage to price" if total <= 0 else "no rate lookup configured")
-        return RateQuote(
-            typical_ratio,
-            "typical",
-            0.0,
-            term_years,
-            payment_option,
-            f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): {why}",
+        return typical(
+            0.0, unavailable or ("no eligible usage to price" if total <= 0 else "no rate lookup configured")
         )
     expected = 1.0 - TYPICAL_DISCOUNT[(term_years, payment_option)]
     priced = weighted = 0.0
@@ -227,25 +226,9 @@ def quote(
     share = priced / total
     ratio = weighted / total
     if share == 0.0:
-        why = "; ".join(failures) or "the API returned no rate for the tenant's usage types"
-        return RateQuote(
-            typical_ratio,
-            "typical",
-            0.0,
-            term_years,
-            payment_option,
-            f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): {why}",
-        )
+        return typical(0.0, "; ".join(failures) or "the API returned no rate for the tenant's usage types")
     if share < MIN_PRICED_SHARE:
-        return RateQuote(
-            typical_ratio,
-            "typical",
-            round(share, 4),
-            term_years,
-            payment_option,
-            f"typical discount table for {label} ({100 * (1 - typical_ratio):.0f}% off): only "
-            f"{100 * share:.0f}% of eligible on-demand spend had a real rate",
-        )
+        return typical(round(share, 4), f"only {100 * share:.0f}% of eligible on-demand spend had a real rate")
     note = (
         f"DescribeSavingsPlansOfferingRates for {label}: {100 * (1 - ratio):.1f}% off over the last {MIX_DAYS} "
         f"days' mix, {100 * share:.0f}% of eligible on-demand spend priced at real rates"
