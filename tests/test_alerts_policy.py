@@ -11,7 +11,7 @@ from tests.test_tenants_registry import _demo, _write
 
 def test_a_tenant_without_alerts_block_gets_the_defaults(tmp_path):
     tenant = load_tenant_file(_write(tmp_path, _demo()))
-    assert tenant.alerts.min_impact_usd == 50.0 and tenant.alerts.sensitivity == 5.0
+    assert tenant.alerts.min_impact_usd == 50.0 and tenant.alerts.sensitivity == 4.0
     assert [type(c) for c in tenant.alerts.channels] == [FileChannel]
 
 

@@ -63,7 +63,9 @@ class AlertPolicy(_Strict):
         50.0, ge=0, description="a spend anomaly is raised only when actual - expected is at least this much a day"
     )
     sensitivity: float = Field(
-        5.0, gt=0, description="robust z-score (deviations from the weekday median, in MAD units) that is anomalous"
+        4.0,
+        gt=0,
+        description="robust z-score (a day's excess over its weekday baseline, in noise units) that is anomalous",
     )
     coverage_dip_points: float = Field(
         10.0, gt=0, le=100, description="a day's SP coverage this many points under its 14-day median is a dip"
