@@ -4,7 +4,7 @@ Every EPISODE_EVERY_DAYS days from FIRST_EPISODE_DAY on (counted from the tenant
 needs about eight weeks of history first), one of the tenant's largest scaled-usage resources (data transfer,
 NAT bytes, Lambda GB-seconds, taken in turn) runs at SPIKE_FACTOR x its usual amount for EPISODE_DAYS UTC days:
 a runaway job or a misrouted stream. The dates are absolute, so every re-delivery of a month carries the same
-spikes, and one resource spikes at most once every CANDIDATES x EPISODE_EVERY_DAYS days, so the weekday median
+spikes, and one resource spikes at most once every CANDIDATES x EPISODE_EVERY_DAYS days, so the weekday baseline
 that judges it is never lifted by its own earlier spikes.
 """
 
