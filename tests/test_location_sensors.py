@@ -133,3 +133,43 @@ def test_event_feed_reads_in_bounded_batches_and_resumes(blocks_env):
         assert [e.partition for e in rest] == ["2026-09-02-03:00", "2026-09-02-04:00"]
         assert end > after  # past the stranger's event too: it is never read again
         assert asset_events_after(instance, kind, end, ("cur_line_items",), {"acme_corp"}) == ([], end)
+
+
+def test_sensor_intervals_land_on_the_daemons_loop():
+    from blocks_pipelines.sensor_intervals import cadence_of, every
+
+    # one second under the cadence: the daemon's loop at the cadence is always due, never a loop late
+    assert [every(s) for s in (15, 30, 60)] == [14, 29, 59]
+    assert [cadence_of(every(s)) for s in (15, 30, 60)] == [15, 30, 60]
+    assert cadence_of(15) == 15 and cadence_of(16) == 20
+    for bad in (0, 12):
+        try:
+            every(bad)
+        except ValueError as exc:
+            assert "5 s loop" in str(exc)
+        else:
+            raise AssertionError(f"every({bad}) accepted")
+    # every sensor of the location asks an interval of that shape
+    from blocks_pipelines.definitions import defs
+
+    intervals = {s.name.split("__")[-1]: s.minimum_interval_seconds for s in defs.sensors}
+    assert intervals and all((i + 1) % 5 == 0 for i in intervals.values()), intervals
+
+
+def test_the_approval_sweep_is_a_tenth_of_the_location_per_tick():
+    assert [sp_defs.sweep_size(n) for n in (1, 9, 10, 200, 2000, 5000)] == [1, 1, 1, 20, 200, 250]
+
+
+def test_a_tenant_without_live_proposals_costs_no_event_log_read(blocks_env):
+    from blocks_pipelines.savings_plans.approval.view import status_changes
+
+    class NoEventLog:
+        def __getattr__(self, name):
+            raise AssertionError(f"the event log was read ({name}) for a tenant with nothing to check")
+
+    store = get_state_store()
+    assert status_changes(store, NoEventLog(), "t00") == []
+    pid = _approved(store, "t01", 1)  # pending approval: its status must be checked against sp_proposals
+    with dg.instance_for_test() as instance:
+        changes = status_changes(store, instance, "t01")
+    assert changes and all(pid in str(e.metadata) for e in changes)

@@ -21,6 +21,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext, SensorEvaluationContext
 
+from blocks_pipelines.sensor_intervals import every
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.partitions import RANGE_END_TAG, RANGE_START_TAG, tenant_daily_partitions
 from blocks_pipelines.tenants.templates import copy_for_tenant, template_key, tenant_of
@@ -181,7 +182,7 @@ def cost_explorer_location_sensor(
     @dg.sensor(
         name="cost_explorer_sensor",
         asset_selection=sorted(keys.values()),
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=every(60),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Until each tenant's first CUR delivery: backfills its history from Cost Explorer, then "
         f"re-pulls the last {HOURLY_DAYS} days (hourly) at most every {REFRESH_EVERY}.",

@@ -23,6 +23,7 @@ from blocks_pipelines.ingestion.defs import (
     _already_ingested,
     delivery_run_request,
 )
+from blocks_pipelines.sensor_intervals import every
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import TenantConfig, load_registry
 from blocks_pipelines.tenants.rotation import rotation
@@ -79,7 +80,7 @@ def delivery_poll_sensor(tenants: Sequence[TenantConfig], budget_seconds: float 
     @dg.sensor(
         name="cur_delivery_sensor",
         asset_selection=_line_items(list(by_id)),
-        minimum_interval_seconds=POLL_INTERVAL_SECONDS,
+        minimum_interval_seconds=every(POLL_INTERVAL_SECONDS),
         default_status=dg.DefaultSensorStatus.RUNNING,  # a new CUR delivery must be ingested without anyone acting
         description="Polls the tenants without S3 event notifications for new CUR deliveries (manifests) and "
         "launches each one's month range once.",
@@ -119,7 +120,7 @@ def delivery_queue_sensor(tenants: Sequence[TenantConfig], batch: int = QUEUE_BA
     @dg.sensor(
         name="cur_delivery_queue_sensor",
         asset_selection=_line_items(list(by_id)),
-        minimum_interval_seconds=QUEUE_INTERVAL_SECONDS,
+        minimum_interval_seconds=every(QUEUE_INTERVAL_SECONDS),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Drains the delivery queue (S3 event notifications of CUR manifests) for every tenant with "
         "event_notifications; launches each new delivery's month range once (run_key = delivery id).",

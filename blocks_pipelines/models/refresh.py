@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
+from blocks_pipelines.sensor_intervals import every
 from blocks_pipelines.tenants.config import TenantConfig
 from blocks_pipelines.tenants.event_feed import AssetEvent, asset_events_after
 from blocks_pipelines.tenants.partitions import RANGE_END_TAG, RANGE_START_TAG, tenant_daily_partitions
@@ -102,7 +103,7 @@ def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDef
     @dg.sensor(
         name="models_refresh_sensor",
         asset_selection=target,
-        minimum_interval_seconds=REFRESH_INTERVAL_SECONDS,
+        minimum_interval_seconds=every(REFRESH_INTERVAL_SECONDS),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Rebuilds each tenant's marts over the days whose line items changed, then rollups and "
         "monitoring (one run per tenant and tick).",

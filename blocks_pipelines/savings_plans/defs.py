@@ -23,6 +23,7 @@ from typing import Any, Literal
 import dagster as dg
 
 from blocks_pipelines.resources import PurchaserResource, StateStoreResource, platform_resources
+from blocks_pipelines.sensor_intervals import every
 from blocks_pipelines.state import NotFoundError, ProposalStatus, PurchaseState
 from blocks_pipelines.state.records import IllegalTransitionError, tenant_of_proposal, utcnow
 from blocks_pipelines.tenants.config import TenantConfig
@@ -337,23 +338,32 @@ def _purchase_request(t: str, proposal_id: str) -> dg.RunRequest:
     )
 
 
-# Tenants whose approved proposals are looked up in the store per tick beyond those decided in it: 2,000 tenants make
-# a round every 8 ticks (4 min) instead of 2,000 store queries every 30 s.
-SWEEP_TENANTS_PER_TICK = 250
+APPROVAL_INTERVAL_SECONDS = 30
+# Decisions recorded without a Dagster event (`blocks sp approve`), failed purchases and expiries are found by
+# sweeping the store: each tick reads a slice of the location's tenants, sized so a whole round takes
+# SWEEP_ROUND_TICKS ticks (5 min) and a tick at most SWEEP_MAX_TENANTS tenants. Sweeping all 200 tenants of a shard
+# every tick took 4.3 s a tick and most of the daemon's CPU at 2,000 tenants (benchmarks/bench_daemon.py).
+SWEEP_ROUND_TICKS = 10
+SWEEP_MAX_TENANTS = 250
 
 
-def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TICK) -> dg.SensorDefinition:
+def sweep_size(tenant_count: int) -> int:
+    return max(1, min(SWEEP_MAX_TENANTS, -(-tenant_count // SWEEP_ROUND_TICKS)))
+
+
+def approval_sensor(tenant_ids: Sequence[str], sweep: int | None = None) -> dg.SensorDefinition:
     """One sensor for every tenant of the code location (issue #16): the decision events of all their sp_approvals
     are read after the cursor in one query per event kind (tenants/event_feed.py)."""
     from blocks_pipelines.tenants.rotation import next_slice
 
     ids = frozenset(tenant_ids)
+    per_tick = sweep or sweep_size(len(ids))
     selection = [dg.AssetKey([t, name]) for t in sorted(ids) for name in ("sp_purchases", "sp_monitoring")]
 
     @dg.sensor(
         name="sp_approval_sensor",
         asset_selection=selection,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=every(APPROVAL_INTERVAL_SECONDS),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Records back-office decisions from each tenant's sp_approvals events; launches each "
         "approved purchase once (run_key = proposal id).",
@@ -382,16 +392,19 @@ def approval_sensor(tenant_ids: Sequence[str], sweep: int = SWEEP_TENANTS_PER_TI
                 context.log.warning(f"approval event {storage_id} ignored: {exc}")
         # decisions also arrive without a Dagster event (`blocks sp approve`), and a purchase run may have failed:
         # the store is swept, for the tenants just decided and the next slice of the others in turn
-        turn, cursor["sweep_after"] = next_slice(sorted(ids), cursor.get("sweep_after"), sweep)
+        turn, cursor["sweep_after"] = next_slice(sorted(ids), cursor.get("sweep_after"), per_tick)
         context.update_cursor(json.dumps(cursor))
         requests, observations = [], []
         for t in sorted(decided & ids | set(turn)):
-            for p in store.list_proposals(t, [ProposalStatus.approved]):
+            proposals = store.list_proposals(t)
+            for p in proposals:
+                if p.status is not ProposalStatus.approved:
+                    continue
                 bought = store.get_purchase(p.proposal_id)
                 if bought is None or bought.state is not PurchaseState.completed:
                     requests.append(_purchase_request(t, p.proposal_id))
             # decisions made outside a run (CLI, runless events) and expiries show on sp_proposals too
-            observations += status_changes(store, context.instance, t)
+            observations += status_changes(store, context.instance, t, proposals)
         return dg.SensorResult(
             run_requests=requests,
             asset_events=observations,

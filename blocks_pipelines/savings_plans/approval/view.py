@@ -191,19 +191,27 @@ def reported_statuses(instance: dg.DagsterInstance, tenant_id: str, limit: int =
 
 
 def status_changes(
-    store: StateStore, instance: dg.DagsterInstance, tenant_id: str, recent: timedelta = RECENT
+    store: StateStore,
+    instance: dg.DagsterInstance,
+    tenant_id: str,
+    proposals: list[Proposal] | None = None,
+    recent: timedelta = RECENT,
 ) -> list[dg.AssetObservation | dg.AssetMaterialization]:
-    """Observations for the tenant's proposals whose status moved since `sp_proposals` last showed it: the changes
-    no Dagster run reported (CLI decisions, runless approval events, expiry). Proposals closed longer than
-    `recent` ago are left alone, so the work stays small however long the history grows."""
-    shown, now, out = reported_statuses(instance, tenant_id), utcnow(), []
-    for proposal in store.list_proposals(tenant_id):
-        if proposal.status is ProposalStatus.analyzing:
-            continue
-        closed_long_ago = proposal.status in TERMINAL and proposal.history and now - proposal.history[-1].at > recent
-        if not closed_long_ago and shown.get(proposal.proposal_id) != (
-            proposal.status.value,
-            str(len(proposal.history)),
-        ):
+    """Observations for the tenant's proposals (`proposals`: its list, when the caller has it) whose status moved
+    since `sp_proposals` last showed it: the changes no Dagster run reported (CLI decisions, runless approval events,
+    expiry). Proposals closed longer than `recent` ago are left alone, so the work stays small however long the
+    history grows, and a tenant with none left to check costs no event-log read."""
+    now = utcnow()
+    live = [
+        p
+        for p in (store.list_proposals(tenant_id) if proposals is None else proposals)
+        if p.status is not ProposalStatus.analyzing
+        and not (p.status in TERMINAL and p.history and now - p.history[-1].at > recent)
+    ]
+    if not live:
+        return []
+    shown, out = reported_statuses(instance, tenant_id), []
+    for proposal in live:
+        if shown.get(proposal.proposal_id) != (proposal.status.value, str(len(proposal.history))):
             out += status_events(store, proposal)
     return out
