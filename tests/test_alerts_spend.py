@@ -106,6 +106,20 @@ def test_a_spike_across_a_week_boundary_does_not_hide_the_next_week():
     assert found[1].impact_usd == pytest.approx(300.0, rel=0.1)
 
 
+def test_a_weekly_batch_job_is_judged_on_its_own_day():
+    # a job that runs only on Sundays: nothing on the other six days, so the level is the week's mean, not 0
+    doubled = END - timedelta(days=(END.weekday() + 1) % 7)  # the last Sunday
+
+    def cost(d: date) -> float:
+        if d.weekday() != 6:
+            return 0.0
+        return 700.0 * _wobble(d) * (2 if d == doubled else 1)
+
+    found = detect_spend_spikes(daily_frame(_rows(_days(180), cost)), END, SpendParams(min_impact_usd=50.0))
+    assert [(d.first_seen, d.last_seen) for d in found] == [(doubled, doubled)]
+    assert found[0].expected == pytest.approx(700.0, rel=0.05)
+
+
 def test_min_impact_threshold_keeps_small_series_quiet():
     spike_day = END - timedelta(days=3)
 

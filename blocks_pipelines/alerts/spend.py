@@ -1,11 +1,11 @@
 """Spend anomalies: daily cost per (service, account, region) against a seasonal, robust baseline.
 
 Method (docs/anomalies.md explains the choices and the benchmark behind them):
-- expected(d) = level(d) x (1 + offset(weekday of d)). The level is the median of the last three weekly means,
-  each without its top day (a week holds every weekday once, so the weekly cycle cancels). The offset is the
-  weekday's cost relative to the level (cost / level - 1), as the mean of its last BASELINE_WEEKS values without
-  the highest and lowest: day-of-week aware, relative because a weekly cycle scales with the bill (so growth does
-  not drift it), and a one-off spike (or outage) is dropped instead of lifting the baseline that judges the next.
+- expected(d) = level(d) x (1 + offset(weekday of d)). The level is the median of the last five weekly means (a
+  week holds every weekday once, so the weekly cycle cancels; one spike touches at most two of them). The offset
+  is the weekday's cost relative to the level (cost / level - 1), as the mean of its last BASELINE_WEEKS values
+  without the highest and lowest: day-of-week aware, relative because a weekly cycle scales with the bill (so
+  growth does not drift it), and a one-off spike (or outage) is dropped instead of lifting the baseline.
 - noise(d) = the standard deviation of the residuals cost - expected over the previous NOISE_DAYS days, measured
   robustly: each residual clipped at NOISE_CLIP x the estimate, re-estimated NOISE_PASSES times. Floored at
   RELATIVE_NOISE_FLOOR of the baseline, so a perfectly flat series (storage) does not alert on a 1% wobble.
@@ -21,9 +21,7 @@ and refunds land on the 1st by design and would be "anomalies" every month.
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -109,18 +107,19 @@ def score_days(daily: pl.DataFrame, as_of: date, sensitivity: float) -> tuple[pl
     day = day.with_columns(first=first.gather(day["sid"])).with_columns(
         cost=pl.when(pl.col("t") >= pl.col("first")).then(pl.col("cost").fill_null(0.0))
     )
-    # level: the median of the last three weekly means, each without its highest day. A week holds every weekday
-    # once, so the cycle cancels (dropping the top day biases every week alike, and the weekday offsets absorb it);
-    # a spike of up to three days leaves at least two of the three weeks clean.
-    # (separate columns of one with_columns run in parallel; one expression's parts do not)
-    day = day.with_columns(
-        week_sum=pl.col("cost").shift(1).rolling_sum(7, min_samples=7), week_max=pl.col("cost").shift(1).rolling_max(7)
+    # level: the median of the last five weekly means (a week holds every weekday once, so the cycle cancels); a
+    # spike of up to a week lands in at most two of them and leaves the median clean. Until five weeks exist, the
+    # median of three (a series' fourth and fifth weeks).
+    day = day.with_columns(week_mean=pl.col("cost").shift(1).rolling_mean(7, min_samples=7))
+    day = day.with_columns(pl.col("week_mean").shift(7 * k).alias(f"week_{k}") for k in range(5))
+    w = [pl.col(f"week_{k}") for k in range(5)]
+    low, high = _median5_bounds(*w[:4])
+    day = (
+        day.with_columns(low=low, high=high, median3=_median3(*w[:3]))
+        .with_columns(level=pl.coalesce(_median3(w[4], pl.col("low"), pl.col("high")), pl.col("median3")))
+        .drop(*(f"week_{k}" for k in range(5)), "low", "high", "median3")
+        .with_columns(offset=pl.when(pl.col("level") > 0).then(pl.col("cost") / pl.col("level") - 1))
     )
-    weekly = [((pl.col("week_sum") - pl.col("week_max")) / 6).shift(7 * w) for w in range(3)]
-    # `+` and not sum_horizontal: a level needs all three weeks (the horizontal reductions skip nulls)
-    day = day.with_columns(
-        level=functools.reduce(operator.add, weekly) - pl.max_horizontal(weekly) - pl.min_horizontal(weekly)
-    ).with_columns(offset=pl.when(pl.col("level") > 0).then(pl.col("cost") / pl.col("level") - 1))
     # weekday layout: for each (series, weekday) its weeks in order, BASELINE_WEEKS nulls in front
     weeks = -(-n_days // 7) + BASELINE_WEEKS
     r = pl.int_range(n * 7 * weeks, dtype=pl.Int64, eager=True)
@@ -128,7 +127,7 @@ def score_days(daily: pl.DataFrame, as_of: date, sensitivity: float) -> tuple[pl
     t = k * 7 + weekday
     source = pl.select(pl.when((k >= 0) & (t < n_days)).then(sid * stride + PAD + t)).to_series()
     # the weekday's offset: mean of its last BASELINE_WEEKS offsets without the highest and the lowest (a level of
-    # 0, a series that cost nothing for three weeks, has no offset: no verdict until it has a level again)
+    # 0, a series that cost nothing for five weeks, has no offset: no verdict until it has a level again)
     before = pl.col("before")
     window = (
         pl.DataFrame({"before": day["offset"].gather(source).shift(1)})
@@ -192,6 +191,20 @@ def score_days(daily: pl.DataFrame, as_of: date, sensitivity: float) -> tuple[pl
         .with_columns(usage_date=pl.lit(start) + pl.duration(days=pl.col("t")))
     )
     return scored.select("sid", "usage_date", "cost", "expected", "resid", "noise", "score", "flagged"), ids
+
+
+def _median3(a: pl.Expr, b: pl.Expr, c: pl.Expr) -> pl.Expr:
+    # `+` and not sum_horizontal: null when a value is missing (the horizontal reductions skip nulls)
+    return a + b + c - pl.max_horizontal(a, b, c) - pl.min_horizontal(a, b, c)
+
+
+def _median5_bounds(a: pl.Expr, b: pl.Expr, c: pl.Expr, d: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The median of five values a..e is the median of e and these two (min/max alone: elementwise and O(n), where
+    a list median over 8 M rows costs ~1 s). Separate columns, so each is computed once."""
+    return (
+        pl.max_horizontal(pl.min_horizontal(a, b), pl.min_horizontal(c, d)),
+        pl.min_horizontal(pl.max_horizontal(a, b), pl.max_horizontal(c, d)),
+    )
 
 
 def anomaly_runs(scored: pl.DataFrame, min_impact_usd: float, since: date | None = None) -> pl.DataFrame:
