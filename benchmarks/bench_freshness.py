@@ -101,7 +101,7 @@ def _served_total(start: str, end: str) -> float:
     uri = mart_uri(get_settings().lake_uri, "spend_daily", "globex")
     return duckdb.sql(
         f"SELECT sum(amortized_cost) FROM read_parquet('{uri}') WHERE usage_date BETWEEN '{start}' AND '{end}'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
 
 
 def main() -> None:

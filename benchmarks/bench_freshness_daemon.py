@@ -18,8 +18,9 @@ BENCH_FRESHNESS_ROWS-row month (default 200,000; BENCH_FRESHNESS_REPEATS, defaul
   queue tick      that tick -> the ingestion run exists
   ingest queued   run created -> run started (run coordinator dequeue, run subprocess start, code load)
   ingestion run   the month run (read from S3, normalize, lake write, checks)
-  refresh wait    ingestion ended -> the refresh sensor's marts run exists (up to one 15 s cadence)
-  marts queued    run created -> run started
+  marts wait      ingestion run ended -> marts run started: the refresh sensor's tick (it may launch the run as soon
+                  as the line items are materialized, before the ingestion's checks end; the run then waits for the
+                  tenant's run slot), the coordinator's dequeue, the run subprocess start
   marts run       dbt build over the month's days, rollups, monitoring, export
   API             marts run ended -> GET /api/spend over the month returns the exported total
   total           manifest landed -> served
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -56,8 +57,7 @@ STAGES = (
     "queue tick",
     "ingest queued",
     "ingestion run",
-    "refresh wait",
-    "marts queued",
+    "marts wait",
     "marts run",
     "API",
 )
@@ -206,13 +206,24 @@ class Timeline:
     def tick_of(self, sensor: str, run_id: str):
         return next((t for t in self.sensor_ticks(sensor) if run_id in t.run_ids), None)
 
+    def failed_tick(self, sensor: str, after: float) -> str | None:
+        """The error of a tick of `sensor` that failed after `after` (the bench stops instead of waiting it out)."""
+        from dagster._core.scheduler.instigation import TickStatus
+
+        for t in self.sensor_ticks(sensor, limit=20):
+            if t.timestamp > after and t.status == TickStatus.FAILURE:
+                return t.error.message if t.error else "no error recorded"
+        return None
+
     def run(self, tags: dict[str, str], created_after: float | None = None):
+        """The first run carrying `tags` created after `created_after` (epoch seconds), if any yet."""
         import dagster as dg
 
-        records = self.instance.get_run_records(filters=dg.RunsFilter(tags=tags), limit=1)
-        if records and (created_after is None or records[0].create_timestamp.timestamp() > created_after):
-            return records[0]
-        return None
+        after = datetime.fromtimestamp(created_after, UTC) if created_after else None
+        records = self.instance.get_run_records(
+            filters=dg.RunsFilter(tags=tags, created_after=after), limit=1, ascending=True
+        )
+        return records[0] if records else None
 
 
 def _finished(record) -> bool:
@@ -334,7 +345,6 @@ def _measure(work: Path, daemon, month: str, rows: int, repeats: int, notified: 
                 raise SystemExit(f"the daemon's sensors did not start ticking (queue depth {_queue_depth(queue)})")
             time.sleep(1)
         print(f"daemon start to both sensors ticking: {time.time() - t0:.1f} s", flush=True)
-        others_before = len(instance.get_run_records())
         for k in range(repeats):
             frame = cur2_frame(rows + k, month, "222222222222", ACCOUNTS, offset=k * 7)  # each one changes the total
             previous = client.get(url, headers=headers).json()["totals"]["cost"]
@@ -355,6 +365,10 @@ def _measure(work: Path, daemon, month: str, rows: int, repeats: int, notified: 
                 polls.append((now, client.get(url, headers=headers).json()["totals"]["cost"]))
                 if ingest is None or not _finished(ingest):
                     ingest = timeline.run({DELIVERY_TAG: delivery_id})
+                for sensor, after in (("cur_delivery_queue_sensor", landed), ("models_refresh_sensor", landed)):
+                    error = timeline.failed_tick(sensor, after)
+                    if error:
+                        raise SystemExit(f"{sensor} tick failed: {error}")
                 if ingest is not None and _finished(ingest) and (marts is None or not _finished(marts)):
                     marts = timeline.run({sensor_tag: "models_refresh_sensor"}, ingest.create_timestamp.timestamp())
                 if marts is not None and _finished(marts) and expected is None:
@@ -377,21 +391,37 @@ def _measure(work: Path, daemon, month: str, rows: int, repeats: int, notified: 
                 "queue tick": created - tick_start,
                 "ingest queued": ingest.start_time - created,
                 "ingestion run": ingest.end_time - ingest.start_time,
-                "refresh wait": marts_created - ingest.end_time,
-                "marts queued": marts.start_time - marts_created,
+                "marts wait": marts.start_time - ingest.end_time,
                 "marts run": marts.end_time - marts.start_time,
                 "API": served - marts.end_time,
                 "total": served - landed,
             }
             print(
                 f"  re-delivery {k + 1}: {measure['total']:.1f} s from the manifest landing (upload "
-                f"{measure['upload']:.1f}; " + ", ".join(f"{s} {measure[s]:.1f}" for s in STAGES) + ")",
+                f"{measure['upload']:.1f}; " + ", ".join(f"{s} {measure[s]:.1f}" for s in STAGES) + "); marts run "
+                f"launched {marts_created - ingest.end_time:+.1f} s from the ingestion run's end",
                 flush=True,
             )
             results.append(measure)
-        launched = len(instance.get_run_records()) - others_before - 2 * repeats
-        print(f"other runs the daemon launched meanwhile: {launched}")
+            _print_runs(instance, landed, {ingest.dagster_run.run_id, marts.dagster_run.run_id})
     return results
+
+
+def _print_runs(instance, since: float, measured: set[str]) -> None:
+    """Every run created since the manifest landed, relative to it: what else held the tenant's run slot."""
+    for r in reversed(instance.get_run_records(limit=20)):
+        created = r.create_timestamp.timestamp()
+        if created < since - 1:
+            continue
+        run = r.dagster_run
+        at = lambda t: f"{t - since:6.1f}" if t else "     -"  # noqa: E731
+        by = run.tags.get("dagster/sensor_name") or run.tags.get("dagster/schedule_name") or "-"
+        print(
+            f"    {'*' if run.run_id in measured else ' '} run {run.run_id[:8]} by {by:28}"
+            f" created {at(created)} started {at(r.start_time)} ended {at(r.end_time)} {run.status.value:8} "
+            f"{len(run.asset_selection or ())} assets {run.tags.get('dagster/asset_partition_range_start', '')}.."
+            f"{run.tags.get('dagster/asset_partition_range_end', '')}"
+        )
 
 
 def _print(results: list[dict[str, float]], notified: bool) -> None:
