@@ -22,7 +22,8 @@ BENCH_FRESHNESS_ROWS-row month (default 200,000; BENCH_FRESHNESS_REPEATS, defaul
                   as the line items are materialized, before the ingestion's checks end; the run then waits for the
                   tenant's run slot), the coordinator's dequeue, the run subprocess start
   marts run       dbt build over the month's days, rollups, monitoring, export
-  API             marts run ended -> GET /api/spend over the month returns the exported total
+  API             marts run ended -> GET /api/spend over the month returns the exported total (the API checks the
+                  marts every 5 s; negative when it answers before the run's steps after the export end)
   total           manifest landed -> served
 
 Run: python -m benchmarks.bench_freshness_daemon          Target: delivery to served p95 < 60 s (200k-row month).
@@ -48,6 +49,8 @@ import yaml
 
 from benchmarks.bench_daemon import _workspace
 from benchmarks.bench_freshness import ACCOUNTS, _prepare, _served_total
+from blocks_pipelines.models.refresh import REFRESH_INTERVAL_SECONDS
+from blocks_pipelines.sensor_intervals import cadence_of, every
 
 REPORT = "globex-cur2"
 BUCKET = "globex-cur"
@@ -179,14 +182,19 @@ def _start_daemon(work: Path, env: dict[str, str]) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
+    """SIGTERM to the process group (the daemon, its code server, their run subprocesses), SIGKILL to what is left
+    after 30 s: nothing of it writes into the temporary folder once this returns."""
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            proc.poll()
+            os.killpg(proc.pid, 0)  # raises once every process of the group is gone
+            time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 class Timeline:
@@ -240,7 +248,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     rows = int(os.environ.get("BENCH_FRESHNESS_ROWS", 200_000))
     repeats = int(os.environ.get("BENCH_FRESHNESS_REPEATS", 3))
-    with tempfile.TemporaryDirectory(prefix="bench-freshness-daemon-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-freshness-daemon-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         baseline, month = _prepare(work)
         moto, endpoint = _start_moto(work / "moto.log")
@@ -347,6 +355,7 @@ def _measure(work: Path, daemon, month: str, rows: int, repeats: int, notified: 
         print(f"daemon start to both sensors ticking: {time.time() - t0:.1f} s", flush=True)
         for k in range(repeats):
             frame = cur2_frame(rows + k, month, "222222222222", ACCOUNTS, offset=k * 7)  # each one changes the total
+            _settle(instance)  # deliveries come hours apart: none lands behind the previous one's runs
             previous = client.get(url, headers=headers).json()["totals"]["cost"]
             uploaded = time.time()
             delivery_id = _deliver(work, month, frame)
@@ -403,12 +412,34 @@ def _measure(work: Path, daemon, month: str, rows: int, repeats: int, notified: 
                 flush=True,
             )
             results.append(measure)
-            _print_runs(instance, landed, {ingest.dagster_run.run_id, marts.dagster_run.run_id})
+            time.sleep(cadence_of(every(REFRESH_INTERVAL_SECONDS)))  # one more refresh tick, then every run's end
+            _settle(instance)
+            measured = {ingest.dagster_run.run_id, marts.dagster_run.run_id}
+            measure["refresh runs"] = _print_runs(instance, landed, measured)
     return results
 
 
-def _print_runs(instance, since: float, measured: set[str]) -> None:
-    """Every run created since the manifest landed, relative to it: what else held the tenant's run slot."""
+def _settle(instance) -> None:
+    """Until no run is queued or in progress."""
+    import dagster as dg
+
+    busy = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+    ]
+    t0 = time.time()
+    while instance.get_run_records(filters=dg.RunsFilter(statuses=busy), limit=1):
+        if time.time() - t0 > TIMEOUT_SECONDS:
+            raise SystemExit("runs still in progress after the timeout")
+        time.sleep(1)
+
+
+def _print_runs(instance, since: float, measured: set[str]) -> int:
+    """Every run created since the manifest landed, relative to it (what else held the tenant's run slot); returns
+    how many the refresh sensor launched."""
+    refreshes = 0
     for r in reversed(instance.get_run_records(limit=20)):
         created = r.create_timestamp.timestamp()
         if created < since - 1:
@@ -416,12 +447,14 @@ def _print_runs(instance, since: float, measured: set[str]) -> None:
         run = r.dagster_run
         at = lambda t: f"{t - since:6.1f}" if t else "     -"  # noqa: E731
         by = run.tags.get("dagster/sensor_name") or run.tags.get("dagster/schedule_name") or "-"
+        refreshes += by == "models_refresh_sensor"
         print(
             f"    {'*' if run.run_id in measured else ' '} run {run.run_id[:8]} by {by:28}"
             f" created {at(created)} started {at(r.start_time)} ended {at(r.end_time)} {run.status.value:8} "
             f"{len(run.asset_selection or ())} assets {run.tags.get('dagster/asset_partition_range_start', '')}.."
             f"{run.tags.get('dagster/asset_partition_range_end', '')}"
         )
+    return refreshes
 
 
 def _print(results: list[dict[str, float]], notified: bool) -> None:
@@ -429,6 +462,12 @@ def _print(results: list[dict[str, float]], notified: bool) -> None:
     for stage in ("upload", *STAGES, "total"):
         values = [r[stage] for r in results]
         print(f"{stage:16} {statistics.median(values):7.2f} {max(values):7.2f}")
+    print(
+        "marts runs the refresh sensor launched per delivery: "
+        + ", ".join(str(r["refresh runs"]) for r in results)
+        + " (the measured one is the first; a second one over the same days means a tick saw only part of the "
+        "ingestion run's per-hour materializations)"
+    )
     source = "moto's S3 event notification" if notified else "an S3 event message the bench sent (moto's did not fire)"
     print(
         f"delivery to served (manifest landed -> API), real daemon, message from {source}: "
