@@ -12,8 +12,9 @@ process, timed, in order:
   API             until GET /api/spend over the month returns the lake's new total (the API's snapshot refresh)
 
 Runs are executed in process, so what the deployment adds is printed beside, not measured: the wait for each
-sensor's next tick (up to its interval) and, on ECS, each run's task start. BENCH_FRESHNESS_REPEATS re-deliveries
-(default 3) give p50/max.
+sensor's next tick (up to its interval) and, on ECS, each run's task start. bench_freshness_daemon.py measures the
+same path end to end (S3 event -> SQS -> dagster-daemon -> run subprocesses -> API). BENCH_FRESHNESS_REPEATS
+re-deliveries (default 3) give p50/max.
 
 Target: delivery to served p95 < 60 s for a 200k-row month."""
 
@@ -100,7 +101,7 @@ def _served_total(start: str, end: str) -> float:
     uri = mart_uri(get_settings().lake_uri, "spend_daily", "globex")
     return duckdb.sql(
         f"SELECT sum(amortized_cost) FROM read_parquet('{uri}') WHERE usage_date BETWEEN '{start}' AND '{end}'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
 
 
 def main() -> None:

@@ -40,8 +40,11 @@ def test_sensor_launches_one_run_over_changed_days_then_waits(blocks_env):
         selected = sensor.asset_selection.resolve(defs.resolve_asset_graph())
         names = {k.path[1] for k in selected}
         assert {"spend_hourly", "sp_position_hourly", "savings_projection", "recommendations", "sp_monitoring"} <= names
-        assert not names & {"sp_proposals", "sp_approvals", "sp_purchases", "cur_line_items"}
+        assert not names & {"sp_proposals", "sp_approvals", "sp_purchases", "cur_line_items", "sp_proposal_status"}
         assert set(request.asset_selection) == selected  # the code location's sensor names the tenant's assets
+        # what the daemon does with the request: a job subset of executable assets (it raised on sp_proposal_status)
+        job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(request.asset_selection))
+        assert set(job.asset_layer.executable_asset_keys) >= selected
     assert date.fromisoformat(request.tags["dagster/asset_partition_range_end"]) >= tenant.history_start
 
 

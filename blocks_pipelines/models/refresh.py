@@ -62,10 +62,13 @@ def changed_keys_by_tenant(
 
 
 def _target(tenant_ids: Sequence[str]) -> dg.AssetSelection:
+    """What follows the line items, minus the decisions; only what a run can materialize: the daemon refuses a run
+    request naming an asset nothing computes (sp_proposal_status, downstream of sp_proposals)."""
     line_items = [dg.AssetKey([t, "cur_line_items"]) for t in tenant_ids]
-    return dg.AssetSelection.keys(*line_items).downstream(include_self=False) - dg.AssetSelection.keys(
+    downstream = dg.AssetSelection.keys(*line_items).downstream(include_self=False) - dg.AssetSelection.keys(
         *(dg.AssetKey([t, name]) for t in tenant_ids for name in NOT_REFRESHED)
     )
+    return downstream.materializable()
 
 
 def _refresh_request(tenant: TenantConfig, keys: list[str], last: int, asset_graph) -> dg.RunRequest | None:
