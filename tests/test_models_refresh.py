@@ -1,5 +1,6 @@
 """The refresh sensor turns changed line-item hours into one run over the affected days of the marts."""
 
+import time
 from datetime import date
 
 import dagster as dg
@@ -9,6 +10,7 @@ from blocks_pipelines.definitions import build_tenant_defs
 from blocks_pipelines.models.refresh import affected_days, build_models_refresh_sensor
 from blocks_pipelines.settings import get_settings
 from blocks_pipelines.tenants.config import load_registry
+from blocks_pipelines.tenants.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 pytestmark = pytest.mark.slow  # dbt builds, Dagster runs or generated API cases: make test-fast skips them
 
@@ -97,3 +99,61 @@ def test_days_a_delivery_replaced_outside_its_partitions_are_rebuilt_too(blocks_
         )
         (request,) = sensor(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
         assert request.tags["dagster/asset_partition_range_start"] == str(tenant.history_start)
+
+
+def _materialize_in_run(instance, run_id: str, key: dg.AssetKey, partition: str) -> None:
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    from dagster._core.events.log import EventLogEntry
+
+    event = DagsterEvent(
+        DagsterEventType.ASSET_MATERIALIZATION.value,
+        job_name="__ASSET_JOB",
+        event_specific_data=StepMaterializationData(dg.AssetMaterialization(key, partition=partition)),
+    )
+    instance.store_event(
+        EventLogEntry(
+            error_info=None, level="debug", user_message="", run_id=run_id, timestamp=time.time(), dagster_event=event
+        )
+    )
+
+
+def test_line_items_of_a_run_still_writing_wait_for_its_end(blocks_env):
+    """A tick in the middle of a month run's hourly events must not launch one marts run for the first half and a
+    second for the rest: the run's line items are refreshed once, after it ends."""
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    tenant = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
+    defs = build_tenant_defs(tenant)
+    sensor = build_models_refresh_sensor([tenant])
+    line_items = dg.AssetKey(["globex", "cur_line_items"])
+    with dg.instance_for_test() as instance:
+        run = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id="month-run", status=DagsterRunStatus.STARTED))
+        instance.report_runless_asset_event(dg.AssetMaterialization(line_items, partition="2026-09-01-03:00"))
+        for hour in ("2026-09-02-00:00", "2026-09-03-00:00"):
+            _materialize_in_run(instance, run.run_id, line_items, hour)
+        first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+        # the runless event before the run's first one is served; the run's are not, yet
+        (request,) = first.run_requests
+        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-01", "2026-09-01")
+
+        _materialize_in_run(instance, run.run_id, line_items, "2026-09-04-00:00")  # still writing
+        second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs))
+        assert not second.run_requests
+
+        instance.report_run_failed(run)  # finished (failed or not, its line items are in the lake's hours)
+        third = sensor(dg.build_sensor_context(instance=instance, cursor=second.cursor, definitions=defs))
+        (request,) = third.run_requests  # one run over all the run's days
+        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-02", "2026-09-04")
+
+
+def test_a_run_that_died_without_a_status_holds_nothing_for_long(blocks_env):
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from blocks_pipelines.models.refresh import HOLD_MAX_SECONDS, held_from
+    from blocks_pipelines.tenants.event_feed import AssetEvent
+
+    with dg.instance_for_test() as instance:
+        instance.add_run(DagsterRun(job_name="j", run_id="stuck", status=DagsterRunStatus.STARTED))
+        event = AssetEvent(7, "globex", "cur_line_items", "2026-09-02-00:00", {}, "stuck", timestamp=1000.0)
+        assert held_from(instance, [event], now=1000.0 + 5) == 7
+        assert held_from(instance, [event], now=1000.0 + HOLD_MAX_SECONDS + 1) is None

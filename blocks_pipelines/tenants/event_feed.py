@@ -26,6 +26,8 @@ class AssetEvent:
     name: str  # the asset key's last part: [tenant, name]
     partition: str | None
     metadata: dict
+    run_id: str = ""  # "" for runless events (report_runless_asset_event)
+    timestamp: float = 0.0
 
     @classmethod
     def of(cls, record: dg.EventLogRecord) -> AssetEvent | None:
@@ -34,7 +36,9 @@ class AssetEvent:
         if event is None or len(event.asset_key.path) != 2:
             return None
         tenant_id, name = event.asset_key.path
-        return cls(record.storage_id, tenant_id, name, event.partition, dict(event.metadata))
+        return cls(
+            record.storage_id, tenant_id, name, event.partition, dict(event.metadata), entry.run_id, entry.timestamp
+        )
 
 
 def asset_events_after(
