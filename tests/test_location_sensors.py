@@ -101,7 +101,10 @@ def test_first_refresh_tick_starts_after_each_tenants_last_mart_build(blocks_env
     sensor = build_models_refresh_sensor(tenants)
     with dg.instance_for_test() as instance:
         empty = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
-        assert json.loads(empty.cursor) == {"after": None}  # started: the next ticks skip the first-tick lookups
+        assert json.loads(empty.cursor) == {
+            "after": None,
+            "covering": {},
+        }  # started: the next ticks skip the first-tick lookups
     with dg.instance_for_test() as instance:
         _mat(instance, "acme_corp", "cur_line_items", "2026-09-02-10:00")
         _mat(instance, "globex", "cur_line_items", "2026-09-03-10:00")

@@ -117,43 +117,58 @@ def _materialize_in_run(instance, run_id: str, key: dg.AssetKey, partition: str)
     )
 
 
-def test_line_items_of_a_run_still_writing_wait_for_its_end(blocks_env):
+def test_a_month_run_still_writing_gets_one_marts_run_over_its_whole_range(blocks_env):
     """A tick in the middle of a month run's hourly events must not launch one marts run for the first half and a
-    second for the rest: the run's line items are refreshed once, after it ends."""
+    second for the rest: the first launches one over the range the run was asked for, and the run's later line
+    items inside it are skipped (the marts run waits for the month run's end: one run per tenant at a time)."""
     from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
     tenant = next(t for t in load_registry(get_settings().tenants_dir) if t.id == "globex")
     defs = build_tenant_defs(tenant)
     sensor = build_models_refresh_sensor([tenant])
     line_items = dg.AssetKey(["globex", "cur_line_items"])
+    month = {RANGE_START_TAG: "2026-09-02-00:00", RANGE_END_TAG: "2026-09-05-23:00"}
     with dg.instance_for_test() as instance:
-        run = instance.add_run(DagsterRun(job_name="__ASSET_JOB", run_id="month-run", status=DagsterRunStatus.STARTED))
-        instance.report_runless_asset_event(dg.AssetMaterialization(line_items, partition="2026-09-01-03:00"))
+        run = instance.add_run(
+            DagsterRun(job_name="__ASSET_JOB", run_id="month-run", status=DagsterRunStatus.STARTED, tags=month)
+        )
         for hour in ("2026-09-02-00:00", "2026-09-03-00:00"):
             _materialize_in_run(instance, run.run_id, line_items, hour)
         first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
-        # the runless event before the run's first one is served; the run's are not, yet
         (request,) = first.run_requests
-        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-01", "2026-09-01")
+        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-02", "2026-09-05")
 
-        _materialize_in_run(instance, run.run_id, line_items, "2026-09-04-00:00")  # still writing
+        for hour in ("2026-09-04-00:00", "2026-09-05-23:00"):  # the rest of the month run's hours
+            _materialize_in_run(instance, run.run_id, line_items, hour)
+        instance.report_run_failed(run)  # finished, whatever its outcome
         second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=defs))
         assert not second.run_requests
 
-        instance.report_run_failed(run)  # finished (failed or not, its line items are in the lake's hours)
+        # line items outside what the marts run spans still get their own refresh
+        _materialize_in_run(instance, run.run_id, line_items, "2026-09-08-00:00")
+        instance.report_runless_asset_event(dg.AssetMaterialization(line_items, partition="2026-09-09-01:00"))
         third = sensor(dg.build_sensor_context(instance=instance, cursor=second.cursor, definitions=defs))
-        (request,) = third.run_requests  # one run over all the run's days
-        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-02", "2026-09-04")
+        (request,) = third.run_requests
+        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-09-08", "2026-09-09")
 
 
-def test_a_run_that_died_without_a_status_holds_nothing_for_long(blocks_env):
+def test_a_run_is_covered_only_while_it_goes_and_within_its_range(blocks_env):
     from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 
-    from blocks_pipelines.models.refresh import HOLD_MAX_SECONDS, held_from
+    from blocks_pipelines.models.refresh import covering_runs, is_covered
     from blocks_pipelines.tenants.event_feed import AssetEvent
 
+    def event(run_id: str, partition: str) -> AssetEvent:
+        return AssetEvent(7, "globex", "cur_line_items", partition, {}, run_id)
+
+    month = {RANGE_START_TAG: "2026-09-01-00:00", RANGE_END_TAG: "2026-09-30-23:00"}
     with dg.instance_for_test() as instance:
-        instance.add_run(DagsterRun(job_name="j", run_id="stuck", status=DagsterRunStatus.STARTED))
-        event = AssetEvent(7, "globex", "cur_line_items", "2026-09-02-00:00", {}, "stuck", timestamp=1000.0)
-        assert held_from(instance, [event], now=1000.0 + 5) == 7
-        assert held_from(instance, [event], now=1000.0 + HOLD_MAX_SECONDS + 1) is None
+        instance.add_run(DagsterRun(job_name="j", run_id="going", status=DagsterRunStatus.STARTED, tags=month))
+        instance.add_run(DagsterRun(job_name="j", run_id="done", status=DagsterRunStatus.SUCCESS, tags=month))
+        instance.add_run(DagsterRun(job_name="j", run_id="one-hour", status=DagsterRunStatus.STARTED))
+        events = [event(r, "2026-09-02-00:00") for r in ("going", "done", "one-hour", "")]
+        assert covering_runs(instance, events, {}) == {"going": ("globex", ("2026-09-01", "2026-09-30"))}
+        cover = {"going": {"days": ["2026-09-01", "2026-09-30"], "at": 0.0}}
+        assert is_covered(event("going", "2026-09-30-23:00"), cover)
+        assert not is_covered(event("going", "2026-10-01-00:00"), cover)
+        assert not is_covered(event("done", "2026-09-02-00:00"), cover)

@@ -26,10 +26,11 @@ MARTS_PROBE = "spend_hourly"  # built last in every mart run that follows the li
 # within a minute (issue #16)
 REFRESH_INTERVAL_SECONDS = 15
 # A month run writes its ~744 hourly materializations over a few seconds: a tick in the middle saw half of them and
-# launched a second marts run for the rest (benchmarks/bench_freshness_daemon.py). Line items of a run still going
-# wait for its end (the tenant's marts could not start before it anyway: one run per tenant at a time), unless
-# the run has been writing them this long, which only a run that died without a status does.
-HOLD_MAX_SECONDS = 600
+# launched a second marts run for the rest (benchmarks/bench_freshness_daemon.py). The first tick that sees a run
+# still going launches one marts run over the whole range the run was asked for (its range tags), and the run's
+# later line items within that range are skipped: the marts run cannot start before the month run ends (one run per
+# tenant at a time), so it reads all of them. A run is remembered this long, far longer than a month run takes.
+COVER_SECONDS = 600
 
 
 def affected_days(partition_keys: list[str]) -> tuple[str, str] | None:
@@ -67,16 +68,32 @@ def changed_keys_by_tenant(
     return out
 
 
-def held_from(instance: dg.DagsterInstance, events: list[AssetEvent], now: float) -> int | None:
-    """The storage id of the first line-item event whose run has not finished (None: nothing to hold). That event
-    and every later one are left for a later tick."""
-    sources = [e for e in events if e.name in SOURCES and e.run_id and now - e.timestamp < HOLD_MAX_SECONDS]
-    run_ids = sorted({e.run_id for e in sources})
+def covering_runs(
+    instance: dg.DagsterInstance, events: list[AssetEvent], covering: dict[str, dict]
+) -> dict[str, tuple[str, tuple[str, str]]]:
+    """The runs still going among the line items' events and not yet covered: run id -> (tenant, (first day, last
+    day) of the range the run was asked for). Runs without a range (a single partition) are not covered."""
+    run_ids = sorted({e.run_id for e in events if e.name in SOURCES and e.run_id and e.run_id not in covering})
     if not run_ids:
-        return None
-    records = instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids))
-    going = {r.dagster_run.run_id for r in records if not r.dagster_run.is_finished}
-    return next((e.storage_id for e in sources if e.run_id in going), None)
+        return {}
+    tenant_of_run = {e.run_id: e.tenant_id for e in events if e.run_id in run_ids}
+    out = {}
+    for record in instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids)):
+        run = record.dagster_run
+        span = affected_days([run.tags.get(RANGE_START_TAG, ""), run.tags.get(RANGE_END_TAG, "")])
+        if not run.is_finished and span is not None and RANGE_START_TAG in run.tags:
+            out[run.run_id] = (tenant_of_run[run.run_id], span)
+    return out
+
+
+def is_covered(event: AssetEvent, covering: dict[str, dict]) -> bool:
+    """A line-item event of a run a launched refresh already spans (its days all inside the run's range)."""
+    cover = covering.get(event.run_id) if event.run_id else None
+    if cover is None or event.name not in SOURCES:
+        return False
+    days = ([event.partition] if event.partition else []) + _replaced_day_keys(event.metadata)
+    span = affected_days(days)
+    return span is None or (cover["days"][0] <= span[0] and span[1] <= cover["days"][1])
 
 
 def _target(tenant_ids: Sequence[str]) -> dg.AssetSelection:
@@ -131,22 +148,28 @@ def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDef
     )
     def models_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         built_before: dict[str, int] = {}
-        if context.cursor:
-            after = json.loads(context.cursor)["after"]
+        state = json.loads(context.cursor) if context.cursor else None
+        if state is not None:
+            after = state["after"]
         else:
             # first tick (a new deployment, or the per-tenant sensors this replaces): start after the oldest of the
             # tenants' last mart builds instead of reading the whole event log's history
             built_before = _last_mart_builds(context.instance, by_id)
             after = min(built_before.values()) if len(built_before) == len(by_id) else None
+        now = time.time()
+        covering = {r: c for r, c in (state or {}).get("covering", {}).items() if now - c["at"] < COVER_SECONDS}
         events, last = asset_events_after(
             context.instance, dg.DagsterEventType.ASSET_MATERIALIZATION, after, (*SOURCES, MARTS_PROBE), by_id
         )
-        hold = held_from(context.instance, events, time.time())
-        if hold is not None:
-            events, last = [e for e in events if e.storage_id < hold], hold - 1
-            context.log.info(f"line items from event {hold} on belong to a run still writing them: next tick")
+        events = [e for e in events if not is_covered(e, covering)]
+        changed = changed_keys_by_tenant(events, built_before)
+        for run_id, (t, span) in covering_runs(context.instance, events, covering).items():
+            if t in changed:  # its marts run spans the whole month run: the run's later line items are read too
+                keys, last_t = changed[t]
+                changed[t] = ([*keys, *span], last_t)
+                covering[run_id] = {"days": list(span), "at": now}
         requests = []
-        for t, (keys, last_t) in changed_keys_by_tenant(events, built_before).items():
+        for t, (keys, last_t) in changed.items():
             request = _refresh_request(by_id[t], keys, last_t, context.repository_def.asset_graph)
             if request is not None:
                 context.log.info(
@@ -155,6 +178,6 @@ def build_models_refresh_sensor(tenants: Sequence[TenantConfig]) -> dg.SensorDef
                 )
                 requests.append(request)
         # stored even when nothing was read yet ({"after": null}): the first-tick lookups are done once
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": last}))
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": last, "covering": covering}))
 
     return models_refresh_sensor
