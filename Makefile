@@ -7,8 +7,6 @@ export BLOCKS_HOME ?= $(CURDIR)/.blocks
 export DAGSTER_HOME ?= $(BLOCKS_HOME)/dagster_home
 # one planned event per month run instead of one per hourly partition (see blocks_pipelines/cli/demo.py)
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= true
-# the freshness daemon rebuilds the whole asset graph per evaluation: every 5 min, not 30 s (docs/deploy.md)
-export FRESHNESS_DAEMON_INTERVAL_SECONDS ?= 300
 
 .PHONY: install demo test test-fast lint format bench serve dagster clean
 

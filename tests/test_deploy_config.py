@@ -94,14 +94,3 @@ def test_launcher_and_log_manager_are_built_from_it_against_moto(prod_env, aws_e
     logs = _class_data(sections["compute_logs"]).rehydrate()
     assert type(logs).__name__ == "S3ComputeLogManager"
     assert logs._s3_bucket == "blocks-logs"  # noqa: SLF001
-
-
-def test_the_makefile_gives_dagster_the_environment_blocks_demo_does():
-    """Two entry points start Dagster here (`make demo`/`make dagster`, `blocks demo`): one environment for both."""
-    import re
-
-    from blocks_pipelines.cli.demo import DAGSTER_RUN_ENV
-
-    makefile = (PROD.parent / "Makefile").read_text()
-    exported = dict(re.findall(r"^export (\w+) \?= (\S+)$", makefile, flags=re.M))
-    assert {name: exported.get(name) for name in DAGSTER_RUN_ENV} == DAGSTER_RUN_ENV

@@ -27,13 +27,7 @@ API_PORT = 8000
 # never replaces data); the failed run itself shows on the asset. Processes that create runs read it: this one,
 # `dagster dev` started from here or from the Makefile, and in production the webserver and the daemon (set it there
 # too).
-# The freshness daemon rebuilds the asset graph of every location and reads each policy's asset every 30 s by
-# default (half a core at 2,000 tenants, benchmarks/bench_daemon.py); the policies' windows are 26 and 36 hours, so
-# every 5 minutes is plenty.
-DAGSTER_RUN_ENV = {
-    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
-    "FRESHNESS_DAEMON_INTERVAL_SECONDS": "300",
-}
+DAGSTER_RUN_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 
 
 def prepare_dagster_home() -> Path:
