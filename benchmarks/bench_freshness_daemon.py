@@ -14,7 +14,7 @@ A small baseline month is delivered and built in process first (onboarding, not 
 BENCH_FRESHNESS_ROWS-row month (default 200,000; BENCH_FRESHNESS_REPEATS, default 3), the stages are:
 
   upload          data file, then the manifest, to the bucket (not in the total: AWS's own delivery)
-  queue wait      manifest landed -> the queue sensor tick that launched the run starts (up to one 15 s cadence)
+  queue wait      manifest landed -> the queue sensor tick that launched the run starts (up to one 10 s cadence)
   queue tick      that tick -> the ingestion run exists
   ingest queued   run created -> run started (run coordinator dequeue, run subprocess start, code load)
   ingestion run   the month run (read from S3, normalize, lake write, checks)
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -353,9 +354,13 @@ def _measure(work: Path, daemon, month: str, rows: int, repeats: int, notified: 
                 raise SystemExit(f"the daemon's sensors did not start ticking (queue depth {_queue_depth(queue)})")
             time.sleep(1)
         print(f"daemon start to both sensors ticking: {time.time() - t0:.1f} s", flush=True)
+        phase = random.Random(7)
         for k in range(repeats):
             frame = cur2_frame(rows + k, month, "222222222222", ACCOUNTS, offset=k * 7)  # each one changes the total
             _settle(instance)  # deliveries come hours apart: none lands behind the previous one's runs
+            # a delivery lands at any moment of the sensors' cadence, not just after the last tick: without the draw
+            # the settle loop set the phase, and every re-delivery but the first met a tick at once
+            time.sleep(phase.uniform(0, REFRESH_INTERVAL_SECONDS))
             previous = client.get(url, headers=headers).json()["totals"]["cost"]
             uploaded = time.time()
             delivery_id = _deliver(work, month, frame)

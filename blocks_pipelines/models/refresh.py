@@ -22,9 +22,11 @@ NOT_REFRESHED = ("sp_proposals", "sp_approvals", "sp_purchases")
 # Cost Explorer rows land in the same lake table until CUR arrives; its daily keys map to days as hourly ones do
 SOURCES = ("cur_line_items", "cost_explorer_line_items")
 MARTS_PROBE = "spend_hourly"  # built last in every mart run that follows the line items
-# One event-log query per tick whatever the tenant count: ticking often is what makes a delivery reach the API
-# within a minute (issue #16)
-REFRESH_INTERVAL_SECONDS = 15
+# One event-log query per tick whatever the tenant count (p50 0.23 s at 200 tenants a location): ticking often is
+# what makes a delivery reach the API within a minute (issue #16). The waits for this tick and the queue sensor's
+# add up to two uniform draws on a ~40 s path (bench_freshness_daemon.py): with 15 s here and 10 s there, the p95
+# of their sum is ~21 s, ~61 s in all; with 10 s for both, ~17 s.
+REFRESH_INTERVAL_SECONDS = 10
 # A month run writes its ~744 hourly materializations over a few seconds: a tick in the middle saw half of them and
 # launched a second marts run for the rest (benchmarks/bench_freshness_daemon.py). The first tick that sees a run
 # still going launches one marts run over the whole range the run was asked for (its range tags), and the run's
