@@ -69,6 +69,43 @@ def _workspace(shards: int) -> dict:
     return {"load_from": [{"python_module": {**e, "working_directory": str(REPO_ROOT)}} for e in entries]}
 
 
+def start_daemon(work: Path, env: dict[str, str], shards: int) -> subprocess.Popen:
+    """`dagster-daemon run` over a workspace of `shards` code locations, in its own process group, logging to
+    work/daemon.log."""
+    import dagster as dg
+
+    (work / "workspace.yaml").write_text(yaml.safe_dump(_workspace(shards)))
+    # create the SQLite storages once, before the daemon and its code servers open them all at the same time
+    # (concurrent first opens race on alembic's version table)
+    with dg.DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(work / "workspace.yaml")],
+        env=env,
+        cwd=work,
+        stdout=(work / "daemon.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to proc's process group (a daemon: its code servers and their run subprocesses too), SIGKILL to what
+    is left after 30 s: nothing of it writes into the temporary folder once this returns."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            proc.poll()
+            os.killpg(proc.pid, 0)  # raises once every process of the group is gone
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def _load_seconds(env: dict, attribute: str) -> float:
     code = (
         "import time; t = time.perf_counter(); import blocks_pipelines.definitions as r; "
@@ -147,14 +184,12 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=float(os.environ.get("BENCH_DAEMON_WINDOW", 130)))
     ap.add_argument("--load-timeout", type=float, default=900)
     args = ap.parse_args()
-    daemon = Path(sys.executable).with_name("dagster-daemon")
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
         work = Path(tmp)
         write_tenants(work / "assets", args.tenants)
         home = work / "dagster_home"
         home.mkdir()
         shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-        (work / "workspace.yaml").write_text(yaml.safe_dump(_workspace(args.shards)))
         env = {
             **os.environ,
             "BLOCKS_ASSETS_CONFIG": str(work / "assets"),
@@ -177,20 +212,7 @@ def main() -> None:
 
         import dagster as dg
 
-        # create the SQLite storages once, before the daemon and its code servers open them all at the same time
-        # (concurrent first opens race on alembic's version table)
-        with dg.DagsterInstance.get() as instance:
-            instance.get_runs(limit=1)
-            instance.all_instigator_state()
-        log = open(work / "daemon.log", "w")
-        proc = subprocess.Popen(
-            [str(daemon), "run", "-w", str(work / "workspace.yaml")],
-            env=env,
-            cwd=work,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = start_daemon(work, env, args.shards)
         try:
             with dg.DagsterInstance.get() as instance:
                 t0 = time.time()
@@ -203,8 +225,7 @@ def main() -> None:
                 time.sleep(args.window)
                 cpu1, end = _tree_cpu_seconds(proc.pid), time.time()
                 load_after = os.getloadavg()
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=60)
+                stop_process_group(proc)
                 print(f"daemon start to first tick      {startup:6.1f} s")
                 print(
                     f"daemon CPU (tree) over window   {(cpu1 - cpu0) / (end - start):6.2f} cores "
@@ -213,8 +234,7 @@ def main() -> None:
                 _report(instance, (start, end))
         finally:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            log.close()
+                stop_process_group(proc)
 
 
 def _locations_ticking(instance) -> int:

@@ -35,7 +35,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -48,7 +47,7 @@ from urllib.parse import unquote_plus
 
 import yaml
 
-from benchmarks.bench_daemon import _workspace
+from benchmarks.bench_daemon import start_daemon, stop_process_group
 from benchmarks.bench_freshness import ACCOUNTS, _prepare, _served_total
 from blocks_pipelines.models.refresh import REFRESH_INTERVAL_SECONDS
 from blocks_pipelines.sensor_intervals import cadence_of, every
@@ -164,40 +163,6 @@ def _manifest_key(month: str) -> str:
     return f"exports/{REPORT}/metadata/BILLING_PERIOD={month}/{REPORT}-Manifest.json"
 
 
-def _start_daemon(work: Path, env: dict[str, str]) -> subprocess.Popen:
-    import dagster as dg
-
-    (work / "workspace.yaml").write_text(yaml.safe_dump(_workspace(1)))
-    # the SQLite storages exist before the daemon and its code server open them at once (bench_daemon.py)
-    with dg.DagsterInstance.get() as instance:
-        instance.get_runs(limit=1)
-        instance.all_instigator_state()
-    return subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(work / "workspace.yaml")],
-        env=env,
-        cwd=work,
-        stdout=(work / "daemon.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the process group (the daemon, its code server, their run subprocesses), SIGKILL to what is left
-    after 30 s: nothing of it writes into the temporary folder once this returns."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            proc.poll()
-            os.killpg(proc.pid, 0)  # raises once every process of the group is gone
-            time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 class Timeline:
     """Reads the runs and sensor ticks of one delivery back from the instance the daemon writes."""
 
@@ -270,7 +235,7 @@ def main() -> None:
             )
             notified = _baseline(work, baseline)
             print("starting dagster-daemon (queue sensor, refresh sensor, run coordinator, default launcher) ...")
-            daemon = _start_daemon(work, env)
+            daemon = start_daemon(work, env, shards=1)
             results = _measure(work, daemon, month, rows, repeats, notified)
         except BaseException:
             log = work / "daemon.log"
@@ -279,8 +244,8 @@ def main() -> None:
             raise
         finally:
             if daemon is not None:
-                _stop(daemon)
-            _stop(moto)
+                stop_process_group(daemon)
+            stop_process_group(moto)
     _print(results, notified)
 
 

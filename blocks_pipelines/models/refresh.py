@@ -51,6 +51,11 @@ def _replaced_day_keys(metadata: dict) -> list[str]:
     return [start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()]
 
 
+def _changed_keys(event: AssetEvent) -> list[str]:
+    """The partition keys a line-item event changed: its partition and the days its delivery replaced."""
+    return ([event.partition] if event.partition else []) + _replaced_day_keys(event.metadata)
+
+
 def changed_keys_by_tenant(
     events: list[AssetEvent], built_before: dict[str, int] | None = None
 ) -> dict[str, tuple[list[str], int]]:
@@ -65,7 +70,7 @@ def changed_keys_by_tenant(
         if e.name == MARTS_PROBE or e.storage_id < built.get(e.tenant_id, -1):
             continue
         keys, _ = out.get(e.tenant_id, ([], 0))
-        keys += ([e.partition] if e.partition else []) + _replaced_day_keys(e.metadata)
+        keys += _changed_keys(e)
         out[e.tenant_id] = (keys, e.storage_id)
     return out
 
@@ -75,15 +80,16 @@ def covering_runs(
 ) -> dict[str, tuple[str, tuple[str, str]]]:
     """The runs still going among the line items' events and not yet covered: run id -> (tenant, (first day, last
     day) of the range the run was asked for). Runs without a range (a single partition) are not covered."""
-    run_ids = sorted({e.run_id for e in events if e.name in SOURCES and e.run_id and e.run_id not in covering})
-    if not run_ids:
+    tenant_of_run = {
+        e.run_id: e.tenant_id for e in events if e.name in SOURCES and e.run_id and e.run_id not in covering
+    }
+    if not tenant_of_run:
         return {}
-    tenant_of_run = {e.run_id: e.tenant_id for e in events if e.run_id in run_ids}
     out = {}
-    for record in instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids)):
+    for record in instance.get_run_records(filters=dg.RunsFilter(run_ids=sorted(tenant_of_run))):
         run = record.dagster_run
-        span = affected_days([run.tags.get(RANGE_START_TAG, ""), run.tags.get(RANGE_END_TAG, "")])
-        if not run.is_finished and span is not None and RANGE_START_TAG in run.tags:
+        if not run.is_finished and RANGE_START_TAG in run.tags and RANGE_END_TAG in run.tags:
+            span = affected_days([run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG]])
             out[run.run_id] = (tenant_of_run[run.run_id], span)
     return out
 
@@ -93,8 +99,7 @@ def is_covered(event: AssetEvent, covering: dict[str, dict]) -> bool:
     cover = covering.get(event.run_id) if event.run_id else None
     if cover is None or event.name not in SOURCES:
         return False
-    days = ([event.partition] if event.partition else []) + _replaced_day_keys(event.metadata)
-    span = affected_days(days)
+    span = affected_days(_changed_keys(event))
     return span is None or (cover["days"][0] <= span[0] and span[1] <= cover["days"][1])
 
 

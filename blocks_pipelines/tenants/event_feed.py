@@ -27,7 +27,6 @@ class AssetEvent:
     partition: str | None
     metadata: dict
     run_id: str = ""  # "" for runless events (report_runless_asset_event)
-    timestamp: float = 0.0
 
     @classmethod
     def of(cls, record: dg.EventLogRecord) -> AssetEvent | None:
@@ -36,9 +35,7 @@ class AssetEvent:
         if event is None or len(event.asset_key.path) != 2:
             return None
         tenant_id, name = event.asset_key.path
-        return cls(
-            record.storage_id, tenant_id, name, event.partition, dict(event.metadata), entry.run_id, entry.timestamp
-        )
+        return cls(record.storage_id, tenant_id, name, event.partition, dict(event.metadata), entry.run_id)
 
 
 def asset_events_after(
